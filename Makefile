@@ -1,0 +1,34 @@
+# One-command set-up: every target that needs the venv builds it first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test unit integration lint demo bench clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)  ## venv in .venv, editable install with dev extras
+
+test: $(STAMP)  ## every test; the fixtures provision the jars and start the local node themselves
+	$(BIN)/pytest tests
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check astrachaos tests bench
+	$(BIN)/mypy astrachaos
+
+demo: $(STAMP)  ## the headline: silent loss under a client queue overflow, against a local node
+	$(BIN)/astrachaos run queue-overflow
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache runs

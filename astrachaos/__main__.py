@@ -1,0 +1,5 @@
+"""`python -m astrachaos` entry point."""
+
+from astrachaos.cli import main
+
+main()

@@ -1,0 +1,17 @@
+"""Shared consoles for the CLI: results on stdout, errors and progress on stderr."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from astrachaos.errors import AstrachaosError
+
+stdout = Console(highlight=False)
+stderr = Console(stderr=True, highlight=False)
+
+
+def print_error(error: AstrachaosError) -> None:
+    """Print an error as one paragraph (plus an optional hint), never a traceback."""
+    stderr.print(f"[bold red]error:[/] {error.message}", soft_wrap=True)
+    if error.hint:
+        stderr.print(f"[yellow]hint:[/] {error.hint}", soft_wrap=True)

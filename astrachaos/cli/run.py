@@ -1,0 +1,7 @@
+"""Placeholder for `run` (being written)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the root app."""

@@ -1,0 +1,5 @@
+"""Placeholder for the `scenarios` command group (being written)."""
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="scenarios commands")
