@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 
 from astrachaos.errors import AstrachaosError
 
@@ -12,6 +13,6 @@ stderr = Console(stderr=True, highlight=False)
 
 def print_error(error: AstrachaosError) -> None:
     """Print an error as one paragraph (plus an optional hint), never a traceback."""
-    stderr.print(f"[bold red]error:[/] {error.message}", soft_wrap=True)
+    stderr.print(f"[bold red]error:[/] {escape(error.message)}", soft_wrap=True)
     if error.hint:
-        stderr.print(f"[yellow]hint:[/] {error.hint}", soft_wrap=True)
+        stderr.print(f"[yellow]hint:[/] {escape(error.hint)}", soft_wrap=True)

@@ -1,7 +1,74 @@
-"""Placeholder for `run` (being written)."""
+"""`astrachaos run` and `astrachaos verify`: thin wrappers over the runner and re-verification."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from astrachaos.errors import ExitCode
+
+# The worst code wins when several scenarios run in one command.
+_SEVERITY = [
+    ExitCode.OK,
+    ExitCode.EXPECTATIONS_UNMET,
+    ExitCode.INCONCLUSIVE,
+    ExitCode.ENVIRONMENT,
+    ExitCode.ROLLBACK_FAILED,
+    ExitCode.INTERRUPTED,
+]
+
 
 def register(app: typer.Typer) -> None:
-    """Add the command to the root app."""
+    """Add `run` and `verify` to the root app."""
+    app.command("run")(run)
+    app.command("verify")(verify_run)
+
+
+def run(
+    scenarios: Annotated[list[str], typer.Argument(help="Scenario names or YAML files.")],
+    out: Annotated[Path | None, typer.Option(help="Run directory (several: one per scenario).")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a field: path=value.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (recorded in the run).")] = None,
+    quiet: Annotated[bool, typer.Option(help="Print only the verdict line.")] = False,
+) -> None:
+    """Run scenarios against the database, verify every record, exit with the verdict."""
+    from astrachaos.catalog import resolve
+    from astrachaos.cli.console import stderr, stdout
+    from astrachaos.loader import load_scenario
+    from astrachaos.autostart import ensure_local_for
+    from astrachaos.reports.console import render
+    from astrachaos.runner import Runner
+
+    loaded = [load_scenario(resolve(name), set_ or (), seed) for name in scenarios]
+    codes: list[ExitCode] = []
+    for scenario in loaded:
+        ensure_local_for(scenario.target.profile, lambda msg: stderr.print(f"[dim]{msg}[/]"))
+        target = out if out is None or len(loaded) == 1 else out / scenario.name
+        runner = Runner(scenario, target, on_phase=lambda p: stderr.print(f"[dim]… {p}[/]"))
+        result = runner.run().to_json_dict()
+        if quiet:
+            stdout.print(f"{scenario.name}: exit {result['exit_code']} ({result['verdict']})")
+        else:
+            stdout.print(render(result))
+        stdout.print(f"[dim]run directory: {runner.dir.path}[/]")
+        codes.append(ExitCode(result["exit_code"]))
+    raise typer.Exit(int(max(codes, key=_SEVERITY.index)))
+
+
+def verify_run(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (also one whose run crashed).")],
+) -> None:
+    """Re-verify an earlier or crashed run from its ledger; rewrite its result.json."""
+    from astrachaos.cli.console import stdout
+    from astrachaos.reports.console import render
+    from astrachaos.reverify import reverify
+
+    result = reverify(run_dir).to_json_dict()
+    stdout.print(render(result))
+    stdout.print(f"[dim]result: {run_dir / 'result.json'}[/]")
+    raise typer.Exit(int(result["exit_code"]))
+

@@ -1,5 +1,116 @@
-"""Placeholder for the `scenarios` command group (being written)."""
+"""`astrachaos scenarios`: list the shipped scenarios, show one resolved, validate files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="scenarios commands")
+if TYPE_CHECKING:
+    from rich.table import Table
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="List, show and validate scenarios (YAML files describing load, faults and budgets).",
+)
+
+_TIMES = "\N{MULTIPLICATION SIGN}"
+_SET_HELP = "Override a field: PATH=VALUE, e.g. workload.records=5000 (repeatable)."
+
+
+@app.command("list")
+def list_() -> None:
+    """List the scenarios found on the search path, one row each."""
+    from astrachaos.catalog import entries
+    from astrachaos.cli.console import stdout
+
+    rows = [_row(name, path) for name, path in entries().items()]
+    stdout.print(_table(rows, stdout.width))
+
+
+_HEADERS = ("name", "description", "pattern", f"writers{_TIMES}records", "injectors")
+
+
+def _table(rows: list[tuple[str, str, str, str, str]], width: int) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(*_HEADERS)
+    widths = [max([len(head), *(len(row[i]) for row in rows)]) for i, head in enumerate(_HEADERS)]
+    for column, widest in zip(table.columns, widths, strict=True):
+        column.no_wrap = True  # one line per scenario: only the description gives way
+        column.min_width = widest
+    # Each cell is padded by a space on both sides and each column followed by a border.
+    spare = width - (sum(widths) - widths[1]) - 3 * len(_HEADERS) - 1
+    description = table.columns[1]
+    description.min_width, description.max_width = None, max(12, spare)
+    description.overflow = "ellipsis"
+    for row in rows:
+        style = "red" if row[1].startswith("invalid: ") else None
+        table.add_row(*(Text(cell) for cell in row), style=style)
+    return table
+
+
+def _row(name: str, path: Path) -> tuple[str, str, str, str, str]:
+    from astrachaos.errors import InvalidScenario
+    from astrachaos.loader import load_scenario
+
+    try:
+        scenario = load_scenario(path)
+    except InvalidScenario as error:
+        return (name, f"invalid: {error.message.splitlines()[0]}", "", "", "")
+    lines = scenario.description.strip().splitlines()
+    workload = scenario.workload
+    return (
+        name,
+        lines[0] if lines else "",
+        scenario.pattern.name.value,
+        f"{workload.writers}{_TIMES}{workload.records}",
+        ", ".join(spec.name for spec in scenario.injectors) or "-",
+    )
+
+
+@app.command()
+def show(
+    scenario: Annotated[
+        str, typer.Argument(metavar="NAME|FILE", help="A scenario name or a YAML file.")
+    ],
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", metavar="PATH=VALUE", help=_SET_HELP)
+    ] = None,
+) -> None:
+    """Print the resolved scenario as YAML, every default filled in."""
+    from astrachaos.catalog import resolve
+    from astrachaos.cli.console import stdout
+    from astrachaos.loader import dump_scenario, load_scenario
+
+    resolved = load_scenario(resolve(scenario), overrides or ())
+    stdout.print(dump_scenario(resolved), markup=False, highlight=False, end="", soft_wrap=True)
+
+
+@app.command()
+def validate(
+    files: Annotated[
+        list[str], typer.Argument(metavar="FILE", help="Scenario files (or names) to check.")
+    ],
+) -> None:
+    """Check every file; exit 3 if any is invalid."""
+    from rich.markup import escape
+
+    from astrachaos.catalog import resolve
+    from astrachaos.cli.console import print_error, stdout
+    from astrachaos.errors import ExitCode, InvalidScenario
+    from astrachaos.loader import load_scenario
+
+    invalid = 0
+    for name in files:
+        try:
+            loaded = load_scenario(resolve(name))
+        except InvalidScenario as error:
+            invalid += 1
+            print_error(error)
+            continue
+        stdout.print(f"[green]OK[/] {escape(name)} ({escape(loaded.name)})", soft_wrap=True)
+    if invalid:
+        raise typer.Exit(int(ExitCode.INVALID_SCENARIO))

@@ -1,0 +1,185 @@
+"""The instrumented driver call path: statements from records, outcomes published as events.
+
+Every write of every application pattern goes through `WriteChannel.send`, so the ledger learns
+what the driver really said, whatever the application chose to log. Client-side injectors hook
+in here too.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from astrachaos.events import DriverOutcome, EventBus, WriteCompleted
+from astrachaos.scenario import StatementKind
+from astrachaos.table import RunTable
+from astrachaos.workload import PlannedRecord
+
+_INDETERMINATE = {"OperationTimedOut", "WriteTimeout", "WriteFailure", "ConnectionShutdown"}
+_NEVER_SENT = {"RequestThrottlingError", "NoConnectionsAvailable", "ConnectionBusy"}
+
+
+def outcome_of(error: BaseException | None) -> DriverOutcome:
+    """What a driver answer means for the records of the statement.
+
+    A timeout (client or coordinator) or a connection closed under the request leaves it
+    unknown whether the write was applied; a request the client never sent is dropped; any other
+    error is a failure the server reported before applying.
+    """
+    if error is None:
+        return DriverOutcome.ACKED
+    names = {cls.__name__ for cls in type(error).__mro__}
+    if names & _NEVER_SENT:
+        return DriverOutcome.DROPPED
+    if names & _INDETERMINATE:
+        return DriverOutcome.INDETERMINATE
+    if "NoHostAvailable" in names:
+        per_host = getattr(error, "errors", None) or {}
+        inner = [outcome_of(e) for e in per_host.values() if isinstance(e, BaseException)]
+        if DriverOutcome.INDETERMINATE in inner:
+            return DriverOutcome.INDETERMINATE
+    return DriverOutcome.FAILED
+
+
+@dataclass(frozen=True)
+class Corruption:
+    """What a careless application does to a record on its way out (partial-silent-loss)."""
+
+    wrong_partition: bool = False
+    null_payload: bool = False
+
+
+class WriteChannel:
+    """Turns groups of planned records into statements, sends them, publishes their outcomes."""
+
+    def __init__(
+        self,
+        sessions: Any,
+        table: RunTable,
+        run_id: str,
+        statement: StatementKind,
+        ttl_s: int | None,
+        buckets: int,
+        bus: EventBus,
+        idempotent: bool = True,
+    ) -> None:
+        self._sessions = sessions
+        self._table = table
+        self._run_id = run_id
+        self._kind = statement
+        self._ttl = ttl_s
+        self._buckets = buckets
+        self._bus = bus
+        self._idempotent = idempotent
+        self.corruptions: dict[int, Corruption] = {}
+        self._in_flight = 0
+        self._idle = threading.Condition()
+
+    def groups(self, batch: Sequence[PlannedRecord]) -> list[Sequence[PlannedRecord]]:
+        """The statements a batch becomes: one per record, or one batch statement for all."""
+        if self._kind in (StatementKind.LOGGED_BATCH, StatementKind.UNLOGGED_BATCH):
+            return [batch]
+        return [(planned,) for planned in batch]
+
+    def send(self, group: Sequence[PlannedRecord], attempt: int = 1) -> Future[None]:
+        """Send one statement; the future resolves when the driver answers (or raises its error)."""
+        done: Future[None] = Future()
+        ids = tuple(p.record.record_id for p in group)
+        submitted = time.monotonic_ns()
+        with self._idle:
+            self._in_flight += 1
+
+        def finish(error: BaseException | None) -> None:
+            completed = time.monotonic_ns()
+            self._bus.publish(
+                WriteCompleted(
+                    record_ids=ids,
+                    outcome=outcome_of(error),
+                    attempts=attempt,
+                    submitted_ns=submitted,
+                    completed_ns=completed,
+                    error_class=None if error is None else type(error).__name__,
+                    error_message=None if error is None else str(error)[:300],
+                )
+            )
+            with self._idle:
+                self._in_flight -= 1
+                if self._in_flight == 0:
+                    self._idle.notify_all()
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+
+        try:
+            session = self._sessions.current()
+            statement = self._statement(session, group)
+            response = session.throttled.execute_async(statement)
+        except Exception as error:  # refused before it left: throttled, closed session, ...
+            finish(error)
+            return done
+        response.add_done_callback(_relay(finish))
+        return done
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no statement is in flight; False if some still are after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        with self._idle:
+            while self._in_flight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    @property
+    def in_flight(self) -> int:
+        """Statements sent and not yet answered."""
+        return self._in_flight
+
+    def _statement(self, session: Any, group: Sequence[PlannedRecord]) -> Any:
+        prepared = session.prepared(
+            self._table.insert_cql(self._ttl, if_not_exists=self._kind is StatementKind.LWT)
+        )
+        bound = [prepared.bind(self._values(p)) for p in group]
+        if len(bound) == 1 and self._kind not in (
+            StatementKind.LOGGED_BATCH,
+            StatementKind.UNLOGGED_BATCH,
+        ):
+            statement = bound[0]
+        else:
+            statement = session.batch(logged=self._kind is StatementKind.LOGGED_BATCH)
+            for item in bound:
+                statement.add(item)
+        statement.is_idempotent = self._idempotent and self._kind is not StatementKind.LWT
+        return statement
+
+    def _values(self, planned: PlannedRecord) -> tuple[Any, ...]:
+        record = planned.record
+        bucket, payload = record.bucket, planned.payload
+        corruption = self.corruptions.get(record.record_id)
+        if corruption is not None:
+            if corruption.wrong_partition:
+                bucket = (bucket + 1) % self._buckets
+            if corruption.null_payload:
+                payload = None  # type: ignore[assignment]
+        return (
+            self._run_id,
+            bucket,
+            record.key,
+            record.record_id,
+            record.writer,
+            record.batch,
+            payload,
+        )
+
+
+def _relay(finish: Callable[[BaseException | None], None]) -> Callable[[Future[Any]], None]:
+    def on_done(future: Future[Any]) -> None:
+        finish(future.exception())
+
+    return on_done

@@ -1,0 +1,93 @@
+"""Events between the workload and whatever observes it (ledger, statistics, progress).
+
+The workload and its observers never import each other: application patterns publish these
+plain records on an `EventBus` and the observers subscribe. An observer that raises is logged
+and the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+
+class DriverOutcome(StrEnum):
+    """What the driver told the application about one write."""
+
+    ACKED = "acked"
+    FAILED = "failed"
+    INDETERMINATE = "indeterminate"  # timed out: may or may not have been applied
+    DROPPED = "dropped"  # never sent: throttled, queue overflow, or the app gave up before sending
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One intended write: its identity in the run and its primary key in the table."""
+
+    record_id: int
+    writer: int
+    batch: int
+    bucket: int
+    key: int
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsPlanned:
+    """The workload intends to write these records (published before anything is sent)."""
+
+    records: tuple[Record, ...]
+    at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class WriteCompleted:
+    """The driver's final word on these records (one statement: a single insert or a batch)."""
+
+    record_ids: tuple[int, ...]
+    outcome: DriverOutcome
+    attempts: int
+    submitted_ns: int
+    completed_ns: int
+    error_class: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppLogged:
+    """What the application wrote in its own log about these records."""
+
+    record_ids: tuple[int, ...]
+    success: bool
+    at_ns: int
+
+
+E = TypeVar("E")
+
+
+class EventBus:
+    """Synchronous publish/subscribe by event type; handlers run on the publishing thread."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[type[Any], list[Callable[[Any], None]]] = defaultdict(list)
+        self._lock = threading.Lock()
+
+    def subscribe(self, event_type: type[E], handler: Callable[[E], None]) -> None:
+        """Call `handler` for every published event of exactly `event_type`."""
+        with self._lock:
+            self._handlers[event_type].append(handler)
+
+    def publish(self, event: object) -> None:
+        """Deliver `event` to its subscribers; a failing subscriber is logged, never raised."""
+        for handler in self._handlers.get(type(event), ()):
+            try:
+                handler(event)
+            except Exception:  # an observer must never break the run
+                log.exception("event handler %r failed on %s", handler, type(event).__name__)

@@ -1,0 +1,521 @@
+"""The durable ledger: every intended write, and what the driver and the application believed.
+
+SQLite in WAL mode with `synchronous=NORMAL`: a committed transaction survives a kill of the
+astrachaos process; a crash of the operating system (or a power cut) may lose the last few
+transactions, never the integrity of the file. Event handlers only enqueue tuples; one
+background thread commits them in batches.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from astrachaos.errors import EnvironmentProblem
+from astrachaos.events import AppLogged, DriverOutcome, EventBus, RecordsPlanned, WriteCompleted
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_BUSY_TIMEOUT_MS = 30_000
+
+_SCHEMA = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE planned (
+    record_id INTEGER PRIMARY KEY, writer INTEGER NOT NULL, batch INTEGER NOT NULL,
+    bucket INTEGER NOT NULL, key INTEGER NOT NULL, digest TEXT NOT NULL,
+    planned_ns INTEGER NOT NULL);
+CREATE TABLE completions (
+    record_id INTEGER NOT NULL, outcome TEXT NOT NULL, attempts INTEGER NOT NULL,
+    submitted_ns INTEGER NOT NULL, completed_ns INTEGER NOT NULL,
+    error_class TEXT, error_message TEXT);
+CREATE TABLE app_logs (
+    record_id INTEGER NOT NULL, success INTEGER NOT NULL, at_ns INTEGER NOT NULL);
+CREATE TABLE fault_windows (
+    window_id INTEGER PRIMARY KEY, injector TEXT NOT NULL, kind TEXT NOT NULL,
+    start_ns INTEGER NOT NULL, end_ns INTEGER);
+"""
+
+# Built when the ledger is first read, not while writing: writes stay append-only and cheap.
+_READ_INDEXES = """
+CREATE INDEX IF NOT EXISTS completions_by_record ON completions (record_id, completed_ns);
+CREATE INDEX IF NOT EXISTS app_logs_by_record ON app_logs (record_id, at_ns);
+CREATE INDEX IF NOT EXISTS planned_by_key ON planned (bucket, key, record_id);
+"""
+
+_INSERT_PLANNED = "INSERT INTO planned VALUES (?, ?, ?, ?, ?, ?, ?)"
+_INSERT_COMPLETION = "INSERT INTO completions VALUES (?, ?, ?, ?, ?, ?, ?)"
+_INSERT_APP_LOG = "INSERT INTO app_logs VALUES (?, ?, ?)"
+
+# The last completion by completed_ns (ties: the one written last) and the last app-log entry.
+_LAST_COMPLETION = """(SELECT x.rowid FROM completions x WHERE x.record_id = p.record_id
+    ORDER BY x.completed_ns DESC, x.rowid DESC LIMIT 1)"""
+_LAST_APP_LOG = """(SELECT a.success FROM app_logs a WHERE a.record_id = p.record_id
+    ORDER BY a.at_ns DESC, a.rowid DESC LIMIT 1)"""
+
+_RECORDS = f"""
+SELECT p.record_id, p.writer, p.batch, p.bucket, p.key, p.digest, p.planned_ns,
+    c.outcome,
+    (SELECT MAX(x.attempts) FROM completions x WHERE x.record_id = p.record_id),
+    (SELECT MIN(x.submitted_ns) FROM completions x WHERE x.record_id = p.record_id),
+    c.completed_ns, c.error_class, c.error_message, {_LAST_APP_LOG}
+FROM planned p LEFT JOIN completions c ON c.rowid = {_LAST_COMPLETION}
+ORDER BY p.bucket, p.key, p.record_id
+"""
+
+_COUNTS = f"""
+SELECT outcome, app_logged, COUNT(*) FROM (
+    SELECT (SELECT c.outcome FROM completions c WHERE c.rowid = {_LAST_COMPLETION}) AS outcome,
+        {_LAST_APP_LOG} AS app_logged
+    FROM planned p)
+GROUP BY outcome, app_logged
+"""
+
+_OUTCOMES = {outcome.value: outcome for outcome in DriverOutcome}
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """One planned record with the final word of the driver and of the application."""
+
+    record_id: int
+    writer: int
+    batch: int
+    bucket: int
+    key: int
+    digest: str
+    planned_ns: int
+    outcome: DriverOutcome | None  # of the last completion; None: never completed (crash)
+    attempts: int  # the most any completion reported; 0 without a completion
+    submitted_ns: int | None  # the first submission of any completion
+    completed_ns: int | None  # of the last completion
+    error_class: str | None  # of the last completion
+    error_message: str | None
+    app_logged: bool | None  # the last app-log entry: success, failure, or never logged
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerCounts:
+    """How many planned records ended in each driver outcome and each app-log verdict."""
+
+    planned: int
+    acked: int
+    failed: int
+    indeterminate: int
+    dropped: int
+    no_outcome: int
+    app_logged_success: int
+    app_logged_failure: int
+    app_not_logged: int
+
+
+@dataclass(frozen=True, slots=True)
+class FaultWindow:
+    """When one injector's fault was active; `end_ns` is None while it still is (or was cut)."""
+
+    window_id: int
+    injector: str
+    kind: str
+    start_ns: int
+    end_ns: int | None
+
+    def overlaps(self, start_ns: int, end_ns: int) -> bool:
+        """Whether the fault was active at some moment in [start_ns, end_ns]."""
+        return self.start_ns <= end_ns and (self.end_ns is None or self.end_ns >= start_ns)
+
+
+Row = tuple[Any, ...]  # one row of a ledger table, as SQLite takes and gives it
+
+
+class Ledger:
+    """An append-only SQLite ledger of one run, fed by workload events.
+
+    Handlers enqueue tuples and return; when `max_pending_rows` are waiting for the writer
+    thread, a publishing thread (writer or driver callback) blocks until the next commit frees
+    room. That back-pressure slows the workload to the ledger's pace rather than dropping a row.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        conn: sqlite3.Connection,
+        *,
+        batch_rows: int = 5_000,
+        commit_interval_s: float = 0.05,
+        max_pending_rows: int = 50_000,
+    ) -> None:
+        self.path = path
+        self._conn = conn
+        self._batch_rows = batch_rows
+        self._commit_interval_s = commit_interval_s
+        self._max_pending_rows = max_pending_rows
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)  # the writer waits for rows
+        self._space = threading.Condition(self._lock)  # producers wait for room
+        self._done = threading.Condition(self._lock)  # flush() waits for a commit
+        self._planned: list[Row] = []
+        self._completions: list[Row] = []
+        self._app_logs: list[Row] = []
+        self._pending_rows = 0
+        self._enqueued = 0  # events accepted so far
+        self._committed = 0  # events whose rows are committed
+        self._flush_wanted = False
+        self._stopping = False
+        self._closed = False
+        self._late_events = 0
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._indexed = False
+
+    @classmethod
+    def create(
+        cls,
+        path: Path,
+        run_id: str,
+        meta: Mapping[str, str],
+        *,
+        batch_rows: int = 5_000,
+        commit_interval_s: float = 0.05,
+        max_pending_rows: int = 50_000,
+    ) -> Ledger:
+        """Create a new ledger file at `path` holding `run_id` and `meta`; refuse to overwrite."""
+        if path.exists():
+            raise EnvironmentProblem(f"a ledger already exists at {path}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = _connect(path)
+            with conn:
+                conn.executescript(_SCHEMA)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                values = {"run_id": run_id, "created_ns": str(time.time_ns()), **meta}
+                conn.executemany("INSERT INTO meta VALUES (?, ?)", values.items())
+        except (OSError, sqlite3.Error) as exc:
+            raise EnvironmentProblem(f"cannot create the ledger at {path}: {exc}") from exc
+        return cls(
+            path,
+            conn,
+            batch_rows=batch_rows,
+            commit_interval_s=commit_interval_s,
+            max_pending_rows=max_pending_rows,
+        )
+
+    @classmethod
+    def open(cls, path: Path) -> Ledger:
+        """Open an existing ledger, also one whose writer was killed (SQLite recovers the WAL)."""
+        if not path.is_file():
+            raise EnvironmentProblem(f"no ledger at {path}")
+        try:
+            conn = _connect(path)
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+        except sqlite3.Error as exc:
+            raise EnvironmentProblem(f"cannot open the ledger at {path}: {exc}") from exc
+        if version != SCHEMA_VERSION:
+            conn.close()
+            raise EnvironmentProblem(f"{path} is not an astrachaos ledger (schema {version})")
+        return cls(path, conn)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def subscribe(self, bus: EventBus) -> None:
+        """Record every RecordsPlanned, WriteCompleted and AppLogged published on `bus`."""
+        bus.subscribe(RecordsPlanned, self._on_planned)
+        bus.subscribe(WriteCompleted, self._on_completed)
+        bus.subscribe(AppLogged, self._on_app_logged)
+        with self._lock:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+                self._thread.start()
+                atexit.register(self._close_at_exit)
+
+    def _on_planned(self, event: RecordsPlanned) -> None:
+        at_ns = event.at_ns
+        rows: list[Row] = [
+            (r.record_id, r.writer, r.batch, r.bucket, r.key, r.digest, at_ns)
+            for r in event.records
+        ]
+        self._enqueue(rows, 0)
+
+    def _on_completed(self, event: WriteCompleted) -> None:
+        tail = (
+            event.outcome.value,
+            event.attempts,
+            event.submitted_ns,
+            event.completed_ns,
+            event.error_class,
+            event.error_message,
+        )
+        self._enqueue([(record_id, *tail) for record_id in event.record_ids], 1)
+
+    def _on_app_logged(self, event: AppLogged) -> None:
+        success, at_ns = int(event.success), event.at_ns
+        self._enqueue([(record_id, success, at_ns) for record_id in event.record_ids], 2)
+
+    def _enqueue(self, rows: list[Row], table: int) -> None:
+        count = len(rows)
+        with self._lock:
+            while (
+                self._pending_rows
+                and self._pending_rows + count > self._max_pending_rows
+                and self._error is None
+                and not self._stopping
+            ):
+                self._space.wait()
+            if self._error is not None:
+                return  # already failed loudly; flush() and close() raise it
+            if self._stopping:
+                self._late_events += 1
+                if self._late_events == 1:
+                    log.warning("events published after the ledger was closed are not recorded")
+                return
+            (self._planned, self._completions, self._app_logs)[table].extend(rows)
+            before = self._pending_rows
+            self._pending_rows = before + count
+            self._enqueued += 1
+            if before < self._batch_rows <= self._pending_rows:
+                self._work.notify()
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows accepted but not yet handed to the writer thread."""
+        return self._pending_rows
+
+    def flush(self) -> None:
+        """Block until every event accepted so far is committed; raise if the writer failed."""
+        with self._lock:
+            target = self._enqueued
+            if self._thread is not None:
+                self._flush_wanted = True
+                self._work.notify()
+                while self._committed < target and self._error is None:
+                    self._done.wait()
+        self._raise_if_failed()
+
+    def close(self) -> None:
+        """Flush, stop the writer thread and close the file; raise if the writer failed."""
+        with self._lock:
+            already_closed, self._closed = self._closed, True
+            self._stopping = True
+            self._work.notify()
+            self._space.notify_all()
+            thread = self._thread
+        if not already_closed:
+            if thread is not None:
+                thread.join()
+                atexit.unregister(self._close_at_exit)
+            self._conn.close()
+        self._raise_if_failed()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _close_at_exit(self) -> None:
+        try:
+            self.close()
+        except EnvironmentProblem as exc:
+            log.error("%s", exc)
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise EnvironmentProblem(
+                f"the ledger at {self.path} could not be written: {self._error}",
+                hint="check free disk space and permissions of the run directory",
+            ) from self._error
+
+    def _run(self) -> None:
+        try:
+            while self._write_next_batch():
+                pass
+        except BaseException as exc:  # a writer that dies must fail the run loudly
+            log.error("ledger writer failed: %s", exc)
+            with self._lock:
+                self._error = exc
+                self._space.notify_all()
+                self._done.notify_all()
+
+    def _write_next_batch(self) -> bool:
+        with self._lock:
+            deadline = time.monotonic() + self._commit_interval_s
+            while not (
+                self._stopping or self._flush_wanted or self._pending_rows >= self._batch_rows
+            ):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._work.wait(remaining)
+            planned, completions, app_logs = self._planned, self._completions, self._app_logs
+            self._planned, self._completions, self._app_logs = [], [], []
+            target, self._flush_wanted = self._enqueued, False
+            self._pending_rows = 0
+            stopping = self._stopping
+            self._space.notify_all()
+        if planned or completions or app_logs:
+            self._write(planned, completions, app_logs)
+        with self._lock:
+            self._committed = target
+            self._done.notify_all()
+        return not stopping
+
+    def _write(self, planned: list[Row], completions: list[Row], app_logs: list[Row]) -> None:
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            conn.executemany(_INSERT_PLANNED, planned)
+            conn.executemany(_INSERT_COMPLETION, completions)
+            conn.executemany(_INSERT_APP_LOG, app_logs)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # -- meta and fault windows (rare, written synchronously on a connection of their own) -----
+
+    def set_meta(self, values: Mapping[str, str]) -> None:
+        """Add or replace run metadata (scenario, seed, keyspace, finished_at, ...)."""
+        with self._writing() as conn:
+            conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
+
+    def record_fault_window(
+        self, injector: str, kind: str, start_ns: int, end_ns: int | None = None
+    ) -> int:
+        """Record that a fault started (and maybe ended); return the window's id."""
+        with self._writing() as conn:
+            cursor = conn.execute(
+                "INSERT INTO fault_windows (injector, kind, start_ns, end_ns) VALUES (?, ?, ?, ?)",
+                (injector, kind, start_ns, end_ns),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def end_fault_window(self, window_id: int, end_ns: int) -> None:
+        """Record when an open fault window ended."""
+        with self._writing() as conn:
+            conn.execute(
+                "UPDATE fault_windows SET end_ns = ? WHERE window_id = ?", (end_ns, window_id)
+            )
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def iter_records(self) -> Iterator[LedgerRecord]:
+        """Every planned record with its final outcome, ordered by (bucket, key, record_id)."""
+        conn = self._reader()
+        try:
+            for row in conn.execute(_RECORDS):
+                yield _record_of(row)
+        finally:
+            conn.close()
+
+    def counts(self) -> LedgerCounts:
+        """How many records ended in each outcome and each app-log verdict."""
+        outcomes: dict[str | None, int] = {}
+        app: dict[int | None, int] = {}
+        with self._reading() as conn:
+            for outcome, app_logged, count in conn.execute(_COUNTS):
+                outcomes[outcome] = outcomes.get(outcome, 0) + count
+                app[app_logged] = app.get(app_logged, 0) + count
+        return LedgerCounts(
+            planned=sum(outcomes.values()),
+            acked=outcomes.get(DriverOutcome.ACKED.value, 0),
+            failed=outcomes.get(DriverOutcome.FAILED.value, 0),
+            indeterminate=outcomes.get(DriverOutcome.INDETERMINATE.value, 0),
+            dropped=outcomes.get(DriverOutcome.DROPPED.value, 0),
+            no_outcome=outcomes.get(None, 0),
+            app_logged_success=app.get(1, 0),
+            app_logged_failure=app.get(0, 0),
+            app_not_logged=app.get(None, 0),
+        )
+
+    def meta(self) -> dict[str, str]:
+        """The run's metadata as written by `create` and `set_meta`."""
+        with self._reading() as conn:
+            return dict(conn.execute("SELECT name, value FROM meta ORDER BY name"))
+
+    def fault_windows(self) -> list[FaultWindow]:
+        """Every recorded fault window, in order of start."""
+        with self._reading() as conn:
+            rows = conn.execute("SELECT * FROM fault_windows ORDER BY start_ns, window_id")
+            return [FaultWindow(*row) for row in rows]
+
+    def buckets(self) -> list[int]:
+        """The distinct buckets of the planned records, ascending."""
+        with self._reading() as conn:
+            return [bucket for (bucket,) in conn.execute("SELECT DISTINCT bucket FROM planned")]
+
+    def record_count(self) -> int:
+        """How many records were planned."""
+        with self._reading() as conn:
+            (count,) = conn.execute("SELECT COUNT(*) FROM planned").fetchone()
+            return int(count)
+
+    def _reader(self) -> sqlite3.Connection:
+        try:
+            conn = _connect(self.path)
+            if not self._indexed:
+                conn.executescript(_READ_INDEXES)
+                self._indexed = True
+        except sqlite3.Error as exc:
+            raise EnvironmentProblem(f"cannot read the ledger at {self.path}: {exc}") from exc
+        return conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        conn = self._reader()
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            raise EnvironmentProblem(f"cannot read the ledger at {self.path}: {exc}") from exc
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = _connect(self.path)
+        except sqlite3.Error as exc:
+            raise EnvironmentProblem(f"cannot write the ledger at {self.path}: {exc}") from exc
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise EnvironmentProblem(f"cannot write the ledger at {self.path}: {exc}") from exc
+        finally:
+            conn.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    if mode != "wal":
+        conn.close()
+        raise sqlite3.OperationalError(f"the file system does not allow WAL mode ({mode})")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def _record_of(row: Row) -> LedgerRecord:
+    rid, writer, batch, bucket, key, digest, planned_ns, outcome, attempts = row[:9]
+    submitted_ns, completed_ns, error_class, error_message, app_logged = row[9:]
+    return LedgerRecord(
+        rid, writer, batch, bucket, key, digest, planned_ns,
+        None if outcome is None else _OUTCOMES[outcome],
+        attempts or 0, submitted_ns, completed_ns, error_class, error_message,
+        None if app_logged is None else bool(app_logged),
+    )  # fmt: skip

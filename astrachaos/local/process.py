@@ -1,0 +1,81 @@
+"""Node processes as the kernel sees them: is a pid one of our daemons, is it paused, signal it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from enum import Enum
+from pathlib import Path
+
+DAEMON_CLASS = "org.apache.cassandra.service.CassandraDaemon"
+
+
+class ProcessState(Enum):
+    """What /proc says about a process."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+    GONE = "gone"
+
+
+def cmdline(pid: int) -> list[str]:
+    """The argument vector of a process; empty if it is gone or a zombie."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def is_daemon_of(pid: int, config_uri: str) -> bool:
+    """True if pid is a CassandraDaemon started with exactly this cassandra.yaml."""
+    argv = cmdline(pid)
+    return DAEMON_CLASS in argv and f"-Dcassandra.config={config_uri}" in argv
+
+
+def process_state(pid: int) -> ProcessState:
+    """Running, stopped (SIGSTOP) or gone (absent or a zombie nobody reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ProcessState.GONE
+    # The command name may hold spaces or parentheses: the state follows the last ')'.
+    state = stat[stat.rindex(")") + 2]
+    if state in "ZX":
+        return ProcessState.GONE
+    if state in "Tt":
+        return ProcessState.STOPPED
+    return ProcessState.RUNNING
+
+
+def send(pid: int, sig: signal.Signals) -> bool:
+    """Send a signal; False if the process is already gone."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_gone(pid: int, timeout_s: float) -> bool:
+    """Wait until the process is gone; False if it is still there after the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while process_state(pid) is not ProcessState.GONE:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def daemons_under(directory: Path) -> list[int]:
+    """Pids of every CassandraDaemon whose configuration lives under a directory."""
+    marker = f"-Dcassandra.config={directory.as_uri()}/"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        argv = cmdline(int(entry.name))
+        if DAEMON_CLASS in argv and any(arg.startswith(marker) for arg in argv):
+            found.append(int(entry.name))
+    return found

@@ -1,0 +1,1 @@
+"""Application write patterns: how a simulated application treats the driver."""

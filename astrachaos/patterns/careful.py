@@ -1,0 +1,110 @@
+"""`careful`: await every result, retry retryable errors with backoff, log success on ack, drain."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+
+from astrachaos.patterns.interface import PatternContext
+from astrachaos.workload import PlannedRecord
+
+
+class _BatchProgress:
+    """Collects a batch's settled statements; logs one line per outcome once all are settled."""
+
+    def __init__(self, ctx: PatternContext, batch_no: int, statements: int) -> None:
+        self._ctx = ctx
+        self._batch_no = batch_no
+        self._left = statements
+        self._stored: list[PlannedRecord] = []
+        self._failed: dict[str, list[PlannedRecord]] = {}
+        self._lock = threading.Lock()
+
+    def settled(self, group: Sequence[PlannedRecord], error: BaseException | None) -> None:
+        """One statement is acknowledged, or has failed for good."""
+        with self._lock:
+            if error is None:
+                self._stored.extend(group)
+            else:
+                self._failed.setdefault(type(error).__name__, []).extend(group)
+            self._left -= 1
+            if self._left:
+                return
+        where = {"batch": self._batch_no, "writer": self._ctx.writer}
+        if self._stored:
+            self._ctx.log.success(self._stored, "batch stored", **where)
+        for error_class, records in self._failed.items():
+            self._ctx.log.failure(records, "write failed after retries", error=error_class, **where)
+
+
+class Careful:
+    """The application done right: bounded in-flight writes (backpressure) and honest logging."""
+
+    def __init__(self, ctx: PatternContext) -> None:
+        self._ctx = ctx
+        self._slots = threading.BoundedSemaphore(ctx.spec.max_in_flight)
+        self._retries: list[tuple[float, int, Sequence[PlannedRecord], int, _BatchProgress]] = []
+        self._order = itertools.count()
+        self._pending = 0
+        self._lock = threading.Condition()
+
+    def write(self, batch: Sequence[PlannedRecord], batch_no: int) -> None:
+        """Send every statement of the batch, never more than `max_in_flight` unanswered."""
+        groups = self._ctx.channel.groups(batch)
+        progress = _BatchProgress(self._ctx, batch_no, len(groups))
+        for group in groups:
+            self._run_due_retries()
+            self._send(group, 1, progress)
+
+    def shutdown(self) -> None:
+        """Drain: wait until every statement is acknowledged or has failed for good."""
+        while True:
+            self._run_due_retries()
+            with self._lock:
+                if self._pending == 0:
+                    return
+                self._lock.wait(0.01)
+
+    def _send(self, group: Sequence[PlannedRecord], attempt: int, progress: _BatchProgress) -> None:
+        self._slots.acquire()
+        with self._lock:
+            self._pending += 1
+        future = self._ctx.channel.send(group, attempt)
+        future.add_done_callback(lambda f: self._answered(f, group, attempt, progress))
+
+    def _answered(
+        self,
+        future: Future[None],
+        group: Sequence[PlannedRecord],
+        attempt: int,
+        progress: _BatchProgress,
+    ) -> None:
+        self._slots.release()
+        error = future.exception()
+        retry = (
+            error is not None
+            and attempt < self._ctx.spec.max_attempts
+            and self._ctx.is_retryable(error)
+        )
+        if retry:
+            due = time.monotonic() + self._ctx.retry_delay_s(attempt)
+            with self._lock:
+                heapq.heappush(self._retries, (due, next(self._order), group, attempt + 1, progress))
+            return  # still pending, now as a retry
+        progress.settled(group, error)
+        with self._lock:
+            self._pending -= 1
+            self._lock.notify_all()
+
+    def _run_due_retries(self) -> None:
+        while True:
+            with self._lock:
+                if not self._retries or self._retries[0][0] > time.monotonic():
+                    return
+                _, _, group, attempt, progress = heapq.heappop(self._retries)
+                self._pending -= 1
+            self._send(group, attempt, progress)

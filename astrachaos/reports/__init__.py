@@ -1,0 +1,1 @@
+"""Reports of a run: console (Rich), JSON; each renders a RunResult and never prints."""

@@ -1,0 +1,112 @@
+"""Verify a run again from its directory alone — also a run whose process was killed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import yaml
+from hdrh.histogram import HdrHistogram
+
+from astrachaos import rundir
+from astrachaos.errors import InvalidScenario
+from astrachaos.events import DriverOutcome
+from astrachaos.ledger import Ledger
+from astrachaos.result import RunResult, Throughput, check_expectations, decide_exit_code
+from astrachaos.runner import _now, resolve_profile
+from astrachaos.scenario import Scenario
+from astrachaos.stats import Latency
+from astrachaos.table import run_table
+from astrachaos.verify import LedgerRow, PartitionReader, verify
+
+
+class _Timing:
+    """Latency and throughput re-derived from the ledger while verification streams it."""
+
+    def __init__(self) -> None:
+        self.histogram = HdrHistogram(1, 3_600_000_000, 3)
+        self.first: int | None = None
+        self.last: int | None = None
+        self.answered = 0
+
+    def watch(self, records: Iterable[LedgerRow]) -> Iterator[LedgerRow]:
+        for record in records:
+            submitted = getattr(record, "submitted_ns", None)
+            if record.completed_ns is not None and submitted is not None:
+                self.answered += 1
+                self.first = submitted if self.first is None else min(self.first, submitted)
+                self.last = record.completed_ns if self.last is None else max(self.last, record.completed_ns)
+                if record.outcome is DriverOutcome.ACKED:
+                    micros = max(1, (record.completed_ns - submitted) // 1000)
+                    self.histogram.record_value(min(micros, 3_600_000_000))
+            yield record
+
+    def latency(self) -> Latency:
+        h = self.histogram
+        if not h.get_total_count():
+            return Latency(0, 0.0, 0.0, 0.0, 0.0)
+        return Latency(
+            h.get_total_count(),
+            h.get_value_at_percentile(50) / 1000,
+            h.get_value_at_percentile(95) / 1000,
+            h.get_value_at_percentile(99) / 1000,
+            h.get_max_value() / 1000,
+        )
+
+
+def reverify(path: Path) -> RunResult:
+    """Read the run's scenario and ledger, verify against the table, rewrite `result.json`."""
+    from astrachaos.session import connect
+
+    run = rundir.RunDir(path)
+    if not run.ledger.is_file() or not run.scenario.is_file():
+        raise InvalidScenario(
+            f"{path} is not a run directory: it needs {rundir.SCENARIO_FILE} and {rundir.LEDGER_FILE}"
+        )
+    scenario = Scenario.model_validate(yaml.safe_load(run.scenario.read_text()))
+    ledger = Ledger.open(run.ledger)
+    try:
+        meta = ledger.meta()
+        profile = resolve_profile(scenario)
+        table = run_table(meta["keyspace"], meta["table"], astra=profile.kind == "astra")
+        timing = _Timing()
+        with connect(profile) as connection:
+            reader = PartitionReader(connection.session, table, meta["run_id"], scenario.verify.page_size)
+            started = int(meta.get("started_ns", "0") or 0)
+            verification = verify(
+                reader,
+                timing.watch(ledger.iter_records()),
+                range(scenario.schema_.buckets),
+                scenario.verify,
+                started,
+            )
+    finally:
+        ledger.close()
+    span = ((timing.last or 0) - (timing.first or 0)) / 1e9
+    throughput = Throughput(
+        writes_per_s=verification.acknowledged / span if span > 0 else 0.0,
+        records_per_s=timing.answered / span if span > 0 else 0.0,
+        write_phase_s=round(span, 3),
+    )
+    latency = timing.latency()
+    expectations = check_expectations(scenario.expect, verification, latency, throughput)
+    result = RunResult(
+        run_id=meta["run_id"],
+        scenario=scenario.name,
+        seed=scenario.seed or 0,
+        keyspace=table.keyspace,
+        table=table.name,
+        profile=profile.name,
+        pattern=scenario.pattern.name.value,
+        started_at=meta.get("started_at", ""),
+        finished_at=_now(),
+        verification=verification,
+        throughput=throughput,
+        latency=latency,
+        throttler={},
+        expectations=expectations,
+        exit_code=decide_exit_code(expectations, verification),
+        notes=["re-verified from the ledger; latency is per record from ledger timestamps"],
+    )
+    rundir.write_result(run, result.to_json_dict())
+    return result

@@ -1,0 +1,175 @@
+"""The scenario model: what a YAML file in `scenarios/` may say, every field with a default."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KeyStrategy(StrEnum):
+    """How record keys are made."""
+
+    UNIQUE = "unique"  # the record's sequence number: never collides
+    TIMESTAMP_MS = "timestamp_ms"  # wall-clock milliseconds: collides under load, like real apps
+
+
+class StatementKind(StrEnum):
+    """What one write statement is."""
+
+    INSERT = "insert"
+    UNLOGGED_BATCH = "unlogged_batch"
+    LOGGED_BATCH = "logged_batch"
+    LWT = "lwt"  # INSERT ... IF NOT EXISTS
+
+
+class PatternName(StrEnum):
+    """How the simulated application treats the driver (where silent loss is born)."""
+
+    CAREFUL = "careful"
+    FIRE_AND_FORGET = "fire-and-forget"
+    UPLOADER = "uploader"
+    EMPTY_RETRY = "empty-retry"
+
+
+class Target(_Strict):
+    """Which database to write to, and driver options this scenario changes."""
+
+    profile: str = Field("local", description="Connection profile name (configs/<name>.yaml).")
+    keyspace: str | None = Field(
+        None, description="Keyspace for the run table; default: the profile's keyspace."
+    )
+    driver: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Driver-option overrides for this scenario (names as in `config show`).",
+    )
+
+
+class Schema(_Strict):
+    """The table astrachaos owns for this run's records."""
+
+    table: str = Field("records", description="Table name (astrachaos only writes tables it owns).")
+    buckets: int = Field(16, ge=1, le=4096, description="Partitions per run: (run_id, bucket).")
+    replication_factor: int = Field(
+        1, ge=1, le=9, description="SimpleStrategy RF when astrachaos creates the keyspace."
+    )
+    ttl_s: int | None = Field(None, ge=1, description="TTL on run data; none keeps it.")
+
+
+class Workload(_Strict):
+    """The load: who writes how many records, how fast, in what shape."""
+
+    writers: int = Field(1, ge=1, le=256, description="Concurrent writer threads.")
+    records: int = Field(1000, ge=0, le=100_000_000, description="Records in total, all writers.")
+    batch_size: int = Field(
+        100, ge=1, le=100_000, description="Records a writer hands to the app at once."
+    )
+    delay_ms: float = Field(0, ge=0, description="Pause between a writer's batches.")
+    rate: float | None = Field(
+        None, gt=0, description="Target records per second over all writers (none: flat out)."
+    )
+    payload_bytes: int = Field(64, ge=0, le=1_000_000, description="Payload size per record.")
+    key_strategy: KeyStrategy = Field(KeyStrategy.UNIQUE, description="How keys are made.")
+    statement: StatementKind = Field(StatementKind.INSERT, description="Statement kind.")
+    special_characters: bool = Field(
+        False, description="Put quotes, newlines and non-ASCII text into payloads."
+    )
+
+
+class SessionReset(_Strict):
+    """Close and reopen the session mid-stream, with requests in flight."""
+
+    after_records: int = Field(..., ge=1, description="Reset once this many records were handed over.")
+
+
+class Pattern(_Strict):
+    """The application write pattern and its knobs."""
+
+    name: PatternName = Field(PatternName.CAREFUL, description="Application write pattern.")
+    max_attempts: int = Field(5, ge=1, le=100, description="careful: attempts per statement.")
+    retry_delay_ms: float = Field(
+        1000, ge=0, description="uploader: fixed pause before each retry (the seed used 1 s)."
+    )
+    max_in_flight: int = Field(
+        64, ge=1, description="careful: statements awaited concurrently per writer (backpressure)."
+    )
+    shutdown_grace_ms: float = Field(
+        0, ge=0, description="How long the app waits for pending work at shutdown."
+    )
+    session_reset: SessionReset | None = Field(None, description="Reset the session mid-stream.")
+    corrupt_fraction: float = Field(
+        0, ge=0, le=1, description="Fraction of records the app corrupts (wrong partition, null)."
+    )
+
+
+class Schedule(_Strict):
+    """When an injector is active."""
+
+    start_s: float = Field(0, ge=0, description="Offset from the start of the write phase.")
+    duration_s: float | None = Field(None, gt=0, description="How long; none: to the end.")
+    repeat_s: float | None = Field(None, gt=0, description="Re-apply every N seconds.")
+    probability: float = Field(1, ge=0, le=1, description="Fraction of requests affected.")
+    toggle_ms: tuple[float, float] | None = Field(
+        None, description="Flip on/off at random intervals within [min, max] ms."
+    )
+
+
+class InjectorSpec(_Strict):
+    """One fault: which injector, its parameters, its schedule."""
+
+    name: str = Field(..., description="Registered injector name (`astrachaos injectors list`).")
+    params: dict[str, Any] = Field(default_factory=dict, description="Injector parameters.")
+    schedule: Schedule = Field(default_factory=Schedule, description="When it is active.")
+
+
+class Verify(_Strict):
+    """How the run is read back."""
+
+    settle_ms: float = Field(1000, ge=0, description="Wait before re-reading absent keys.")
+    read_consistency: str = Field("ONE", description="Consistency level of the first read.")
+    reread_consistency: str = Field(
+        "ALL", description="Consistency level of the re-read of absent keys (the strongest)."
+    )
+    page_size: int = Field(5000, ge=1, le=100_000, description="Rows per page.")
+    first_read: Literal["after", "during"] = Field(
+        "after",
+        description="`during`: the first read runs while writers write (a concurrent reader).",
+    )
+
+
+class Expect(_Strict):
+    """Budgets: a run meets expectations when no count exceeds its budget."""
+
+    lost: int | None = Field(0, ge=0, description="Acknowledged but absent.")
+    silent: int | None = Field(0, ge=0, description="App logged success, record not as written.")
+    failed: int | None = Field(None, ge=0, description="Loud failures allowed.")
+    dropped: int | None = Field(None, ge=0, description="Never sent.")
+    indeterminate: int | None = Field(None, ge=0, description="Timed out and absent.")
+    overwritten: int | None = Field(None, ge=0, description="Shadowed by another record.")
+    corrupted: int | None = Field(None, ge=0, description="Present with a value nobody wrote.")
+    unexpected: int | None = Field(None, ge=0, description="Rows nobody attempted.")
+    indeterminate_pct: float | None = Field(None, ge=0, le=100, description="Share timed out.")
+    p99_ms: float | None = Field(None, gt=0, description="Write latency p99 budget.")
+    min_writes_per_s: float | None = Field(None, gt=0, description="Throughput floor.")
+
+
+class Scenario(_Strict):
+    """A complete scenario: everything a run needs besides the connection secrets."""
+
+    name: str = Field(..., description="Scenario name (the file name without .yaml).")
+    description: str = Field("", description="What this scenario shows.")
+    seed: int | None = Field(None, description="Random seed; recorded so a run can be repeated.")
+    target: Target = Field(default_factory=Target)
+    schema_: Schema = Field(default_factory=Schema, alias="schema")
+    workload: Workload = Field(default_factory=Workload)
+    pattern: Pattern = Field(default_factory=Pattern)
+    injectors: tuple[InjectorSpec, ...] = Field(default=(), description="Faults to inject.")
+    verify: Verify = Field(default_factory=Verify)
+    expect: Expect = Field(default_factory=Expect)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

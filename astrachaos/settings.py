@@ -1,0 +1,546 @@
+"""Connection profiles and driver options: models, loading (YAML, .env, environment), sources."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self, get_args
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from astrachaos.errors import InvalidScenario
+
+ENV_PREFIX = "ASTRACHAOS_"
+ASTRA_TOKEN_ENV = "ASTRA_DB_APPLICATION_TOKEN"
+CONFIG_DIR_ENV = "ASTRACHAOS_CONFIG_DIR"
+SECRET_FIELDS = frozenset({"password", "token"})
+ASTRA_ONLY = frozenset({"secure_connect_bundle", "token"})
+NOT_FOR_ASTRA = frozenset({"contact_points", "ssl"})
+NOT_APPLIED = "Recorded but not applied: "
+
+ProfileKind = Literal["local", "cassandra", "astra"]
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetryOptions(_Options):
+    """How failed requests are retried: by the driver, or by the application with backoff."""
+
+    policy: Literal["driver-default", "fallthrough", "exponential"] = Field(
+        "exponential",
+        description="driver-default: the driver's RetryPolicy (retries some errors on the next "
+        "host, ignoring idempotence); fallthrough: the driver never retries; exponential: the "
+        "driver never retries and the application retries retryable errors with backoff.",
+    )
+    max_attempts: int = Field(5, ge=1, le=100, description="Attempts per request, first included.")
+    base_delay_ms: int = Field(100, ge=0, description="Backoff before the second attempt.")
+    max_delay_ms: int = Field(5000, ge=0, description="Upper bound of one backoff pause.")
+
+
+class SpeculativeExecutionOptions(_Options):
+    """Start another attempt on the next host when the first is slow (idempotent requests only)."""
+
+    delay_ms: int = Field(..., ge=0, description="Wait before each speculative attempt.")
+    max_attempts: int = Field(2, ge=1, le=10, description="Speculative attempts per request.")
+
+
+class DriverOptions(_Options):
+    """Every driver option the seed exposed; the field names follow its HOCON keys."""
+
+    request_timeout_ms: int = Field(15000, gt=0, description="Client timeout of one request.")
+    consistency: str = Field("LOCAL_QUORUM", description="Consistency level of every request.")
+    serial_consistency: str | None = Field(
+        None, description="SERIAL or LOCAL_SERIAL for LWT; none: the server's default (SERIAL)."
+    )
+    default_idempotence: bool = Field(
+        True, description="Idempotence of statements given as CQL text through the throttler."
+    )
+    max_local_connections_per_host: int = Field(
+        12,
+        ge=1,
+        description=NOT_APPLIED + "protocol v3+ uses one connection per host in the Python "
+        "driver (set_core_connections_per_host raises).",
+    )
+    max_requests_per_connection: int = Field(
+        2048,
+        ge=1,
+        description=NOT_APPLIED + "protocol v3+ gives each connection 32768 stream ids "
+        "(set_max_requests_per_connection raises).",
+    )
+    max_queue_size: int = Field(
+        25000, ge=0, description="Throttler queue; a request beyond it fails at once (throttled)."
+    )
+    max_concurrent_requests: int = Field(
+        15000, ge=1, description="Concurrency throttler: requests in flight at once."
+    )
+    max_requests_per_second: int | None = Field(
+        None,
+        gt=0,
+        description="Rate throttler: requests started per second; given without `throttler`, "
+        "it selects the rate throttler.",
+    )
+    throttler: Literal["concurrency", "rate", "none"] = Field(
+        "concurrency", description="Client-side request throttler (the Python driver has none)."
+    )
+    retry: RetryOptions = Field(default_factory=RetryOptions, description="Retry policy.")
+    speculative_execution: SpeculativeExecutionOptions | None = Field(
+        None, description="Constant speculative execution; none: off."
+    )
+    heartbeat_interval_s: float = Field(
+        30.0, ge=0, description="Idle heartbeat interval; 0 disables (idle_heartbeat_interval)."
+    )
+    idle_heartbeat_timeout_s: float = Field(
+        30.0, gt=0, description="A heartbeat unanswered this long defuncts the connection."
+    )
+    protocol_version: int | None = Field(
+        None, ge=3, le=5, description="Native protocol version; none: negotiate."
+    )
+    compression: Literal["none", "lz4", "snappy"] = Field(
+        "none", description="Frame compression (v5 supports only lz4; needs the lz4 package)."
+    )
+    tcp_nodelay: bool = Field(True, description="TCP_NODELAY on every connection.")
+    keepalive: bool = Field(True, description="SO_KEEPALIVE on every connection.")
+    connect_timeout_s: float = Field(5.0, gt=0, description="Timeout of opening one connection.")
+
+    @field_validator("consistency")
+    @classmethod
+    def _known_consistency(cls, value: str) -> str:
+        from cassandra import ConsistencyLevel
+
+        name = value.upper()
+        if name not in ConsistencyLevel.name_to_value:
+            known = ", ".join(ConsistencyLevel.name_to_value)
+            raise ValueError(f"unknown consistency level {value!r}; the driver knows {known}")
+        return name
+
+    @field_validator("serial_consistency")
+    @classmethod
+    def _serial_level(cls, value: str | None) -> str | None:
+        if value is not None and value.upper() not in ("SERIAL", "LOCAL_SERIAL"):
+            raise ValueError(f"serial consistency must be SERIAL or LOCAL_SERIAL, not {value!r}")
+        return None if value is None else value.upper()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rate_selects_rate_throttler(cls, data: Any) -> Any:
+        # Only when `throttler` is not given: an explicit choice always wins.
+        if (
+            isinstance(data, dict)
+            and "throttler" not in data
+            and data.get("max_requests_per_second") is not None
+        ):
+            data = {**data, "throttler": "rate"}
+        return data
+
+    @model_validator(mode="after")
+    def _rate_needs_a_rate(self) -> Self:
+        if self.throttler == "rate" and self.max_requests_per_second is None:
+            raise ValueError("throttler: rate needs max_requests_per_second")
+        return self
+
+
+class SslOptions(_Options):
+    """TLS to the nodes (not for Astra: the bundle carries its own)."""
+
+    ca_file: Path | None = Field(None, description="CA certificate (PEM) to verify nodes.")
+    cert_file: Path | None = Field(None, description="Client certificate (PEM), mutual TLS.")
+    key_file: Path | None = Field(None, description="Client private key (PEM), mutual TLS.")
+    verify: bool = Field(True, description="Verify the node certificate and host name.")
+
+
+class Profile(BaseSettings):
+    """How to reach one database; built by `load_profile`, or directly (then no env is read)."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+    )
+
+    name: str = Field(..., description="Profile name (the config file's stem).")
+    kind: ProfileKind = Field("cassandra", description="local, cassandra or astra.")
+    contact_points: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1"],
+        description="Node addresses (comma-separated in the environment); none for astra.",
+    )
+    port: int = Field(9042, ge=1, le=65535, description="Native transport port.")
+    local_dc: str | None = Field(
+        "datacenter1",
+        description="Local datacenter for load balancing; none: the first node's (astra: none).",
+    )
+    keyspace: str = Field("astrachaos", description="Keyspace astrachaos writes into.")
+    username: str | None = Field(None, description="PlainText authentication user.")
+    password: SecretStr | None = Field(None, description="PlainText authentication password.")
+    ssl: SslOptions | None = Field(None, description="TLS options; none: plain TCP.")
+    secure_connect_bundle: Path | None = Field(None, description="Astra secure connect bundle.")
+    token: SecretStr | None = Field(
+        None, description="Astra application token (ASTRA_DB_APPLICATION_TOKEN); astra only."
+    )
+    driver: DriverOptions = Field(default_factory=DriverOptions, description="Driver options.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment is layered by load_profile, which records where each value came from.
+        return (init_settings,)
+
+    @field_validator("contact_points", mode="before")
+    @classmethod
+    def _split_contact_points(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return yaml.safe_load(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _astra_defaults(cls, data: Any) -> Any:
+        # The bundle names the hosts and the local DC: nothing to default for astra.
+        if isinstance(data, dict) and data.get("kind") == "astra":
+            data = {"contact_points": [], "local_dc": None, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _cloud_is_exclusive(self) -> Self:
+        problems = []
+        if self.kind == "astra":
+            needs = {
+                "secure_connect_bundle": f"a bundle zip path, or {ENV_PREFIX}SECURE_CONNECT_BUNDLE",
+                "token": f"{ASTRA_TOKEN_ENV} or {ENV_PREFIX}TOKEN",
+            }
+            missing = [f"{f} ({why})" for f, why in needs.items() if getattr(self, f) is None]
+            if missing:
+                problems.append(f"kind astra needs {' and '.join(missing)}")
+            if self.contact_points or self.ssl is not None:
+                problems.append(
+                    "kind astra cannot be combined with contact_points or ssl: the secure "
+                    "connect bundle names the hosts and carries the certificates"
+                )
+        elif self.secure_connect_bundle is not None:
+            problems.append("secure_connect_bundle needs kind: astra")
+        elif not self.contact_points:
+            problems.append("contact_points is empty")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def with_driver_overrides(self, overrides: Mapping[str, Any]) -> Profile:
+        """A copy with some driver options replaced (nested or dotted keys, as in `config show`)."""
+        merged = self.driver.model_dump(exclude_unset=True)
+        for key, value in overrides.items():
+            path = tuple(key.removeprefix("driver.").split("."))
+            _overlay(merged, _nest(path, value), lambda _p: "", {}, ())
+        try:
+            driver = DriverOptions.model_validate(merged)
+        except ValidationError as error:
+            problems = "; ".join(_describe(e, DriverOptions, "driver.") for e in error.errors())
+            raise InvalidScenario(f"driver option overrides: {problems}") from None
+        return self.model_copy(update={"driver": driver})
+
+    def redacted(self) -> dict[str, Any]:
+        """Every setting as JSON-ready data, secrets replaced by `********` (for reports)."""
+        data = self.model_dump(mode="json")
+        for name in SECRET_FIELDS:
+            data[name] = None if getattr(self, name) is None else "********"
+        return data
+
+
+@dataclass(frozen=True)
+class ResolvedSetting:
+    """One flattened setting as `config show` lists it; `value` is already redacted."""
+
+    key: str
+    value: Any
+    source: str
+    applied: bool = True
+
+
+@dataclass(frozen=True)
+class ResolvedProfile:
+    """A validated profile and, for each flattened setting, where its value came from."""
+
+    profile: Profile
+    sources: Mapping[str, str]
+
+    def source_of(self, key: str) -> str:
+        """Where a flattened setting (`driver.request_timeout_ms`) got its value."""
+        return self.sources.get(key, "default")
+
+    def settings(self) -> list[ResolvedSetting]:
+        """Every setting, flattened, secrets redacted, in model order."""
+        return [
+            ResolvedSetting(
+                key, _redact(key, value), self.source_of(key), key not in NOT_APPLIED_KEYS
+            )
+            for key, value in _leaves(self.profile.model_dump(), ())
+        ]
+
+
+NOT_APPLIED_KEYS = frozenset(
+    f"driver.{name}"
+    for name, info in DriverOptions.model_fields.items()
+    if (info.description or "").startswith(NOT_APPLIED)
+)
+
+# Used when neither $ASTRACHAOS_CONFIG_DIR nor ./configs has the file: the tool works anywhere.
+BUILTIN_PROFILES: Mapping[str, Mapping[str, Any]] = {
+    "local": {"kind": "local", "contact_points": ["127.0.0.1"], "local_dc": "datacenter1"},
+    "cassandra": {"kind": "cassandra", "contact_points": ["127.0.0.1"]},
+    "astra": {"kind": "astra"},
+}
+
+Sources = dict[tuple[str, ...], str]
+
+
+def config_dirs(config_dir: Path | None = None) -> list[Path]:
+    """Where profiles are looked for, in order (the built-ins come after these)."""
+    if config_dir is not None:
+        return [config_dir]
+    from_env = os.environ.get(CONFIG_DIR_ENV)
+    return [Path(from_env)] if from_env else [Path("configs")]
+
+
+def load_profile(
+    name: str, config_dir: Path | None = None, env_file: Path | None = None
+) -> ResolvedProfile:
+    """Resolve a profile: built-in or YAML < `.env` < environment; invalid → InvalidScenario."""
+    merged: dict[str, Any] = {"name": name}
+    sources: Sources = {}
+    where = _overlay_file(name, config_dir, merged, sources)
+    dotenv = Path(".env") if env_file is None else env_file
+    from_env: set[str] = set()
+    if dotenv.is_file():
+        from_env |= _overlay_env(merged, sources, _DotEnvLayer(dotenv), f"{dotenv}")
+    from_env |= _overlay_env(merged, sources, _EnvLayer(), "env")
+    # Variables are global, and a dual write loads an astra and a cassandra profile together:
+    # a variable meant for the other kind is not this profile's mistake.
+    for key in from_env & (NOT_FOR_ASTRA if merged.get("kind") == "astra" else ASTRA_ONLY):
+        merged.pop(key, None)
+        for path in [p for p in sources if p[0] == key]:
+            del sources[path]
+    try:
+        profile = Profile.model_validate(merged)
+    except ValidationError as error:
+        raise InvalidScenario(_validation_message(name, where, error, sources)) from None
+    return ResolvedProfile(profile, {".".join(p): s for p, s in sources.items()})
+
+
+def _overlay_file(
+    name: str, config_dir: Path | None, merged: dict[str, Any], sources: Sources
+) -> str:
+    dirs = config_dirs(config_dir)
+    path = next((d / f"{name}.yaml" for d in dirs if (d / f"{name}.yaml").is_file()), None)
+    if path is not None:
+        data, lines = _read_yaml(path)
+        sources[("name",)] = str(path)
+        _overlay(merged, data, lambda p: f"{path}:{_line_of(lines, p)}", sources, ())
+        return str(path)
+    if name in BUILTIN_PROFILES:
+        sources[("name",)] = f"built-in {name}"
+        _overlay(merged, BUILTIN_PROFILES[name], lambda _p: f"built-in {name}", sources, ())
+        return f"built-in profile {name}"
+    searched = ", ".join(str(d) for d in dirs)
+    raise InvalidScenario(
+        f"unknown profile {name!r}: no {name}.yaml in {searched}",
+        hint=f"built-in profiles: {', '.join(BUILTIN_PROFILES)}; or set {CONFIG_DIR_ENV}",
+    )
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    try:
+        loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidScenario(f"{path}: cannot read the profile: {error}") from None
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else {}
+    except yaml.MarkedYAMLError as error:
+        line = error.problem_mark.line + 1 if error.problem_mark else 1
+        raise InvalidScenario(f"{path}:{line}: not valid YAML: {error.problem}") from None
+    except yaml.YAMLError as error:
+        raise InvalidScenario(f"{path}: not valid YAML: {error}") from None
+    finally:
+        loader.dispose()
+    if node is None:
+        return {}, {}
+    if not isinstance(node, yaml.MappingNode):
+        line = node.start_mark.line + 1
+        raise InvalidScenario(f"{path}:{line}: a profile must be a mapping of settings")
+    lines: dict[tuple[str, ...], int] = {}
+    _collect_lines(path, node, (), lines)
+    return data, lines
+
+
+def _collect_lines(
+    path: Path, node: yaml.MappingNode, prefix: tuple[str, ...], out: dict[tuple[str, ...], int]
+) -> None:
+    for key_node, value_node in node.value:
+        key = (*prefix, str(key_node.value))
+        line = key_node.start_mark.line + 1
+        if key in out:
+            raise InvalidScenario(f"{path}:{line}: {'.'.join(key)} is set twice")
+        out[key] = line
+        if isinstance(value_node, yaml.MappingNode):
+            _collect_lines(path, value_node, key, out)
+
+
+def _line_of(lines: Mapping[tuple[str, ...], int], path: tuple[str, ...]) -> int:
+    for end in range(len(path), 0, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return 1
+
+
+class _EnvLayer(EnvSettingsSource):
+    """ASTRACHAOS_* from the process environment, parsed by pydantic-settings."""
+
+    def __init__(self) -> None:
+        super().__init__(Profile)
+
+
+class _DotEnvLayer(DotEnvSettingsSource):
+    """ASTRACHAOS_* (and the Astra token) from a `.env` file."""
+
+    def __init__(self, env_file: Path) -> None:
+        super().__init__(Profile, env_file=env_file, dotenv_filtering="only_existing")
+
+
+def _overlay_env(
+    merged: dict[str, Any], sources: Sources, layer: EnvSettingsSource, label: str
+) -> set[str]:
+    """Overlay one environment layer; return the top-level settings it set."""
+    names = {name.lower() for name in layer.env_vars}
+    token = layer.env_vars.get(ASTRA_TOKEN_ENV.lower())
+    if token:
+        _overlay(merged, {"token": token}, lambda _p: f"{label} {ASTRA_TOKEN_ENV}", sources, ())
+    try:
+        parsed = layer()
+    except SettingsError as error:
+        raise InvalidScenario(f"{label}: cannot parse an {ENV_PREFIX}* variable: {error}") from None
+    data = {k: v for k, v in parsed.items() if k in Profile.model_fields}
+    _overlay(merged, data, lambda p: f"{label} {_env_name(names, p)}", sources, ())
+    return set(data) | ({"token"} if token else set())
+
+
+def _env_name(names: set[str], path: tuple[str, ...]) -> str:
+    # A nested value may come from its own variable or from a JSON object one level up.
+    for end in range(len(path), 0, -1):
+        candidate = ENV_PREFIX + "__".join(path[:end])
+        if candidate.lower() in names:
+            return candidate.upper()
+    return (ENV_PREFIX + "__".join(path)).upper()
+
+
+def _overlay(
+    base: dict[str, Any],
+    layer: Mapping[str, Any],
+    label: Callable[[tuple[str, ...]], str],
+    sources: Sources,
+    prefix: tuple[str, ...],
+) -> None:
+    """Deep-merge `layer` into `base`, recording `label(path)` for every leaf it sets."""
+    for key, value in layer.items():
+        path = (*prefix, key)
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _overlay(base[key], value, label, sources, path)
+            continue
+        for stale in [p for p in sources if p[: len(path)] == path]:
+            del sources[stale]
+        if isinstance(value, Mapping):
+            base[key] = {}
+            _overlay(base[key], value, label, sources, path)
+        else:
+            base[key] = value
+            sources[path] = label(path)
+
+
+def _nest(path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    for key in reversed(path[1:]):
+        value = {key: value}
+    return {path[0]: value}
+
+
+def _leaves(data: Mapping[str, Any], prefix: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            yield from _leaves(value, (*prefix, key))
+        else:
+            yield ".".join((*prefix, key)), value
+
+
+def _redact(key: str, value: Any) -> Any:
+    if key in SECRET_FIELDS:
+        return "(not set)" if value is None else "********"
+    return value
+
+
+def _validation_message(name: str, where: str, error: ValidationError, sources: Sources) -> str:
+    problems = []
+    for item in error.errors():
+        path = tuple(str(part) for part in item["loc"])
+        origin = _origin_of(path, sources) or where
+        problems.append(f"{origin}: {_describe(item, Profile, '')}")
+    return f"profile {name!r} is invalid: " + "; ".join(problems)
+
+
+def _origin_of(path: tuple[str, ...], sources: Sources) -> str | None:
+    for end in range(len(path), 0, -1):
+        if path[:end] in sources:
+            return sources[path[:end]]
+    return None
+
+
+def _describe(item: Mapping[str, Any], root: type[BaseModel], prefix: str) -> str:
+    loc = [str(part) for part in item["loc"]]
+    message = str(item["msg"]).removeprefix("Value error, ")
+    if not loc:
+        return message
+    if item["type"] == "extra_forbidden":
+        message = "unknown setting" + _did_you_mean(root, loc)
+    elif loc and loc[-1] not in SECRET_FIELDS and not isinstance(item.get("input"), dict | list):
+        message += f" (got {item.get('input')!r})"
+    return f"{prefix}{'.'.join(loc)}: {message}"
+
+
+def _did_you_mean(root: type[BaseModel], loc: list[str]) -> str:
+    model: type[BaseModel] | None = root
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if model else None
+        candidates = [] if field is None else [field.annotation, *get_args(field.annotation)]
+        model = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1) if model else []
+    return f"; did you mean {close[0]}?" if close else ""

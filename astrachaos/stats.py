@@ -1,0 +1,75 @@
+"""Write statistics from events: latency histogram (HDR), outcomes per second, throughput."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from hdrh.histogram import HdrHistogram
+
+from astrachaos.events import DriverOutcome, EventBus, WriteCompleted
+
+_MAX_US = 3_600_000_000  # one hour, in microseconds
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Write latency percentiles in milliseconds, from acknowledged statements."""
+
+    count: int
+    p50: float
+    p95: float
+    p99: float
+    max: float
+
+
+class WriteStats:
+    """Listens to `WriteCompleted` and keeps what the report needs, in bounded memory."""
+
+    def __init__(self, started_ns: int) -> None:
+        self._started = started_ns
+        self.histogram = HdrHistogram(1, _MAX_US, 3)
+        self.outcomes: Counter[DriverOutcome] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.per_second: defaultdict[int, Counter[str]] = defaultdict(Counter)
+        self.statements = 0
+        self.first_submit_ns: int | None = None
+        self.last_complete_ns: int | None = None
+        self._lock = threading.Lock()
+
+    def subscribe(self, bus: EventBus) -> None:
+        """Start listening on `bus`."""
+        bus.subscribe(WriteCompleted, self.on_completed)
+
+    def on_completed(self, event: WriteCompleted) -> None:
+        """Account for one answered (or refused) statement."""
+        records = len(event.record_ids)
+        second = max(0, (event.completed_ns - self._started) // 1_000_000_000)
+        with self._lock:
+            self.statements += 1
+            self.outcomes[event.outcome] += records
+            self.per_second[second][event.outcome.value] += records
+            if event.error_class:
+                self.errors[event.error_class] += records
+            if event.outcome is DriverOutcome.ACKED:
+                micros = max(1, (event.completed_ns - event.submitted_ns) // 1000)
+                self.histogram.record_value(min(micros, _MAX_US))
+            if self.first_submit_ns is None or event.submitted_ns < self.first_submit_ns:
+                self.first_submit_ns = event.submitted_ns
+            if self.last_complete_ns is None or event.completed_ns > self.last_complete_ns:
+                self.last_complete_ns = event.completed_ns
+
+    def latency(self) -> Latency:
+        """Percentiles of acknowledged statements, in ms."""
+        with self._lock:
+            h = self.histogram
+            if h.get_total_count() == 0:
+                return Latency(0, 0.0, 0.0, 0.0, 0.0)
+            return Latency(
+                count=h.get_total_count(),
+                p50=h.get_value_at_percentile(50) / 1000,
+                p95=h.get_value_at_percentile(95) / 1000,
+                p99=h.get_value_at_percentile(99) / 1000,
+                max=h.get_max_value() / 1000,
+            )

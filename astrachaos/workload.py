@@ -1,0 +1,85 @@
+"""The records a run means to write: ids, keys, payloads and their digests, per writer and batch."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from astrachaos.events import Record
+from astrachaos.scenario import KeyStrategy, Workload
+
+_SPECIAL = "it's \"quoted\"; ñandú — 数据 🚀\n\ttab\\slash "
+
+
+def payload_for(run_id: str, record_id: int, size: int, special: bool) -> str:
+    """The payload of a record: a pure function of the run and the record, so it can be re-derived."""
+    head = f"{run_id}:{record_id}:"
+    if special:
+        head += _SPECIAL
+    if len(head) >= size:
+        return head
+    return head + "x" * (size - len(head))
+
+
+def digest_of(payload: str | None) -> str:
+    """A short fingerprint of a payload as stored (None for a null column)."""
+    if payload is None:
+        return "null"
+    return hashlib.blake2b(payload.encode("utf-8"), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRecord:
+    """A record with its payload, as handed to the application."""
+
+    record: Record
+    payload: str
+
+
+class RecordPlan:
+    """Splits a workload among writers and makes each writer's batches on demand (bounded memory)."""
+
+    def __init__(self, workload: Workload, run_id: str, buckets: int, seed: int) -> None:
+        self.workload = workload
+        self.run_id = run_id
+        self.buckets = buckets
+        self.seed = seed
+
+    def share(self, writer: int) -> range:
+        """The record ids writer `writer` owns: contiguous, the remainder spread over the first."""
+        total, writers = self.workload.records, self.workload.writers
+        base, extra = divmod(total, writers)
+        start = writer * base + min(writer, extra)
+        return range(start, start + base + (1 if writer < extra else 0))
+
+    def batches(self, writer: int) -> Iterator[list[PlannedRecord]]:
+        """Writer `writer`'s records in batches of `batch_size`, keys made when the batch is made."""
+        ids = self.share(writer)
+        size = self.workload.batch_size
+        for batch, start in enumerate(range(ids.start, ids.stop, size)):
+            yield [self._plan(writer, batch, rid) for rid in range(start, min(start + size, ids.stop))]
+
+    def _plan(self, writer: int, batch: int, record_id: int) -> PlannedRecord:
+        if self.workload.key_strategy is KeyStrategy.TIMESTAMP_MS:
+            key = time.time_ns() // 1_000_000  # what real apps do, and why they collide
+        else:
+            key = record_id
+        payload = payload_for(
+            self.run_id, record_id, self.workload.payload_bytes, self.workload.special_characters
+        )
+        record = Record(
+            record_id=record_id,
+            writer=writer,
+            batch=batch,
+            bucket=key % self.buckets,
+            key=key,
+            digest=digest_of(payload),
+        )
+        return PlannedRecord(record, payload)
+
+    def rng(self, writer: int) -> random.Random:
+        """A per-writer random source derived from the run seed (repeatable runs)."""
+        return random.Random(self.seed * 1_000_003 + writer)

@@ -1,0 +1,113 @@
+"""Writer threads: hand each writer's batches to its application, paced, until done or stopped."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from astrachaos.channel import Corruption, WriteChannel
+from astrachaos.events import EventBus, RecordsPlanned
+from astrachaos.patterns.interface import AppPattern
+from astrachaos.scenario import Scenario
+from astrachaos.workload import PlannedRecord, RecordPlan
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WritePhase:
+    """What the writers did: records handed over, errors in writer threads."""
+
+    handed_over: int = 0
+    writer_errors: list[str] | None = None
+
+
+class Writers:
+    """Runs one thread per writer; `stop` ends them early (Ctrl-C)."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        plan: RecordPlan,
+        patterns: list[AppPattern],
+        channel: WriteChannel,
+        bus: EventBus,
+        on_handed_over: Callable[[int], None] = lambda total: None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self._scenario = scenario
+        self._plan = plan
+        self._patterns = patterns
+        self._channel = channel
+        self._bus = bus
+        self._on_handed_over = on_handed_over
+        self.stop = stop or threading.Event()
+        self._handed = 0
+        self._lock = threading.Lock()
+        self._errors: list[str] = []
+
+    def run(self) -> WritePhase:
+        """Run every writer to the end and shut each application down."""
+        threads = [
+            threading.Thread(target=self._writer, args=(w,), name=f"writer-{w}", daemon=True)
+            for w in range(len(self._patterns))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)
+        return WritePhase(self._handed, self._errors or None)
+
+    def _writer(self, writer: int) -> None:
+        pattern = self._patterns[writer]
+        rng = self._plan.rng(writer)
+        interval = self._batch_interval()
+        next_due = time.monotonic()
+        try:
+            for batch_no, batch in enumerate(self._plan.batches(writer)):
+                if self.stop.is_set():
+                    break
+                self._corrupt(batch, rng)
+                now = time.monotonic_ns()
+                self._bus.publish(RecordsPlanned(tuple(p.record for p in batch), now))
+                pattern.write(batch, batch_no)
+                self._count(len(batch))
+                next_due += interval
+                pause = next_due - time.monotonic()
+                if pause > 0:
+                    self.stop.wait(pause)
+        except Exception as error:  # a writer bug must show in the result, not kill the run
+            log.exception("writer %s failed", writer)
+            with self._lock:
+                self._errors.append(f"writer {writer}: {type(error).__name__}: {error}")
+        finally:
+            pattern.shutdown()
+
+    def _batch_interval(self) -> float:
+        workload = self._scenario.workload
+        interval = workload.delay_ms / 1000
+        if workload.rate:
+            interval = max(interval, workload.batch_size * workload.writers / workload.rate)
+        return interval
+
+    def _corrupt(self, batch: list[PlannedRecord], rng: random.Random) -> None:
+        fraction = self._scenario.pattern.corrupt_fraction
+        if not fraction:
+            return
+        for planned in batch:
+            if rng.random() < fraction:
+                wrong_partition = rng.random() < 0.5
+                self._channel.corruptions[planned.record.record_id] = Corruption(
+                    wrong_partition=wrong_partition, null_payload=not wrong_partition
+                )
+
+    def _count(self, records: int) -> None:
+        with self._lock:
+            self._handed += records
+            total = self._handed
+        self._on_handed_over(total)

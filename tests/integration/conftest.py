@@ -1,0 +1,47 @@
+"""Fixtures giving integration tests a real Apache Cassandra: the default node, and a trio.
+
+Both yield a LocalCluster: `contact_points` and `port` for the driver, `nodes` for node faults.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from astrachaos.local import ClusterSpec, LocalCluster
+from astrachaos.local.cluster import requested_spec
+
+TRIO = ClusterSpec(name="trio", nodes=3, first_address="127.0.0.11")
+
+
+def _wipe_if_present(name: str) -> None:
+    # A cluster left over by an interrupted run: stop and delete it.
+    if LocalCluster.saved_spec(name) is not None:
+        LocalCluster.load(name).down(wipe=True)
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> Iterator[LocalCluster]:
+    """The default one-node cluster on 127.0.0.1, reused if it runs and then left running."""
+    cluster = LocalCluster(requested_spec("default"))
+    started_here = not cluster.is_up()
+    if started_here:
+        cluster.up()
+    yield cluster
+    # Other sessions may be using it: stop it only if this session started it.
+    if started_here and os.environ.get("ASTRACHAOS_KEEP_CLUSTER") != "1":
+        cluster.down()
+
+
+@pytest.fixture(scope="session")
+def three_node_cluster() -> Iterator[LocalCluster]:
+    """A fresh three-node cluster `trio` on 127.0.0.11-13, stopped and wiped at the end."""
+    _wipe_if_present(TRIO.name)
+    cluster = LocalCluster(TRIO)
+    try:
+        cluster.up()
+        yield cluster
+    finally:
+        cluster.down(wipe=True)
