@@ -11,13 +11,13 @@ from hdrh.histogram import HdrHistogram
 from astrachaos import rundir
 from astrachaos.errors import InvalidScenario
 from astrachaos.events import DriverOutcome
-from astrachaos.ledger import Ledger
+from astrachaos.ledger import Ledger, LedgerRecord
 from astrachaos.result import RunResult, Throughput, check_expectations, decide_exit_code
 from astrachaos.runner import _now, resolve_profile
 from astrachaos.scenario import Scenario
 from astrachaos.stats import Latency
 from astrachaos.table import run_table
-from astrachaos.verify import LedgerRow, PartitionReader, verify
+from astrachaos.verify import PartitionReader, verify
 
 
 class _Timing:
@@ -29,13 +29,17 @@ class _Timing:
         self.last: int | None = None
         self.answered = 0
 
-    def watch(self, records: Iterable[LedgerRow]) -> Iterator[LedgerRow]:
+    def watch(self, records: Iterable[LedgerRecord]) -> Iterator[LedgerRecord]:
         for record in records:
             submitted = getattr(record, "submitted_ns", None)
             if record.completed_ns is not None and submitted is not None:
                 self.answered += 1
                 self.first = submitted if self.first is None else min(self.first, submitted)
-                self.last = record.completed_ns if self.last is None else max(self.last, record.completed_ns)
+                self.last = (
+                    record.completed_ns
+                    if self.last is None
+                    else max(self.last, record.completed_ns)
+                )
                 if record.outcome is DriverOutcome.ACKED:
                     micros = max(1, (record.completed_ns - submitted) // 1000)
                     self.histogram.record_value(min(micros, 3_600_000_000))
@@ -71,7 +75,9 @@ def reverify(path: Path) -> RunResult:
         table = run_table(meta["keyspace"], meta["table"], astra=profile.kind == "astra")
         timing = _Timing()
         with connect(profile) as connection:
-            reader = PartitionReader(connection.session, table, meta["run_id"], scenario.verify.page_size)
+            reader = PartitionReader(
+                connection.session, table, meta["run_id"], scenario.verify.page_size
+            )
             started = int(meta.get("started_ns", "0") or 0)
             verification = verify(
                 reader,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -84,7 +84,9 @@ class Workload(_Strict):
 class SessionReset(_Strict):
     """Close and reopen the session mid-stream, with requests in flight."""
 
-    after_records: int = Field(..., ge=1, description="Reset once this many records were handed over.")
+    after_records: int = Field(
+        ..., ge=1, description="Reset once this many records were handed over."
+    )
 
 
 class Pattern(_Strict):
@@ -97,9 +99,6 @@ class Pattern(_Strict):
     )
     max_in_flight: int = Field(
         64, ge=1, description="careful: statements awaited concurrently per writer (backpressure)."
-    )
-    shutdown_grace_ms: float = Field(
-        0, ge=0, description="How long the app waits for pending work at shutdown."
     )
     session_reset: SessionReset | None = Field(None, description="Reset the session mid-stream.")
     corrupt_fraction: float = Field(
@@ -136,10 +135,6 @@ class Verify(_Strict):
         "ALL", description="Consistency level of the re-read of absent keys (the strongest)."
     )
     page_size: int = Field(5000, ge=1, le=100_000, description="Rows per page.")
-    first_read: Literal["after", "during"] = Field(
-        "after",
-        description="`during`: the first read runs while writers write (a concurrent reader).",
-    )
 
 
 class Expect(_Strict):

@@ -13,33 +13,17 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from astrachaos.classify import RecordClass, Seen, classify, is_silent
 from astrachaos.events import DriverOutcome
+from astrachaos.ledger import LedgerRecord
 from astrachaos.scenario import Verify
 from astrachaos.table import RunTable
 from astrachaos.workload import digest_of
 
 log = logging.getLogger(__name__)
 _READ_ATTEMPTS = 3
-
-
-class LedgerRow(Protocol):
-    """What verification needs of one ledger record."""
-
-    record_id: int
-    writer: int
-    batch: int
-    bucket: int
-    key: int
-    digest: str
-    outcome: DriverOutcome | None
-    attempts: int
-    error_class: str | None
-    error_message: str | None
-    app_logged: bool | None
-    completed_ns: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +110,7 @@ class PartitionReader:
         raise AssertionError("unreachable")
 
 
-def _seen(record: LedgerRow, row: StoredRow | None, same_key_ids: set[int]) -> Seen:
+def _seen(record: LedgerRecord, row: StoredRow | None, same_key_ids: set[int]) -> Seen:
     if row is None:
         return Seen.ABSENT
     if row.record_id == record.record_id:
@@ -134,14 +118,14 @@ def _seen(record: LedgerRow, row: StoredRow | None, same_key_ids: set[int]) -> S
     return Seen.OTHER if row.record_id in same_key_ids else Seen.CORRUPT
 
 
-def _by_bucket(records: Iterable[LedgerRow]) -> Iterator[tuple[int, list[LedgerRow]]]:
+def _by_bucket(records: Iterable[LedgerRecord]) -> Iterator[tuple[int, list[LedgerRecord]]]:
     for bucket, group in itertools.groupby(records, key=lambda r: r.bucket):
         yield bucket, list(group)
 
 
 def verify(
     reader: PartitionReader,
-    records: Iterable[LedgerRow],
+    records: Iterable[LedgerRecord],
     buckets: Iterable[int],
     spec: Verify,
     run_started_ns: int,
@@ -150,7 +134,7 @@ def verify(
     """Classify every ledger record against the table; list every record that is not `ok`."""
     began = time.monotonic()
     result = Verification()
-    pending: dict[int, list[tuple[LedgerRow, Seen, set[int]]]] = {}
+    pending: dict[int, list[tuple[LedgerRecord, Seen, set[int]]]] = {}
     present_by_bucket: dict[int, int] = {}
     unexpected: dict[int, dict[int, StoredRow]] = {}
     ledger_buckets: set[int] = set()
@@ -205,7 +189,7 @@ def verify(
 def _reread(
     reader: PartitionReader,
     spec: Verify,
-    pending: dict[int, list[tuple[LedgerRow, Seen, set[int]]]],
+    pending: dict[int, list[tuple[LedgerRecord, Seen, set[int]]]],
     present_by_bucket: dict[int, int],
     result: Verification,
     run_started_ns: int,
@@ -234,7 +218,7 @@ def _reread(
 
 def _account(
     result: Verification,
-    record: LedgerRow,
+    record: LedgerRecord,
     record_class: RecordClass,
     run_started_ns: int,
     found: str = "",
@@ -297,9 +281,7 @@ def _stray(bucket: int, row: StoredRow) -> NotOk:
 
 def _point_to_misplaced(result: Verification) -> None:
     """A record missing at its key whose row turned up elsewhere says where (wrong partition)."""
-    strays = {
-        n.record_id: n for n in result.not_ok if n.record_class is RecordClass.UNEXPECTED
-    }
+    strays = {n.record_id: n for n in result.not_ok if n.record_class is RecordClass.UNEXPECTED}
     if not strays:
         return
     for i, entry in enumerate(result.not_ok):

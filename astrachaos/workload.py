@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from astrachaos.events import Record
 from astrachaos.scenario import KeyStrategy, Workload
 
-_SPECIAL = "it's \"quoted\"; ñandú — 数据 🚀\n\ttab\\slash "
+_SPECIAL = 'it\'s "quoted"; ñandú — 数据 🚀\n\ttab\\slash '
 
 
 def payload_for(run_id: str, record_id: int, size: int, special: bool) -> str:
@@ -60,7 +60,9 @@ class RecordPlan:
         ids = self.share(writer)
         size = self.workload.batch_size
         for batch, start in enumerate(range(ids.start, ids.stop, size)):
-            yield [self._plan(writer, batch, rid) for rid in range(start, min(start + size, ids.stop))]
+            yield [
+                self._plan(writer, batch, rid) for rid in range(start, min(start + size, ids.stop))
+            ]
 
     def _plan(self, writer: int, batch: int, record_id: int) -> PlannedRecord:
         if self.workload.key_strategy is KeyStrategy.TIMESTAMP_MS:

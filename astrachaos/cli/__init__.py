@@ -19,11 +19,12 @@ app = typer.Typer(
 
 def _register() -> None:
     # Sub-command modules import only typer at module level; heavy libraries load inside commands.
-    from astrachaos.cli import config, doctor, local, run, scenarios
+    from astrachaos.cli import config, doctor, local, run, scenarios, table
 
     app.add_typer(local.app, name="local")
     app.add_typer(config.app, name="config")
     app.add_typer(scenarios.app, name="scenarios")
+    app.add_typer(table.app, name="table")
     doctor.register(app)
     run.register(app)
 

@@ -28,7 +28,9 @@ def register(app: typer.Typer) -> None:
 
 def run(
     scenarios: Annotated[list[str], typer.Argument(help="Scenario names or YAML files.")],
-    out: Annotated[Path | None, typer.Option(help="Run directory (several: one per scenario).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (several: one per scenario).")
+    ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a field: path=value.")
     ] = None,
@@ -36,10 +38,10 @@ def run(
     quiet: Annotated[bool, typer.Option(help="Print only the verdict line.")] = False,
 ) -> None:
     """Run scenarios against the database, verify every record, exit with the verdict."""
+    from astrachaos.autostart import ensure_local_for
     from astrachaos.catalog import resolve
     from astrachaos.cli.console import stderr, stdout
     from astrachaos.loader import load_scenario
-    from astrachaos.autostart import ensure_local_for
     from astrachaos.reports.console import render
     from astrachaos.runner import Runner
 
@@ -71,4 +73,3 @@ def verify_run(
     stdout.print(render(result))
     stdout.print(f"[dim]result: {run_dir / 'result.json'}[/]")
     raise typer.Exit(int(result["exit_code"]))
-

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
+from typing import Any
 
 from astrachaos.patterns.interface import PatternContext
 from astrachaos.workload import PlannedRecord
@@ -34,7 +35,7 @@ class _BatchProgress:
             self._left -= 1
             if self._left:
                 return
-        where = {"batch": self._batch_no, "writer": self._ctx.writer}
+        where: dict[str, Any] = {"batch": self._batch_no, "writer": self._ctx.writer}
         if self._stored:
             self._ctx.log.success(self._stored, "batch stored", **where)
         for error_class, records in self._failed.items():
@@ -93,7 +94,9 @@ class Careful:
         if retry:
             due = time.monotonic() + self._ctx.retry_delay_s(attempt)
             with self._lock:
-                heapq.heappush(self._retries, (due, next(self._order), group, attempt + 1, progress))
+                heapq.heappush(
+                    self._retries, (due, next(self._order), group, attempt + 1, progress)
+                )
             return  # still pending, now as a retry
         progress.settled(group, error)
         with self._lock:

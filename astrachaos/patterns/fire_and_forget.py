@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from concurrent.futures import Future
 
@@ -19,14 +20,16 @@ class FireAndForget:
         """Send every statement without awaiting any; log the batch as written."""
         for group in self._ctx.channel.groups(batch):
             self._ctx.channel.send(group).add_done_callback(
-                lambda f, g=group: self._answered(f, g, batch_no)
+                functools.partial(self._answered, group=group, batch_no=batch_no)
             )
         self._ctx.log.success(batch, "records written", batch=batch_no, writer=self._ctx.writer)
 
     def shutdown(self) -> None:
         """Nothing to drain: the application never tracked its writes."""
 
-    def _answered(self, future: Future[None], group: Sequence[PlannedRecord], batch_no: int) -> None:
+    def _answered(
+        self, future: Future[None], group: Sequence[PlannedRecord], batch_no: int
+    ) -> None:
         error = future.exception()
         if error is not None:
             self._ctx.log.note(

@@ -43,9 +43,7 @@ class Uploader:
 
     def _upload(self, batch: Sequence[PlannedRecord], batch_no: int, attempt: int) -> None:
         futures = [self._ctx.channel.send(g, attempt) for g in self._ctx.channel.groups(batch)]
-        all_of(futures).add_done_callback(
-            lambda f: self._batch_done(f, batch, batch_no, attempt)
-        )
+        all_of(futures).add_done_callback(lambda f: self._batch_done(f, batch, batch_no, attempt))
 
     def _batch_done(
         self, future: Future[None], batch: Sequence[PlannedRecord], batch_no: int, attempt: int

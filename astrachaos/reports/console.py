@@ -62,7 +62,11 @@ def _classes(result: dict[str, Any]) -> Table:
     for cls in RecordClass:
         n = c.get(cls.value, 0)
         if n or cls is RecordClass.OK:
-            style = "green" if cls in (RecordClass.OK, RecordClass.STALE, RecordClass.RECOVERED) else "red"
+            style = (
+                "green"
+                if cls in (RecordClass.OK, RecordClass.STALE, RecordClass.RECOVERED)
+                else "red"
+            )
             table.add_row(f"[{style}]{cls.value}[/]", str(n))
     return table
 

@@ -25,7 +25,9 @@ def run(name: str, tmp_path: Path, *overrides: str) -> dict[str, Any]:
     return result
 
 
-def table_rows(local_cluster: Any, result: dict[str, Any], buckets: int) -> dict[tuple[int, int], Any]:
+def table_rows(
+    local_cluster: Any, result: dict[str, Any], buckets: int
+) -> dict[tuple[int, int], Any]:
     with raw_session(local_cluster.contact_points) as session:
         return rows_of_run(
             session, f"{result['keyspace']}.{result['table']}", result["run_id"], buckets
@@ -41,7 +43,9 @@ def app_logged_ids(run_dir: Path) -> set[int]:
     return ids
 
 
-def test_queue_overflow_loses_rows_silently_and_lists_them(local_cluster: Any, tmp_path: Path) -> None:
+def test_queue_overflow_loses_rows_silently_and_lists_them(
+    local_cluster: Any, tmp_path: Path
+) -> None:
     result = run("queue-overflow", tmp_path, "workload.records=3000")
     rows = table_rows(local_cluster, result, 16)
     counts = result["counts"]
@@ -89,7 +93,9 @@ def test_uploader_verification_clean_run_is_ok(local_cluster: Any, tmp_path: Pat
     assert {row.record_id for row in rows.values()} == set(range(15))
 
 
-def test_partial_silent_loss_finds_each_corruption_by_key(local_cluster: Any, tmp_path: Path) -> None:
+def test_partial_silent_loss_finds_each_corruption_by_key(
+    local_cluster: Any, tmp_path: Path
+) -> None:
     result = run("partial-silent-loss", tmp_path, "workload.records=4000", "workload.writers=4")
     rows = table_rows(local_cluster, result, 32)
     by_class: dict[str, list[dict[str, Any]]] = {}
@@ -125,13 +131,21 @@ def test_key_collision_reports_overwritten_records(local_cluster: Any, tmp_path:
     assert result["counts"]["ok"] + len(overwritten) == 2000
 
 
-def test_session_reset_mid_stream_is_verified_per_record(local_cluster: Any, tmp_path: Path) -> None:
-    result = run("session-reset", tmp_path, "workload.records=6000", "pattern.session_reset.after_records=2000")
+def test_session_reset_mid_stream_drops_queued_writes_silently(
+    local_cluster: Any, tmp_path: Path
+) -> None:
+    result = run(
+        "session-reset",
+        tmp_path,
+        "workload.records=6000",
+        "pattern.session_reset.after_records=2000",
+    )
     rows = table_rows(local_cluster, result, 16)
+    dropped = [r for r in result["records"] if r["class"] == "dropped"]
 
     assert any("session reset" in note for note in result["notes"])
+    assert result["exit_code"] == ExitCode.EXPECTATIONS_UNMET
+    assert dropped and all(r["silent"] for r in dropped)
+    assert all((r["key"]["bucket"], r["key"]["key"]) not in rows for r in dropped)
     assert result["counts"]["present"] == len(rows)
-    for r in result["records"]:
-        if r["found"] == "absent":
-            assert (r["key"]["bucket"], r["key"]["key"]) not in rows
     assert result["counts"]["ok"] + result["counts"]["recovered"] == len(rows)

@@ -9,7 +9,7 @@ import pytest
 from astrachaos.classify import NOT_AS_WRITTEN, RecordClass, Seen, classify, is_silent
 from astrachaos.events import DriverOutcome
 
-A, F, I, D = (
+A, F, T, D = (
     DriverOutcome.ACKED,
     DriverOutcome.FAILED,
     DriverOutcome.INDETERMINATE,
@@ -27,10 +27,10 @@ EXPECTED_FINAL = {
     (F, Seen.OTHER): C.FAILED,
     (F, Seen.CORRUPT): C.FAILED,
     (F, Seen.ABSENT): C.FAILED,
-    (I, Seen.OWN): C.RECOVERED,
-    (I, Seen.OTHER): C.INDETERMINATE,
-    (I, Seen.CORRUPT): C.INDETERMINATE,
-    (I, Seen.ABSENT): C.INDETERMINATE,
+    (T, Seen.OWN): C.RECOVERED,
+    (T, Seen.OTHER): C.INDETERMINATE,
+    (T, Seen.CORRUPT): C.INDETERMINATE,
+    (T, Seen.ABSENT): C.INDETERMINATE,
     (D, Seen.OWN): C.RECOVERED,
     (D, Seen.OTHER): C.DROPPED,
     (D, Seen.CORRUPT): C.DROPPED,
@@ -49,7 +49,7 @@ def test_class_when_first_read_is_final(outcome: DriverOutcome | None, seen: See
 
 @pytest.mark.parametrize(
     ("outcome", "first", "reread"),
-    list(itertools.product([A, F, I, D, None], list(Seen), list(Seen))),
+    list(itertools.product([A, F, T, D, None], list(Seen), list(Seen))),
 )
 def test_reread_decides_and_first_read_only_marks_stale(
     outcome: DriverOutcome | None, first: Seen, reread: Seen
@@ -70,13 +70,13 @@ def test_absent_then_present_on_reread_is_stale_not_lost() -> None:
 
 
 def test_timed_out_but_present_is_recovered() -> None:
-    assert classify(I, Seen.OWN, None) is C.RECOVERED
+    assert classify(T, Seen.OWN, None) is C.RECOVERED
 
 
 def test_every_class_but_unexpected_is_reachable_from_a_record() -> None:
     reached = {
         classify(o, f, r)
-        for o, f, r in itertools.product([A, F, I, D, None], list(Seen), [*Seen, None])
+        for o, f, r in itertools.product([A, F, T, D, None], list(Seen), [*Seen, None])
     }
     assert reached == set(RecordClass) - {C.UNEXPECTED}
 

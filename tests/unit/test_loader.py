@@ -110,8 +110,7 @@ def test_several_problems_are_listed_one_per_line(tmp_path: Path) -> None:
           buckets: many
         workload:
           writers: 0
-        verify:
-          first_read: before
+          key_strategy: random
         """,
     )
     assert problem(path).splitlines() == [
@@ -119,8 +118,8 @@ def test_several_problems_are_listed_one_per_line(tmp_path: Path) -> None:
         "unable to parse string as an integer (got 'many')",
         f"{path}, line 4, field workload.writers: Input should be greater than or equal to 1 "
         "(got 0)",
-        f"{path}, line 6, field verify.first_read: Input should be 'after' or 'during' "
-        "(got 'before')",
+        f"{path}, line 5, field workload.key_strategy: Input should be 'unique' or 'timestamp_ms' "
+        "(got 'random')",
     ]
 
 
@@ -142,7 +141,7 @@ def test_unknown_field_without_a_close_name_lists_the_known_ones(tmp_path: Path)
     path = write(tmp_path, "verify:\n  zzz: 1\n")
     assert problem(path) == (
         f"{path}, line 2, field verify.zzz: unknown field 'zzz'; known fields: "
-        "settle_ms, read_consistency, reread_consistency, page_size, first_read"
+        "settle_ms, read_consistency, reread_consistency, page_size"
     )
 
 

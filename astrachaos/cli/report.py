@@ -1,0 +1,44 @@
+"""`astrachaos report`: render the reports of an earlier run from its directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from astrachaos.reports.files import ReportFormat
+
+
+def register(app: typer.Typer) -> None:
+    """Add `report` to the root app."""
+    app.command("report")(report)
+
+
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (holds result.json).")],
+    format_: Annotated[
+        list[ReportFormat] | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Report to write (repeat for several): html report.html, junit junit.xml, "
+            "markdown summary.md, hdr latency.hlog; json prints result.json to stdout.",
+            case_sensitive=False,
+        ),
+    ] = None,
+) -> None:
+    """Write reports of a run into its directory and print their paths."""
+    from rich.markup import escape
+
+    from astrachaos.cli.console import stderr, stdout
+    from astrachaos.reports.files import render, write_reports
+
+    formats = list(dict.fromkeys(format_ or [ReportFormat.HTML]))
+    console = stdout
+    if ReportFormat.JSON in formats:
+        typer.echo(render(run_dir, ReportFormat.JSON), nl=False)
+        formats.remove(ReportFormat.JSON)
+        console = stderr  # stdout holds the JSON alone, for pipes
+    for path in write_reports(run_dir, formats):
+        console.print(f"[dim]wrote[/] {escape(str(path))}", soft_wrap=True)

@@ -1,0 +1,215 @@
+"""The HTML report: one self-contained page (plotly inlined, no network) for people to read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from plotly.offline import get_plotlyjs
+
+from astrachaos.classify import RecordClass
+from astrachaos.ledger import Ledger
+from astrachaos.reports import charts
+from astrachaos.reports.files import load_result
+from astrachaos.reports.timeline import Timeline, build_timeline
+from astrachaos.rundir import RunDir
+
+MAX_ROWS = 20_000  # non-ok records in the page; result.json has them all
+
+_GREEN_CLASSES = {RecordClass.OK.value, RecordClass.STALE.value, RecordClass.RECOVERED.value}
+
+_STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;color:#222}
+h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.8em}
+.meta{color:#666}.verdict{padding:.7em 1em;border-radius:6px;font-weight:600;font-size:1.1em}
+.pass{background:#e8f5e9;color:#1b5e20}.fail{background:#ffebee;color:#b71c1c}
+.cards{display:flex;gap:1em;flex-wrap:wrap}.card{border:1px solid #ddd;border-radius:6px;
+padding:.6em 1.2em;min-width:9em}.card .n{font-size:1.8em;font-weight:700}
+.card.bad{border-color:#c62828;color:#c62828}.card.good .n{color:#2e7d32}
+table{border-collapse:collapse;margin:.4em 0}th,td{border-bottom:1px solid #eee;
+padding:.25em .8em;text-align:left}td.num,th.num{text-align:right}.red{color:#c62828}
+.green{color:#2e7d32}.cols{display:flex;gap:3em;flex-wrap:wrap}
+#filter{padding:.4em;width:28em}.scroll{max-height:30em;overflow:auto}
+"""
+
+_FILTER_JS = """
+function filterKeys(q){q=q.toLowerCase();var n=0;
+document.querySelectorAll('#not-ok tbody tr').forEach(function(r){
+var on=r.textContent.toLowerCase().indexOf(q)>=0;r.style.display=on?'':'none';if(on)n++;});
+document.getElementById('shown').textContent=n;}
+"""
+
+
+def render_html(run_dir: Path) -> str:
+    """The HTML report of the run in `run_dir`, as one string."""
+    result = load_result(run_dir)
+    with Ledger.open(RunDir(run_dir).ledger) as ledger:
+        timeline = build_timeline(ledger)
+    return page(result, timeline)
+
+
+def page(result: dict[str, Any], timeline: Timeline) -> str:
+    """The page of a `result.json` dict and the run's timeline."""
+    title = f"astrachaos {result['scenario']} {result['run_id']}"
+    body = "\n".join(
+        [
+            _header(result),
+            _headline(result),
+            _tables(result),
+            _performance(result),
+            _charts(result, timeline),
+            _windows(timeline),
+            _not_ok(result),
+        ]
+    )
+    return (
+        f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
+        f"<style>{_STYLE}</style><script>{get_plotlyjs()}</script>"
+        f"<script>{_FILTER_JS}</script></head>\n<body>\n{body}\n</body></html>\n"
+    )
+
+
+def _header(result: dict[str, Any]) -> str:
+    ok = result["exit_code"] == 0
+    notes = "".join(f"<p class='meta'>note: {escape(n)}</p>" for n in result.get("notes", []))
+    return (
+        f"<h1>astrachaos · {escape(result['scenario'])}</h1>"
+        f"<p class='meta'>run {escape(result['run_id'])} · pattern {escape(result['pattern'])} · "
+        f"seed {result['seed']} · profile {escape(result['profile'])} · table "
+        f"{escape(result['keyspace'])}.{escape(result['table'])} · {escape(result['started_at'])}"
+        f" → {escape(result['finished_at'])}</p>"
+        f"<div class='verdict {'pass' if ok else 'fail'}' id='verdict'>exit {result['exit_code']}: "
+        f"{escape(result['verdict'])}</div>{notes}"
+    )
+
+
+def _headline(result: dict[str, Any]) -> str:
+    c = result["counts"]
+    cards = [
+        ("records", c["records"], ""),
+        ("logged by the app", c["app_logged_success"], ""),
+        ("acknowledged", c["acknowledged"], ""),
+        ("present", c["present"], ""),
+        ("silent", c["silent"], "bad" if c["silent"] else "good"),
+    ]
+    html = "".join(
+        f"<div class='card {cls}' id='count-{label.split()[0]}'><div class='n'>{n}</div>"
+        f"<div>{label}</div></div>"
+        for label, n, cls in cards
+    )
+    return f"<h2>What the app believed vs what the database holds</h2><div class='cards'>{html}</div>"
+
+
+def _tables(result: dict[str, Any]) -> str:
+    c, breakdown = result["counts"], result["breakdown"]
+    classes = [
+        (f"<span class='{'green' if cls.value in _GREEN_CLASSES else 'red'}'>{cls.value}</span>",
+         c.get(cls.value, 0))
+        for cls in RecordClass
+        if c.get(cls.value, 0) or cls is RecordClass.OK
+    ]  # fmt: skip
+    expectations = [
+        (escape(e["name"]), f"{e['budget']:g}", f"{e['actual']:g}",
+         "<span class='green'>met</span>" if e["met"] else "<b class='red'>BROKEN</b>")
+        for e in result["expectations"]
+    ]  # fmt: skip
+    by_writer: dict[str, dict[str, int]] = breakdown["by_writer"]
+    names = [cls.value for cls in RecordClass if any(cls.value in w for w in by_writer.values())]
+    writers = [
+        (escape(w), *(counts.get(n, 0) for n in names))
+        for w, counts in sorted(by_writer.items(), key=lambda kv: int(kv[0]))
+    ]
+    silent = breakdown["silent_by_error"]
+    errors = [
+        (escape(e), escape(", ".join(f"{k} {v}" for k, v in sorted(cs.items()))), silent.get(e, 0))
+        for e, cs in sorted(breakdown["by_error"].items(), key=lambda kv: -sum(kv[1].values()))
+    ]
+    return (
+        "<div class='cols'>"
+        + "".join(
+            [
+                _section("Expectations", _table(["budget", "allowed", "actual", ""], expectations)),
+                _section("Classes", _table(["class", "records"], classes)),
+                _section("Per writer", _table(["writer", *names], writers)),
+                _section(
+                    "Not ok, by the driver's last error",
+                    _table(["last error", "classes", "silent"], errors) if errors else "<p>none</p>",
+                ),
+            ]
+        )
+        + "</div>"
+    )
+
+
+def _performance(result: dict[str, Any]) -> str:
+    lat, thr = result["latency_ms"], result["throughput"]
+    return (
+        f"<p>Statement latency ms: p50 {lat['p50']:.2f} · p95 {lat['p95']:.2f} · "
+        f"p99 {lat['p99']:.2f} · max {lat['max']:.2f} ({lat['count']} acknowledged statements)"
+        f"<br>Throughput: {thr['writes_per_s']:.0f} acknowledged records/s, "
+        f"{thr['records_per_s']:.0f} answered records/s over {thr['write_phase_s']:.1f} s</p>"
+    )
+
+
+def _charts(result: dict[str, Any], timeline: Timeline) -> str:
+    if not timeline.seconds:
+        return "<h2>Over time</h2><p>No record was answered: nothing to chart.</p>"
+    parts = [
+        charts.outcomes_chart(timeline),
+        charts.classes_chart(timeline, result["breakdown"]["by_second"]),
+        charts.latency_chart(timeline),
+        charts.errors_chart(timeline) if timeline.by_error else "<p>No driver errors.</p>",
+    ]
+    return "<h2>Over time</h2>" + "".join(f"<div class='chart'>{p}</div>" for p in parts)
+
+
+def _windows(timeline: Timeline) -> str:
+    if not timeline.windows:
+        return "<p class='meta'>No fault windows were recorded.</p>"
+    rows = [
+        (escape(w.label), f"{w.start_s:.2f}", "still open" if w.end_s is None else f"{w.end_s:.2f}")
+        for w in timeline.windows
+    ]
+    return _section("Fault windows (shaded in the charts)", _table(["fault", "from s", "to s"], rows))
+
+
+def _not_ok(result: dict[str, Any]) -> str:
+    records = result["records"]
+    if not records:
+        return "<h2>Records not ok</h2><p>None: every record is ok.</p>"
+    shown = records[:MAX_ROWS]
+    rows = [
+        (r["key"]["bucket"], r["key"]["key"], r["record_id"], escape(r["class"]),
+         "yes" if r["silent"] else "", escape(r["driver_outcome"] or ""),
+         escape(r["last_error"] or ""), r["attempts"], r["writer"], r["batch"],
+         escape(r["found"] or ""))
+        for r in shown
+    ]  # fmt: skip
+    columns = ["bucket", "key", "record", "class", "silent", "driver", "last error", "attempts",
+               "writer", "batch", "found"]  # fmt: skip
+    cut = f" (the first {len(shown)}; all are in result.json)" if len(shown) < len(records) else ""
+    return (
+        f"<h2>Records not ok: {len(records)}{cut}</h2>"
+        "<input id='filter' type='search' placeholder='filter: class, error, key, writer…' "
+        "oninput='filterKeys(this.value)'> <span class='meta'><span id='shown'>"
+        f"{len(shown)}</span> shown</span>"
+        f"<div class='scroll'>{_table(columns, rows, table_id='not-ok')}</div>"
+    )
+
+
+def _section(title: str, content: str) -> str:
+    return f"<div><h2>{escape(title)}</h2>{content}</div>"
+
+
+def _table(columns: Sequence[str], rows: Iterable[Sequence[object]], table_id: str = "") -> str:
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
+    ident = f" id='{table_id}'" if table_id else ""
+    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value: object) -> str:
+    # Numbers align right; strings arrive escaped (some carry markup of our own).
+    return f"<td class='num'>{value}</td>" if isinstance(value, int) else f"<td>{value}</td>"

@@ -1,0 +1,1 @@
+"""Benchmarks of astrachaos against the raw driver, measured in one run: `python -m bench`."""

@@ -1,0 +1,52 @@
+"""Peak resident memory of a whole `astrachaos run`, measured on a child process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from astrachaos.loader import dump_scenario
+from astrachaos.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class PeakRss:
+    """The child's high-water mark of resident memory, and how its run went."""
+
+    records: int
+    max_rss_kib: int
+    seconds: float
+    exit_code: int
+    log: Path
+
+    @property
+    def mb(self) -> float:
+        """Peak RSS in MB (10^6 bytes; getrusage reports KiB on Linux)."""
+        return self.max_rss_kib * 1024 / 1e6
+
+
+def peak_rss(scenario: Scenario, workdir: Path) -> PeakRss:
+    """Run `python -m astrachaos run` on the scenario in a child; read its own rusage at exit."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    spec = workdir / f"{scenario.name}.yaml"
+    spec.write_text(dump_scenario(scenario))
+    log = workdir / "child.log"
+    command = [sys.executable, "-m", "astrachaos", "run", str(spec), "--out", str(workdir / "run"),
+               "--quiet"]  # fmt: skip
+    began = time.monotonic()
+    with log.open("wb") as sink:
+        child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        # wait4 gives this child's own peak, not the maximum over every child ever waited for.
+        _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return PeakRss(
+        records=scenario.workload.records,
+        max_rss_kib=usage.ru_maxrss,
+        seconds=time.monotonic() - began,
+        exit_code=child.returncode,
+        log=log,
+    )

@@ -1,0 +1,151 @@
+"""One bench run: warm up, interleave engine and baseline repetitions, measure memory, clean up."""
+
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from astrachaos.runner import resolve_profile, target_table
+from astrachaos.session import Connection, connect
+from astrachaos.table import drop_table, ensure_table
+from bench.memory import peak_rss
+from bench.plan import BenchPlan, bench_scenario
+from bench.report import BenchReport, Metric, ceiling_metric, ratio_metric
+from bench.scan import RawScan, raw_scan
+from bench.writes import BenchFailure, EngineRun, RawWrite, raw_write, run_engine
+
+Say = Callable[[str], None]
+WRITE_GOAL = 0.9
+VERIFY_GOAL = 0.9
+RSS_CEILING_MB = 300.0
+
+
+def run_suite(
+    plan: BenchPlan, workdir: Path, command: str, say: Say, measure_rss: bool = True
+) -> BenchReport:
+    """Measure the three metrics; the bench table is dropped whatever happens."""
+    began, started_at = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
+    scenario = bench_scenario(plan, plan.records)
+    profile = resolve_profile(scenario)
+    table = target_table(scenario, profile)
+    load_before = os.getloadavg()
+    with connect(profile) as raw:
+        try:
+            ensure_table(raw.session, table, scenario.schema_.replication_factor, astra=False)
+            engines, writes, scans = _repetitions(plan, raw, workdir, say)
+            metrics = _ratio_metrics(engines, writes, scans)
+            if measure_rss:
+                metrics.append(_memory(plan, workdir, say))
+            environment = _environment(raw, load_before)
+        finally:
+            say(f"dropping {table.qualified}")
+            drop_table(raw.session, table)
+    return BenchReport(
+        command=command,
+        started_at=started_at,
+        seconds=round(time.monotonic() - began, 1),
+        plan=asdict(plan),
+        metrics=metrics,
+        environment=environment,
+    )
+
+
+def _repetitions(
+    plan: BenchPlan, raw: Connection, workdir: Path, say: Say
+) -> tuple[list[EngineRun], list[RawWrite], list[RawScan]]:
+    scenario = bench_scenario(plan, plan.records)
+    warmup = bench_scenario(plan, plan.warmup_records, name="bench-warmup")
+    table = target_table(scenario, raw.profile)
+    say(f"warm-up: {plan.warmup_records:,} records through each side")
+    run_engine(warmup, workdir / "warmup")
+    raw_write(raw.session, table, warmup, _raw_run_id("warmup"), plan.concurrency)
+    engines: list[EngineRun] = []
+    writes: list[RawWrite] = []
+    scans: list[RawScan] = []
+    for rep in range(plan.repetitions):
+        # Alternate who goes first, so a drift in the machine's load favours neither side.
+        sides = ["engine", "raw"] if rep % 2 == 0 else ["raw", "engine"]
+        for side in sides:
+            if side == "engine":
+                engines.append(run_engine(scenario, workdir / f"engine-{rep}"))
+            else:
+                writes.append(raw_write(raw.session, table, scenario, _raw_run_id(str(rep)),
+                                        plan.concurrency))  # fmt: skip
+        scans.append(
+            raw_scan(raw.session, table, engines[-1].run_id, plan.buckets,
+                     scenario.verify.page_size, scenario.verify.read_consistency)
+        )  # fmt: skip
+        if scans[-1].rows != engines[-1].rows_read:
+            raise BenchFailure(
+                f"the raw scan read {scans[-1].rows} rows, the engine {engines[-1].rows_read}"
+            )
+        say(
+            f"repetition {rep + 1}/{plan.repetitions}: writes/s engine "
+            f"{engines[-1].writes_per_s:,.0f} raw {writes[-1].writes_per_s:,.0f}; "
+            f"verify rows/s engine {engines[-1].verify_rows_per_s:,.0f} "
+            f"raw {scans[-1].rows_per_s:,.0f}"
+        )
+    return engines, writes, scans
+
+
+def _ratio_metrics(
+    engines: list[EngineRun], writes: list[RawWrite], scans: list[RawScan]
+) -> list[Metric]:
+    return [
+        ratio_metric(
+            "write throughput (careful, ledger on)",
+            "writes/s",
+            [e.writes_per_s for e in engines],
+            [w.writes_per_s for w in writes],
+            WRITE_GOAL,
+        ),
+        ratio_metric(
+            "verification read rate",
+            "rows/s",
+            [e.verify_rows_per_s for e in engines],
+            [s.rows_per_s for s in scans],
+            VERIFY_GOAL,
+        ),
+    ]
+
+
+def _memory(plan: BenchPlan, workdir: Path, say: Say) -> Metric:
+    scenario = bench_scenario(plan, plan.rss_records, name="bench-rss")
+    say(f"peak RSS: `astrachaos run` of {plan.rss_records:,} records in a child process")
+    measured = peak_rss(scenario, workdir / "rss")
+    if measured.exit_code != 0:
+        raise BenchFailure(
+            f"the {plan.rss_records:,}-record child run exited {measured.exit_code}; "
+            f"see {measured.log}"
+        )
+    say(f"peak RSS {measured.mb:,.1f} MB over {measured.seconds:,.0f} s")
+    return ceiling_metric(
+        f"peak RSS, {plan.rss_records:,}-record run", "MB", measured.mb, RSS_CEILING_MB
+    )
+
+
+def _raw_run_id(label: str) -> str:
+    return f"bench-raw-{label}-{secrets.token_hex(3)}"
+
+
+def _environment(raw: Connection, load_before: tuple[float, float, float]) -> dict[str, str]:
+    import cassandra
+
+    row: Any = raw.session.execute("SELECT release_version FROM system.local").one()
+    return {
+        "python": platform.python_version(),
+        "cassandra_driver": cassandra.__version__,
+        "cassandra": str(row.release_version),
+        "protocol_version": str(raw.cluster.protocol_version),
+        "consistency": raw.profile.driver.consistency,
+        "cpus": str(os.cpu_count()),
+        "loadavg_before": " ".join(f"{x:.2f}" for x in load_before),
+        "loadavg_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }

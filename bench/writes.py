@@ -1,0 +1,102 @@
+"""The write side: one engine run of the `careful` pattern, and the raw driver's bulk insert."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from astrachaos.runner import Runner
+from astrachaos.scenario import Scenario
+from astrachaos.table import RunTable
+from astrachaos.workload import RecordPlan
+
+
+class BenchFailure(Exception):
+    """A measured run did not do what it must for its numbers to mean anything."""
+
+
+@dataclass(frozen=True)
+class EngineRun:
+    """What one engine run reported in its `result.json`."""
+
+    run_id: str
+    records: int
+    writes_per_s: float
+    write_phase_s: float
+    rows_read: int
+    verify_s: float
+
+    @property
+    def verify_rows_per_s(self) -> float:
+        """Verification read rate, as the engine measured it."""
+        return self.rows_read / self.verify_s if self.verify_s else 0.0
+
+
+@dataclass(frozen=True)
+class RawWrite:
+    """One timed `execute_concurrent_with_args` over a whole record set."""
+
+    run_id: str
+    records: int
+    seconds: float
+
+    @property
+    def writes_per_s(self) -> float:
+        """Acknowledged inserts per second."""
+        return self.records / self.seconds
+
+
+def run_engine(scenario: Scenario, out: Path) -> EngineRun:
+    """Run the scenario through the real engine; refuse a run that lost or failed anything."""
+    runner = Runner(scenario, out)
+    runner.run()
+    result = json.loads(runner.dir.result.read_text())
+    counts = result["counts"]
+    if result["exit_code"] != 0 or counts["acknowledged"] != scenario.workload.records:
+        raise BenchFailure(
+            f"engine run {result['run_id']} is not clean: exit {result['exit_code']}, "
+            f"{counts['acknowledged']}/{scenario.workload.records} acknowledged"
+        )
+    return EngineRun(
+        run_id=result["run_id"],
+        records=scenario.workload.records,
+        writes_per_s=result["throughput"]["writes_per_s"],
+        write_phase_s=result["throughput"]["write_phase_s"],
+        rows_read=result["verification"]["rows_read"],
+        verify_s=result["verification"]["seconds"],
+    )
+
+
+def record_values(scenario: Scenario, run_id: str) -> list[tuple[Any, ...]]:
+    """The bound values the engine would send for this scenario, in the same column order."""
+    plan = RecordPlan(scenario.workload, run_id, scenario.schema_.buckets, scenario.seed or 0)
+    return [
+        (run_id, p.record.bucket, p.record.key, p.record.record_id, p.record.writer,
+         p.record.batch, p.payload)
+        for writer in range(scenario.workload.writers)
+        for batch in plan.batches(writer)
+        for p in batch
+    ]  # fmt: skip
+
+
+def raw_write(
+    session: Any, table: RunTable, scenario: Scenario, run_id: str, concurrency: int
+) -> RawWrite:
+    """Insert the scenario's records with the driver alone; only the inserts are timed."""
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    prepared = session.prepare(table.insert_cql(scenario.schema_.ttl_s))
+    prepared.is_idempotent = True  # as the engine marks its inserts
+    values = record_values(scenario, run_id)
+    began = time.perf_counter()
+    results = execute_concurrent_with_args(
+        session, prepared, values, concurrency=concurrency, raise_on_first_error=True
+    )
+    seconds = time.perf_counter() - began
+    failed = sum(1 for ok, _ in results if not ok)
+    if failed:
+        raise BenchFailure(f"raw write {run_id}: {failed} of {len(values)} inserts failed")
+    return RawWrite(run_id, len(values), seconds)

@@ -1,0 +1,82 @@
+"""The HTML report of a real run renders its charts in headless Chromium, with no network."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from astrachaos.catalog import resolve
+from astrachaos.ledger import Ledger
+from astrachaos.loader import load_scenario
+from astrachaos.reports.files import ReportFormat, write_reports
+from astrachaos.runner import Runner
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = Path("/usr/bin/chromium")
+# No sandbox (containers), no background fetches, and a dead proxy: any request the page made
+# would fail, so charts that render prove the page needs no network.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--proxy-server=127.0.0.1:9",
+    "--virtual-time-budget=10000",
+]
+
+
+def chromium(page: Path, profile: Path, *action: str) -> str:
+    """Run headless Chromium on `page` and return its stdout."""
+    done = subprocess.run(
+        [str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *action, page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def report_page(local_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real queue-overflow run with a fault window recorded in its ledger, rendered as HTML."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
+    run_dir = tmp_path_factory.mktemp("report") / "run"
+    Runner(load_scenario(resolve("queue-overflow"), ["workload.records=3000"]), run_dir).run()
+    with Ledger.open(run_dir / "ledger.sqlite") as ledger:
+        origin = int(ledger.meta()["started_ns"])
+        ledger.record_fault_window("unit-marker", "client", origin + 500_000_000, origin + 1_500_000_000)
+    (path,) = write_reports(run_dir, [ReportFormat.HTML])
+    return path
+
+
+def test_report_renders_the_charts_offline(report_page: Path, tmp_path: Path) -> None:
+    dom = chromium(report_page, tmp_path / "profile", "--dump-dom")
+
+    assert dom.count('class="plot-container') == 4
+    assert "main-svg" in dom
+    assert "unit-marker (client)" in dom  # the fault window's label, drawn by plotly
+
+
+def test_report_shows_the_silent_count(report_page: Path, tmp_path: Path) -> None:
+    silent = json.loads((report_page.parent / "result.json").read_text())["counts"]["silent"]
+    dom = chromium(report_page, tmp_path / "profile", "--dump-dom")
+
+    assert silent > 0
+    assert f"<div class=\"card bad\" id=\"count-silent\"><div class=\"n\">{silent}</div>" in dom
+
+
+def test_report_screenshot(report_page: Path, tmp_path: Path) -> None:
+    shot = tmp_path / "report.png"
+    chromium(report_page, tmp_path / "profile", "--window-size=1300,3000", f"--screenshot={shot}")
+
+    assert shot.stat().st_size > 50_000  # a blank page is a few kB

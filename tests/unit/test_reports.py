@@ -1,0 +1,219 @@
+"""Reports for people and for CI: JUnit, Markdown, the HDR latency log, HTML, report files."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogReader
+
+from astrachaos.classify import RecordClass
+from astrachaos.errors import EnvironmentProblem, ExitCode
+from astrachaos.events import AppLogged, DriverOutcome, EventBus, Record, RecordsPlanned, WriteCompleted
+from astrachaos.ledger import Ledger
+from astrachaos.reports.files import ReportFormat, render, write_reports
+from astrachaos.reports.hdr import render_hlog
+from astrachaos.reports.html import render_html
+from astrachaos.reports.junit import render_junit
+from astrachaos.reports.markdown import render_markdown
+from astrachaos.reports.timeline import build_timeline
+from astrachaos.result import ExpectationOutcome, RunResult, Throughput, decide_exit_code
+from astrachaos.stats import Latency
+from astrachaos.verify import NotOk, Verification
+
+ORIGIN_NS = 1_000_000_000_000  # the write phase starts here (monotonic ns, as the ledger's times)
+S = 1_000_000_000
+MS = 1_000_000
+
+
+def result_dict(*, lost: int = 0, silent: int = 0, records: int = 100) -> dict[str, Any]:
+    """A `result.json` dict as a run writes it, with `lost` acknowledged-but-absent records."""
+    v = Verification()
+    v.records = records
+    v.counts = Counter({RecordClass.OK: records - lost - silent, RecordClass.LOST: lost})
+    if silent:
+        v.counts[RecordClass.DROPPED] = silent
+    v.acknowledged = records - silent
+    v.present = records - lost - silent
+    v.app_logged_success = records
+    v.silent = lost + silent
+    for i in range(lost):
+        v.not_ok.append(
+            NotOk(i, 0, i, RecordClass.LOST, True, "acked", 1, None, None, 0, 0, True, "absent")
+        )
+        v.by_error[("-", "lost")] += 1
+        v.silent_by_error["-"] += 1
+    for i in range(lost, lost + silent):
+        v.not_ok.append(
+            NotOk(i, 1, i, RecordClass.DROPPED, True, "dropped", 1, "RequestThrottlingError",
+                  "queue full | overflow", 1, 2, True, "absent")
+        )  # fmt: skip
+        v.by_error[("RequestThrottlingError", "dropped")] += 1
+        v.silent_by_error["RequestThrottlingError"] += 1
+    v.by_writer[(0, "ok")] = records - lost - silent
+    v.by_second[(0, "ok")] = records - lost - silent
+    expectations = [
+        ExpectationOutcome("lost", 0, lost, lost == 0),
+        ExpectationOutcome("silent", 0, lost + silent, lost + silent == 0),
+    ]
+    return RunResult(
+        run_id="20260101T000000-unit-abcdef",
+        scenario="unit",
+        seed=7,
+        keyspace="astrachaos",
+        table="records",
+        profile="local",
+        pattern="uploader",
+        started_at="2026-01-01T00:00:00+00:00",
+        finished_at="2026-01-01T00:00:09+00:00",
+        verification=v,
+        throughput=Throughput(writes_per_s=50.0, records_per_s=50.0, write_phase_s=2.0),
+        latency=Latency(count=records, p50=1.5, p95=3.0, p99=4.0, max=9.0),
+        throttler={},
+        expectations=expectations,
+        exit_code=decide_exit_code(expectations, v),
+    ).to_json_dict()
+
+
+def make_run_dir(path: Path, *, fault_window: bool = False) -> Path:
+    """A run directory with a ledger (40 acked records over 2 s, 10 dropped) and a result.json."""
+    bus = EventBus()
+    with Ledger.create(path / "ledger.sqlite", "run", {"started_ns": str(ORIGIN_NS)}) as ledger:
+        ledger.subscribe(bus)
+        records = tuple(Record(i, i % 2, 0, 0, i, "d") for i in range(50))
+        bus.publish(RecordsPlanned(records, ORIGIN_NS))
+        for i in range(40):
+            sent = ORIGIN_NS + (i // 20) * S + i * MS
+            latency = (i + 1) * MS  # 1..40 ms
+            bus.publish(WriteCompleted((i,), DriverOutcome.ACKED, 1, sent, sent + latency))
+        for i in range(40, 50):
+            at = ORIGIN_NS + S + 500 * MS
+            bus.publish(
+                WriteCompleted((i,), DriverOutcome.DROPPED, 1, at, at, "RequestThrottlingError", "full")
+            )
+        bus.publish(AppLogged(tuple(range(50)), True, ORIGIN_NS))
+        ledger.flush()
+        if fault_window:
+            ledger.record_fault_window("proxy-latency", "network", ORIGIN_NS + S, ORIGIN_NS + 2 * S)
+    (path / "result.json").write_text(json.dumps(result_dict(silent=10, records=50)))
+    return path
+
+
+def test_junit_parses_and_passes_when_nothing_was_lost() -> None:
+    root = ET.fromstring(render_junit(result_dict()))
+
+    suite = root.find("testsuite")
+    assert suite is not None and suite.get("name") == "unit"
+    assert [c.get("name") for c in suite.iter("testcase")] == ["lost", "silent", "verification"]
+    assert root.get("failures") == "0" and not list(root.iter("failure"))
+
+
+def test_junit_shows_a_failure_with_the_numbers_when_records_were_lost() -> None:
+    root = ET.fromstring(render_junit(result_dict(lost=3)))
+
+    failures = {
+        case.get("name"): case.find("failure") for case in root.iter("testcase") if case.find("failure") is not None
+    }
+    assert set(failures) == {"lost", "silent"} and root.get("failures") == "2"
+    lost = failures["lost"]
+    assert lost is not None
+    assert lost.get("message") == "lost: 3 > budget 0 (ok 97, lost 3)"
+    assert "budget lost: 0" in (lost.text or "") and "actual lost: 3" in (lost.text or "")
+
+
+def test_junit_properties_carry_the_run_and_the_counts() -> None:
+    root = ET.fromstring(render_junit(result_dict(lost=1)))
+
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert props["run_id"] == "20260101T000000-unit-abcdef"
+    assert props["count.lost"] == "1" and props["exit_code"] == str(int(ExitCode.EXPECTATIONS_UNMET))
+
+
+def test_markdown_leads_with_the_verdict_and_the_headline() -> None:
+    text = render_markdown(result_dict(silent=4))
+
+    assert text.startswith("## ❌ astrachaos `unit`: exit 1")
+    assert "| 100 | 100 | 96 | 96 | **4** |" in text
+    assert "| silent | 0 | 4 | **BROKEN** |" in text
+    assert "queue full" not in text  # messages stay in result.json; the table is for scanning
+    assert "4 of 4 records not ok, silent first" in text
+
+
+def test_markdown_of_a_clean_run_has_no_key_table() -> None:
+    text = render_markdown(result_dict())
+
+    assert text.startswith("## ✅") and "<details>" not in text
+
+
+def test_hdr_log_decodes_back_to_the_acked_latencies(tmp_path: Path) -> None:
+    run = make_run_dir(tmp_path)
+    with Ledger.open(run / "ledger.sqlite") as ledger:
+        (tmp_path / "latency.hlog").write_text(render_hlog(ledger))
+
+    reader = HistogramLogReader(str(tmp_path / "latency.hlog"), HdrHistogram(1, 3_600 * S, 3))
+    histogram = reader.get_next_interval_histogram()
+    assert histogram is not None and histogram.get_total_count() == 40  # the dropped are not there
+    assert histogram.get_max_value() == pytest.approx(40 * MS, rel=1e-3)
+    assert histogram.get_value_at_percentile(50) == pytest.approx(20 * MS, rel=1e-3)
+    assert reader.get_next_interval_histogram() is None
+
+
+def test_hdr_log_has_one_interval_per_fault_window(tmp_path: Path) -> None:
+    run = make_run_dir(tmp_path, fault_window=True)
+    with Ledger.open(run / "ledger.sqlite") as ledger:
+        text = render_hlog(ledger)
+    (tmp_path / "latency.hlog").write_text(text)
+
+    reader = HistogramLogReader(str(tmp_path / "latency.hlog"), HdrHistogram(1, 3_600 * S, 3))
+    phase, window = reader.get_next_interval_histogram(), reader.get_next_interval_histogram()
+    assert phase is not None and window is not None
+    assert (phase.get_total_count(), window.get_total_count()) == (40, 20)  # second 1 only
+    assert "#interval: fault window 1: proxy-latency (network)" in text
+
+
+def test_timeline_counts_each_second_and_its_latency(tmp_path: Path) -> None:
+    with Ledger.open(make_run_dir(tmp_path) / "ledger.sqlite") as ledger:
+        timeline = build_timeline(ledger)
+
+    assert timeline.seconds == [0, 1]
+    assert timeline.acked == [20, 20]
+    assert timeline.by_outcome["dropped"] == [0, 10]
+    assert timeline.by_error == {"RequestThrottlingError": [0, 10]}
+    assert timeline.p50_ms[0] == pytest.approx(10.0) and timeline.p99_ms[1] == pytest.approx(40.0)
+
+
+def test_html_is_self_contained_and_shades_fault_windows(tmp_path: Path) -> None:
+    page = render_html(make_run_dir(tmp_path, fault_window=True))
+
+    assert "<script src" not in page and "<link" not in page  # nothing fetched over the network
+    assert "plotly.js v" in page  # the library itself is inline
+    assert "proxy-latency (network)" in page and '"type":"rect"' in page
+    assert "id='count-silent'><div class='n'>10<" in page
+    assert "filterKeys" in page and "RequestThrottlingError" in page
+
+
+def test_html_without_fault_windows_says_so(tmp_path: Path) -> None:
+    page = render_html(make_run_dir(tmp_path))
+
+    assert "No fault windows were recorded." in page and '"type":"rect"' not in page
+
+
+def test_write_reports_writes_each_file_and_leaves_result_json(tmp_path: Path) -> None:
+    run = make_run_dir(tmp_path)
+    before = (run / "result.json").read_text()
+
+    paths = write_reports(run, [ReportFormat.JUNIT, ReportFormat.MARKDOWN, ReportFormat.HDR, ReportFormat.JSON])
+
+    assert [p.name for p in paths] == ["junit.xml", "summary.md", "latency.hlog", "result.json"]
+    assert all(p.is_file() for p in paths) and (run / "result.json").read_text() == before
+    assert json.loads(render(run, ReportFormat.JSON)) == json.loads(before)
+
+
+def test_a_directory_without_result_json_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(EnvironmentProblem, match="no result.json"):
+        write_reports(tmp_path, [ReportFormat.MARKDOWN])
