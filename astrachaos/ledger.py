@@ -13,6 +13,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -134,14 +135,17 @@ class FaultWindow:
 
 
 Row = tuple[Any, ...]  # one row of a ledger table, as SQLite takes and gives it
+_Item = tuple[int, Any, Any]  # (kind, payload, shared tail) as queued by a handler
+_PLANNED, _COMPLETED, _APP_LOGGED, _FLUSH = range(4)
 
 
 class Ledger:
     """An append-only SQLite ledger of one run, fed by workload events.
 
-    Handlers enqueue tuples and return; when `max_pending_rows` are waiting for the writer
-    thread, a publishing thread (writer or driver callback) blocks until the next commit frees
-    room. That back-pressure slows the workload to the ledger's pace rather than dropping a row.
+    Handlers append one tuple to a deque and return. When more than `max_pending_events` wait
+    for the writer thread, the publishing thread (a writer, or the driver's callback thread)
+    blocks until the next drain makes room: the workload slows to the ledger's pace, and no
+    row is ever dropped to keep up.
     """
 
     def __init__(
@@ -149,32 +153,25 @@ class Ledger:
         path: Path,
         conn: sqlite3.Connection,
         *,
-        batch_rows: int = 5_000,
+        commit_events: int = 5_000,
         commit_interval_s: float = 0.05,
-        max_pending_rows: int = 50_000,
+        max_pending_events: int = 50_000,
     ) -> None:
         self.path = path
         self._conn = conn
-        self._batch_rows = batch_rows
+        self._commit_events = commit_events
         self._commit_interval_s = commit_interval_s
-        self._max_pending_rows = max_pending_rows
-        self._lock = threading.Lock()
-        self._work = threading.Condition(self._lock)  # the writer waits for rows
-        self._space = threading.Condition(self._lock)  # producers wait for room
-        self._done = threading.Condition(self._lock)  # flush() waits for a commit
-        self._planned: list[Row] = []
-        self._completions: list[Row] = []
-        self._app_logs: list[Row] = []
-        self._pending_rows = 0
-        self._enqueued = 0  # events accepted so far
-        self._committed = 0  # events whose rows are committed
-        self._flush_wanted = False
+        self._max_pending_events = max_pending_events
+        self._queue: deque[_Item] = deque()  # append and popleft are atomic: no lock per event
+        self._wake = threading.Event()
+        self._room = threading.Condition()
+        self._accepting = False
         self._stopping = False
         self._closed = False
-        self._late_events = 0
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._indexed = False
+        self._warned_late = False
 
     @classmethod
     def create(
@@ -183,9 +180,9 @@ class Ledger:
         run_id: str,
         meta: Mapping[str, str],
         *,
-        batch_rows: int = 5_000,
+        commit_events: int = 5_000,
         commit_interval_s: float = 0.05,
-        max_pending_rows: int = 50_000,
+        max_pending_events: int = 50_000,
     ) -> Ledger:
         """Create a new ledger file at `path` holding `run_id` and `meta`; refuse to overwrite."""
         if path.exists():
@@ -193,19 +190,18 @@ class Ledger:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = _connect(path)
-            with conn:
-                conn.executescript(_SCHEMA)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                values = {"run_id": run_id, "created_ns": str(time.time_ns()), **meta}
-                conn.executemany("INSERT INTO meta VALUES (?, ?)", values.items())
+            conn.executescript(f"BEGIN; {_SCHEMA}; PRAGMA user_version = {SCHEMA_VERSION};")
+            values = {"run_id": run_id, "created_ns": str(time.time_ns()), **meta}
+            conn.executemany("INSERT INTO meta VALUES (?, ?)", values.items())
+            conn.execute("COMMIT")
         except (OSError, sqlite3.Error) as exc:
             raise EnvironmentProblem(f"cannot create the ledger at {path}: {exc}") from exc
         return cls(
             path,
             conn,
-            batch_rows=batch_rows,
+            commit_events=commit_events,
             commit_interval_s=commit_interval_s,
-            max_pending_rows=max_pending_rows,
+            max_pending_events=max_pending_events,
         )
 
     @classmethod
@@ -227,90 +223,81 @@ class Ledger:
 
     def subscribe(self, bus: EventBus) -> None:
         """Record every RecordsPlanned, WriteCompleted and AppLogged published on `bus`."""
+        if self._closed:
+            raise RuntimeError("the ledger is closed")
         bus.subscribe(RecordsPlanned, self._on_planned)
         bus.subscribe(WriteCompleted, self._on_completed)
         bus.subscribe(AppLogged, self._on_app_logged)
-        with self._lock:
-            if self._thread is None and not self._closed:
-                self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
-                self._thread.start()
-                atexit.register(self._close_at_exit)
+        if self._thread is None:
+            self._accepting = True
+            self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+            self._thread.start()
+            atexit.register(self._close_at_exit)
 
     def _on_planned(self, event: RecordsPlanned) -> None:
         at_ns = event.at_ns
-        rows: list[Row] = [
-            (r.record_id, r.writer, r.batch, r.bucket, r.key, r.digest, at_ns)
-            for r in event.records
-        ]
-        self._enqueue(rows, 0)
+        rows = [(r.record_id, r.writer, r.batch, r.bucket, r.key, r.digest, at_ns) for r in event.records]
+        self._put((_PLANNED, rows, None))
 
     def _on_completed(self, event: WriteCompleted) -> None:
-        tail = (
-            event.outcome.value,
-            event.attempts,
-            event.submitted_ns,
-            event.completed_ns,
-            event.error_class,
-            event.error_message,
-        )
-        self._enqueue([(record_id, *tail) for record_id in event.record_ids], 1)
+        e = event
+        tail = (e.outcome.value, e.attempts, e.submitted_ns, e.completed_ns, e.error_class, e.error_message)
+        self._put((_COMPLETED, event.record_ids, tail))
 
     def _on_app_logged(self, event: AppLogged) -> None:
-        success, at_ns = int(event.success), event.at_ns
-        self._enqueue([(record_id, success, at_ns) for record_id in event.record_ids], 2)
+        self._put((_APP_LOGGED, event.record_ids, (int(event.success), event.at_ns)))
 
-    def _enqueue(self, rows: list[Row], table: int) -> None:
-        count = len(rows)
-        with self._lock:
-            while (
-                self._pending_rows
-                and self._pending_rows + count > self._max_pending_rows
-                and self._error is None
-                and not self._stopping
-            ):
-                self._space.wait()
-            if self._error is not None:
-                return  # already failed loudly; flush() and close() raise it
-            if self._stopping:
-                self._late_events += 1
-                if self._late_events == 1:
-                    log.warning("events published after the ledger was closed are not recorded")
-                return
-            (self._planned, self._completions, self._app_logs)[table].extend(rows)
-            before = self._pending_rows
-            self._pending_rows = before + count
-            self._enqueued += 1
-            if before < self._batch_rows <= self._pending_rows:
-                self._work.notify()
+    def _put(self, item: _Item) -> None:
+        if not self._accepting:
+            self._refuse()
+            return
+        queue = self._queue
+        queue.append(item)
+        pending = len(queue)
+        if pending >= self._commit_events and not self._wake.is_set():
+            self._wake.set()
+        if pending > self._max_pending_events:
+            self._wait_for_room()
+
+    def _wait_for_room(self) -> None:
+        with self._room:
+            while len(self._queue) > self._max_pending_events and self._accepting:
+                self._wake.set()
+                self._room.wait(self._commit_interval_s)
+
+    def _refuse(self) -> None:
+        if self._error is None and not self._warned_late:
+            self._warned_late = True
+            log.warning("events published after the ledger was closed are not recorded")
 
     @property
-    def pending_rows(self) -> int:
-        """Rows accepted but not yet handed to the writer thread."""
-        return self._pending_rows
+    def pending_events(self) -> int:
+        """Events accepted but not yet taken by the writer thread."""
+        return len(self._queue)
 
     def flush(self) -> None:
         """Block until every event accepted so far is committed; raise if the writer failed."""
-        with self._lock:
-            target = self._enqueued
-            if self._thread is not None:
-                self._flush_wanted = True
-                self._work.notify()
-                while self._committed < target and self._error is None:
-                    self._done.wait()
+        thread = self._thread
+        if thread is not None and self._accepting:
+            done = threading.Event()
+            self._queue.append((_FLUSH, done, None))
+            self._wake.set()
+            while not done.wait(0.1) and thread.is_alive():
+                pass
         self._raise_if_failed()
 
     def close(self) -> None:
         """Flush, stop the writer thread and close the file; raise if the writer failed."""
-        with self._lock:
-            already_closed, self._closed = self._closed, True
+        if not self._closed:
+            self._closed = True
+            self._accepting = False
             self._stopping = True
-            self._work.notify()
-            self._space.notify_all()
-            thread = self._thread
-        if not already_closed:
-            if thread is not None:
-                thread.join()
+            self._wake.set()
+            if self._thread is not None:
+                self._thread.join()
                 atexit.unregister(self._close_at_exit)
+                if self._queue and self._error is None:
+                    log.warning("%d events arrived while the ledger closed", len(self._queue))
             self._conn.close()
         self._raise_if_failed()
 
@@ -340,37 +327,43 @@ class Ledger:
 
     def _run(self) -> None:
         try:
-            while self._write_next_batch():
-                pass
+            while True:
+                self._wake.wait(self._commit_interval_s)
+                self._wake.clear()
+                stopping = self._stopping  # read before draining: the last drain sees everything
+                self._commit_queued()
+                if stopping:
+                    return
         except BaseException as exc:  # a writer that dies must fail the run loudly
             log.error("ledger writer failed: %s", exc)
-            with self._lock:
-                self._error = exc
-                self._space.notify_all()
-                self._done.notify_all()
+            self._error = exc
+            self._accepting = False
+            self._queue.clear()
+            with self._room:
+                self._room.notify_all()
 
-    def _write_next_batch(self) -> bool:
-        with self._lock:
-            deadline = time.monotonic() + self._commit_interval_s
-            while not (
-                self._stopping or self._flush_wanted or self._pending_rows >= self._batch_rows
-            ):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._work.wait(remaining)
-            planned, completions, app_logs = self._planned, self._completions, self._app_logs
-            self._planned, self._completions, self._app_logs = [], [], []
-            target, self._flush_wanted = self._enqueued, False
-            self._pending_rows = 0
-            stopping = self._stopping
-            self._space.notify_all()
+    def _commit_queued(self) -> None:
+        queue = self._queue
+        planned: list[Row] = []
+        completions: list[Row] = []
+        app_logs: list[Row] = []
+        flushes: list[threading.Event] = []
+        for _ in range(len(queue)):
+            kind, payload, tail = queue.popleft()
+            if kind == _PLANNED:
+                planned += payload
+            elif kind == _COMPLETED:
+                completions += [(record_id, *tail) for record_id in payload]
+            elif kind == _APP_LOGGED:
+                app_logs += [(record_id, *tail) for record_id in payload]
+            else:
+                flushes.append(payload)
+        with self._room:
+            self._room.notify_all()
         if planned or completions or app_logs:
             self._write(planned, completions, app_logs)
-        with self._lock:
-            self._committed = target
-            self._done.notify_all()
-        return not stopping
+        for done in flushes:
+            done.set()
 
     def _write(self, planned: list[Row], completions: list[Row], app_logs: list[Row]) -> None:
         conn = self._conn
@@ -392,9 +385,7 @@ class Ledger:
         with self._writing() as conn:
             conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
 
-    def record_fault_window(
-        self, injector: str, kind: str, start_ns: int, end_ns: int | None = None
-    ) -> int:
+    def record_fault_window(self, injector: str, kind: str, start_ns: int, end_ns: int | None = None) -> int:
         """Record that a fault started (and maybe ended); return the window's id."""
         with self._writing() as conn:
             cursor = conn.execute(
@@ -406,9 +397,7 @@ class Ledger:
     def end_fault_window(self, window_id: int, end_ns: int) -> None:
         """Record when an open fault window ended."""
         with self._writing() as conn:
-            conn.execute(
-                "UPDATE fault_windows SET end_ns = ? WHERE window_id = ?", (end_ns, window_id)
-            )
+            conn.execute("UPDATE fault_windows SET end_ns = ? WHERE window_id = ?", (end_ns, window_id))
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -514,8 +503,18 @@ def _record_of(row: Row) -> LedgerRecord:
     rid, writer, batch, bucket, key, digest, planned_ns, outcome, attempts = row[:9]
     submitted_ns, completed_ns, error_class, error_message, app_logged = row[9:]
     return LedgerRecord(
-        rid, writer, batch, bucket, key, digest, planned_ns,
+        rid,
+        writer,
+        batch,
+        bucket,
+        key,
+        digest,
+        planned_ns,
         None if outcome is None else _OUTCOMES[outcome],
-        attempts or 0, submitted_ns, completed_ns, error_class, error_message,
+        attempts or 0,
+        submitted_ns,
+        completed_ns,
+        error_class,
+        error_message,
         None if app_logged is None else bool(app_logged),
-    )  # fmt: skip
+    )

@@ -36,6 +36,7 @@ def run(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (recorded in the run).")] = None,
     quiet: Annotated[bool, typer.Option(help="Print only the verdict line.")] = False,
+    html: Annotated[bool, typer.Option(help="Also write report.html into the run directory.")] = False,
 ) -> None:
     """Run scenarios against the database, verify every record, exit with the verdict."""
     from astrachaos.autostart import ensure_local_for
@@ -57,6 +58,11 @@ def run(
         else:
             stdout.print(render(result))
         stdout.print(f"[dim]run directory: {runner.dir.path}[/]")
+        if html:
+            from astrachaos.reports.files import ReportFormat, write_reports
+
+            for path in write_reports(runner.dir.path, [ReportFormat.HTML]):
+                stdout.print(f"[dim]report: {path}[/]")
         codes.append(ExitCode(result["exit_code"]))
     raise typer.Exit(int(max(codes, key=_SEVERITY.index)))
 

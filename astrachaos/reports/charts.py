@@ -88,6 +88,7 @@ def _finish(fig: go.Figure, timeline: Timeline, title: str, unit: str) -> str:
             fillcolor=_WINDOW_FILL,
             opacity=0.25,
             line_width=0,
+            layer="below",
             annotation_text=w.label,
             annotation_position="top left",
         )
@@ -96,8 +97,8 @@ def _finish(fig: go.Figure, timeline: Timeline, title: str, unit: str) -> str:
         template="plotly_white",
         height=340,
         margin={"l": 60, "r": 20, "t": 50, "b": 40},
-        xaxis_title="seconds since the write phase started",
-        yaxis_title=unit,
+        xaxis={"title": "seconds since the write phase started", "range": [-0.5, last - 0.5]},
+        yaxis={"title": unit, "rangemode": "tozero"},
         legend={"orientation": "h", "y": -0.2},
     )
     html: str = fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})

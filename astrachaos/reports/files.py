@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, assert_never
 
 from astrachaos.errors import EnvironmentProblem
-from astrachaos.rundir import RunDir
+
+# Module level stays light (the CLI imports this for its choices): heavy imports are in functions.
 
 
 class ReportFormat(StrEnum):
@@ -34,6 +35,7 @@ FILE_NAMES = {
 def render(run_dir: Path, fmt: ReportFormat) -> str:
     """The text of one report of the run in `run_dir`."""
     from astrachaos.ledger import Ledger
+    from astrachaos.rundir import RunDir
 
     match fmt:
         case ReportFormat.HTML:
@@ -75,6 +77,8 @@ def write_reports(run_dir: Path, formats: Iterable[ReportFormat]) -> list[Path]:
 
 def load_result(run_dir: Path) -> dict[str, Any]:
     """The run's `result.json` as a dict; a clear error when the run has none."""
+    from astrachaos.rundir import RunDir
+
     path = RunDir(run_dir).result
     try:
         result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))

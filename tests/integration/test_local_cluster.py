@@ -115,9 +115,12 @@ def test_pause_resume_kill_and_start_a_node(updown: subprocess.CompletedProcess[
     assert node.state() is NodeState.UP
 
 
-def test_down_leaves_no_cassandra_process(updown: subprocess.CompletedProcess[str]) -> None:
+def test_down_leaves_no_cassandra_process_even_from_a_paused_node(
+    updown: subprocess.CompletedProcess[str],
+) -> None:
     cluster = LocalCluster.load("updown")
     assert daemons_under(cluster.directory)
+    cluster.nodes[0].pause()
     stopped = astrachaos("local", "down", "--name", "updown", "--wipe")
     assert stopped.returncode == 0, stopped.stderr
     assert "stopped node1" in stopped.stdout and "wiped" in stopped.stdout

@@ -59,20 +59,23 @@ def report_page(local_cluster: Any, tmp_path_factory: pytest.TempPathFactory) ->
     return path
 
 
-def test_report_renders_the_charts_offline(report_page: Path, tmp_path: Path) -> None:
-    dom = chromium(report_page, tmp_path / "profile", "--dump-dom")
+@pytest.fixture(scope="module")
+def dom(report_page: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The page's DOM after its scripts ran."""
+    return chromium(report_page, tmp_path_factory.mktemp("chromium"), "--dump-dom")
 
+
+def test_report_renders_the_charts_offline(dom: str) -> None:
     assert dom.count('class="plot-container') == 4
     assert "main-svg" in dom
     assert "unit-marker (client)" in dom  # the fault window's label, drawn by plotly
 
 
-def test_report_shows_the_silent_count(report_page: Path, tmp_path: Path) -> None:
+def test_report_shows_the_silent_count(report_page: Path, dom: str) -> None:
     silent = json.loads((report_page.parent / "result.json").read_text())["counts"]["silent"]
-    dom = chromium(report_page, tmp_path / "profile", "--dump-dom")
 
     assert silent > 0
-    assert f"<div class=\"card bad\" id=\"count-silent\"><div class=\"n\">{silent}</div>" in dom
+    assert f'<div class="card bad" id="count-silent"><div class="n">{silent}</div>' in dom
 
 
 def test_report_screenshot(report_page: Path, tmp_path: Path) -> None:

@@ -43,9 +43,7 @@ def result_dict(*, lost: int = 0, silent: int = 0, records: int = 100) -> dict[s
     v.app_logged_success = records
     v.silent = lost + silent
     for i in range(lost):
-        v.not_ok.append(
-            NotOk(i, 0, i, RecordClass.LOST, True, "acked", 1, None, None, 0, 0, True, "absent")
-        )
+        v.not_ok.append(NotOk(i, 0, i, RecordClass.LOST, True, "acked", 1, None, None, 0, 0, True, "absent"))
         v.by_error[("-", "lost")] += 1
         v.silent_by_error["-"] += 1
     for i in range(lost, lost + silent):
@@ -117,7 +115,9 @@ def test_junit_shows_a_failure_with_the_numbers_when_records_were_lost() -> None
     root = ET.fromstring(render_junit(result_dict(lost=3)))
 
     failures = {
-        case.get("name"): case.find("failure") for case in root.iter("testcase") if case.find("failure") is not None
+        case.get("name"): case.find("failure")
+        for case in root.iter("testcase")
+        if case.find("failure") is not None
     }
     assert set(failures) == {"lost", "silent"} and root.get("failures") == "2"
     lost = failures["lost"]
@@ -207,7 +207,9 @@ def test_write_reports_writes_each_file_and_leaves_result_json(tmp_path: Path) -
     run = make_run_dir(tmp_path)
     before = (run / "result.json").read_text()
 
-    paths = write_reports(run, [ReportFormat.JUNIT, ReportFormat.MARKDOWN, ReportFormat.HDR, ReportFormat.JSON])
+    paths = write_reports(
+        run, [ReportFormat.JUNIT, ReportFormat.MARKDOWN, ReportFormat.HDR, ReportFormat.JSON]
+    )
 
     assert [p.name for p in paths] == ["junit.xml", "summary.md", "latency.hlog", "result.json"]
     assert all(p.is_file() for p in paths) and (run / "result.json").read_text() == before
@@ -215,5 +217,5 @@ def test_write_reports_writes_each_file_and_leaves_result_json(tmp_path: Path) -
 
 
 def test_a_directory_without_result_json_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(EnvironmentProblem, match="no result.json"):
+    with pytest.raises(EnvironmentProblem, match=r"no result\.json"):
         write_reports(tmp_path, [ReportFormat.MARKDOWN])
