@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -53,9 +54,13 @@ CREATE INDEX IF NOT EXISTS app_logs_by_record ON app_logs (record_id, at_ns);
 CREATE INDEX IF NOT EXISTS planned_by_key ON planned (bucket, key, record_id);
 """
 
-_INSERT_PLANNED = "INSERT INTO planned VALUES (?, ?, ?, ?, ?, ?, ?)"
-_INSERT_COMPLETION = "INSERT INTO completions VALUES (?, ?, ?, ?, ?, ?, ?)"
-_INSERT_APP_LOG = "INSERT INTO app_logs VALUES (?, ?, ?)"
+_INSERTS = (
+    "INSERT INTO planned VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "INSERT INTO completions (record_id, outcome, attempts, submitted_ns, completed_ns)"
+    " VALUES (?, ?, ?, ?, ?)",
+    "INSERT INTO completions VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "INSERT INTO app_logs VALUES (?, ?, ?)",
+)
 
 # The last completion by completed_ns (ties: the one written last) and the last app-log entry.
 _LAST_COMPLETION = """(SELECT x.rowid FROM completions x WHERE x.record_id = p.record_id
@@ -82,6 +87,7 @@ GROUP BY outcome, app_logged
 """
 
 _OUTCOMES = {outcome.value: outcome for outcome in DriverOutcome}
+_OUTCOME_TEXT = {outcome: outcome.value for outcome in DriverOutcome}
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,17 +141,15 @@ class FaultWindow:
 
 
 Row = tuple[Any, ...]  # one row of a ledger table, as SQLite takes and gives it
-_Item = tuple[int, Any, Any]  # (kind, payload, shared tail) as queued by a handler
-_PLANNED, _COMPLETED, _APP_LOGGED, _FLUSH = range(4)
 
 
 class Ledger:
     """An append-only SQLite ledger of one run, fed by workload events.
 
-    Handlers append one tuple to a deque and return. When more than `max_pending_events` wait
-    for the writer thread, the publishing thread (a writer, or the driver's callback thread)
-    blocks until the next drain makes room: the workload slows to the ledger's pace, and no
-    row is ever dropped to keep up.
+    Handlers turn an event into row tuples, append them to a deque and return. When more than
+    `max_pending_rows` rows of one table wait for the writer thread, the publishing thread (a
+    workload writer, or the driver's callback thread) blocks until the writer makes room: the
+    workload slows to the ledger's pace, and no row is dropped to keep up.
     """
 
     def __init__(
@@ -153,25 +157,32 @@ class Ledger:
         path: Path,
         conn: sqlite3.Connection,
         *,
-        commit_events: int = 5_000,
+        commit_rows: int = 5_000,
         commit_interval_s: float = 0.05,
-        max_pending_events: int = 50_000,
+        max_pending_rows: int = 50_000,
     ) -> None:
         self.path = path
         self._conn = conn
-        self._commit_events = commit_events
+        self._commit_rows = commit_rows
         self._commit_interval_s = commit_interval_s
-        self._max_pending_events = max_pending_events
-        self._queue: deque[_Item] = deque()  # append and popleft are atomic: no lock per event
+        self._max_pending_rows = max(max_pending_rows, commit_rows)
+        # One deque per insert statement, in _INSERTS order. append/extend/popleft are atomic,
+        # so producers take no lock; only the writer thread pops.
+        self._planned: deque[Row] = deque()
+        self._completed: deque[Row] = deque()
+        self._completed_with_error: deque[Row] = deque()
+        self._app_logged: deque[Row] = deque()
+        self._queues = (self._planned, self._completed, self._completed_with_error, self._app_logged)
+        self._flushes: deque[threading.Event] = deque()
         self._wake = threading.Event()
         self._room = threading.Condition()
         self._accepting = False
         self._stopping = False
         self._closed = False
+        self._warned_late = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._indexed = False
-        self._warned_late = False
 
     @classmethod
     def create(
@@ -180,9 +191,9 @@ class Ledger:
         run_id: str,
         meta: Mapping[str, str],
         *,
-        commit_events: int = 5_000,
+        commit_rows: int = 5_000,
         commit_interval_s: float = 0.05,
-        max_pending_events: int = 50_000,
+        max_pending_rows: int = 50_000,
     ) -> Ledger:
         """Create a new ledger file at `path` holding `run_id` and `meta`; refuse to overwrite."""
         if path.exists():
@@ -199,9 +210,9 @@ class Ledger:
         return cls(
             path,
             conn,
-            commit_events=commit_events,
+            commit_rows=commit_rows,
             commit_interval_s=commit_interval_s,
-            max_pending_events=max_pending_events,
+            max_pending_rows=max_pending_rows,
         )
 
     @classmethod
@@ -234,36 +245,55 @@ class Ledger:
             self._thread.start()
             atexit.register(self._close_at_exit)
 
+    # The handlers run on the publishing threads, millions of times: plain loops, local names,
+    # exact str/int parameters only (pysqlite binds anything else, None included, the slow way).
+
     def _on_planned(self, event: RecordsPlanned) -> None:
-        at_ns = event.at_ns
-        rows = [(r.record_id, r.writer, r.batch, r.bucket, r.key, r.digest, at_ns) for r in event.records]
-        self._put((_PLANNED, rows, None))
+        if not self._accepting:
+            return self._refuse()
+        at_ns, queue = event.at_ns, self._planned
+        append = queue.append
+        for r in event.records:
+            append((r.record_id, r.writer, r.batch, r.bucket, r.key, r.digest, at_ns))
+        if len(queue) >= self._commit_rows:
+            self._press(queue)
 
     def _on_completed(self, event: WriteCompleted) -> None:
-        e = event
-        tail = (e.outcome.value, e.attempts, e.submitted_ns, e.completed_ns, e.error_class, e.error_message)
-        self._put((_COMPLETED, event.record_ids, tail))
+        if not self._accepting:
+            return self._refuse()
+        e, outcome = event, _OUTCOME_TEXT[event.outcome]
+        if e.error_class is None and e.error_message is None:
+            queue = self._completed  # the error columns stay NULL without binding None
+            append = queue.append
+            for rid in e.record_ids:
+                append((rid, outcome, e.attempts, e.submitted_ns, e.completed_ns))
+        else:
+            queue = self._completed_with_error
+            append = queue.append
+            for rid in e.record_ids:
+                append(
+                    (rid, outcome, e.attempts, e.submitted_ns, e.completed_ns, e.error_class, e.error_message)
+                )
+        if len(queue) >= self._commit_rows:
+            self._press(queue)
 
     def _on_app_logged(self, event: AppLogged) -> None:
-        self._put((_APP_LOGGED, event.record_ids, (int(event.success), event.at_ns)))
-
-    def _put(self, item: _Item) -> None:
         if not self._accepting:
-            self._refuse()
-            return
-        queue = self._queue
-        queue.append(item)
-        pending = len(queue)
-        if pending >= self._commit_events and not self._wake.is_set():
-            self._wake.set()
-        if pending > self._max_pending_events:
-            self._wait_for_room()
+            return self._refuse()
+        success, at_ns, queue = int(event.success), event.at_ns, self._app_logged
+        append = queue.append
+        for rid in event.record_ids:
+            append((rid, success, at_ns))
+        if len(queue) >= self._commit_rows:
+            self._press(queue)
 
-    def _wait_for_room(self) -> None:
-        with self._room:
-            while len(self._queue) > self._max_pending_events and self._accepting:
-                self._wake.set()
-                self._room.wait(self._commit_interval_s)
+    def _press(self, queue: deque[Row]) -> None:
+        if not self._wake.is_set():
+            self._wake.set()
+        if len(queue) > self._max_pending_rows:
+            with self._room:
+                while len(queue) > self._max_pending_rows and self._accepting:
+                    self._room.wait(self._commit_interval_s)
 
     def _refuse(self) -> None:
         if self._error is None and not self._warned_late:
@@ -271,16 +301,16 @@ class Ledger:
             log.warning("events published after the ledger was closed are not recorded")
 
     @property
-    def pending_events(self) -> int:
-        """Events accepted but not yet taken by the writer thread."""
-        return len(self._queue)
+    def pending_rows(self) -> int:
+        """Rows accepted but not yet committed."""
+        return sum(len(queue) for queue in self._queues)
 
     def flush(self) -> None:
         """Block until every event accepted so far is committed; raise if the writer failed."""
         thread = self._thread
         if thread is not None and self._accepting:
             done = threading.Event()
-            self._queue.append((_FLUSH, done, None))
+            self._flushes.append(done)
             self._wake.set()
             while not done.wait(0.1) and thread.is_alive():
                 pass
@@ -296,8 +326,8 @@ class Ledger:
             if self._thread is not None:
                 self._thread.join()
                 atexit.unregister(self._close_at_exit)
-                if self._queue and self._error is None:
-                    log.warning("%d events arrived while the ledger closed", len(self._queue))
+                if self.pending_rows and self._error is None:
+                    log.warning("%d rows arrived while the ledger closed", self.pending_rows)
             self._conn.close()
         self._raise_if_failed()
 
@@ -338,40 +368,29 @@ class Ledger:
             log.error("ledger writer failed: %s", exc)
             self._error = exc
             self._accepting = False
-            self._queue.clear()
+            for queue in self._queues:
+                queue.clear()
             with self._room:
                 self._room.notify_all()
 
     def _commit_queued(self) -> None:
-        queue = self._queue
-        planned: list[Row] = []
-        completions: list[Row] = []
-        app_logs: list[Row] = []
-        flushes: list[threading.Event] = []
-        for _ in range(len(queue)):
-            kind, payload, tail = queue.popleft()
-            if kind == _PLANNED:
-                planned += payload
-            elif kind == _COMPLETED:
-                completions += [(record_id, *tail) for record_id in payload]
-            elif kind == _APP_LOGGED:
-                app_logs += [(record_id, *tail) for record_id in payload]
-            else:
-                flushes.append(payload)
-        with self._room:
-            self._room.notify_all()
-        if planned or completions or app_logs:
-            self._write(planned, completions, app_logs)
+        # Flush requests first: every row appended before one of them is counted below.
+        flushes = [self._flushes.popleft() for _ in range(len(self._flushes))]
+        counts = [len(queue) for queue in self._queues]
+        if any(counts):
+            self._write(counts)
+            with self._room:
+                self._room.notify_all()
         for done in flushes:
             done.set()
 
-    def _write(self, planned: list[Row], completions: list[Row], app_logs: list[Row]) -> None:
+    def _write(self, counts: list[int]) -> None:
         conn = self._conn
         conn.execute("BEGIN")
         try:
-            conn.executemany(_INSERT_PLANNED, planned)
-            conn.executemany(_INSERT_COMPLETION, completions)
-            conn.executemany(_INSERT_APP_LOG, app_logs)
+            for insert, queue, count in zip(_INSERTS, self._queues, counts, strict=True):
+                if count:  # rows go from the deque to SQLite without a Python loop
+                    conn.executemany(insert, islice(iter(queue.popleft, None), count))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

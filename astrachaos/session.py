@@ -192,6 +192,16 @@ def _check_bundle(profile: Profile) -> None:
             f"profile {profile.name!r}: the secure connect bundle {bundle} is not a zip file",
             hint="download the bundle again from the Astra console",
         )
+    with zipfile.ZipFile(bundle) as archive:
+        missing = sorted(BUNDLE_FILES - set(archive.namelist()))
+    if missing:
+        raise EnvironmentProblem(
+            f"profile {profile.name!r}: the secure connect bundle {bundle} lacks {', '.join(missing)}",
+            hint="download the bundle again from the Astra console",
+        )
+
+
+BUNDLE_FILES = frozenset({"config.json", "ca.crt", "cert", "key"})
 
 
 def _problem(profile: Profile, error: BaseException) -> EnvironmentProblem:
@@ -216,7 +226,7 @@ def _problem(profile: Profile, error: BaseException) -> EnvironmentProblem:
             "database is active, and that its host is reachable"
         )
     elif profile.kind == "local":
-        hint = "is the local cluster running? `astrachaos local start`"
+        hint = "is the local cluster running? `astrachaos local up`"
     else:
         hint = "check contact_points, port and that native transport is enabled on the nodes"
     return EnvironmentProblem(f"cannot connect to {target}: {reason}", hint=hint)
@@ -230,6 +240,11 @@ def _reason(error: BaseException) -> str:
         parts = [f"{host}: {type(e).__name__}: {e}"[:300] for host, e in list(per_host.items())[:3]]
         more = f" (and {len(per_host) - 3} more)" if len(per_host) > 3 else ""
         return f"{type(error).__name__}: " + "; ".join(parts) + more
+    cause = error.__context__ or error.__cause__
+    if cause is not None and cause is not error:
+        # The driver raises "Unable to connect to the metadata service" while handling the
+        # real cause (an expired certificate, a refused connection): name it.
+        return f"{type(error).__name__}: {error} (cause: {type(cause).__name__}: {cause})"[:500]
     return f"{type(error).__name__}: {error}"[:500]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -17,7 +17,7 @@ class Metric:
     baseline: float | None  # median of the baseline's samples; None: a ceiling, not a ratio
     ratio: float | None
     goal: str
-    met: bool
+    met: bool | None  # None: shown for insight, no goal
     engine_samples: tuple[float, ...] = ()
     baseline_samples: tuple[float, ...] = ()
     paired_ratios: tuple[float, ...] = ()  # per repetition: the noise the median hides
@@ -41,6 +41,11 @@ def ratio_metric(
         baseline_samples=tuple(baseline),
         paired_ratios=tuple(e / b for e, b in zip(engine, baseline, strict=True)),
     )
+
+
+def info_metric(name: str, unit: str, engine: list[float], baseline: list[float]) -> Metric:
+    """A ratio shown to explain the others, held to no goal."""
+    return replace(ratio_metric(name, unit, engine, baseline, 0.0), goal="(info)", met=None)
 
 
 def ceiling_metric(name: str, unit: str, value: float, ceiling: float) -> Metric:
@@ -76,7 +81,7 @@ def table_text(report: BenchReport) -> str:
             "-" if m.baseline is None else f"{m.baseline:,.1f} {m.unit}",
             "-" if m.ratio is None else f"{m.ratio:.3f}",
             m.goal,
-            "yes" if m.met else "NO",
+            "-" if m.met is None else "yes" if m.met else "NO",
         )
         for m in report.metrics
     ]

@@ -17,7 +17,7 @@ from astrachaos.session import Connection, connect
 from astrachaos.table import drop_table, ensure_table
 from bench.memory import peak_rss
 from bench.plan import BenchPlan, bench_scenario
-from bench.report import BenchReport, Metric, ceiling_metric, ratio_metric
+from bench.report import BenchReport, Metric, ceiling_metric, info_metric, ratio_metric
 from bench.scan import RawScan, raw_scan
 from bench.writes import BenchFailure, EngineRun, RawWrite, raw_write, run_engine
 
@@ -83,21 +83,18 @@ def _repetitions(
                      scenario.verify.page_size, scenario.verify.read_consistency)
         )  # fmt: skip
         if scans[-1].rows != engines[-1].rows_read:
-            raise BenchFailure(
-                f"the raw scan read {scans[-1].rows} rows, the engine {engines[-1].rows_read}"
-            )
+            raise BenchFailure(f"the raw scan read {scans[-1].rows} rows, the engine {engines[-1].rows_read}")
         say(
             f"repetition {rep + 1}/{plan.repetitions}: writes/s engine "
             f"{engines[-1].writes_per_s:,.0f} raw {writes[-1].writes_per_s:,.0f}; "
             f"verify rows/s engine {engines[-1].verify_rows_per_s:,.0f} "
-            f"raw {scans[-1].rows_per_s:,.0f}"
+            f"raw {scans[-1].rows_per_s:,.0f}; CPU us/record engine "
+            f"{engines[-1].write_cpu_us_per_record:,.0f} raw {writes[-1].cpu_us_per_record:,.0f}"
         )
     return engines, writes, scans
 
 
-def _ratio_metrics(
-    engines: list[EngineRun], writes: list[RawWrite], scans: list[RawScan]
-) -> list[Metric]:
+def _ratio_metrics(engines: list[EngineRun], writes: list[RawWrite], scans: list[RawScan]) -> list[Metric]:
     return [
         ratio_metric(
             "write throughput (careful, ledger on)",
@@ -113,6 +110,13 @@ def _ratio_metrics(
             [s.rows_per_s for s in scans],
             VERIFY_GOAL,
         ),
+        # With the server as the bottleneck, CPU shows the engine's own cost that wall time hides.
+        info_metric(
+            "client CPU per record written",
+            "us",
+            [e.write_cpu_us_per_record for e in engines],
+            [w.cpu_us_per_record for w in writes],
+        ),
     ]
 
 
@@ -122,13 +126,10 @@ def _memory(plan: BenchPlan, workdir: Path, say: Say) -> Metric:
     measured = peak_rss(scenario, workdir / "rss")
     if measured.exit_code != 0:
         raise BenchFailure(
-            f"the {plan.rss_records:,}-record child run exited {measured.exit_code}; "
-            f"see {measured.log}"
+            f"the {plan.rss_records:,}-record child run exited {measured.exit_code}; see {measured.log}"
         )
     say(f"peak RSS {measured.mb:,.1f} MB over {measured.seconds:,.0f} s")
-    return ceiling_metric(
-        f"peak RSS, {plan.rss_records:,}-record run", "MB", measured.mb, RSS_CEILING_MB
-    )
+    return ceiling_metric(f"peak RSS, {plan.rss_records:,}-record run", "MB", measured.mb, RSS_CEILING_MB)
 
 
 def _raw_run_id(label: str) -> str:

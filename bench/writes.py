@@ -28,6 +28,12 @@ class EngineRun:
     write_phase_s: float
     rows_read: int
     verify_s: float
+    write_cpu_s: float  # process CPU from the start of writing to the start of verifying
+
+    @property
+    def write_cpu_us_per_record(self) -> float:
+        """Client CPU spent per record written (every thread of the process)."""
+        return self.write_cpu_s / self.records * 1e6
 
     @property
     def verify_rows_per_s(self) -> float:
@@ -42,6 +48,12 @@ class RawWrite:
     run_id: str
     records: int
     seconds: float
+    cpu_s: float  # process CPU while the inserts ran
+
+    @property
+    def cpu_us_per_record(self) -> float:
+        """Client CPU spent per record written (every thread of the process)."""
+        return self.cpu_s / self.records * 1e6
 
     @property
     def writes_per_s(self) -> float:
@@ -51,7 +63,12 @@ class RawWrite:
 
 def run_engine(scenario: Scenario, out: Path) -> EngineRun:
     """Run the scenario through the real engine; refuse a run that lost or failed anything."""
-    runner = Runner(scenario, out)
+    cpu_at: dict[str, float] = {}
+
+    def mark(phase: str) -> None:
+        cpu_at[phase] = time.process_time()
+
+    runner = Runner(scenario, out, on_phase=mark)
     runner.run()
     result = json.loads(runner.dir.result.read_text())
     counts = result["counts"]
@@ -67,6 +84,7 @@ def run_engine(scenario: Scenario, out: Path) -> EngineRun:
         write_phase_s=result["throughput"]["write_phase_s"],
         rows_read=result["verification"]["rows_read"],
         verify_s=result["verification"]["seconds"],
+        write_cpu_s=cpu_at["verifying"] - cpu_at["writing"],
     )
 
 
@@ -82,21 +100,19 @@ def record_values(scenario: Scenario, run_id: str) -> list[tuple[Any, ...]]:
     ]  # fmt: skip
 
 
-def raw_write(
-    session: Any, table: RunTable, scenario: Scenario, run_id: str, concurrency: int
-) -> RawWrite:
+def raw_write(session: Any, table: RunTable, scenario: Scenario, run_id: str, concurrency: int) -> RawWrite:
     """Insert the scenario's records with the driver alone; only the inserts are timed."""
     from cassandra.concurrent import execute_concurrent_with_args
 
     prepared = session.prepare(table.insert_cql(scenario.schema_.ttl_s))
     prepared.is_idempotent = True  # as the engine marks its inserts
     values = record_values(scenario, run_id)
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     results = execute_concurrent_with_args(
         session, prepared, values, concurrency=concurrency, raise_on_first_error=True
     )
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     failed = sum(1 for ok, _ in results if not ok)
     if failed:
         raise BenchFailure(f"raw write {run_id}: {failed} of {len(values)} inserts failed")
-    return RawWrite(run_id, len(values), seconds)
+    return RawWrite(run_id, len(values), seconds, cpu)

@@ -21,12 +21,14 @@ from astrachaos.local.process import (
     process_state,
     send,
     wait_gone,
+    wait_state,
 )
 from astrachaos.local.provision import Runtime
 from astrachaos.local.readiness import log_says_ready, log_size, log_tail, release_version
 from astrachaos.local.spec import CQL_PORT, ClusterSpec, jmx_port
 
 KILL_WAIT_S = 15.0
+SIGNAL_WAIT_S = 10.0
 
 
 class NodeState(Enum):
@@ -208,12 +210,21 @@ class LocalNode:
             raise EnvironmentProblem(f"{self.name} (pid {pid}) survived SIGKILL")
 
     def pause(self) -> None:
-        """Freeze the node with SIGSTOP: it keeps its sockets but answers nothing."""
-        send(self._running_pid("pause"), signal.SIGSTOP)
+        """Freeze the node with SIGSTOP, returning once it is stopped; it keeps its sockets."""
+        self._signal_and_wait("pause", signal.SIGSTOP, ProcessState.STOPPED)
 
     def resume(self) -> None:
-        """Thaw a paused node with SIGCONT."""
-        send(self._running_pid("resume"), signal.SIGCONT)
+        """Thaw a paused node with SIGCONT, returning once it runs again."""
+        self._signal_and_wait("resume", signal.SIGCONT, ProcessState.RUNNING)
+
+    def _signal_and_wait(self, action: str, sig: signal.Signals, wanted: ProcessState) -> None:
+        pid = self._running_pid(action)
+        send(pid, sig)
+        if not wait_state(pid, wanted, SIGNAL_WAIT_S):
+            raise EnvironmentProblem(
+                f"cannot {action} {self.name} (pid {pid}): still {process_state(pid).value} "
+                f"{SIGNAL_WAIT_S:.0f} s after {sig.name}"
+            )
 
     def restart(self, timeout_s: float = 180.0) -> str:
         """Stop gracefully, start with the same directories, wait; return the release version."""

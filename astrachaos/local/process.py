@@ -58,6 +58,16 @@ def send(pid: int, sig: signal.Signals) -> bool:
     return True
 
 
+def wait_state(pid: int, wanted: ProcessState, timeout_s: float) -> bool:
+    """Wait until /proc shows a state (signals act asynchronously); False on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while process_state(pid) is not wanted:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def wait_gone(pid: int, timeout_s: float) -> bool:
     """Wait until the process is gone; False if it is still there after the timeout."""
     deadline = time.monotonic() + timeout_s

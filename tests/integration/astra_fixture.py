@@ -55,9 +55,11 @@ def _prepare_database(address: str, token: str) -> str:
     """Create the token role and the keyspace; return the node's host_id."""
     cluster, session = admin_session(address)
     try:
-        # `token` is a CQL keyword: the role name must be quoted.
-        session.execute(f"""CREATE ROLE IF NOT EXISTS "token" WITH LOGIN = true AND PASSWORD = '{token}'""")
-        session.execute(f"""ALTER ROLE "token" WITH PASSWORD = '{token}'""")
+        # `token` is a CQL keyword: the role name must be quoted. A reused node has the role
+        # with an older session's token; a password change right after creation is refused.
+        exists = session.execute("SELECT role FROM system_auth.roles WHERE role = 'token'").one()
+        verb = "ALTER ROLE \"token\" WITH" if exists else "CREATE ROLE \"token\" WITH LOGIN = true AND"
+        session.execute(f"{verb} PASSWORD = '{token}'")
         session.execute(
             f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = "
             f"{{'class': 'NetworkTopologyStrategy', '{LOCAL_DC}': 1}}"

@@ -151,11 +151,11 @@ FAILURES: dict[str, tuple[Breakage, list[str]]] = {
     "not-a-zip": (lambda a: a.env(bundle=a.standin.not_a_zip()), ["not a zip file"]),
     "bundle-without-config": (
         lambda a: a.env(bundle=a.standin.bundle_without("config.json")),
-        ["config.json", "bundle"],
+        ["lacks config.json", "bundle"],
     ),
     "bundle-without-key": (
         lambda a: a.env(bundle=a.standin.bundle_without("key")),
-        ["bundle", "No such file"],
+        ["bundle", "lacks key"],
     ),
     "wrong-token": (
         lambda a: a.env(token=WRONG_TOKEN),

@@ -12,6 +12,8 @@ from astrachaos.local import LocalCluster
 pytestmark = [pytest.mark.integration, pytest.mark.three_nodes]
 
 ROWS = 200
+DDL_TIMEOUT_S = 120.0
+REQUEST_TIMEOUT_S = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +21,15 @@ def session(three_node_cluster: LocalCluster) -> Iterator[Any]:
     """A driver session on the trio, with an RF=3 keyspace."""
     from cassandra.cluster import Cluster
 
-    cluster: Any = Cluster(three_node_cluster.contact_points, port=three_node_cluster.port)
+    cluster: Any = Cluster(
+        three_node_cluster.contact_points,
+        port=three_node_cluster.port,
+        max_schema_agreement_wait=120,
+    )
     try:
         session = cluster.connect()
+        # Three JVMs on two shared cores: schema changes can take far longer than usual.
+        session.default_timeout = DDL_TIMEOUT_S
         session.execute(
             "CREATE KEYSPACE IF NOT EXISTS trio_test WITH replication = "
             "{'class': 'SimpleStrategy', 'replication_factor': 3}"
@@ -29,6 +37,7 @@ def session(three_node_cluster: LocalCluster) -> Iterator[Any]:
         session.execute(
             "CREATE TABLE IF NOT EXISTS trio_test.records (id int PRIMARY KEY, payload text)"
         )
+        session.default_timeout = REQUEST_TIMEOUT_S
         yield session
     finally:
         cluster.shutdown()
