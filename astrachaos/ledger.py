@@ -62,9 +62,11 @@ _INSERTS = (
     "INSERT INTO app_logs VALUES (?, ?, ?)",
 )
 
-# The last completion by completed_ns (ties: the one written last) and the last app-log entry.
+# The driver's word on a record: an acknowledgement if any attempt was acknowledged (a later
+# retry of an applied write that is throttled or times out does not un-apply it), else the last
+# completion by completed_ns (ties: the one written last). And the last app-log entry.
 _LAST_COMPLETION = """(SELECT x.rowid FROM completions x WHERE x.record_id = p.record_id
-    ORDER BY x.completed_ns DESC, x.rowid DESC LIMIT 1)"""
+    ORDER BY (x.outcome = 'acked') DESC, x.completed_ns DESC, x.rowid DESC LIMIT 1)"""
 _LAST_APP_LOG = """(SELECT a.success FROM app_logs a WHERE a.record_id = p.record_id
     ORDER BY a.at_ns DESC, a.rowid DESC LIMIT 1)"""
 

@@ -35,7 +35,7 @@ def is_daemon_of(pid: int, config_uri: str) -> bool:
 
 
 def process_state(pid: int) -> ProcessState:
-    """Running, stopped (SIGSTOP) or gone (absent or a zombie nobody reaped)."""
+    """Running, stopped (SIGSTOP) or gone (absent, or a fully exited zombie nobody reaped)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -43,10 +43,18 @@ def process_state(pid: int) -> ProcessState:
     # The command name may hold spaces or parentheses: the state follows the last ')'.
     state = stat[stat.rindex(")") + 2]
     if state in "ZX":
-        return ProcessState.GONE
+        # A dead main thread leaves the other threads exiting (and holding the sockets) a while.
+        return ProcessState.GONE if _live_threads(pid) <= 1 else ProcessState.RUNNING
     if state in "Tt":
         return ProcessState.STOPPED
     return ProcessState.RUNNING
+
+
+def _live_threads(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return 0
 
 
 def send(pid: int, sig: signal.Signals) -> bool:

@@ -75,11 +75,20 @@ def test_final_outcome_is_the_last_completion_by_completed_time(ledger: Ledger, 
 
 def test_last_completion_carries_its_error(ledger: Ledger, bus: EventBus) -> None:
     _plan(bus, _record(1))
-    _complete(bus, 1, outcome=ACKED, attempts=1, completed_ns=100)
+    _complete(bus, 1, outcome=DriverOutcome.INDETERMINATE, attempts=1, completed_ns=100)
     _complete(bus, 1, outcome=FAILED, attempts=2, completed_ns=200, error=("Unavailable", "1 of 2"))
     ledger.flush()
     [record] = ledger.iter_records()
     assert (record.outcome, record.error_class, record.error_message) == (FAILED, "Unavailable", "1 of 2")
+
+
+def test_an_acknowledged_attempt_wins_over_a_later_failed_retry(ledger: Ledger, bus: EventBus) -> None:
+    _plan(bus, _record(1))
+    _complete(bus, 1, outcome=ACKED, attempts=1, completed_ns=100)
+    _complete(bus, 1, outcome=FAILED, attempts=2, completed_ns=200, error=("RequestThrottlingError", "q"))
+    ledger.flush()
+    [record] = ledger.iter_records()
+    assert (record.outcome, record.error_class, record.attempts) == (ACKED, None, 2)
 
 
 def test_equal_completion_times_resolve_to_the_one_recorded_last(ledger: Ledger, bus: EventBus) -> None:
