@@ -14,7 +14,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from astrachaos.delays import DelayLine
 from astrachaos.events import DriverOutcome, EventBus, WriteCompleted
+from astrachaos.injectors.interface import ClientHooks
 from astrachaos.scenario import StatementKind
 from astrachaos.table import RunTable
 from astrachaos.workload import PlannedRecord
@@ -66,6 +68,7 @@ class WriteChannel:
         buckets: int,
         bus: EventBus,
         idempotent: bool = True,
+        request_timeout_s: float = 15.0,
     ) -> None:
         self._sessions = sessions
         self._table = table
@@ -76,6 +79,9 @@ class WriteChannel:
         self._bus = bus
         self._idempotent = idempotent
         self.corruptions: dict[int, Corruption] = {}
+        self.hooks: ClientHooks | None = None
+        self._timeout_s = request_timeout_s
+        self._delays = DelayLine()
         self._in_flight = 0
         self._idle = threading.Condition()
 
@@ -86,7 +92,11 @@ class WriteChannel:
         return [(planned,) for planned in batch]
 
     def send(self, group: Sequence[PlannedRecord], attempt: int = 1) -> Future[None]:
-        """Send one statement; the future resolves when the driver answers (or raises its error)."""
+        """Send one statement; the future resolves when the driver answers (or raises its error).
+
+        Client injectors act here: a statement may fail before it is sent, wait, be dropped while
+        reported as written, or be sent and then reported as failed.
+        """
         done: Future[None] = Future()
         ids = tuple(p.record.record_id for p in group)
         submitted = time.monotonic_ns()
@@ -94,36 +104,61 @@ class WriteChannel:
             self._in_flight += 1
 
         def finish(error: BaseException | None) -> None:
-            completed = time.monotonic_ns()
-            self._bus.publish(
-                WriteCompleted(
-                    record_ids=ids,
-                    outcome=outcome_of(error),
-                    attempts=attempt,
-                    submitted_ns=submitted,
-                    completed_ns=completed,
-                    error_class=None if error is None else type(error).__name__,
-                    error_message=None if error is None else str(error)[:300],
-                )
-            )
-            with self._idle:
-                self._in_flight -= 1
-                if self._in_flight == 0:
-                    self._idle.notify_all()
+            self._publish(ids, attempt, submitted, error)
             if error is None:
                 done.set_result(None)
             else:
                 done.set_exception(error)
 
+        action = self.hooks.decide(group[0].record.writer, len(group)) if self.hooks else None
+        if action is None:
+            self._dispatch(group, finish, 0)
+        elif action.fail_with is not None:
+            self._later(action.delay_before_s, lambda: finish(action.fail_with))
+        elif action.drop:
+            self._later(action.delay_before_s, lambda: finish(None))
+        else:
+            reply = _held(finish, action.delay_after_s, action.error_after_ack, self._timeout_s, self._later)
+            skew = action.timestamp_skew_us
+            self._later(action.delay_before_s, lambda: self._dispatch(group, reply, skew))
+        return done
+
+    def _dispatch(
+        self, group: Sequence[PlannedRecord], finish: Callable[[BaseException | None], None], skew_us: int
+    ) -> None:
         try:
             session = self._sessions.current()
-            statement = self._statement(session, group)
+            statement = self._statement(session, group, skew_us)
             response = session.throttled.execute_async(statement)
         except Exception as error:  # refused before it left: throttled, closed session, ...
             finish(error)
-            return done
+            return
         response.add_done_callback(_relay(finish))
-        return done
+
+    def _later(self, delay_s: float, fn: Callable[[], None]) -> None:
+        if delay_s > 0:
+            self._delays.call_later(delay_s, fn)
+        else:
+            fn()
+
+    def _publish(
+        self, ids: tuple[int, ...], attempt: int, submitted: int, error: BaseException | None
+    ) -> None:
+        self._bus.publish(
+            WriteCompleted(
+                record_ids=ids,
+                outcome=outcome_of(error),
+                attempts=attempt,
+                submitted_ns=submitted,
+                completed_ns=time.monotonic_ns(),
+                error_class=None if error is None else type(error).__name__,
+                error_message=None if error is None else str(error)[:300],
+            )
+        )
+        with self._idle:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.notify_all()
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no statement is in flight; False if some still are after `timeout_s`."""
@@ -141,11 +176,13 @@ class WriteChannel:
         """Statements sent and not yet answered."""
         return self._in_flight
 
-    def _statement(self, session: Any, group: Sequence[PlannedRecord]) -> Any:
+    def _statement(self, session: Any, group: Sequence[PlannedRecord], skew_us: int) -> Any:
         prepared = session.prepared(
             self._table.insert_cql(self._ttl, if_not_exists=self._kind is StatementKind.LWT)
         )
-        bound = [prepared.bind(self._values(p)) for p in group]
+        lwt = self._kind is StatementKind.LWT
+        stamp = time.time_ns() // 1000 + skew_us
+        bound = [prepared.bind(self._values(p) + (() if lwt else (stamp,))) for p in group]
         if len(bound) == 1 and self._kind not in (
             StatementKind.LOGGED_BATCH,
             StatementKind.UNLOGGED_BATCH,
@@ -183,3 +220,27 @@ def _relay(finish: Callable[[BaseException | None], None]) -> Callable[[Future[A
         finish(future.exception())
 
     return on_done
+
+
+def _held(
+    finish: Callable[[BaseException | None], None],
+    delay_s: float,
+    error_after_ack: BaseException | None,
+    timeout_s: float,
+    later: Callable[[float, Callable[[], None]], None],
+) -> Callable[[BaseException | None], None]:
+    """Wrap `finish`: hold the answer back, or turn an acknowledgement into an error."""
+    if not delay_s and error_after_ack is None:
+        return finish
+
+    def reply(error: BaseException | None) -> None:
+        if error is None and error_after_ack is not None:
+            error = error_after_ack  # applied, yet the caller is told it failed
+        if delay_s >= timeout_s:  # held past the client timeout: the client gives up first
+            from cassandra import OperationTimedOut
+
+            later(max(0.0, timeout_s), lambda: finish(OperationTimedOut(errors={"client": "timed out"})))
+        else:
+            later(delay_s, lambda: finish(error))
+
+    return reply

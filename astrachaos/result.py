@@ -53,6 +53,7 @@ class RunResult:
     expectations: list[ExpectationOutcome]
     exit_code: ExitCode
     notes: list[str] = field(default_factory=list)
+    injectors: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json_dict(self, max_records: int | None = None) -> dict[str, Any]:
         """The documented `result.json` shape (see README, "result.json")."""
@@ -94,6 +95,7 @@ class RunResult:
                     "batch": r.batch,
                     "app_logged": r.app_logged,
                     "found": r.found,
+                    "faults": list(r.faults),
                 }
                 for r in records
             ],
@@ -116,6 +118,7 @@ class RunResult:
                 "reread_consistency": v.reread_consistency,
                 "unread_buckets": v.unread_buckets,
             },
+            "injectors": self.injectors,
             "expectations": [asdict(e) for e in self.expectations],
             "notes": self.notes,
         }
@@ -144,9 +147,7 @@ def check_expectations(
             ExpectationOutcome("unexpected", expect.unexpected, actual, actual <= expect.unexpected)
         )
     if expect.silent is not None:
-        checks.append(
-            ExpectationOutcome("silent", expect.silent, v.silent, v.silent <= expect.silent)
-        )
+        checks.append(ExpectationOutcome("silent", expect.silent, v.silent, v.silent <= expect.silent))
     if expect.indeterminate_pct is not None:
         pct = 100 * v.counts.get(RecordClass.INDETERMINATE, 0) / max(1, v.records)
         checks.append(
@@ -158,9 +159,7 @@ def check_expectations(
             )
         )
     if expect.p99_ms is not None:
-        checks.append(
-            ExpectationOutcome("p99_ms", expect.p99_ms, latency.p99, latency.p99 <= expect.p99_ms)
-        )
+        checks.append(ExpectationOutcome("p99_ms", expect.p99_ms, latency.p99, latency.p99 <= expect.p99_ms))
     if expect.min_writes_per_s is not None:
         rate = round(throughput.writes_per_s, 1)
         checks.append(

@@ -85,6 +85,7 @@ def reverify(path: Path) -> RunResult:
                 range(scenario.schema_.buckets),
                 scenario.verify,
                 started,
+                windows=[(w.injector, w.start_ns, w.end_ns) for w in ledger.fault_windows()],
             )
     finally:
         ledger.close()

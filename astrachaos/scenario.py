@@ -17,6 +17,7 @@ class KeyStrategy(StrEnum):
 
     UNIQUE = "unique"  # the record's sequence number: never collides
     TIMESTAMP_MS = "timestamp_ms"  # wall-clock milliseconds: collides under load, like real apps
+    SHARED = "shared"  # every writer writes the same keys (its i-th record has key i): updates
 
 
 class StatementKind(StrEnum):

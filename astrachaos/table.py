@@ -26,15 +26,22 @@ class RunTable:
         return f"{self.keyspace}.{self.name}"
 
     def insert_cql(self, ttl_s: int | None, if_not_exists: bool = False) -> str:
-        """The parameterised insert of one record."""
+        """The parameterised insert of one record; the write timestamp is the client's clock.
+
+        An explicit `USING TIMESTAMP ?` is what the driver does implicitly (client-side
+        timestamps), made visible so a writer's clock can be skewed. Conditional (LWT) inserts
+        cannot carry a timestamp.
+        """
         cql = (
             f"INSERT INTO {self.qualified} (run_id, bucket, key, record_id, writer, batch_no, payload)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)"
         )
         if if_not_exists:
             cql += " IF NOT EXISTS"
+            return cql + (f" USING TTL {int(ttl_s)}" if ttl_s else "")
+        cql += " USING TIMESTAMP ?"
         if ttl_s:
-            cql += f" USING TTL {int(ttl_s)}"
+            cql += f" AND TTL {int(ttl_s)}"
         return cql
 
     def partition_cql(self) -> str:

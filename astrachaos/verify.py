@@ -11,7 +11,7 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from astrachaos.workload import digest_of
 
 log = logging.getLogger(__name__)
 _READ_ATTEMPTS = 3
+Window = tuple[str, int, "int | None"]  # injector, start_ns, end_ns (None: still open)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ class NotOk:
     batch: int | None
     app_logged: bool | None
     found: str
+    faults: tuple[str, ...] = ()
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Verification:
     silent_by_error: Counter[str] = field(default_factory=Counter)
     unread_buckets: list[int] = field(default_factory=list)
     reread_consistency: str | None = None
+    windows: list[Window] = field(default_factory=list)
     rows_read: int = 0
     seconds: float = 0.0
 
@@ -110,7 +113,7 @@ class PartitionReader:
         raise AssertionError("unreachable")
 
 
-def _seen(record: LedgerRecord, row: StoredRow | None, same_key_ids: set[int]) -> Seen:
+def _seen(record: LedgerRecord, row: StoredRow | None, same_key_ids: dict[int, LedgerRecord]) -> Seen:
     if row is None:
         return Seen.ABSENT
     if row.record_id == record.record_id:
@@ -130,11 +133,17 @@ def verify(
     spec: Verify,
     run_started_ns: int,
     sleep: Callable[[float], None] = time.sleep,
+    windows: Sequence[Window] = (),
 ) -> Verification:
-    """Classify every ledger record against the table; list every record that is not `ok`."""
+    """Classify every ledger record against the table; list every record that is not `ok`.
+
+    `windows` are the fault windows of the run, (injector, start_ns, end_ns or None); each
+    record that is not ok is tagged with those active while it was written.
+    """
     began = time.monotonic()
     result = Verification()
-    pending: dict[int, list[tuple[LedgerRecord, Seen, set[int]]]] = {}
+    result.windows = list(windows)
+    pending: dict[int, list[tuple[LedgerRecord, Seen, dict[int, LedgerRecord]]]] = {}
     present_by_bucket: dict[int, int] = {}
     unexpected: dict[int, dict[int, StoredRow]] = {}
     ledger_buckets: set[int] = set()
@@ -148,9 +157,9 @@ def verify(
             result.records += len(group)
             continue
         present_by_bucket[bucket] = len(rows)
-        ids_at_key: dict[int, set[int]] = {}
+        ids_at_key: dict[int, dict[int, LedgerRecord]] = {}
         for record in group:
-            ids_at_key.setdefault(record.key, set()).add(record.record_id)
+            ids_at_key.setdefault(record.key, {})[record.record_id] = record
         for record in group:
             seen = _seen(record, rows.get(record.key), ids_at_key[record.key])
             if seen is Seen.OWN:
@@ -189,7 +198,7 @@ def verify(
 def _reread(
     reader: PartitionReader,
     spec: Verify,
-    pending: dict[int, list[tuple[LedgerRecord, Seen, set[int]]]],
+    pending: dict[int, list[tuple[LedgerRecord, Seen, dict[int, LedgerRecord]]]],
     present_by_bucket: dict[int, int],
     result: Verification,
     run_started_ns: int,
@@ -212,7 +221,7 @@ def _reread(
         for record, first, ids in entries:
             row = rows.get(record.key)
             record_class = classify(record.outcome, first, _seen(record, row, ids))
-            found = "absent" if row is None else f"key holds record {row.record_id}"
+            found = "absent" if row is None else _holder(record, row, ids)
             _account(result, record, record_class, run_started_ns, found)
 
 
@@ -257,6 +266,7 @@ def _account(
             batch=record.batch,
             app_logged=record.app_logged,
             found=found,
+            faults=_faults_during(result.windows, record),
         )
     )
 
@@ -289,3 +299,30 @@ def _point_to_misplaced(result: Verification) -> None:
         if stray is not None and entry.record_class is not RecordClass.UNEXPECTED:
             where = f"misplaced: its row is at bucket {stray.bucket}, key {stray.key}"
             result.not_ok[i] = dataclasses.replace(entry, found=where)
+
+
+def _faults_during(windows: Sequence[Window], record: LedgerRecord) -> tuple[str, ...]:
+    """Injectors whose window overlaps the time the record was in the driver's hands."""
+    if not windows or record.submitted_ns is None:
+        return ()
+    start = record.submitted_ns
+    end = record.completed_ns if record.completed_ns is not None else start
+    return tuple(
+        sorted(
+            {name for name, w_start, w_end in windows if w_start <= end and (w_end is None or w_end >= start)}
+        )
+    )
+
+
+def _holder(record: LedgerRecord, row: StoredRow, by_id: dict[int, LedgerRecord]) -> str:
+    """Who holds the record's key; flags a later write lost to an earlier one (timestamps)."""
+    found = f"key holds record {row.record_id}"
+    winner = by_id.get(row.record_id) if row.record_id is not None else None
+    if (
+        winner is not None
+        and winner.completed_ns is not None
+        and record.submitted_ns is not None
+        and winner.completed_ns < record.submitted_ns
+    ):
+        found += ", acknowledged before this one was sent: last-write-wins kept the older write"
+    return found

@@ -67,6 +67,8 @@ class RecordPlan:
     def _plan(self, writer: int, batch: int, record_id: int) -> PlannedRecord:
         if self.workload.key_strategy is KeyStrategy.TIMESTAMP_MS:
             key = time.time_ns() // 1_000_000  # what real apps do, and why they collide
+        elif self.workload.key_strategy is KeyStrategy.SHARED:
+            key = record_id - self.share(writer).start  # every writer updates the same keys
         else:
             key = record_id
         payload = payload_for(

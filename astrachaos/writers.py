@@ -49,16 +49,21 @@ class Writers:
         self._handed = 0
         self._lock = threading.Lock()
         self._errors: list[str] = []
+        self._threads: list[threading.Thread] = []
 
     def run(self) -> WritePhase:
         """Run every writer to the end and shut each application down."""
-        threads = [
+        self._threads = [
             threading.Thread(target=self._writer, args=(w,), name=f"writer-{w}", daemon=True)
             for w in range(len(self._patterns))
         ]
-        for thread in threads:
+        for thread in self._threads:
             thread.start()
-        for thread in threads:
+        return self.run_until_stopped()
+
+    def run_until_stopped(self) -> WritePhase:
+        """Wait for the writer threads (after `stop` is set, they end at the next batch)."""
+        for thread in self._threads:
             while thread.is_alive():
                 thread.join(0.2)
         return WritePhase(self._handed, self._errors or None)

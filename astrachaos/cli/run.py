@@ -47,6 +47,7 @@ def run(
     from astrachaos.runner import Runner
 
     loaded = [load_scenario(resolve(name), set_ or (), seed) for name in scenarios]
+    _terminate_as_interrupt()
     codes: list[ExitCode] = []
     for scenario in loaded:
         ensure_local_for(scenario.target.profile, lambda msg: stderr.print(f"[dim]{msg}[/]"))
@@ -79,3 +80,13 @@ def verify_run(
     stdout.print(render(result))
     stdout.print(f"[dim]result: {run_dir / 'result.json'}[/]")
     raise typer.Exit(int(result["exit_code"]))
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM is handled like Ctrl-C: stop writing, roll faults back, keep the run, exit 130."""
+    import signal
+
+    def raise_interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, raise_interrupt)

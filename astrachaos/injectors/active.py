@@ -1,0 +1,146 @@
+"""The injectors of one run: built before connecting, scheduled, always rolled back in reverse."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from astrachaos.errors import EnvironmentProblem, RollbackFailed
+from astrachaos.injectors.interface import (
+    ClientHooks,
+    ConnectOverrides,
+    Injector,
+    InjectorContext,
+    InjectorStats,
+)
+from astrachaos.injectors.registry import lookup
+from astrachaos.injectors.schedule import ScheduledFault, Scheduler, Window
+from astrachaos.scenario import InjectorSpec
+
+log = logging.getLogger(__name__)
+
+
+class ActiveInjectors:
+    """Every injector of a run and its schedule; `finish` rolls all back, newest first."""
+
+    def __init__(
+        self,
+        specs: Sequence[InjectorSpec],
+        profile: Any,
+        local_cluster: Any | None,
+        seed: int,
+        ledger: Any | None = None,
+    ) -> None:
+        self.client_hooks = ClientHooks()
+        self._ledger = ledger
+        self._window_ids: dict[int, int] = {}
+        self.injectors: list[Injector] = []
+        self._faults: list[ScheduledFault] = []
+        for index, spec in enumerate(specs):
+            factory = lookup(spec.name)
+            params = factory.Params.model_validate(spec.params)
+            rng = random.Random(seed * 7919 + index)
+            context = InjectorContext(
+                profile=profile,
+                local_cluster=local_cluster,
+                client_hooks=self.client_hooks,
+                rng=rng,
+                probability=spec.schedule.probability,
+            )
+            try:
+                injector = factory(params, context)
+            except Exception as error:
+                raise EnvironmentProblem(f"injector {spec.name!r} cannot be set up: {error}") from None
+            self.injectors.append(injector)
+            self._faults.append(
+                ScheduledFault(
+                    spec.name,
+                    injector.apply,
+                    injector.rollback,
+                    spec.schedule,
+                    rng,
+                    self._window_recorder(injector),
+                )
+            )
+        self._scheduler = Scheduler(self._faults)
+
+    def attach_ledger(self, ledger: Any) -> None:
+        """Record fault windows in `ledger` from now on."""
+        self._ledger = ledger
+
+    def prepare(self) -> ConnectOverrides | None:
+        """Prepare every injector; at most one may change how the driver connects."""
+        overrides: ConnectOverrides | None = None
+        for injector in self.injectors:
+            try:
+                wanted = injector.prepare()
+            except Exception as error:
+                raise EnvironmentProblem(f"injector {injector.name!r} cannot be prepared: {error}") from None
+            if wanted is not None:
+                if overrides is not None:
+                    raise EnvironmentProblem("two injectors want to change how the driver connects")
+                overrides = wanted
+        return overrides
+
+    def start(self) -> None:
+        """Start the schedules (the write phase begins)."""
+        self._scheduler.start()
+
+    def check(self) -> None:
+        """Raise if an injector failed to apply during the run."""
+        if self._scheduler.error is not None:
+            raise EnvironmentProblem(f"a fault could not be applied: {self._scheduler.error}")
+
+    def finish(self) -> None:
+        """Stop the schedules, roll back every applied fault newest first, close all.
+
+        Every rollback is attempted even when one fails; failures end in RollbackFailed (exit 6)
+        naming what may still be active.
+        """
+        self._scheduler.stop()
+        failed: list[str] = []
+        for fault in reversed(self._faults):
+            try:
+                fault.end()
+            except Exception as error:
+                log.exception("rollback of %s failed", fault.name)
+                failed.append(f"{fault.name} ({type(error).__name__}: {error})")
+        for injector in reversed(self.injectors):
+            try:
+                injector.close()
+            except Exception as error:
+                log.exception("closing %s failed", injector.name)
+                failed.append(f"{injector.name} close ({type(error).__name__}: {error})")
+        if failed:
+            raise RollbackFailed(
+                "rollback failed; these faults may still be active: " + "; ".join(failed),
+                hint="check the local cluster (`astrachaos local status`) and restart what is down",
+            )
+
+    def stats(self) -> list[InjectorStats]:
+        """Each injector's statistics."""
+        return [injector.stats() for injector in self.injectors]
+
+    def windows(self) -> list[tuple[str, str, Window]]:
+        """Every fault window: (injector, kind, window)."""
+        return [
+            (fault.name, injector.kind, window)
+            for fault, injector in zip(self._faults, self.injectors, strict=True)
+            for window in fault.windows
+        ]
+
+    def _window_recorder(self, injector: Injector) -> Any:
+        def record(window: Window) -> None:
+            if self._ledger is None:
+                return
+            key = id(window)
+            if key not in self._window_ids:
+                self._window_ids[key] = self._ledger.record_fault_window(
+                    injector.name, injector.kind, window.start_ns, window.end_ns
+                )
+            elif window.end_ns is not None:
+                self._ledger.end_fault_window(self._window_ids[key], window.end_ns)
+
+        return record
