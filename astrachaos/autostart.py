@@ -23,9 +23,7 @@ def ensure_local_for(profile_name: str, say: Callable[[str], None]) -> None:
         return
     from astrachaos.local.cluster import LocalCluster, UpProgress, requested_spec
 
-    say(
-        "no Cassandra answers on the local profile: starting the local cluster (astrachaos local up)"
-    )
+    say("no Cassandra answers on the local profile: starting the local cluster (astrachaos local up)")
 
     def progress(step: UpProgress) -> None:
         say(f"local up: {step.message}")

@@ -147,7 +147,7 @@ class Runner:
             throttler = _throttler_stats(sessions)
         finally:
             sessions.close()
-        self._save_faults(injectors)
+            self._save_faults(injectors)
         result = self._result(profile, table, started_at, write, verification, throttler, injectors)
         rundir.write_result(self.dir, result.to_json_dict())
         return result

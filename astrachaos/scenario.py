@@ -71,6 +71,7 @@ class Workload(_Strict):
         100, ge=1, le=100_000, description="Records a writer hands to the app at once."
     )
     delay_ms: float = Field(0, ge=0, description="Pause between a writer's batches.")
+    stagger_ms: float = Field(0, ge=0, description="Writer w starts w × stagger_ms after writer 0.")
     rate: float | None = Field(
         None, gt=0, description="Target records per second over all writers (none: flat out)."
     )

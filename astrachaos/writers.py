@@ -72,11 +72,14 @@ class Writers:
         pattern = self._patterns[writer]
         rng = self._plan.rng(writer)
         interval = self._batch_interval()
-        next_due = time.monotonic()
         try:
+            if self._scenario.workload.stagger_ms:
+                self.stop.wait(writer * self._scenario.workload.stagger_ms / 1000)
             for batch_no, batch in enumerate(self._plan.batches(writer)):
                 if self.stop.is_set():
                     break
+                if batch_no == 0:
+                    next_due = time.monotonic()
                 self._corrupt(batch, rng)
                 now = time.monotonic_ns()
                 self._bus.publish(RecordsPlanned(tuple(p.record for p in batch), now))

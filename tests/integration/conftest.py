@@ -13,7 +13,7 @@ import pytest
 from astrachaos.local import ClusterSpec, LocalCluster
 from astrachaos.local.cluster import requested_spec
 
-TRIO = ClusterSpec(name="trio", nodes=3, first_address="127.0.0.11")
+TRIO = ClusterSpec(name="local3", nodes=3, first_address="127.0.0.11", heap_mb=512)
 
 
 def _wipe_if_present(name: str) -> None:
@@ -37,7 +37,7 @@ def local_cluster() -> Iterator[LocalCluster]:
 
 @pytest.fixture(scope="session")
 def three_node_cluster() -> Iterator[LocalCluster]:
-    """A fresh three-node cluster `trio` on 127.0.0.11-13, stopped and wiped at the end."""
+    """A fresh three-node cluster `local3` (the `local3` profile) on 127.0.0.11-13; wiped after."""
     _wipe_if_present(TRIO.name)
     cluster = LocalCluster(TRIO)
     try:

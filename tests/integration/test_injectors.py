@@ -1,0 +1,163 @@
+"""Injectors on the real node: each fault shows up per record, checked by an independent read."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from astrachaos.errors import ExitCode
+from tests.integration.raw import raw_session, rows_of_run
+from tests.integration.test_scenarios import run, table_rows
+
+pytestmark = pytest.mark.integration
+
+
+def keys(records: list[dict[str, Any]], record_class: str) -> list[tuple[int, int]]:
+    return [(r["key"]["bucket"], r["key"]["key"]) for r in records if r["class"] == record_class]
+
+
+def test_client_failures_are_counted_and_every_failed_record_is_absent(
+    local_cluster: Any, tmp_path: Path
+) -> None:
+    result = run("basic-chaos", tmp_path, "workload.records=3000")
+    rows = table_rows(local_cluster, result, 16)
+    [stats] = result["injectors"]
+    failed = keys(result["records"], "failed")
+
+    assert result["exit_code"] == ExitCode.OK
+    assert stats["requests"] == 3000 and 0.15 < stats["injected"] / stats["requests"] < 0.25
+    assert stats["by_type"] == {"Unavailable": stats["injected"]}
+    assert len(failed) == stats["injected"] == result["counts"]["failed"]
+    assert not set(failed) & set(rows)
+    assert result["counts"]["lost"] == 0 and len(rows) == 3000 - len(failed)
+    assert {r["last_error"] for r in result["records"]} == {"Unavailable"}
+
+
+def test_applied_then_error_is_recovered_and_timeout_before_send_is_indeterminate(
+    local_cluster: Any, tmp_path: Path
+) -> None:
+    result = run("applied-then-error", tmp_path, "workload.records=2000")
+    rows = table_rows(local_cluster, result, 16)
+    recovered, indeterminate = keys(result["records"], "recovered"), keys(result["records"], "indeterminate")
+
+    assert recovered and indeterminate
+    assert set(recovered) <= set(rows), "applied-then-error writes are in the table"
+    assert not set(indeterminate) & set(rows)
+    applied = next(s for s in result["injectors"] if s["by_type"].get("applied-then-error"))
+    assert applied["injected"] == len(recovered)
+
+
+def test_clock_skew_shadows_the_skewed_writers_acknowledged_writes(
+    local_cluster: Any, tmp_path: Path
+) -> None:
+    result = run("clock-skew", tmp_path, "workload.records=1000")
+    rows = table_rows(local_cluster, result, 16)
+    overwritten = [r for r in result["records"] if r["class"] == "overwritten"]
+
+    assert result["exit_code"] == ExitCode.EXPECTATIONS_UNMET
+    assert len(overwritten) == 500 and {r["writer"] for r in overwritten} == {1}
+    assert all(r["driver_outcome"] == "acked" for r in overwritten)
+    for r in overwritten:
+        assert rows[(r["key"]["bucket"], r["key"]["key"])].writer == 0
+    assert all("last-write-wins kept the older write" in r["found"] for r in overwritten)
+
+
+def test_flaky_faults_toggle_and_tag_the_records_they_hit(local_cluster: Any, tmp_path: Path) -> None:
+    result = run("flaky-network", tmp_path, "workload.records=4000")
+    windows = json.loads((tmp_path / "flaky-network" / "faults.json").read_text())
+    rows = table_rows(local_cluster, result, 16)
+
+    assert len(windows) >= 3 and all(w["end_ns"] > w["start_ns"] for w in windows)
+    silent = [r for r in result["records"] if r["silent"]]
+    assert silent and all(r["faults"] == ["client"] for r in silent)
+    assert not {(r["key"]["bucket"], r["key"]["key"]) for r in silent} & set(rows)
+
+
+def test_ctrl_c_rolls_back_keeps_the_run_and_exits_130(local_cluster: Any, tmp_path: Path) -> None:
+    run_dir = tmp_path / "interrupted"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "astrachaos",
+            "run",
+            "latency",
+            "--out",
+            str(run_dir),
+            "--set",
+            "workload.records=200000",
+            "--set",
+            "injectors.0.schedule.start_s=0",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (run_dir / "ledger.sqlite").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=120)
+
+    assert child.returncode == 130, stderr
+    assert "rolled back" in stderr and "Traceback" not in stderr
+    windows = json.loads((run_dir / "faults.json").read_text())
+    assert windows and all(w["end_ns"] is not None for w in windows)
+    verified = subprocess.run(
+        [sys.executable, "-m", "astrachaos", "verify", str(run_dir)], capture_output=True
+    )
+    assert verified.returncode in (0, 1)
+
+
+def test_sigterm_is_an_interrupt_too(local_cluster: Any, tmp_path: Path) -> None:
+    run_dir = tmp_path / "terminated"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "astrachaos",
+            "run",
+            "basic-chaos",
+            "--out",
+            str(run_dir),
+            "--set",
+            "workload.records=200000",
+            "--set",
+            "workload.rate=2000",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    time.sleep(8)
+    child.terminate()
+    _, stderr = child.communicate(timeout=120)
+    assert child.returncode == 130, stderr
+
+
+@pytest.mark.three_nodes
+def test_node_kill_at_quorum_loses_nothing_and_reports_hint_lag_as_stale(
+    three_node_cluster: Any, tmp_path: Path
+) -> None:
+    result = run("node-kill", tmp_path, "workload.records=8000")
+    [stats] = result["injectors"]
+    with raw_session(three_node_cluster.contact_points) as session:
+        rows = rows_of_run(session, f"astrachaos.{result['table']}", result["run_id"], 16)
+
+    assert stats["by_type"] == {"kill": 1}
+    assert result["counts"]["lost"] == 0 and result["counts"]["silent"] == 0
+    assert len(rows) == result["counts"]["ok"] + result["counts"]["stale"] + result["counts"]["recovered"]
+    assert all(node.state().value == "up" for node in three_node_cluster.nodes), "rolled back"
+    assert result["exit_code"] == ExitCode.OK
