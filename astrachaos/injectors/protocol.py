@@ -37,8 +37,8 @@ class ProtocolParams(BaseModel):
         description="error: answer without forwarding; forward-then-timeout: forward, answer "
         "`error` instead of the result; forward-then-drop: forward, swallow the result.",
     )
-    error: Literal["overloaded", "write_timeout", "unavailable", "server_error", "is_bootstrapping"] = (
-        Field("write_timeout", description="The ERROR sent (modes error and forward-then-timeout).")
+    error: Literal["overloaded", "write_timeout", "unavailable", "server_error", "is_bootstrapping"] = Field(
+        "write_timeout", description="The ERROR sent (modes error and forward-then-timeout)."
     )
     opcodes: list[OpcodeName] = Field(
         default_factory=lambda: list[OpcodeName](["query", "execute", "batch"]),

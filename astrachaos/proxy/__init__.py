@@ -1,0 +1,1 @@
+"""A loopback TCP proxy per node, with network toxics and CQL-aware request faults."""

@@ -1,0 +1,262 @@
+"""One proxied TCP connection: two pumps reading, two links writing through the active toxics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import struct
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from astrachaos.proxy.interception import CqlRelay
+from astrachaos.proxy.toxics import (
+    ActiveToxic,
+    Bandwidth,
+    Direction,
+    Latency,
+    LimitData,
+    ResetPeer,
+    Slicer,
+    Timeout,
+    kind_of,
+)
+
+CHUNK = 65536
+QUEUED_CHUNKS = 64  # past this the pump stops reading: TCP back-pressure, as a real link
+
+
+class ConnectionHost(Protocol):
+    """What a connection needs from the proxy that accepted it (all on the proxy loop)."""
+
+    rng: random.Random
+
+    def toxics(self) -> tuple[ActiveToxic, ...]: ...
+
+    def changed(self) -> asyncio.Event: ...
+
+    def count(self, what: str, amount: int = 1) -> None: ...
+
+
+class Link:
+    """One direction of a connection: a queue of chunks and the task that writes them out."""
+
+    def __init__(self, connection: ProxyConnection, way: Direction, writer: asyncio.StreamWriter):
+        self.connection = connection
+        self.way = way
+        self.writer = writer
+        self.queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue(QUEUED_CHUNKS)
+        self.passed_since: dict[int, int] = {}  # toxic key → bytes written since it applied
+
+    async def put(self, data: bytes) -> None:
+        """Queue bytes for this direction, stamped with their arrival time."""
+        if data:
+            await self.queue.put((time.monotonic(), data))
+
+    async def run(self) -> None:
+        """Write queued chunks through the toxics until end of stream or a closing toxic."""
+        host = self.connection.host
+        while True:
+            item = await self.queue.get()
+            if item is None:
+                with contextlib.suppress(OSError):
+                    if self.writer.can_write_eof():
+                        self.writer.write_eof()
+                return
+            arrived, data = item
+            await self._hold_while_blackholed()
+            toxics = self.connection.affecting(self.way)
+            delay = sum(self._latency(t.toxic) for t in toxics if isinstance(t.toxic, Latency))
+            if delay > 0:
+                host.count("latency")
+                await asyncio.sleep(max(0.0, arrived + delay - time.monotonic()))
+            for active in toxics:
+                if isinstance(active.toxic, LimitData):
+                    passed = self.passed_since.get(active.key, 0)
+                    if passed + len(data) >= active.toxic.limit_bytes:
+                        await self._write(data[: max(0, active.toxic.limit_bytes - passed)], toxics)
+                        host.count("limit_data")
+                        self.connection.close()
+                        return
+            await self._write(data, toxics)
+            for active in toxics:
+                self.passed_since[active.key] = self.passed_since.get(active.key, 0) + len(data)
+
+    def _latency(self, toxic: Latency) -> float:
+        jitter = self.connection.host.rng.uniform(-toxic.jitter_ms, toxic.jitter_ms)
+        return max(0.0, toxic.latency_ms + jitter) / 1000
+
+    async def _hold_while_blackholed(self) -> None:
+        while any(isinstance(t.toxic, Timeout) for t in self.connection.affecting(self.way)):
+            self.connection.host.count("timeout")
+            await self.connection.host.changed().wait()
+
+    async def _write(self, data: bytes, toxics: list[ActiveToxic]) -> None:
+        host = self.connection.host
+        slicer = next((t.toxic for t in toxics if isinstance(t.toxic, Slicer)), None)
+        bandwidth = next((t.toxic for t in toxics if isinstance(t.toxic, Bandwidth)), None)
+        pieces = [data]
+        if slicer is not None:
+            host.count("slicer")
+            pieces = _slices(data, slicer, host.rng)
+        elif bandwidth is not None:
+            step = max(1, bandwidth.rate_bytes_per_s // 20)
+            pieces = [data[i : i + step] for i in range(0, len(data), step)]
+        for index, piece in enumerate(pieces):
+            self.writer.write(piece)
+            await self.writer.drain()
+            self.connection.host.count(f"bytes_{self.way.value}", len(piece))
+            if bandwidth is not None:
+                host.count("bandwidth")
+                await asyncio.sleep(len(piece) / max(1, bandwidth.rate_bytes_per_s))
+            if slicer is not None and slicer.delay_us and index < len(pieces) - 1:
+                await asyncio.sleep(slicer.delay_us / 1e6)
+
+
+def _slices(data: bytes, slicer: Slicer, rng: random.Random) -> list[bytes]:
+    pieces: list[bytes] = []
+    at = 0
+    while at < len(data):
+        size = slicer.average_size + rng.randint(-slicer.size_variation, slicer.size_variation)
+        size = max(1, size)
+        pieces.append(data[at : at + size])
+        at += size
+    return pieces
+
+
+class ProxyConnection:
+    """A client connection relayed to its node, possibly CQL-aware."""
+
+    def __init__(
+        self,
+        host: ConnectionHost,
+        client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+        server: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+        relay: CqlRelay | None,
+        on_closed: Callable[[ProxyConnection], None],
+    ) -> None:
+        self.host = host
+        self.client_reader, self.client_writer = client
+        self.server_reader, self.server_writer = server
+        self.relay = relay
+        self.upstream = Link(self, Direction.UPSTREAM, self.server_writer)
+        self.downstream = Link(self, Direction.DOWNSTREAM, self.client_writer)
+        self._selected: dict[int, bool] = {}
+        self._on_closed = on_closed
+        self._tasks: list[asyncio.Task[None]] = []
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self.closed = False
+
+    def affecting(self, way: Direction) -> list[ActiveToxic]:
+        """The active toxics that apply to this connection's bytes travelling `way`."""
+        return [t for t in self.host.toxics() if t.direction.covers(way) and self.selected(t)]
+
+    def selected(self, active: ActiveToxic) -> bool:
+        """Whether this connection is among the `toxicity` fraction `active` affects (drawn once)."""
+        if active.key not in self._selected:
+            self._selected[active.key] = self.host.rng.random() < active.toxicity
+        return self._selected[active.key]
+
+    async def run(self) -> None:
+        """Relay until either side closes or a toxic ends the connection."""
+        self._tasks = [
+            asyncio.create_task(self._pump_client()),
+            asyncio.create_task(self._pump_server()),
+            asyncio.create_task(self.upstream.run()),
+            asyncio.create_task(self.downstream.run()),
+        ]
+        for task in self._tasks:
+            task.add_done_callback(self._close_on_failure)
+        self.toxics_changed()
+        try:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        finally:
+            self.close()
+
+    def _close_on_failure(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.close()
+
+    def toxics_changed(self) -> None:
+        """React to toxics that act on the whole connection (reset_peer, timeout with a limit)."""
+        for active in self.host.toxics():
+            if active.key in self._timers or not self.selected(active):
+                continue
+            toxic = active.toxic
+            if isinstance(toxic, ResetPeer):
+                delay, action = toxic.timeout_ms, self._reset_for(active)
+            elif isinstance(toxic, Timeout) and toxic.timeout_ms > 0:
+                delay, action = toxic.timeout_ms, self._close_if_still(active)
+            else:
+                continue
+            self._timers[active.key] = asyncio.get_running_loop().call_later(delay / 1000, action)
+
+    def _reset_for(self, active: ActiveToxic) -> Callable[[], None]:
+        def reset() -> None:
+            if active in self.host.toxics():
+                self.host.count(kind_of(active.toxic))
+                self.reset(active.direction)
+
+        return reset
+
+    def _close_if_still(self, active: ActiveToxic) -> Callable[[], None]:
+        def close() -> None:
+            if active in self.host.toxics():
+                self.close()
+
+        return close
+
+    def reset(self, direction: Direction) -> None:
+        """Abort with RST towards the receiving end(s) of `direction`; close the other end."""
+        if direction.covers(Direction.DOWNSTREAM):
+            _abort_with_rst(self.client_writer)
+        if direction.covers(Direction.UPSTREAM):
+            _abort_with_rst(self.server_writer)
+        self.close()
+
+    def close(self) -> None:
+        """Close both sockets and stop every task (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        for timer in self._timers.values():
+            timer.cancel()
+        for writer in (self.client_writer, self.server_writer):
+            writer.close()
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        self._on_closed(self)
+
+    async def _pump_client(self) -> None:
+        while data := await _read(self.client_reader):
+            if self.relay is None:
+                await self.upstream.put(data)
+                continue
+            upstream, answers = self.relay.from_client(data)
+            await self.upstream.put(upstream)
+            await self.downstream.put(answers)
+        await self.upstream.queue.put(None)
+
+    async def _pump_server(self) -> None:
+        while data := await _read(self.server_reader):
+            await self.downstream.put(data if self.relay is None else self.relay.from_server(data))
+        await self.downstream.queue.put(None)
+
+
+async def _read(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await reader.read(CHUNK)
+    except OSError:
+        return b""
+
+
+def _abort_with_rst(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()

@@ -1,0 +1,204 @@
+"""CQL-aware relaying of one proxied connection: follow the framing, let policies answer requests.
+
+Both directions are cut into envelopes (unframed before the STARTUP handshake and for v4;
+inside v5 segments after READY/AUTHENTICATE). Each QUERY/EXECUTE/BATCH is offered to the
+active request policies, which may answer it with an ERROR without forwarding, or forward it
+and then replace or drop the server's answer. Whatever is forwarded is framed again.
+A stream this relay cannot follow (lz4 in v5, a CRC it cannot verify) is passed through raw.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from astrachaos.proxy.cql import (
+    Envelope,
+    FrameError,
+    Opcode,
+    Request,
+    prepared_id_of,
+    read_request,
+    split_envelopes,
+    startup_compression,
+)
+from astrachaos.proxy.error_frames import ErrorKind, error_envelope
+from astrachaos.proxy.segments import SegmentError, SegmentReader, encode_envelopes
+
+log = logging.getLogger(__name__)
+
+TARGETED = (Opcode.QUERY, Opcode.EXECUTE, Opcode.BATCH)
+
+
+class Action(StrEnum):
+    """What a policy does to one request."""
+
+    REPLY = "error"  # answer with an ERROR, never forward
+    REPLACE = "forward-then-timeout"  # forward, then answer ERROR instead of the real result
+    DROP = "forward-then-drop"  # forward, then swallow the real result
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A policy's verdict on one request."""
+
+    action: Action
+    error: ErrorKind = ErrorKind.WRITE_TIMEOUT
+
+
+RequestPolicy = Callable[[Request], Decision | None]
+
+
+class PreparedStatements:
+    """Prepared id → statement text, learnt from PREPARE requests and their answers (all nodes)."""
+
+    def __init__(self) -> None:
+        self._texts: dict[bytes, str] = {}
+        self._lock = threading.Lock()
+
+    def learn(self, prepared_id: bytes, text: str) -> None:
+        """Remember the text a prepared id stands for."""
+        with self._lock:
+            self._texts[prepared_id] = text
+
+    def snapshot(self) -> dict[bytes, str]:
+        """A copy to read without the lock."""
+        with self._lock:
+            return dict(self._texts)
+
+
+class CqlRelay:
+    """The CQL state of one proxied connection; called from its two pumps on the proxy loop."""
+
+    def __init__(self, prepared: PreparedStatements, policies: Callable[[], Sequence[RequestPolicy]]) -> None:
+        self._prepared = prepared
+        self._policies = policies
+        self._raw = False
+        self._framed = False
+        self._version = 4
+        self._client_segments = SegmentReader()
+        self._server_segments = SegmentReader()
+        self._client_buffer = bytearray()
+        self._server_buffer = bytearray()
+        self._pending_prepare: dict[int, str] = {}
+        self._replace: dict[int, tuple[ErrorKind, Request]] = {}
+        self._drop: set[int] = set()
+
+    @property
+    def framed(self) -> bool:
+        """Whether v5 segment framing is in force."""
+        return self._framed
+
+    def from_client(self, data: bytes) -> tuple[bytes, bytes]:
+        """Client bytes in; (bytes for the server, bytes answered to the client) out."""
+        if self._raw:
+            return data, b""
+        try:
+            envelopes = self._envelopes(data, self._client_segments, self._client_buffer)
+        except (FrameError, SegmentError) as error:
+            return self._give_up(error, data), b""
+        upstream: list[Envelope] = []
+        answers: list[Envelope] = []
+        for envelope in envelopes:
+            answer = self._client_envelope(envelope)
+            (upstream if answer is None else answers).append(answer or envelope)
+        return self._encode(upstream), self._encode(answers)
+
+    def from_server(self, data: bytes) -> bytes:
+        """Server bytes in; bytes for the client out."""
+        if self._raw:
+            return data
+        out: list[bytes] = []
+        try:
+            while True:
+                framed_before = self._framed
+                if framed_before:
+                    envelopes = self._envelopes(data, self._server_segments, self._server_buffer)
+                else:  # one at a time: READY switches the rest of the stream to segments
+                    self._server_buffer += data
+                    envelopes = split_envelopes(self._server_buffer, limit=1)
+                data = b""
+                kept = [e for e in (self._server_envelope(e) for e in envelopes) if e is not None]
+                if framed_before:
+                    out.append(self._encode(kept))
+                else:
+                    out.append(b"".join(e.encode() for e in kept))
+                if framed_before or not envelopes:
+                    break
+                if self._framed:  # switched: what follows READY is segments
+                    data = bytes(self._server_buffer)
+                    self._server_buffer.clear()
+        except (FrameError, SegmentError) as error:
+            out.append(self._give_up(error, data))
+        return b"".join(out)
+
+    def _envelopes(self, data: bytes, segments: SegmentReader, buffer: bytearray) -> list[Envelope]:
+        if self._framed:
+            for segment in segments.feed(data):
+                buffer += segment.payload
+        else:
+            buffer += data
+        return split_envelopes(buffer)
+
+    def _client_envelope(self, envelope: Envelope) -> Envelope | None:
+        """None to forward `envelope`, or the answer to send back instead."""
+        if envelope.opcode == Opcode.STARTUP:
+            self._version = envelope.version
+            if envelope.version >= 5 and startup_compression(envelope):
+                # lz4 segments are not decoded here: relay this connection untouched.
+                log.warning("v5 connection with compression: protocol faults are off for it")
+                self._raw = True
+            return None
+        request = read_request(envelope, self._prepared.snapshot())
+        if request is None:
+            return None
+        if request.opcode == Opcode.PREPARE:
+            self._pending_prepare[request.stream] = request.statements[0].text or ""
+            return None
+        for policy in self._policies():
+            decision = policy(request)
+            if decision is None:
+                continue
+            if decision.action is Action.REPLY:
+                return error_envelope(decision.error, request, envelope.version)
+            if decision.action is Action.REPLACE:
+                self._replace[request.stream] = (decision.error, request)
+            else:
+                self._drop.add(request.stream)
+            return None
+        return None
+
+    def _server_envelope(self, envelope: Envelope) -> Envelope | None:
+        """The envelope to pass to the client in place of `envelope` (None: swallow it)."""
+        stream = envelope.stream
+        if envelope.opcode in (Opcode.READY, Opcode.AUTHENTICATE) and self._version >= 5:
+            self._framed = not self._raw
+        if stream < 0 or envelope.opcode not in (Opcode.RESULT, Opcode.ERROR):
+            return envelope
+        text = self._pending_prepare.pop(stream, None)
+        if text is not None:
+            prepared_id = prepared_id_of(envelope)
+            if prepared_id is not None:
+                self._prepared.learn(prepared_id, text)
+        if stream in self._drop:
+            self._drop.discard(stream)
+            return None
+        replacement = self._replace.pop(stream, None)
+        if replacement is not None:
+            kind, request = replacement
+            return error_envelope(kind, request, envelope.version)
+        return envelope
+
+    def _encode(self, envelopes: list[Envelope]) -> bytes:
+        if not envelopes:
+            return b""
+        data = b"".join(e.encode() for e in envelopes)
+        return encode_envelopes(data) if self._framed else data
+
+    def _give_up(self, error: Exception, data: bytes) -> bytes:
+        log.warning("cannot follow the CQL stream (%s): relaying this connection raw", error)
+        self._raw = True
+        return data

@@ -1,0 +1,114 @@
+"""Protocol v5 framing: segments with a CRC24-protected header and a CRC32-protected payload.
+
+Layout (uncompressed, all little-endian): 3 header bytes holding the payload length (17 bits) and
+the self-contained flag (bit 17), the CRC24 of those 3 bytes (3 bytes), the payload, and the
+CRC32 of the payload (4 bytes). CRC24: initial value 0x875060, polynomial 0x1974F0B, fed the
+header integer least significant byte first. CRC32: zlib's CRC-32 primed with the bytes
+FA 2D 55 CA. The lz4-compressed variant (8-byte header) is detected but not decoded here.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+CRC24_INIT = 0x875060
+CRC24_POLY = 0x1974F0B
+CRC32_PRIMER = zlib.crc32(b"\xfa\x2d\x55\xca")
+HEADER_LENGTH = 3
+HEADER_CRC_LENGTH = 3
+TRAILER_LENGTH = 4
+MAX_PAYLOAD = 128 * 1024 - 1
+SELF_CONTAINED_BIT = 1 << 17
+
+
+class SegmentError(ValueError):
+    """Bytes that are not a valid v5 segment (bad CRC, impossible length)."""
+
+
+def crc24(value: int, length: int) -> int:
+    """CRC24 of the `length` low bytes of `value`, least significant byte first."""
+    crc = CRC24_INIT
+    for _ in range(length):
+        crc ^= (value & 0xFF) << 16
+        value >>= 8
+        for _bit in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= CRC24_POLY
+    return crc
+
+
+def crc24_of_bytes(data: bytes) -> int:
+    """CRC24 of a byte string read as one little-endian integer (the header's own reading)."""
+    return crc24(int.from_bytes(data, "little"), len(data))
+
+
+def crc32(payload: bytes) -> int:
+    """The payload CRC32 of a v5 segment."""
+    return zlib.crc32(payload, CRC32_PRIMER)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One decoded segment: its payload and whether it holds whole envelopes only."""
+
+    payload: bytes
+    self_contained: bool
+
+
+def encode_segment(payload: bytes, self_contained: bool = True) -> bytes:
+    """One uncompressed segment around `payload` (at most MAX_PAYLOAD bytes)."""
+    if len(payload) > MAX_PAYLOAD:
+        raise SegmentError(f"segment payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    header = len(payload) | (SELF_CONTAINED_BIT if self_contained else 0)
+    return (
+        header.to_bytes(HEADER_LENGTH, "little")
+        + crc24(header, HEADER_LENGTH).to_bytes(HEADER_CRC_LENGTH, "little")
+        + payload
+        + struct.pack("<I", crc32(payload))
+    )
+
+
+def encode_envelopes(envelopes: bytes) -> bytes:
+    """Wrap a run of whole envelopes: self-contained segments, or a split chain if too large."""
+    if len(envelopes) <= MAX_PAYLOAD:
+        return encode_segment(envelopes, True)
+    pieces = [envelopes[i : i + MAX_PAYLOAD] for i in range(0, len(envelopes), MAX_PAYLOAD)]
+    return b"".join(encode_segment(piece, False) for piece in pieces)
+
+
+class SegmentReader:
+    """Incremental decoder: feed bytes as they arrive, take whole segments out."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[Segment]:
+        """Add received bytes; return every segment now complete (CRCs checked)."""
+        self._buffer += data
+        segments: list[Segment] = []
+        while len(self._buffer) >= HEADER_LENGTH + HEADER_CRC_LENGTH:
+            header = int.from_bytes(self._buffer[:HEADER_LENGTH], "little")
+            expected = int.from_bytes(self._buffer[HEADER_LENGTH : HEADER_LENGTH + 3], "little")
+            if crc24(header, HEADER_LENGTH) != expected:
+                raise SegmentError("segment header CRC24 mismatch (compressed or corrupt stream)")
+            length = header & MAX_PAYLOAD
+            start = HEADER_LENGTH + HEADER_CRC_LENGTH
+            total = start + length + TRAILER_LENGTH
+            if len(self._buffer) < total:
+                break
+            payload = bytes(self._buffer[start : start + length])
+            (trailer,) = struct.unpack_from("<I", self._buffer, start + length)
+            if crc32(payload) != trailer:
+                raise SegmentError("segment payload CRC32 mismatch")
+            segments.append(Segment(payload, bool(header & SELF_CONTAINED_BIT)))
+            del self._buffer[:total]
+        return segments
+
+    def take_rest(self) -> bytes:
+        """Bytes buffered but not yet decoded (to fall back to raw forwarding)."""
+        rest = bytes(self._buffer)
+        self._buffer.clear()
+        return rest
