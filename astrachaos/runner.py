@@ -119,10 +119,21 @@ class Runner:
             if overrides.address_translator is not None:
                 extra["address_translator"] = overrides.address_translator
         try:
-            sessions = ResettableSession(lambda: connect(profile, **extra))
-        except BaseException:
-            injectors.finish()
-            raise
+            return self._run_connected(profile, table, started_at, injectors, connect, extra)
+        finally:
+            injectors.close()
+
+    def _run_connected(
+        self,
+        profile: Profile,
+        table: RunTable,
+        started_at: str,
+        injectors: ActiveInjectors,
+        connect: Callable[..., Any],
+        extra: dict[str, Any],
+    ) -> RunResult:
+        scenario = self.scenario
+        sessions = ResettableSession(lambda: connect(profile, **extra))
         try:
             ensure_table(
                 sessions.current().connection.session,

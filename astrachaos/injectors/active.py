@@ -94,10 +94,11 @@ class ActiveInjectors:
             raise EnvironmentProblem(f"a fault could not be applied: {self._scheduler.error}")
 
     def finish(self) -> None:
-        """Stop the schedules, roll back every applied fault newest first, close all.
+        """Stop the schedules and roll back every applied fault, newest first.
 
         Every rollback is attempted even when one fails; failures end in RollbackFailed (exit 6)
-        naming what may still be active.
+        naming what may still be active. Proxies stay up (pass-through) until `close`, so the
+        driver can still read through them during verification.
         """
         self._scheduler.stop()
         failed: list[str] = []
@@ -107,17 +108,19 @@ class ActiveInjectors:
             except Exception as error:
                 log.exception("rollback of %s failed", fault.name)
                 failed.append(f"{fault.name} ({type(error).__name__}: {error})")
-        for injector in reversed(self.injectors):
-            try:
-                injector.close()
-            except Exception as error:
-                log.exception("closing %s failed", injector.name)
-                failed.append(f"{injector.name} close ({type(error).__name__}: {error})")
         if failed:
             raise RollbackFailed(
                 "rollback failed; these faults may still be active: " + "; ".join(failed),
                 hint="check the local cluster (`astrachaos local status`) and restart what is down",
             )
+
+    def close(self) -> None:
+        """Release what the injectors set up (proxies), newest first; after the session is closed."""
+        for injector in reversed(self.injectors):
+            try:
+                injector.close()
+            except Exception:  # a proxy that will not stop must not hide the run's result
+                log.exception("closing %s failed", injector.name)
 
     def stats(self) -> list[InjectorStats]:
         """Each injector's statistics."""

@@ -161,3 +161,29 @@ def test_node_kill_at_quorum_loses_nothing_and_reports_hint_lag_as_stale(
     assert len(rows) == result["counts"]["ok"] + result["counts"]["stale"] + result["counts"]["recovered"]
     assert all(node.state().value == "up" for node in three_node_cluster.nodes), "rolled back"
     assert result["exit_code"] == ExitCode.OK
+
+
+def test_wire_overload_answers_real_error_frames_and_each_refused_record_is_absent(
+    local_cluster: Any, tmp_path: Path
+) -> None:
+    result = run("wire-overload", tmp_path, "workload.records=1500")
+    rows = table_rows(local_cluster, result, 16)
+    [stats] = result["injectors"]
+    failed = [r for r in result["records"] if r["class"] == "failed"]
+
+    assert result["exit_code"] == ExitCode.EXPECTATIONS_UNMET
+    assert stats["by_type"] == {"overloaded": len(failed)} and 0.2 < len(failed) / 1500 < 0.4
+    assert {r["last_error"] for r in failed} == {"OverloadedErrorMessage"}
+    assert all(r["silent"] for r in failed)
+    assert not {(r["key"]["bucket"], r["key"]["key"]) for r in failed} & set(rows)
+
+
+def test_wire_timeout_writes_are_applied_though_the_client_timed_out(
+    local_cluster: Any, tmp_path: Path
+) -> None:
+    result = run("wire-timeout", tmp_path, "workload.records=400")
+    rows = table_rows(local_cluster, result, 16)
+
+    assert result["exit_code"] == ExitCode.OK
+    assert result["counts"]["recovered"] == 400 == len(rows)
+    assert {r["last_error"] for r in result["records"]} == {"OperationTimedOut"}

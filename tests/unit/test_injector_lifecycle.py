@@ -107,6 +107,7 @@ def test_rollback_runs_in_reverse_order_then_closes(monkeypatch: pytest.MonkeyPa
     log: list[str] = []
     injectors = _applied(monkeypatch, [{}, {}, {}], log)
     injectors.finish()
+    injectors.close()
     assert log == [
         "apply 1",
         "apply 2",
