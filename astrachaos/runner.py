@@ -27,6 +27,7 @@ from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.ledger import Ledger
 from astrachaos.patterns.interface import PatternContext, SharedAppState
 from astrachaos.patterns.registry import build
+from astrachaos.progress import RunProgress
 from astrachaos.resettable import ResettableSession
 from astrachaos.result import RunResult, Throughput, check_expectations, decide_exit_code
 from astrachaos.retry import is_retryable
@@ -93,14 +94,21 @@ class Runner:
         out: Path | None = None,
         on_phase: Phase = lambda phase: None,
         stop: threading.Event | None = None,
+        progress: RunProgress | None = None,
     ) -> None:
         self.scenario = scenario
         self.seed = scenario.seed if scenario.seed is not None else random.randrange(2**31)
         self.run_id = rundir.new_run_id(scenario.name)
         self.dir = rundir.create(out, self.run_id, scenario.model_copy(update={"seed": self.seed}))
-        self._on_phase = on_phase
         self.stop = stop or threading.Event()
         self.interrupted = False
+        self.progress = progress or RunProgress(scenario.workload.records)
+        self._phase_callback = on_phase
+        self._on_phase = self._phase
+
+    def _phase(self, phase: str) -> None:
+        self.progress.phase = phase
+        self._phase_callback(phase)
 
     def run(self) -> RunResult:
         """Write, drain, roll back, verify; the ledger and run directory survive any failure."""
@@ -177,6 +185,7 @@ class Runner:
         ledger.set_meta({"started_ns": str(started_ns)})
         stats = WriteStats(started_ns)
         stats.subscribe(bus)
+        self.progress.subscribe(bus)
         timeout_s = sessions.current().connection.profile.driver.request_timeout_ms / 1000
         channel = WriteChannel(
             sessions,

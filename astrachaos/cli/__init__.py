@@ -19,7 +19,7 @@ app = typer.Typer(
 
 def _register() -> None:
     # Sub-command modules import only typer at module level; heavy libraries load inside commands.
-    from astrachaos.cli import config, doctor, local, report, run, scenarios, table
+    from astrachaos.cli import config, doctor, local, report, run, scenarios, suite, table
 
     app.add_typer(local.app, name="local")
     app.add_typer(config.app, name="config")
@@ -28,6 +28,7 @@ def _register() -> None:
     doctor.register(app)
     run.register(app)
     report.register(app)
+    suite.register(app)
 
 
 def main() -> None:

@@ -28,12 +28,8 @@ def register(app: typer.Typer) -> None:
 
 def run(
     scenarios: Annotated[list[str], typer.Argument(help="Scenario names or YAML files.")],
-    out: Annotated[
-        Path | None, typer.Option(help="Run directory (several: one per scenario).")
-    ] = None,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a field: path=value.")
-    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (several: one per scenario).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field: path=value.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (recorded in the run).")] = None,
     quiet: Annotated[bool, typer.Option(help="Print only the verdict line.")] = False,
     html: Annotated[bool, typer.Option(help="Also write report.html into the run directory.")] = False,
@@ -42,6 +38,7 @@ def run(
     from astrachaos.autostart import ensure_local_for
     from astrachaos.catalog import resolve
     from astrachaos.cli.console import stderr, stdout
+    from astrachaos.cli.live import live_progress
     from astrachaos.loader import load_scenario
     from astrachaos.reports.console import render
     from astrachaos.runner import Runner
@@ -52,8 +49,9 @@ def run(
     for scenario in loaded:
         ensure_local_for(scenario.target.profile, lambda msg: stderr.print(f"[dim]{msg}[/]"))
         target = out if out is None or len(loaded) == 1 else out / scenario.name
-        runner = Runner(scenario, target, on_phase=lambda p: stderr.print(f"[dim]… {p}[/]"))
-        result = runner.run().to_json_dict()
+        runner = Runner(scenario, target)
+        with live_progress(runner.progress, stderr, quiet):
+            result = runner.run().to_json_dict()
         if quiet:
             stdout.print(f"{scenario.name}: exit {result['exit_code']} ({result['verdict']})")
         else:

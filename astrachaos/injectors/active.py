@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from astrachaos.errors import EnvironmentProblem, RollbackFailed
@@ -36,6 +36,7 @@ class ActiveInjectors:
         self.client_hooks = ClientHooks()
         self._ledger = ledger
         self._window_ids: dict[int, int] = {}
+        self.on_change: Callable[[tuple[str, ...]], None] = lambda active: None
         self.injectors: list[Injector] = []
         self._faults: list[ScheduledFault] = []
         for index, spec in enumerate(specs):
@@ -136,6 +137,7 @@ class ActiveInjectors:
 
     def _window_recorder(self, injector: Injector) -> Any:
         def record(window: Window) -> None:
+            self.on_change(tuple(f.name for f in self._faults if f.applied))
             if self._ledger is None:
                 return
             key = id(window)

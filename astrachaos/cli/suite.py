@@ -1,0 +1,52 @@
+"""`astrachaos suite FILE`: run a list of scenarios with one aggregated verdict and exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add `suite` to the root app."""
+    app.command("suite")(suite)
+
+
+def suite(
+    file: Annotated[Path, typer.Argument(help="A suite YAML file (e.g. scenarios/suite.yaml).")],
+    out: Annotated[Path | None, typer.Option(help="Directory for the runs (default runs/<suite>).")] = None,
+    fail_fast: Annotated[bool, typer.Option(help="Stop at the first entry that fails.")] = False,
+    junit: Annotated[bool, typer.Option(help="Write junit.xml for all entries into --out.")] = True,
+) -> None:
+    """Run every entry of a suite; exit 0 only if each gave the exit code it must give."""
+    from rich.table import Table
+
+    from astrachaos.autostart import ensure_local_for
+    from astrachaos.cli.console import stderr, stdout
+    from astrachaos.reports.files import load_result
+    from astrachaos.reports.junit import render_junit_suites
+    from astrachaos.suite import load_suite, run_suite, suite_exit_code
+
+    spec = load_suite(file)
+    target = out or Path("runs") / f"suite-{spec.name}"
+    ensure_local_for("local", lambda msg: stderr.print(f"[dim]{msg}[/]"))
+    outcomes = run_suite(file, target, fail_fast, lambda e: stderr.print(f"[dim]… {e.name}[/]"))
+    table = Table(title=f"suite {spec.name}", title_justify="left")
+    for column in ("entry", "expected exit", "exit", "", "verdict"):
+        table.add_column(column)
+    for o in outcomes:
+        mark = "[green]pass[/]" if o.passed else "[bold red]FAIL[/]"
+        table.add_row(o.name, str(o.expected), str(o.actual), mark, o.message)
+    stdout.print(table)
+    if junit:
+        results = [
+            load_result(o.run_dir) for o in outcomes if o.run_dir and (o.run_dir / "result.json").exists()
+        ]
+        (target / "junit.xml").write_text(render_junit_suites(results))
+        stdout.print(f"[dim]junit: {target / 'junit.xml'}[/]")
+    code = suite_exit_code(outcomes, len(spec.runs))
+    stdout.print(
+        f"suite {spec.name}: {sum(o.passed for o in outcomes)}/{len(spec.runs)} passed, exit {int(code)}"
+    )
+    raise typer.Exit(int(code))

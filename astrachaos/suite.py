@@ -1,0 +1,120 @@
+"""A suite: many scenario runs with overrides, each with the exit code it must give, one verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from astrachaos.catalog import resolve
+from astrachaos.errors import AstrachaosError, ExitCode, InvalidScenario
+from astrachaos.loader import load_scenario
+
+
+class SuiteEntry(BaseModel):
+    """One run of a suite."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(..., description="Name of this entry (unique in the suite).")
+    scenario: str = Field(..., description="Scenario name or file (relative to the suite file).")
+    set: dict[str, Any] = Field(default_factory=dict, description="Field overrides: path → value.")
+    expect_exit: int = Field(0, description="The exit code this run must give to pass.")
+
+
+class Suite(BaseModel):
+    """A suite file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("suite", description="Suite name.")
+    description: str = Field("", description="What the suite proves.")
+    runs: list[SuiteEntry] = Field(..., min_length=1, description="The runs, in order.")
+
+
+@dataclass(frozen=True)
+class EntryOutcome:
+    """What one entry gave."""
+
+    name: str
+    expected: int
+    actual: int
+    run_dir: Path | None
+    message: str
+
+    @property
+    def passed(self) -> bool:
+        """The entry gave the exit code it must give."""
+        return self.actual == self.expected
+
+
+def load_suite(path: Path) -> Suite:
+    """Read and validate a suite file (errors name the file and the entry)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return Suite.model_validate(data)
+    except OSError as error:
+        raise InvalidScenario(f"{path}: cannot read the suite: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise InvalidScenario(f"{path}: not valid YAML: {error}") from None
+    except ValidationError as error:
+        problems = "; ".join(
+            f"field {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise InvalidScenario(f"{path}: {problems}") from None
+
+
+def run_suite(
+    path: Path,
+    out: Path,
+    fail_fast: bool = False,
+    on_entry: Callable[[SuiteEntry], None] = lambda entry: None,
+) -> list[EntryOutcome]:
+    """Run every entry (all validated first); an entry that errors is recorded, not raised."""
+    from astrachaos.runner import Runner
+
+    suite = load_suite(path)
+    scenarios = [load_scenario(_scenario_path(path, e.scenario), _overrides(e.set)) for e in suite.runs]
+    outcomes: list[EntryOutcome] = []
+    for entry, scenario in zip(suite.runs, scenarios, strict=True):
+        on_entry(entry)
+        run_dir = out / entry.name
+        try:
+            result = Runner(scenario.model_copy(update={"name": entry.name}), run_dir).run()
+            code, message = int(result.exit_code), result.to_json_dict(max_records=0)["verdict"]
+        except AstrachaosError as error:
+            if error.exit_code is ExitCode.INTERRUPTED:
+                raise
+            code, message = int(error.exit_code), error.message
+        outcomes.append(EntryOutcome(entry.name, entry.expect_exit, code, run_dir, message))
+        if fail_fast and not outcomes[-1].passed:
+            break
+    return outcomes
+
+
+def suite_exit_code(outcomes: Sequence[EntryOutcome], total: int) -> ExitCode:
+    """0 when every entry ran and gave its expected code; else the most severe failure."""
+    failing = [o for o in outcomes if not o.passed]
+    if not failing:
+        return ExitCode.OK if len(outcomes) == total else ExitCode.EXPECTATIONS_UNMET
+    codes = {o.actual for o in failing}
+    for code in (ExitCode.ROLLBACK_FAILED, ExitCode.ENVIRONMENT, ExitCode.INCONCLUSIVE):
+        if int(code) in codes:
+            return code
+    return ExitCode.EXPECTATIONS_UNMET
+
+
+def _scenario_path(suite_file: Path, scenario: str) -> Path:
+    beside = suite_file.parent / scenario
+    return beside if beside.is_file() else resolve(scenario)
+
+
+def _overrides(values: dict[str, Any]) -> list[str]:
+    return [
+        f"{path}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
+        for path, value in values.items()
+    ]
