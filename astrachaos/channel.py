@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from astrachaos.delays import DelayLine
 from astrachaos.events import DriverOutcome, EventBus, WriteCompleted
@@ -45,6 +45,29 @@ def outcome_of(error: BaseException | None) -> DriverOutcome:
         if DriverOutcome.INDETERMINATE in inner:
             return DriverOutcome.INDETERMINATE
     return DriverOutcome.FAILED
+
+
+class Channel(Protocol):
+    """What an application pattern writes through (one target, or a dual write)."""
+
+    corruptions: dict[int, Corruption]
+
+    def groups(self, batch: Sequence[PlannedRecord]) -> list[Sequence[PlannedRecord]]:
+        """The statements a batch becomes."""
+        ...
+
+    def send(self, group: Sequence[PlannedRecord], attempt: int = 1) -> Future[None]:
+        """Send one statement."""
+        ...
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until nothing is in flight."""
+        ...
+
+    @property
+    def in_flight(self) -> int:
+        """Statements unanswered."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,17 @@ class Throughput:
 
 
 @dataclass(frozen=True)
+class SecondaryResult:
+    """The second target of a dual write, verified against the same ledger of intents."""
+
+    profile: str
+    keyspace: str
+    table: str
+    strategy: str
+    verification: Verification
+
+
+@dataclass(frozen=True)
 class RunResult:
     """Everything a report needs; what `result.json` holds."""
 
@@ -54,6 +65,7 @@ class RunResult:
     exit_code: ExitCode
     notes: list[str] = field(default_factory=list)
     injectors: list[dict[str, Any]] = field(default_factory=list)
+    secondary: SecondaryResult | None = None
 
     def to_json_dict(self, max_records: int | None = None) -> dict[str, Any]:
         """The documented `result.json` shape (see README, "result.json")."""
@@ -119,6 +131,7 @@ class RunResult:
                 "unread_buckets": v.unread_buckets,
             },
             "injectors": self.injectors,
+            "secondary": None if self.secondary is None else _secondary(self, self.secondary, max_records),
             "expectations": [asdict(e) for e in self.expectations],
             "notes": self.notes,
         }
@@ -187,3 +200,51 @@ def verdict_text(code: ExitCode) -> str:
         ExitCode.INCONCLUSIVE: "inconclusive: verification could not read everything",
         ExitCode.INTERRUPTED: "interrupted",
     }.get(code, code.name.lower().replace("_", " "))
+
+
+def _counts(v: Verification) -> dict[str, int]:
+    counts: dict[str, int] = {
+        "records": v.records,
+        "app_logged_success": v.app_logged_success,
+        "acknowledged": v.acknowledged,
+        "present": v.present,
+        "silent": v.silent,
+    }
+    counts.update({c.value: v.counts.get(c, 0) for c in RecordClass})
+    return counts
+
+
+def _secondary(result: RunResult, side: SecondaryResult, max_records: int | None) -> dict[str, Any]:
+    """The secondary target's counts and non-ok records, and where the two sides diverge."""
+    v = side.verification
+    records = v.not_ok if max_records is None else v.not_ok[:max_records]
+    primary_bad = {r.record_id for r in result.verification.not_ok if r.record_id is not None}
+    secondary_bad = {r.record_id for r in v.not_ok if r.record_id is not None}
+    only_secondary = sorted(secondary_bad - primary_bad)
+    only_primary = sorted(primary_bad - secondary_bad)
+    return {
+        "profile": side.profile,
+        "keyspace": side.keyspace,
+        "table": side.table,
+        "strategy": side.strategy,
+        "counts": _counts(v),
+        "records": [
+            {
+                "key": {"run_id": result.run_id, "bucket": r.bucket, "key": r.key},
+                "record_id": r.record_id,
+                "class": r.record_class.value,
+                "silent": r.silent,
+                "last_error": r.error_class,
+                "attempts": r.attempts,
+                "found": r.found,
+                "faults": list(r.faults),
+            }
+            for r in records
+        ],
+        "divergence": {
+            "not_ok_only_on_secondary": len(only_secondary),
+            "not_ok_only_on_primary": len(only_primary),
+            "first_record_ids_only_on_secondary": only_secondary[:20],
+            "first_record_ids_only_on_primary": only_primary[:20],
+        },
+    }

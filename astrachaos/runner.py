@@ -11,7 +11,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,22 +20,28 @@ import tenacity
 
 from astrachaos import rundir
 from astrachaos.applog import ApplicationLog
-from astrachaos.channel import WriteChannel
-from astrachaos.errors import AstrachaosError, ExitCode
-from astrachaos.events import EventBus
+from astrachaos.channel import Channel
+from astrachaos.dualwrite import DualChannel, mirror
+from astrachaos.errors import AstrachaosError, ExitCode, InvalidScenario, RollbackFailed
 from astrachaos.injectors.active import ActiveInjectors
-from astrachaos.ledger import Ledger
 from astrachaos.patterns.interface import PatternContext, SharedAppState
 from astrachaos.patterns.registry import build
 from astrachaos.progress import RunProgress
 from astrachaos.resettable import ResettableSession
-from astrachaos.result import RunResult, Throughput, check_expectations, decide_exit_code
+from astrachaos.result import (
+    RunResult,
+    SecondaryResult,
+    Throughput,
+    check_expectations,
+    decide_exit_code,
+)
 from astrachaos.retry import is_retryable
 from astrachaos.scenario import Scenario
 from astrachaos.settings import Profile, load_profile
+from astrachaos.side import Side
 from astrachaos.stats import WriteStats
-from astrachaos.table import RunTable, ensure_table, run_table
-from astrachaos.verify import PartitionReader, Verification, verify
+from astrachaos.table import RunTable, run_table
+from astrachaos.verify import Verification
 from astrachaos.workload import RecordPlan
 from astrachaos.writers import Writers
 
@@ -111,101 +117,94 @@ class Runner:
         self._phase_callback(phase)
 
     def run(self) -> RunResult:
-        """Write, drain, roll back, verify; the ledger and run directory survive any failure."""
-        from astrachaos.session import connect
-
+        """Write, drain, roll back, verify; the ledgers and run directory survive any failure."""
         scenario = self.scenario
-        profile = resolve_profile(scenario)
-        table = target_table(scenario, profile)
         started_at = _now()
-        injectors = ActiveInjectors(scenario.injectors, profile, local_cluster_for(profile), self.seed)
+        sides = self._sides()
         self._on_phase("connecting")
-        overrides = injectors.prepare()
-        extra: dict[str, Any] = {}
-        if overrides is not None:
-            extra = {"contact_points": overrides.contact_points, "port": overrides.port}
-            if overrides.address_translator is not None:
-                extra["address_translator"] = overrides.address_translator
         try:
-            return self._run_connected(profile, table, started_at, injectors, connect, extra)
+            for side in sides:
+                side.connect(scenario.schema_.replication_factor)
+            for side in sides:
+                side.open_ledger(self.run_id, self._meta(side.profile, side.table))
+            write = self._write(sides)
+            for side in sides:
+                assert side.ledger is not None
+                side.ledger.flush()
+            if self.interrupted:
+                raise Interrupted(
+                    f"interrupted; faults rolled back; the ledger is in {self.dir.path} "
+                    f"(`astrachaos verify {self.dir.path}` verifies what was written)"
+                )
+            self._on_phase("verifying")
+            verifications = [side.verify(scenario, self.run_id, write.started_ns) for side in sides]
+            throttler = _throttler_stats(sides[0])
+            for side in sides:
+                assert side.ledger is not None
+                side.ledger.set_meta({"finished_at": _now()})
         finally:
-            injectors.close()
-
-    def _run_connected(
-        self,
-        profile: Profile,
-        table: RunTable,
-        started_at: str,
-        injectors: ActiveInjectors,
-        connect: Callable[..., Any],
-        extra: dict[str, Any],
-    ) -> RunResult:
-        scenario = self.scenario
-        sessions = ResettableSession(lambda: connect(profile, **extra))
-        try:
-            ensure_table(
-                sessions.current().connection.session,
-                table,
-                scenario.schema_.replication_factor,
-                astra=profile.kind == "astra",
-            )
-            ledger = Ledger.create(self.dir.ledger, self.run_id, self._meta(profile, table))
-            try:
-                injectors.attach_ledger(ledger)
-                write = self._write(sessions, table, ledger, injectors)
-                ledger.flush()
-                if self.interrupted:
-                    raise Interrupted(
-                        f"interrupted; faults rolled back; the ledger is in {self.dir.path} "
-                        f"(`astrachaos verify {self.dir.path}` verifies what was written)"
-                    )
-                verification = self._verify(sessions, table, ledger, write.started_ns)
-                ledger.set_meta({"finished_at": _now()})
-            finally:
-                ledger.close()
-            throttler = _throttler_stats(sessions)
-        finally:
-            sessions.close()
-            self._save_faults(injectors)
-        result = self._result(profile, table, started_at, write, verification, throttler, injectors)
+            self._save_faults(sides)
+            for side in reversed(sides):
+                side.close()
+        result = self._result(sides, started_at, write, verifications, throttler)
         rundir.write_result(self.dir, result.to_json_dict())
         return result
 
-    def _write(
-        self,
-        sessions: ResettableSession,
-        table: RunTable,
-        ledger: Ledger,
-        injectors: ActiveInjectors,
-    ) -> _WritePhase:
+    def _sides(self) -> list[Side]:
         scenario = self.scenario
-        bus = EventBus()
-        ledger.subscribe(bus)
-        started_ns = time.monotonic_ns()
-        ledger.set_meta({"started_ns": str(started_ns)})
-        stats = WriteStats(started_ns)
-        stats.subscribe(bus)
-        self.progress.subscribe(bus)
-        timeout_s = sessions.current().connection.profile.driver.request_timeout_ms / 1000
-        channel = WriteChannel(
-            sessions,
-            table,
-            self.run_id,
-            scenario.workload.statement,
-            scenario.schema_.ttl_s,
-            scenario.schema_.buckets,
-            bus,
-            idempotent=True,
-            request_timeout_s=timeout_s,
+        profile = resolve_profile(scenario)
+        primary = Side(
+            "primary",
+            profile,
+            target_table(scenario, profile),
+            self._injectors("primary", profile),
+            self.dir.ledger,
         )
-        channel.hooks = injectors.client_hooks
-        app_log = ApplicationLog(self.dir.app_log, bus, scenario.pattern.name.value)
+        primary.injectors.on_change = lambda active: setattr(self.progress, "active_faults", active)
+        secondary = scenario.target.secondary
+        if secondary is None:
+            return [primary]
+        other = load_profile(secondary.profile).profile
+        if secondary.driver:
+            other = other.with_driver_overrides(secondary.driver)
+        table = run_table(secondary.keyspace, scenario.schema_.table, astra=other.kind == "astra")
+        if (table.keyspace, table.name) == (primary.table.keyspace, primary.table.name) and (
+            other.contact_points == profile.contact_points
+        ):
+            raise InvalidScenario("target.secondary writes to the primary's own table")
+        ledger = self.dir.path / "ledger-secondary.sqlite"
+        return [primary, Side("secondary", other, table, self._injectors("secondary", other), ledger)]
+
+    def _injectors(self, side: str, profile: Profile) -> ActiveInjectors:
+        specs = [spec for spec in self.scenario.injectors if spec.side == side]
+        return ActiveInjectors(specs, profile, local_cluster_for(profile), self.seed)
+
+    def _write(self, sides: list[Side]) -> _WritePhase:
+        scenario = self.scenario
+        primary = sides[0]
+        started_ns = time.monotonic_ns()
+        for side in sides:
+            assert side.ledger is not None
+            side.ledger.set_meta({"started_ns": str(started_ns)})
+        self.progress.subscribe(primary.bus)
+        channels = [side.make_channel(scenario, self.run_id, started_ns) for side in sides]
+        channel: Channel = channels[0]
+        if len(sides) == 2:
+            assert scenario.target.secondary is not None
+            mirror(primary.bus, sides[1].bus)
+            channel = DualChannel(channels[0], channels[1], scenario.target.secondary.strategy)
+        app_log = ApplicationLog(self.dir.app_log, primary.bus, scenario.pattern.name.value)
         patterns = self._patterns(channel, app_log)
         plan = RecordPlan(scenario.workload, self.run_id, scenario.schema_.buckets, self.seed)
-        writers = Writers(scenario, plan, patterns, channel, bus, self._reset_trigger(sessions), self.stop)
+        assert primary.sessions is not None
+        writers = Writers(
+            scenario, plan, patterns, channel, primary.bus, self._reset_trigger(primary.sessions), self.stop
+        )
         self._on_phase("writing")
         notes: list[str] = []
-        injectors.start()
+        timeout_s = max(side.request_timeout_s for side in sides)
+        for side in sides:
+            side.injectors.start()
         try:
             try:
                 phase = writers.run()
@@ -213,23 +212,24 @@ class Runner:
                 self.interrupted = True
                 self.stop.set()
                 phase = writers.run_until_stopped()
-            sessions.wait_resets()
+            primary.sessions.wait_resets()
             self._on_phase("draining")
-            drained = channel.wait_idle(timeout_s + 5)
-            if not drained:
+            if not channel.wait_idle(timeout_s + 5):
                 notes.append(f"{channel.in_flight} statements unanswered after {timeout_s + 5:.0f}s")
         finally:
             self._on_phase("rolling back faults")
-            injectors.finish()
-        injectors.check()
+            _finish_all(sides)
+        for side in sides:
+            side.injectors.check()
         seconds = (time.monotonic_ns() - started_ns) / 1e9
         app_log.close()
         notes.extend(phase.writer_errors or [])
-        if sessions.resets:
-            notes.append(f"session reset {sessions.resets} time(s) with requests in flight")
-        return _WritePhase(started_ns, stats, seconds, notes)
+        if primary.sessions.resets:
+            notes.append(f"session reset {primary.sessions.resets} time(s) with requests in flight")
+        assert primary.stats is not None
+        return _WritePhase(started_ns, primary.stats, seconds, notes)
 
-    def _patterns(self, channel: WriteChannel, app_log: ApplicationLog) -> list[Any]:
+    def _patterns(self, channel: Channel, app_log: ApplicationLog) -> list[Any]:
         scenario = self.scenario
         shared = SharedAppState()
         wait = tenacity.wait_exponential_jitter(multiplier=0.05, max=2.0)
@@ -248,36 +248,16 @@ class Runner:
             for w in range(scenario.workload.writers)
         ]
 
-    def _verify(
-        self, sessions: ResettableSession, table: RunTable, ledger: Ledger, started_ns: int
-    ) -> Verification:
-        self._on_phase("verifying")
-        reader = PartitionReader(
-            sessions.current().connection.session,
-            table,
-            self.run_id,
-            self.scenario.verify.page_size,
-        )
-        return verify(
-            reader,
-            ledger.iter_records(),
-            range(self.scenario.schema_.buckets),
-            self.scenario.verify,
-            started_ns,
-            windows=[(w.injector, w.start_ns, w.end_ns) for w in ledger.fault_windows()],
-        )
-
     def _result(
         self,
-        profile: Profile,
-        table: RunTable,
+        sides: list[Side],
         started_at: str,
         write: _WritePhase,
-        verification: Verification,
+        verifications: list[Verification],
         throttler: dict[str, int],
-        injectors: ActiveInjectors,
     ) -> RunResult:
         scenario = self.scenario
+        primary, verification = sides[0], verifications[0]
         latency = write.stats.latency()
         seconds = write.seconds
         throughput = Throughput(
@@ -286,13 +266,31 @@ class Runner:
             write_phase_s=round(seconds, 3),
         )
         expectations = check_expectations(scenario.expect, verification, latency, throughput)
+        secondary: SecondaryResult | None = None
+        if len(sides) == 2:
+            other = check_expectations(scenario.expect, verifications[1], latency, throughput)
+            expectations += [
+                replace(e, name=f"secondary.{e.name}")
+                for e in other
+                if e.name not in ("p99_ms", "min_writes_per_s")
+            ]
+            secondary = SecondaryResult(
+                profile=sides[1].profile.name,
+                keyspace=sides[1].table.keyspace,
+                table=sides[1].table.name,
+                strategy=scenario.target.secondary.strategy.value if scenario.target.secondary else "",
+                verification=verifications[1],
+            )
+        worst = decide_exit_code(expectations, verification)
+        if secondary is not None and worst is ExitCode.OK and secondary.verification.unread_buckets:
+            worst = ExitCode.INCONCLUSIVE
         return RunResult(
             run_id=self.run_id,
             scenario=scenario.name,
             seed=self.seed,
-            keyspace=table.keyspace,
-            table=table.name,
-            profile=profile.name,
+            keyspace=primary.table.keyspace,
+            table=primary.table.name,
+            profile=primary.profile.name,
             pattern=scenario.pattern.name.value,
             started_at=started_at,
             finished_at=_now(),
@@ -301,15 +299,17 @@ class Runner:
             latency=latency,
             throttler=throttler,
             expectations=expectations,
-            exit_code=decide_exit_code(expectations, verification),
+            exit_code=worst,
             notes=write.notes,
-            injectors=[asdict(s) for s in injectors.stats()],
+            injectors=[asdict(s) for side in sides for s in side.injectors.stats()],
+            secondary=secondary,
         )
 
-    def _save_faults(self, injectors: ActiveInjectors) -> None:
+    def _save_faults(self, sides: list[Side]) -> None:
         timeline = [
-            {"injector": name, "kind": kind, "start_ns": w.start_ns, "end_ns": w.end_ns}
-            for name, kind, w in injectors.windows()
+            {"side": side.name, "injector": name, "kind": kind, "start_ns": w.start_ns, "end_ns": w.end_ns}
+            for side in sides
+            for name, kind, w in side.injectors.windows()
         ]
         (self.dir.path / FAULTS_FILE).write_text(json.dumps(timeline, indent=2))
 
@@ -346,15 +346,28 @@ def _attempt_state(attempt: int) -> Any:
     return state
 
 
-def _throttler_stats(sessions: ResettableSession) -> dict[str, int]:
+def _throttler_stats(side: Side) -> dict[str, int]:
     totals: dict[str, int] = {}
-    for live in sessions.all_sessions():
+    assert side.sessions is not None
+    for live in side.sessions.all_sessions():
         for name, value in asdict(live.throttled.stats()).items():
             if name.startswith("max_"):
                 totals[name] = max(totals.get(name, 0), value)
             else:
                 totals[name] = totals.get(name, 0) + value
     return totals
+
+
+def _finish_all(sides: list[Side]) -> None:
+    """Roll back every side's faults (newest side first); the first failure is raised after all."""
+    failure: RollbackFailed | None = None
+    for side in reversed(sides):
+        try:
+            side.injectors.finish()
+        except RollbackFailed as error:
+            failure = failure or error
+    if failure is not None:
+        raise failure
 
 
 def _now() -> str:

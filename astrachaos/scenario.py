@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,6 +48,30 @@ class Target(_Strict):
     driver: dict[str, Any] = Field(
         default_factory=dict,
         description="Driver-option overrides for this scenario (names as in `config show`).",
+    )
+    secondary: Secondary | None = Field(
+        None, description="A second target: the app dual-writes every record."
+    )
+
+
+class DualWrite(StrEnum):
+    """How the application writes a record to two targets."""
+
+    SYNC_BOTH = "sync-both"  # success only if both succeed; the caller sees the primary's error
+    PRIMARY_THEN_ASYNC_SECONDARY = "primary-then-async-secondary"  # secondary after, not awaited
+    BEST_EFFORT_SECONDARY = "best-effort-secondary"  # both at once; secondary errors ignored
+
+
+class Secondary(_Strict):
+    """The second target of a dual write."""
+
+    profile: str = Field("local", description="Connection profile of the secondary target.")
+    keyspace: str = Field(
+        "astrachaos_secondary", description="Keyspace of the secondary's run table."
+    )
+    strategy: DualWrite = Field(DualWrite.SYNC_BOTH, description="How the app writes both.")
+    driver: dict[str, Any] = Field(
+        default_factory=dict, description="Driver-option overrides for the secondary."
     )
 
 
@@ -123,7 +147,10 @@ class Schedule(_Strict):
 class InjectorSpec(_Strict):
     """One fault: which injector, its parameters, its schedule."""
 
-    name: str = Field(..., description="Registered injector name (`astrachaos injectors list`).")
+    name: str = Field(..., description="Registered injector name (see README, Injectors).")
+    side: Literal["primary", "secondary"] = Field(
+        "primary", description="Dual write: which target the fault is on."
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="Injector parameters.")
     schedule: Schedule = Field(default_factory=Schedule, description="When it is active.")
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from astrachaos.channel import Corruption, WriteChannel
+from astrachaos.channel import Channel, Corruption
 from astrachaos.events import EventBus, RecordsPlanned
 from astrachaos.patterns.interface import AppPattern
 from astrachaos.scenario import Scenario
@@ -34,7 +34,7 @@ class Writers:
         scenario: Scenario,
         plan: RecordPlan,
         patterns: list[AppPattern],
-        channel: WriteChannel,
+        channel: Channel,
         bus: EventBus,
         on_handed_over: Callable[[int], None] = lambda total: None,
         stop: threading.Event | None = None,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from astrachaos.applog import ApplicationLog
-from astrachaos.channel import WriteChannel
+from astrachaos.channel import Channel
 from astrachaos.scenario import Pattern
 from astrachaos.workload import PlannedRecord
 
@@ -34,7 +34,7 @@ class SharedAppState:
 class PatternContext:
     """What a pattern works with: the driver path, its own log, its knobs, retry policy."""
 
-    channel: WriteChannel
+    channel: Channel
     log: ApplicationLog
     spec: Pattern
     shared: SharedAppState

@@ -1,0 +1,62 @@
+"""Dual write: both targets verified record by record; a one-sided fault is attributed to its side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from astrachaos.errors import ExitCode
+from tests.integration.raw import raw_session, rows_of_run
+from tests.integration.test_scenarios import run
+
+pytestmark = pytest.mark.integration
+
+
+def both_tables(local_cluster: Any, result: dict[str, Any]) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    secondary = result["secondary"]
+    with raw_session(local_cluster.contact_points) as session:
+        primary_rows = rows_of_run(session, f"{result['keyspace']}.{result['table']}", result["run_id"], 16)
+        secondary_rows = rows_of_run(
+            session, f"{secondary['keyspace']}.{secondary['table']}", result["run_id"], 16
+        )
+    return primary_rows, secondary_rows
+
+
+def test_sync_both_without_faults_writes_both_sides(local_cluster: Any, tmp_path: Path) -> None:
+    result = run("dual-write", tmp_path, "workload.records=1000")
+    primary_rows, secondary_rows = both_tables(local_cluster, result)
+
+    assert result["exit_code"] == ExitCode.OK
+    assert len(primary_rows) == len(secondary_rows) == 1000
+    assert result["secondary"]["counts"]["ok"] == 1000
+
+
+def test_faulted_secondary_diverges_silently_and_is_blamed(local_cluster: Any, tmp_path: Path) -> None:
+    result = run("dual-write-secondary-faulted", tmp_path, "workload.records=2000")
+    primary_rows, secondary_rows = both_tables(local_cluster, result)
+    secondary = result["secondary"]
+    missing = {(r["key"]["bucket"], r["key"]["key"]) for r in secondary["records"]}
+
+    assert result["exit_code"] == ExitCode.EXPECTATIONS_UNMET
+    assert result["counts"]["ok"] == 2000 == len(primary_rows)
+    assert missing == set(primary_rows) - set(secondary_rows) and missing
+    assert all(r["silent"] and r["faults"] == ["client"] for r in secondary["records"])
+    assert secondary["divergence"]["not_ok_only_on_secondary"] == len(missing)
+    assert secondary["divergence"]["not_ok_only_on_primary"] == 0
+    assert any(e["name"] == "secondary.silent" and not e["met"] for e in result["expectations"])
+
+
+def test_sync_both_reports_the_secondary_failure_to_the_app(local_cluster: Any, tmp_path: Path) -> None:
+    result = run(
+        "dual-write-secondary-faulted", tmp_path, "workload.records=1000",
+        "target.secondary.strategy=sync-both", "pattern.max_attempts=1",
+    )
+    primary_rows, secondary_rows = both_tables(local_cluster, result)
+
+    # The careful app sees the failure (sync-both), logs it, and nothing is silent on either side;
+    # the primary holds rows the secondary lacks: the divergence a retry-less app leaves behind.
+    assert result["counts"]["silent"] == 0 and result["secondary"]["counts"]["silent"] == 0
+    assert set(secondary_rows) < set(primary_rows)
+    assert result["counts"]["app_logged_success"] == len(secondary_rows)
