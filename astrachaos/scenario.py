@@ -38,22 +38,6 @@ class PatternName(StrEnum):
     EMPTY_RETRY = "empty-retry"
 
 
-class Target(_Strict):
-    """Which database to write to, and driver options this scenario changes."""
-
-    profile: str = Field("local", description="Connection profile name (configs/<name>.yaml).")
-    keyspace: str | None = Field(
-        None, description="Keyspace for the run table; default: the profile's keyspace."
-    )
-    driver: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Driver-option overrides for this scenario (names as in `config show`).",
-    )
-    secondary: Secondary | None = Field(
-        None, description="A second target: the app dual-writes every record."
-    )
-
-
 class DualWrite(StrEnum):
     """How the application writes a record to two targets."""
 
@@ -72,6 +56,22 @@ class Secondary(_Strict):
     strategy: DualWrite = Field(DualWrite.SYNC_BOTH, description="How the app writes both.")
     driver: dict[str, Any] = Field(
         default_factory=dict, description="Driver-option overrides for the secondary."
+    )
+
+
+class Target(_Strict):
+    """Which database to write to, and driver options this scenario changes."""
+
+    profile: str = Field("local", description="Connection profile name (configs/<name>.yaml).")
+    keyspace: str | None = Field(
+        None, description="Keyspace for the run table; default: the profile's keyspace."
+    )
+    driver: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Driver-option overrides for this scenario (names as in `config show`).",
+    )
+    secondary: Secondary | None = Field(
+        None, description="A second target: the app dual-writes every record."
     )
 
 
