@@ -70,14 +70,7 @@ class RunResult:
     def to_json_dict(self, max_records: int | None = None) -> dict[str, Any]:
         """The documented `result.json` shape (see README, "result.json")."""
         v = self.verification
-        counts: dict[str, int] = {
-            "records": v.records,
-            "app_logged_success": v.app_logged_success,
-            "acknowledged": v.acknowledged,
-            "present": v.present,
-            "silent": v.silent,
-        }
-        counts.update({c.value: v.counts.get(c, 0) for c in RecordClass})
+        counts = _counts(v)
         records = v.not_ok if max_records is None else v.not_ok[:max_records]
         return {
             "schema_version": SCHEMA_VERSION,

@@ -6,7 +6,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import yaml
-from hdrh.histogram import HdrHistogram
 
 from astrachaos import rundir
 from astrachaos.errors import InvalidScenario
@@ -15,7 +14,7 @@ from astrachaos.ledger import Ledger, LedgerRecord
 from astrachaos.result import RunResult, Throughput, check_expectations, decide_exit_code
 from astrachaos.runner import _now, resolve_profile
 from astrachaos.scenario import Scenario
-from astrachaos.stats import Latency
+from astrachaos.stats import Latency, latency_of, new_histogram, record_latency
 from astrachaos.table import run_table
 from astrachaos.verify import PartitionReader, verify
 
@@ -24,7 +23,7 @@ class _Timing:
     """Latency and throughput re-derived from the ledger while verification streams it."""
 
     def __init__(self) -> None:
-        self.histogram = HdrHistogram(1, 3_600_000_000, 3)
+        self.histogram = new_histogram()
         self.first: int | None = None
         self.last: int | None = None
         self.answered = 0
@@ -41,21 +40,11 @@ class _Timing:
                     else max(self.last, record.completed_ns)
                 )
                 if record.outcome is DriverOutcome.ACKED:
-                    micros = max(1, (record.completed_ns - submitted) // 1000)
-                    self.histogram.record_value(min(micros, 3_600_000_000))
+                    record_latency(self.histogram, submitted, record.completed_ns)
             yield record
 
     def latency(self) -> Latency:
-        h = self.histogram
-        if not h.get_total_count():
-            return Latency(0, 0.0, 0.0, 0.0, 0.0)
-        return Latency(
-            h.get_total_count(),
-            h.get_value_at_percentile(50) / 1000,
-            h.get_value_at_percentile(95) / 1000,
-            h.get_value_at_percentile(99) / 1000,
-            h.get_max_value() / 1000,
-        )
+        return latency_of(self.histogram)
 
 
 def reverify(path: Path) -> RunResult:

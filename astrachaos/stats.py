@@ -29,7 +29,7 @@ class WriteStats:
 
     def __init__(self, started_ns: int) -> None:
         self._started = started_ns
-        self.histogram = HdrHistogram(1, _MAX_US, 3)
+        self.histogram = new_histogram()
         self.outcomes: Counter[DriverOutcome] = Counter()
         self.errors: Counter[str] = Counter()
         self.per_second: defaultdict[int, Counter[str]] = defaultdict(Counter)
@@ -53,8 +53,7 @@ class WriteStats:
             if event.error_class:
                 self.errors[event.error_class] += records
             if event.outcome is DriverOutcome.ACKED:
-                micros = max(1, (event.completed_ns - event.submitted_ns) // 1000)
-                self.histogram.record_value(min(micros, _MAX_US))
+                record_latency(self.histogram, event.submitted_ns, event.completed_ns)
             if self.first_submit_ns is None or event.submitted_ns < self.first_submit_ns:
                 self.first_submit_ns = event.submitted_ns
             if self.last_complete_ns is None or event.completed_ns > self.last_complete_ns:
@@ -63,13 +62,27 @@ class WriteStats:
     def latency(self) -> Latency:
         """Percentiles of acknowledged statements, in ms."""
         with self._lock:
-            h = self.histogram
-            if h.get_total_count() == 0:
-                return Latency(0, 0.0, 0.0, 0.0, 0.0)
-            return Latency(
-                count=h.get_total_count(),
-                p50=h.get_value_at_percentile(50) / 1000,
-                p95=h.get_value_at_percentile(95) / 1000,
-                p99=h.get_value_at_percentile(99) / 1000,
-                max=h.get_max_value() / 1000,
-            )
+            return latency_of(self.histogram)
+
+
+def new_histogram() -> HdrHistogram:
+    """A latency histogram in microseconds, 1 µs to an hour, 3 significant digits."""
+    return HdrHistogram(1, _MAX_US, 3)
+
+
+def record_latency(histogram: HdrHistogram, submitted_ns: int, completed_ns: int) -> None:
+    """Record one latency, clamped to the histogram's range."""
+    histogram.record_value(min(max(1, (completed_ns - submitted_ns) // 1000), _MAX_US))
+
+
+def latency_of(h: HdrHistogram) -> Latency:
+    """Percentiles of a microsecond histogram, in ms."""
+    if h.get_total_count() == 0:
+        return Latency(0, 0.0, 0.0, 0.0, 0.0)
+    return Latency(
+        count=h.get_total_count(),
+        p50=h.get_value_at_percentile(50) / 1000,
+        p95=h.get_value_at_percentile(95) / 1000,
+        p99=h.get_value_at_percentile(99) / 1000,
+        max=h.get_max_value() / 1000,
+    )
