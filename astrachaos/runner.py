@@ -139,6 +139,7 @@ class Runner:
             self._on_phase("verifying")
             verifications = [side.verify(scenario, self.run_id, write.started_ns) for side in sides]
             throttler = _throttler_stats(sides[0])
+            injector_stats = [asdict(s) for side in sides for s in side.injectors.stats()]
             for side in sides:
                 assert side.ledger is not None
                 side.ledger.set_meta({"finished_at": _now()})
@@ -146,7 +147,7 @@ class Runner:
             self._save_faults(sides)
             for side in reversed(sides):
                 side.close()
-        result = self._result(sides, started_at, write, verifications, throttler)
+        result = self._result(sides, started_at, write, verifications, throttler, injector_stats)
         rundir.write_result(self.dir, result.to_json_dict())
         return result
 
@@ -255,6 +256,7 @@ class Runner:
         write: _WritePhase,
         verifications: list[Verification],
         throttler: dict[str, int],
+        injector_stats: list[dict[str, Any]],
     ) -> RunResult:
         scenario = self.scenario
         primary, verification = sides[0], verifications[0]
@@ -301,7 +303,7 @@ class Runner:
             expectations=expectations,
             exit_code=worst,
             notes=write.notes,
-            injectors=[asdict(s) for side in sides for s in side.injectors.stats()],
+            injectors=injector_stats,
             secondary=secondary,
         )
 

@@ -19,12 +19,13 @@ app = typer.Typer(
 
 def _register() -> None:
     # Sub-command modules import only typer at module level; heavy libraries load inside commands.
-    from astrachaos.cli import config, doctor, local, report, run, scenarios, suite, table
+    from astrachaos.cli import config, doctor, injectors, local, report, run, scenarios, suite, table
 
     app.add_typer(local.app, name="local")
     app.add_typer(config.app, name="config")
     app.add_typer(scenarios.app, name="scenarios")
     app.add_typer(table.app, name="table")
+    app.add_typer(injectors.app, name="injectors")
     doctor.register(app)
     run.register(app)
     report.register(app)

@@ -187,3 +187,140 @@ def test_wire_timeout_writes_are_applied_though_the_client_timed_out(
     assert result["exit_code"] == ExitCode.OK
     assert result["counts"]["recovered"] == 400 == len(rows)
     assert {r["last_error"] for r in result["records"]} == {"OperationTimedOut"}
+
+
+ERROR_PAIRS = [  # client injector class name -> protocol injector error frame of the same error
+    ("WriteTimeout", "write_timeout"),
+    ("Unavailable", "unavailable"),
+    ("Overloaded", "overloaded"),
+    ("ServerError", "server_error"),
+]
+
+
+@pytest.mark.parametrize(("client_error", "frame"), ERROR_PAIRS)
+def test_client_error_class_is_what_the_driver_raises_for_the_real_error_frame(
+    local_cluster: Any, tmp_path: Path, client_error: str, frame: str
+) -> None:
+    from astrachaos.injectors.client import driver_error
+
+    wire = run(
+        "wire-overload",
+        tmp_path,
+        "workload.records=100",
+        f"injectors.0.params.error={frame}",
+        "injectors.0.schedule.probability=1.0",
+        "pattern.name=careful",
+        "pattern.max_attempts=1",
+        "target.driver.retry.policy=fallthrough",
+    )
+    raised_by_driver = {r["last_error"] for r in wire["records"]}
+    assert raised_by_driver == {type(driver_error(client_error)).__name__}  # type: ignore[arg-type]
+
+
+def test_proxy_without_toxics_carries_real_traffic_and_keeps_the_verdict(
+    local_cluster: Any, tmp_path: Path
+) -> None:
+    direct = run("queue-overflow-fixed", tmp_path / "direct", "workload.records=3000")
+    proxied = run(
+        "queue-overflow-fixed",
+        tmp_path / "proxied",
+        "workload.records=3000",
+        "injectors.0.name=network",
+        "injectors.0.params.toxic=latency",
+        "injectors.0.params.toxicity=0.0",
+    )
+    rows = table_rows(local_cluster, proxied, 16)
+    assert direct["exit_code"] == proxied["exit_code"] == ExitCode.OK
+    assert proxied["counts"] == direct["counts"] and len(rows) == 3000
+    assert proxied["injectors"][0]["requests"] >= 1, "the driver went through the proxy"
+
+
+def _listening(address: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((address, port)) == 0
+
+
+def _paused(pid: int) -> bool:
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return state in ("T", "t")
+
+
+def test_sigint_leaves_no_proxy_listening_and_no_node_paused(local_cluster: Any, tmp_path: Path) -> None:
+    scenario = tmp_path / "freeze.yaml"
+    scenario.write_text(
+        "workload: {writers: 1, records: 100000, batch_size: 50, rate: 2000}\n"
+        "pattern: {name: fire-and-forget}\n"
+        "injectors:\n"
+        "  - {name: network, params: {toxic: latency, latency_ms: 20}}\n"
+        "  - {name: node, params: {action: pause, node: node1}, schedule: {start_s: 3, duration_s: 30}}\n"
+    )
+    run_dir = tmp_path / "run"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "astrachaos", "run", str(scenario), "--out", str(run_dir), "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    node = local_cluster.nodes[0]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _paused(node.pid()):
+        time.sleep(0.2)
+    assert _paused(node.pid()), "the node injector should have frozen node1"
+    assert _listening("127.0.0.101", 9042), "the driver should be going through the proxy"
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=180)
+
+    assert child.returncode == 130, stderr
+    assert not _paused(node.pid())
+    assert not _listening("127.0.0.101", 9042)
+    windows = json.loads((run_dir / "faults.json").read_text())
+    assert {w["injector"] for w in windows} == {"network", "node"}
+    assert all(w["end_ns"] is not None for w in windows)
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "exit_code", "classes"),
+    [
+        ("simple-chaos-query", (), ExitCode.OK, {"failed", "indeterminate"}),
+        ("uploader-chaos", ("workload.records=2000",), ExitCode.EXPECTATIONS_UNMET, {"indeterminate"}),
+        (
+            "multi-session",
+            ("workload.records=3000",),
+            ExitCode.EXPECTATIONS_UNMET,
+            {"failed", "indeterminate"},
+        ),
+        ("insert-simulator", ("workload.records=2000",), ExitCode.OK, set()),
+        ("specific-error", ("workload.records=1000",), ExitCode.EXPECTATIONS_UNMET, {"failed"}),
+    ],
+)
+def test_seed_scenario_verdicts_agree_with_a_raw_read(
+    local_cluster: Any,
+    tmp_path: Path,
+    name: str,
+    overrides: tuple[str, ...],
+    exit_code: int,
+    classes: set[str],
+) -> None:
+    result = run(name, tmp_path, *overrides)
+    rows = table_rows(local_cluster, result, 16)
+    absent = {(r["key"]["bucket"], r["key"]["key"]) for r in result["records"] if r["found"] == "absent"}
+
+    assert result["exit_code"] == exit_code
+    assert {r["class"] for r in result["records"]} - {"recovered"} == classes
+    assert not absent & set(rows)
+    assert result["counts"]["present"] == len(rows)
+    assert result["counts"]["ok"] + result["counts"]["recovered"] == len(rows)
+
+
+@pytest.mark.three_nodes
+def test_weak_read_after_a_frozen_replica_is_stale_not_lost(three_node_cluster: Any, tmp_path: Path) -> None:
+    result = run("missing-records-stale-read", tmp_path, "workload.records=4000")
+    with raw_session(three_node_cluster.contact_points) as session:
+        rows = rows_of_run(session, f"astrachaos.{result['table']}", result["run_id"], 16)
+
+    assert result["counts"]["lost"] == 0 and result["counts"]["silent"] == 0
+    assert result["counts"]["ok"] + result["counts"]["stale"] + result["counts"]["recovered"] == len(rows)
+    assert all(node.state().value == "up" for node in three_node_cluster.nodes)
