@@ -208,7 +208,13 @@ def _render_down(result: DownResult) -> None:
 
 
 def _status_table(rows: list[NodeStatus]) -> Table:
-    colours = {"up": "green", "starting": "yellow", "paused": "magenta", "down": "red"}
+    colours = {
+        "up": "green",
+        "starting": "yellow",
+        "paused": "magenta",
+        "cql off": "magenta",
+        "down": "red",
+    }
     table = Table(title="Local clusters", caption="load = size of the node's data directory")
     for column in ("cluster", "node", "address", "pid", "state", "version", "load", "JMX"):
         table.add_column(column)

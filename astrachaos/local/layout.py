@@ -104,6 +104,10 @@ class NodeLayout:
         return self.root / "node.pid"
 
     @property
+    def ready_file(self) -> Path:
+        return self.root / "node.ready"
+
+    @property
     def config_uri(self) -> str:
         """The cassandra.yaml location as the file:/// URI Cassandra requires."""
         return self.cassandra_yaml.as_uri()

@@ -37,6 +37,7 @@ class NodeState(Enum):
     UP = "up"
     STARTING = "starting"
     PAUSED = "paused"
+    CQL_OFF = "cql off"
     DOWN = "down"
 
 
@@ -111,13 +112,15 @@ class LocalNode:
             return False
 
     def state(self) -> NodeState:
-        """Up (CQL accepts connections), starting, paused (SIGSTOP) or down."""
+        """Up, starting, paused (SIGSTOP), CQL off (was up, e.g. disablebinary) or down."""
         pid = self.pid()
         if pid is None:
             return NodeState.DOWN
         if process_state(pid) is ProcessState.STOPPED:
             return NodeState.PAUSED
-        return NodeState.UP if self.cql_listening() else NodeState.STARTING
+        if self.cql_listening():
+            return NodeState.UP
+        return NodeState.CQL_OFF if read_pid(self.layout.ready_file) == pid else NodeState.STARTING
 
     def start(self) -> int:
         """Start the daemon with this node's directories (no-op if running); return its pid."""
@@ -127,6 +130,7 @@ class LocalNode:
         check_ports_free(self.address)
         runtime = self._runtime()
         write_node_config(self.spec, self.index, self.layout)
+        self.layout.ready_file.unlink(missing_ok=True)
         self._log_offset = log_size(self.layout.system_log)
         command = daemon_command(runtime, self.address, self.spec.heap, self.layout)
         return launch_detached(command, runtime, self.layout)
@@ -137,7 +141,12 @@ class LocalNode:
             raise self._failure("exited while starting")
         if not log_says_ready(self.layout.system_log, self._log_offset):
             return None
-        return release_version(self.address, self.port, auth=self.spec.auth)
+        version = release_version(self.address, self.port, auth=self.spec.auth)
+        pid = self.pid()
+        if version is not None and pid is not None:
+            # Remembered so that status can tell a node whose CQL was turned off from a starting one.
+            self.layout.ready_file.write_text(f"{pid}\n")
+        return version
 
     def wait_ready(self, timeout_s: float = 180.0) -> str:
         """Wait until the node answers CQL; return its release version."""

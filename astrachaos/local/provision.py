@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -17,6 +18,7 @@ from astrachaos.local.java import JavaHome, find_java_home, java_env
 from astrachaos.local.layout import jar_dir
 
 MAVEN_TIMEOUT_S = 1200
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TAIL_LINES = 15
 
 
@@ -52,6 +54,7 @@ def maven_command(mvn: str, pom: Path, out: Path) -> list[str]:
         mvn,
         "-B",
         "-q",
+        "-Dstyle.color=never",
         "-f",
         str(pom),
         "dependency:copy-dependencies",
@@ -120,7 +123,7 @@ def _download(mvn: str, version: str, java: JavaHome, target: Path) -> None:
                 hint="check that Maven Central is reachable (proxy: ~/.m2/settings.xml)",
             ) from None
         if done.returncode != 0 or not (out / f"cassandra-all-{version}.jar").is_file():
-            tail = "\n".join(done.stdout.strip().splitlines()[-_TAIL_LINES:])
+            tail = "\n".join(_meaningful_lines(done.stdout)[-_TAIL_LINES:])
             raise EnvironmentProblem(
                 f"could not download Apache Cassandra {version} from Maven Central "
                 f"(mvn exit {done.returncode}). Last lines of its output:\n{tail}",
@@ -131,6 +134,11 @@ def _download(mvn: str, version: str, java: JavaHome, target: Path) -> None:
         out.rename(target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _meaningful_lines(output: str) -> list[str]:
+    lines = (_ANSI.sub("", line).rstrip() for line in output.splitlines())
+    return [line for line in lines if line and line != "[ERROR]"]
 
 
 def prepare_runtime(version: str, on_download: Callable[[], None] | None = None) -> Runtime:

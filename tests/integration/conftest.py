@@ -5,6 +5,7 @@ Both yield a LocalCluster: `contact_points` and `port` for the driver, `nodes` f
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator
 
@@ -12,6 +13,7 @@ import pytest
 
 from astrachaos.local import ClusterSpec, LocalCluster
 from astrachaos.local.cluster import requested_spec
+from astrachaos.local.layout import clusters_root
 
 TRIO = ClusterSpec(name="local3", nodes=3, first_address="127.0.0.11", heap_mb=512)
 
@@ -38,10 +40,14 @@ def local_cluster() -> Iterator[LocalCluster]:
 @pytest.fixture(scope="session")
 def three_node_cluster() -> Iterator[LocalCluster]:
     """A fresh three-node cluster `local3` (the `local3` profile) on 127.0.0.11-13; wiped after."""
-    _wipe_if_present(TRIO.name)
-    cluster = LocalCluster(TRIO)
-    try:
-        cluster.up()
-        yield cluster
-    finally:
-        cluster.down(wipe=True)
+    # One test session at a time owns it: a second one waits here instead of wiping it mid-test.
+    clusters_root().mkdir(parents=True, exist_ok=True)
+    with open(clusters_root() / f".{TRIO.name}.session.lock", "w") as owner:
+        fcntl.flock(owner, fcntl.LOCK_EX)
+        _wipe_if_present(TRIO.name)
+        cluster = LocalCluster(TRIO)
+        try:
+            cluster.up()
+            yield cluster
+        finally:
+            cluster.down(wipe=True)

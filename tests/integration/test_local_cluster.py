@@ -5,12 +5,14 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from astrachaos.local import LocalCluster, NodeState
+from astrachaos.errors import EnvironmentProblem
+from astrachaos.local import ClusterSpec, LocalCluster, NodeState
 from astrachaos.local.process import daemons_under
 
 pytestmark = pytest.mark.integration
@@ -96,6 +98,18 @@ def test_nodetool_status_works(updown: subprocess.CompletedProcess[str]) -> None
     assert "UN  127.0.0.21" in shown.stdout
 
 
+def test_a_node_whose_cql_is_disabled_is_cql_off_not_starting(
+    updown: subprocess.CompletedProcess[str],
+) -> None:
+    node = LocalCluster.load("updown").nodes[0]
+    node.nodetool(["disablebinary"])
+    try:
+        assert node.state() is NodeState.CQL_OFF
+    finally:
+        node.nodetool(["enablebinary"])
+    assert node.state() is NodeState.UP
+
+
 def test_logs_print_the_system_log(updown: subprocess.CompletedProcess[str]) -> None:
     shown = astrachaos("local", "logs", "node1", "--name", "updown", "-n", "2000")
     assert shown.returncode == 0, shown.stderr
@@ -146,8 +160,27 @@ def test_a_node_not_up_in_time_exits_4_with_its_last_log_lines() -> None:
             "local", "up", "--name", "late", "--first-address", "127.0.0.27", "--timeout", "3"
         )
         assert late.returncode == 4
-        assert "did not come up within 3 s" in late.stderr
-        assert "Last lines of" in late.stderr and "INFO" in late.stderr
+        assert "did not come up within 3 s" in late.stderr and "Last lines of" in late.stderr
         assert "Traceback" not in late.stderr
     finally:
+        wipe_if_present("late")
+
+
+def test_the_not_up_in_time_error_carries_the_log_lines() -> None:
+    wipe_if_present("late")
+    node = LocalCluster(ClusterSpec(name="late", first_address="127.0.0.27", heap_mb=512)).nodes[0]
+    try:
+        node.start()
+        deadline = time.monotonic() + 120
+        while not node.log_tail() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with pytest.raises(EnvironmentProblem) as raised:
+            node.wait_ready(0)
+        assert raised.value.exit_code == 4
+        assert "did not come up within 0 s" in raised.value.message
+        assert str(node.layout.system_log) in raised.value.message
+        logged = raised.value.message.split("Last lines of", 1)[1].splitlines()[1:]
+        assert 1 <= len(logged) <= 15 and logged[0].startswith("INFO  [")
+    finally:
+        node.stop()
         wipe_if_present("late")

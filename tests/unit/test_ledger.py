@@ -69,26 +69,28 @@ def test_final_outcome_is_the_last_completion_by_completed_time(ledger: Ledger, 
     [record] = ledger.iter_records()
     assert record.outcome is ACKED
     assert record.attempts == 3
-    assert (record.submitted_ns, record.completed_ns) == (100, 300)
+    assert (record.submitted_ns, record.completed_ns) == (100, 300)  # first submitted, last completed
     assert (record.error_class, record.error_message) == (None, None)
 
 
 def test_last_completion_carries_its_error(ledger: Ledger, bus: EventBus) -> None:
     _plan(bus, _record(1))
-    _complete(bus, 1, outcome=DriverOutcome.INDETERMINATE, attempts=1, completed_ns=100)
+    _complete(bus, 1, outcome=DriverOutcome.INDETERMINATE, completed_ns=100, error=("WriteTimeout", "t"))
     _complete(bus, 1, outcome=FAILED, attempts=2, completed_ns=200, error=("Unavailable", "1 of 2"))
     ledger.flush()
     [record] = ledger.iter_records()
     assert (record.outcome, record.error_class, record.error_message) == (FAILED, "Unavailable", "1 of 2")
 
 
-def test_an_acknowledged_attempt_wins_over_a_later_failed_retry(ledger: Ledger, bus: EventBus) -> None:
+def test_an_acknowledged_attempt_outranks_later_failures(ledger: Ledger, bus: EventBus) -> None:
+    # a later retry that fails or times out does not un-apply a write the database acknowledged
     _plan(bus, _record(1))
     _complete(bus, 1, outcome=ACKED, attempts=1, completed_ns=100)
-    _complete(bus, 1, outcome=FAILED, attempts=2, completed_ns=200, error=("RequestThrottlingError", "q"))
+    _complete(bus, 1, outcome=FAILED, attempts=2, completed_ns=200, error=("Unavailable", "1 of 2"))
     ledger.flush()
     [record] = ledger.iter_records()
-    assert (record.outcome, record.error_class, record.attempts) == (ACKED, None, 2)
+    assert (record.outcome, record.completed_ns, record.error_class) == (ACKED, 100, None)
+    assert record.attempts == 2
 
 
 def test_equal_completion_times_resolve_to_the_one_recorded_last(ledger: Ledger, bus: EventBus) -> None:
@@ -137,6 +139,26 @@ def test_planned_fields_are_kept(ledger: Ledger, bus: EventBus) -> None:
     [record] = ledger.iter_records()
     kept = (record.writer, record.batch, record.bucket, record.key, record.digest, record.planned_ns)
     assert kept == (3, 7, 4, -(2**63), "abc", 123)
+
+
+def test_every_field_survives_batched_inserts(ledger: Ledger, bus: EventBus) -> None:
+    count = 1_234  # not a multiple of the rows per statement: full chunks and a remainder
+    for i in range(count):
+        _plan(bus, _record(i, bucket=i % 7))
+        if i % 3:
+            _complete(bus, i, attempts=i, submitted_ns=i, completed_ns=i + 1)
+        else:
+            _complete(bus, i, outcome=FAILED, completed_ns=i + 1, error=("Overloaded", f"busy {i}"))
+        bus.publish(AppLogged((i,), i % 2 == 0, i))
+    ledger.flush()
+    records = _by_id(ledger)
+    assert len(records) == count
+    for i, r in records.items():
+        assert (r.bucket, r.digest, r.app_logged, r.completed_ns) == (i % 7, f"digest-{i}", i % 2 == 0, i + 1)
+        if i % 3:
+            assert (r.outcome, r.attempts, r.submitted_ns, r.error_class) == (ACKED, i, i, None)
+        else:
+            assert (r.outcome, r.error_class, r.error_message) == (FAILED, "Overloaded", f"busy {i}")
 
 
 def test_counts_summarise_final_outcomes_and_app_logs(ledger: Ledger, bus: EventBus) -> None:

@@ -30,6 +30,9 @@ def _run_and_kill(path: Path, lines_before_kill: int, extra_delay_s: float) -> i
     assert child.stdout is not None
     try:
         printed = [int(child.stdout.readline()) for _ in range(lines_before_kill)]
+        deadline = time.monotonic() + 60
+        while not path.exists() and time.monotonic() < deadline:  # the child is up and writing
+            time.sleep(0.005)
         time.sleep(extra_delay_s)  # lands anywhere: publishing, a timed commit, a flush's commit
     finally:
         child.send_signal(signal.SIGKILL)
@@ -40,28 +43,30 @@ def _run_and_kill(path: Path, lines_before_kill: int, extra_delay_s: float) -> i
 
 
 # (lines to read before the kill, longest extra wait): the first round does not wait for a line
-# at all, so the kill may land while the ledger is still being created or mid-way through a commit.
-ROUNDS = [(0, 1.5), (1, 0.0), (1, 0.3), (2, 0.3), (3, 0.3)]
+# at all, only for the file, so the kill may land mid-way through creating it or through a commit.
+ROUNDS = [(0, 0.5), (1, 0.0), (1, 0.3), (2, 0.3), (3, 0.3)]
 
 
 @pytest.mark.parametrize(("lines", "longest_wait_s"), ROUNDS)
 def test_committed_records_survive_a_kill(tmp_path: Path, lines: int, longest_wait_s: float) -> None:
     path = tmp_path / "ledger.sqlite"
-    last = _run_and_kill(path, lines, random.uniform(0.0, longest_wait_s))
+    wait_s = random.uniform(0.0, longest_wait_s)
+    last = _run_and_kill(path, lines, wait_s)
+    moment = f"killed {wait_s:.3f}s after line {lines}, last committed id printed: {last}"
     if not path.exists():
         assert last == -1  # killed before it created the file: nothing was promised
         return
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)], moment
     try:
         ledger = Ledger.open(path)
     except EnvironmentProblem:
-        assert last == -1  # killed while creating the schema: nothing was promised either
+        assert last == -1, moment  # killed while creating the schema: nothing was promised either
         return
     try:
         committed = {r.record_id: r for r in ledger.iter_records() if r.record_id <= last}
-        assert sorted(committed) == list(range(last + 1)), f"records missing up to {last}"
-        assert all(r.outcome is DriverOutcome.ACKED and r.app_logged for r in committed.values())
+        assert sorted(committed) == list(range(last + 1)), moment
+        assert all(r.outcome is DriverOutcome.ACKED and r.app_logged for r in committed.values()), moment
         assert ledger.meta()["scenario"] == "kill"
     finally:
         ledger.close()

@@ -118,8 +118,8 @@ def test_several_problems_are_listed_one_per_line(tmp_path: Path) -> None:
         "unable to parse string as an integer (got 'many')",
         f"{path}, line 4, field workload.writers: Input should be greater than or equal to 1 "
         "(got 0)",
-        f"{path}, line 5, field workload.key_strategy: Input should be 'unique' or 'timestamp_ms' "
-        "(got 'random')",
+        f"{path}, line 5, field workload.key_strategy: Input should be 'unique', 'timestamp_ms' "
+        "or 'shared' (got 'random')",
     ]
 
 
@@ -330,7 +330,7 @@ def test_unknown_injector_names_the_line_of_its_entry(tmp_path: Path) -> None:
         load_scenario(path)
     assert caught.value.message == (
         f"{path}, line 3, field injectors.0.name: unknown injector 'no-such-injector'; "
-        "known injectors: (none installed)"
+        "known injectors: client, network, node, protocol"
     )
 
 
@@ -472,6 +472,7 @@ def test_list_shows_a_row_per_scenario(cli: typer.Typer, monkeypatch: pytest.Mon
     result = invoke(cli, "list")
     assert result.exit_code == 0, result.output
     rows = [line for line in result.stdout.splitlines() if line.startswith("│ ")]
-    assert rows[0].split("│")[1].strip() == "full"
-    assert "fire-and-forget" in rows[0] and "4\N{MULTIPLICATION SIGN}20000" in rows[0]
+    [full] = [row for row in rows if row.split("│")[1].strip() == "full"]
+    assert "fire-and-forget" in full and "4\N{MULTIPLICATION SIGN}20000" in full
+    assert any(row.split("│")[1].strip() == "queue-overflow" for row in rows)
     assert any(row.split("│")[1].strip() == "minimal" for row in rows)
