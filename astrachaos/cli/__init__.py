@@ -19,7 +19,18 @@ app = typer.Typer(
 
 def _register() -> None:
     # Sub-command modules import only typer at module level; heavy libraries load inside commands.
-    from astrachaos.cli import config, doctor, injectors, local, report, run, scenarios, suite, table
+    from astrachaos.cli import (
+        config,
+        doctor,
+        injectors,
+        local,
+        reconcile,
+        report,
+        run,
+        scenarios,
+        suite,
+        table,
+    )
 
     app.add_typer(local.app, name="local")
     app.add_typer(config.app, name="config")
@@ -30,6 +41,7 @@ def _register() -> None:
     run.register(app)
     report.register(app)
     suite.register(app)
+    reconcile.register(app)
 
 
 def main() -> None:

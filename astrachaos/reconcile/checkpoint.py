@@ -1,0 +1,66 @@
+"""`checkpoint.jsonl`: one line per completed token range, so an interrupted comparison resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from astrachaos.errors import UsageProblem
+from astrachaos.reconcile.schema import JsonValue
+from astrachaos.reconcile.tokens import TokenRange
+
+CHECKPOINT_FILE = "checkpoint.jsonl"
+
+
+class Checkpoint:
+    """Appends a header (what is compared) and one line per completed range; fsync per line."""
+
+    def __init__(self, path: Path, header: Mapping[str, JsonValue], resume: bool) -> None:
+        self.path = path
+        self.completed: dict[TokenRange, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        if resume and path.is_file():
+            self._load(dict(header))
+            self._file = path.open("a", encoding="utf-8")
+        else:
+            self._file = path.open("w", encoding="utf-8")
+            self._append({"kind": "header", **header})
+
+    def _load(self, header: dict[str, JsonValue]) -> None:
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        if not lines:
+            return
+        found = json.loads(lines[0])
+        found.pop("kind", None)
+        if found != json.loads(json.dumps(header)):
+            raise UsageProblem(
+                f"{self.path} was written for another comparison ({found}); cannot --resume it",
+                hint="use another --out directory, or drop --resume to start over",
+            )
+        for line in lines[1:]:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by a crash: that range runs again
+                continue
+            start, end = entry["range"]
+            self.completed[TokenRange(start, end)] = entry
+
+    def record(self, token_range: TokenRange, findings: Mapping[str, Any]) -> None:
+        """Durably mark `token_range` as done, with everything found in it."""
+        self._append({"kind": "range", "range": token_range.to_json(), **findings})
+
+    def _append(self, entry: Mapping[str, Any]) -> None:
+        text = json.dumps(entry, ensure_ascii=False) + "\n"
+        with self._lock:
+            self._file.write(text)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._file.close()

@@ -1,0 +1,92 @@
+"""Reconcile a run's ledger with its table: records acknowledged or logged by the app, yet absent."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import yaml
+
+from astrachaos import rundir
+from astrachaos.errors import Inconclusive, InvalidScenario
+from astrachaos.events import DriverOutcome
+from astrachaos.ledger import Ledger, LedgerRecord
+from astrachaos.reconcile.result import Mode, ReconcileResult
+from astrachaos.scenario import Scenario
+from astrachaos.table import run_table
+from astrachaos.verify import PartitionReader, StoredRow
+
+log = logging.getLogger(__name__)
+
+
+def reconcile_run(path: Path, profile_name: str | None = None) -> ReconcileResult:
+    """Read every bucket of the run at the strongest level and list expected records that are absent.
+
+    Expected = acknowledged by the driver or logged as stored by the application. A bucket that
+    cannot be read makes the result inconclusive (an Inconclusive error).
+    """
+    from astrachaos.runner import resolve_profile
+    from astrachaos.session import connect
+    from astrachaos.settings import load_profile
+
+    run = rundir.RunDir(path)
+    if not run.ledger.is_file() or not run.scenario.is_file():
+        raise InvalidScenario(
+            f"{path} is not a run directory: it needs {rundir.SCENARIO_FILE} and {rundir.LEDGER_FILE}"
+        )
+    scenario = Scenario.model_validate(yaml.safe_load(run.scenario.read_text()))
+    profile = load_profile(profile_name).profile if profile_name else resolve_profile(scenario)
+    with Ledger.open(run.ledger) as ledger:
+        meta = ledger.meta()
+        table = run_table(meta["keyspace"], meta["table"], astra=profile.kind == "astra")
+        run_id = meta["run_id"]
+        records = expected = present = 0
+        missing: list[dict[str, object]] = []
+        with connect(profile) as connection:
+            reader = PartitionReader(connection.session, table, run_id, scenario.verify.page_size)
+            bucket_rows: dict[int, StoredRow] = {}
+            current: int | None = None
+            for record in ledger.iter_records():
+                records += 1
+                if record.bucket != current:
+                    current = record.bucket
+                    bucket_rows = _read(reader, current, scenario.verify.reread_consistency)
+                if not _expected(record):
+                    continue
+                expected += 1
+                if record.key in bucket_rows:
+                    present += 1
+                else:
+                    missing.append(
+                        {
+                            "run_id": run_id,
+                            "bucket": record.bucket,
+                            "key": record.key,
+                            "record_id": record.record_id,
+                            "outcome": None if record.outcome is None else record.outcome.value,
+                            "app_logged": record.app_logged,
+                        }
+                    )
+    return ReconcileResult(
+        mode=Mode.RUN,
+        source=str(path),
+        target=f"{profile.name}:{table.qualified}",
+        counts={"records": records, "expected": expected, "present": present, "missing": len(missing)},
+        missing=tuple(missing),
+        settings={"run_id": run_id, "consistency": scenario.verify.reread_consistency},
+        notes=("expected = acknowledged by the driver or logged as stored by the application",),
+    )
+
+
+def _expected(record: LedgerRecord) -> bool:
+    return record.outcome is DriverOutcome.ACKED or record.app_logged is True
+
+
+def _read(reader: PartitionReader, bucket: int, consistency: str) -> dict[int, StoredRow]:
+    levels = [consistency] + (["QUORUM"] if consistency == "ALL" else [])
+    for level in levels:
+        try:
+            return reader.read(bucket, level)
+        except Exception as error:
+            log.warning("bucket %s at %s: %s", bucket, level, error)
+    raise Inconclusive(f"bucket {bucket} of the run could not be read at {', '.join(levels)}")
