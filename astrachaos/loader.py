@@ -134,6 +134,12 @@ def _parse(text: str, source: str) -> tuple[dict[str, Any], _Locations]:
         raise InvalidScenario(_yaml_problem(error, source)) from None
     except RecursionError:
         raise InvalidScenario(f"{source}: nested too deeply") from None
+    except (ValueError, IndexError, TypeError, OverflowError) as error:
+        # PyYAML's constructors raise plain errors on some explicit tags (`!!int ` with no
+        # digits, `!!float x`): still the user's file, never a traceback.
+        raise InvalidScenario(
+            f"{source}: a value cannot be read as its YAML tag says ({type(error).__name__}: {error})"
+        ) from None
     finally:
         loader.dispose()
     return data, walk.locations

@@ -476,3 +476,12 @@ def test_list_shows_a_row_per_scenario(cli: typer.Typer, monkeypatch: pytest.Mon
     assert "fire-and-forget" in full and "4\N{MULTIPLICATION SIGN}20000" in full
     assert any(row.split("│")[1].strip() == "queue-overflow" for row in rows)
     assert any(row.split("│")[1].strip() == "minimal" for row in rows)
+
+
+@pytest.mark.parametrize("text", ["target.profile: !!int \n", "workload:\n  rate: !!float x\n"])
+def test_a_value_that_contradicts_its_explicit_tag_is_invalid_not_a_crash(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "tagged.yaml"
+    path.write_text(text)
+    with pytest.raises(InvalidScenario) as caught:
+        load_scenario(path)
+    assert str(path) in caught.value.message
