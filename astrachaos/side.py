@@ -48,6 +48,7 @@ class Side:
                 extra["address_translator"] = overrides.address_translator
         profile = self.profile
         self.sessions = ResettableSession(lambda: connect(profile, **extra))
+        self.injectors.attach_session_reset(self.sessions.reset_in_background)
         ensure_table(
             self.sessions.current().connection.session,
             self.table,

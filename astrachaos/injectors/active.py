@@ -38,6 +38,7 @@ class ActiveInjectors:
         self._window_ids: dict[int, int] = {}
         self.on_change: Callable[[tuple[str, ...]], None] = lambda active: None
         self.injectors: list[Injector] = []
+        self.contexts: list[InjectorContext] = []
         self._faults: list[ScheduledFault] = []
         for index, spec in enumerate(specs):
             factory = lookup(spec.name)
@@ -50,6 +51,7 @@ class ActiveInjectors:
                 rng=rng,
                 probability=spec.schedule.probability,
             )
+            self.contexts.append(context)
             try:
                 injector = factory(params, context)
             except Exception as error:
@@ -66,6 +68,11 @@ class ActiveInjectors:
                 )
             )
         self._scheduler = Scheduler(self._faults)
+
+    def attach_session_reset(self, reset: Callable[[], None]) -> None:
+        """Let injectors reset the application's session (requests in flight are cut off)."""
+        for context in self.contexts:
+            context.reset_session = reset
 
     def attach_ledger(self, ledger: Any) -> None:
         """Record fault windows in `ledger` from now on."""

@@ -6,6 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from astrachaos.errors import EnvironmentProblem
 from astrachaos.injectors.interface import (
     ClientAction,
     ConnectOverrides,
@@ -77,9 +78,9 @@ class ClientParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    action: Literal["fail", "latency", "latency-after", "applied-then-error", "drop", "clock-skew"] = Field(
-        "fail", description="What to do to an affected statement."
-    )
+    action: Literal[
+        "fail", "latency", "latency-after", "applied-then-error", "drop", "clock-skew", "session-reset"
+    ] = Field("fail", description="What to do to an affected statement (session-reset: once a window).")
     error: DriverError = Field("WriteTimeout", description="fail: the driver exception class raised.")
     errors: list[DriverError] = Field(
         default_factory=list, description="fail: pick one of these at random per request instead."
@@ -106,7 +107,13 @@ class ClientInjector:
         return None
 
     def apply(self) -> None:
-        """Start interfering with statements."""
+        """Start interfering with statements (session-reset: reset the session now)."""
+        if self._params.action == "session-reset":
+            if self._context.reset_session is None:
+                raise EnvironmentProblem("session-reset: no session to reset yet")
+            self._counters.seen("session-reset")
+            self._context.reset_session()
+            return
         self._context.client_hooks.add(self._decide)
 
     def rollback(self) -> None:
@@ -149,6 +156,8 @@ class ClientInjector:
                 action = ClientAction(error_after_ack=driver_error("OperationTimedOut"))
             case "drop":
                 action = ClientAction(drop=True)
+            case "clock-skew" | "session-reset":
+                raise AssertionError("handled before sampling")
             case _:
                 raise AssertionError(p.action)
         self._counters.seen(label)

@@ -46,6 +46,7 @@ class InjectorContext:
     client_hooks: ClientHooks
     rng: random.Random
     probability: float = 1.0
+    reset_session: Callable[[], None] | None = None  # set once the session exists
 
 
 class Injector(Protocol):

@@ -66,6 +66,7 @@ class NodeInjector:
             case "disablebinary" | "disablegossip":
                 node.nodetool([p.action])
             case "setconcurrency":
+                self._previous_concurrency = _max_pool_size(node.nodetool(["getconcurrency", p.stage]).stdout)
                 node.nodetool(["setconcurrency", p.stage, str(p.concurrency)])
         self._counters.seen(p.action)
 
@@ -85,7 +86,8 @@ class NodeInjector:
             case "disablegossip":
                 node.nodetool(["enablegossip"])
             case "setconcurrency":
-                node.nodetool(["setconcurrency", p.stage, "32"])
+                if self._previous_concurrency is not None:
+                    node.nodetool(["setconcurrency", p.stage, self._previous_concurrency])
 
     def close(self) -> None:
         """Nothing to release."""
@@ -93,3 +95,12 @@ class NodeInjector:
     def stats(self) -> InjectorStats:
         """How many times the action was taken."""
         return self._counters.stats(self.name, self.kind)
+
+
+def _max_pool_size(getconcurrency_output: str) -> str:
+    """The maximum pool size from `nodetool getconcurrency STAGE` (its table's last column)."""
+    for line in reversed(getconcurrency_output.strip().splitlines()):
+        fields = line.split()
+        if len(fields) >= 3 and fields[-1].isdigit():
+            return fields[-1]
+    raise EnvironmentProblem(f"cannot read the stage's concurrency from: {getconcurrency_output!r}")

@@ -324,3 +324,18 @@ def test_weak_read_after_a_frozen_replica_is_stale_not_lost(three_node_cluster: 
     assert result["counts"]["lost"] == 0 and result["counts"]["silent"] == 0
     assert result["counts"]["ok"] + result["counts"]["stale"] + result["counts"]["recovered"] == len(rows)
     assert all(node.state().value == "up" for node in three_node_cluster.nodes)
+
+
+def test_session_reset_injector_cuts_off_queued_requests(local_cluster: Any, tmp_path: Path) -> None:
+    result = run(
+        "session-reset", tmp_path, "workload.records=6000", "pattern.session_reset=null",
+        "injectors.0.name=client", "injectors.0.params.action=session-reset",
+        "injectors.0.schedule.start_s=0.2", "injectors.0.schedule.duration_s=0.5",
+    )
+    rows = table_rows(local_cluster, result, 16)
+    dropped = [r for r in result["records"] if r["class"] == "dropped"]
+
+    assert result["injectors"][0]["by_type"] == {"session-reset": 1}
+    assert any("session reset 1 time" in note for note in result["notes"])
+    assert all((r["key"]["bucket"], r["key"]["key"]) not in rows for r in dropped)
+    assert result["counts"]["present"] == len(rows)
