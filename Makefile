@@ -27,8 +27,10 @@ lint: $(STAMP)
 demo: $(STAMP)  ## the headline: silent loss under a client queue overflow, against a local node
 	$(BIN)/astrachaos run queue-overflow
 
-bench: $(STAMP)
+bench: $(STAMP)  ## engine vs raw-driver ratios, medians of several runs; then proxy and reconcile
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.proxy 50000
+	$(BIN)/python -m bench.reconcile_bench 1000000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache runs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import secrets
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -35,7 +36,7 @@ def run_suite(
     scenario = bench_scenario(plan, plan.records)
     profile = resolve_profile(scenario)
     table = target_table(scenario, profile)
-    load_before = os.getloadavg()
+    load_before, revision = os.getloadavg(), _engine_revision()  # before the code can change
     with connect(profile) as raw:
         try:
             ensure_table(raw.session, table, scenario.schema_.replication_factor, astra=False)
@@ -43,7 +44,7 @@ def run_suite(
             metrics = _ratio_metrics(engines, writes, scans)
             if measure_rss:
                 metrics.append(_memory(plan, workdir, say))
-            environment = _environment(raw, load_before)
+            environment = {**_environment(raw, load_before), **revision}
         finally:
             say(f"dropping {table.qualified}")
             drop_table(raw.session, table)
@@ -150,3 +151,22 @@ def _environment(raw: Connection, load_before: tuple[float, float, float]) -> di
         "loadavg_before": " ".join(f"{x:.2f}" for x in load_before),
         "loadavg_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
+
+
+def _engine_revision() -> dict[str, str]:
+    # Others commit to the engine all day: a number means little without the code it measured.
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "astrachaos"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return {"git_head": "unknown"}
+    return {"git_head": head, "engine_files_uncommitted": str(len(dirty))}
