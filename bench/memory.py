@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import json
 import subprocess
 import sys
 import time
@@ -30,23 +30,28 @@ class PeakRss:
 
 
 def peak_rss(scenario: Scenario, workdir: Path) -> PeakRss:
-    """Run `python -m astrachaos run` on the scenario in a child; read its own rusage at exit."""
+    """Run `python -m astrachaos run` on the scenario through `bench.isolated`; its own peak."""
     workdir.mkdir(parents=True, exist_ok=True)
     spec = workdir / f"{scenario.name}.yaml"
     spec.write_text(dump_scenario(scenario))
     log = workdir / "child.log"
-    command = [sys.executable, "-m", "astrachaos", "run", str(spec), "--out", str(workdir / "run"),
-               "--quiet"]  # fmt: skip
+    report = workdir / "rusage.json"
+    run = [sys.executable, "-m", "astrachaos", "run", str(spec), "--out", str(workdir / "run"),
+           "--quiet"]  # fmt: skip
     began = time.monotonic()
     with log.open("wb") as sink:
-        child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-        # wait4 gives this child's own peak, not the maximum over every child ever waited for.
-        _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
+        subprocess.run(
+            [sys.executable, "-m", "bench.isolated", str(report), *run],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parent.parent,
+            check=False,
+        )
+    measured = json.loads(report.read_text())
     return PeakRss(
         records=scenario.workload.records,
-        max_rss_kib=usage.ru_maxrss,
+        max_rss_kib=int(measured["max_rss_kib"]),
         seconds=time.monotonic() - began,
-        exit_code=child.returncode,
+        exit_code=int(measured["exit_code"]),
         log=log,
     )
