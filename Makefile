@@ -28,6 +28,7 @@ demo: $(STAMP)  ## the headline: silent loss under a client queue overflow, agai
 	$(BIN)/astrachaos run queue-overflow
 
 bench: $(STAMP)  ## engine vs raw-driver ratios, medians of several runs; then proxy and reconcile
+	$(BIN)/astrachaos local up --nodes 1
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.proxy 50000
 	$(BIN)/python -m bench.reconcile_bench 1000000
