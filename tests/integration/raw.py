@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from cassandra import ConsistencyLevel
+from cassandra import ConsistencyLevel, ReadTimeout, Unavailable
 from cassandra.cluster import Cluster
 from cassandra.query import SimpleStatement
 
@@ -30,6 +31,14 @@ def rows_of_run(session: Any, table: str, run_id: str, buckets: int) -> dict[tup
             consistency_level=ConsistencyLevel.ALL,
             fetch_size=5000,
         )
-        for row in session.execute(statement, (run_id, bucket)):
-            rows[(row.bucket, row.key)] = row
+        for attempt in range(5):
+            try:
+                for row in session.execute(statement, (run_id, bucket)):
+                    rows[(row.bucket, row.key)] = row
+                break
+            except (ReadTimeout, Unavailable):
+                # A replica that just restarted may not answer at ALL yet: wait, do not guess.
+                if attempt == 4:
+                    raise
+                time.sleep(2.0)
     return rows
