@@ -66,7 +66,7 @@ class Side:
     def make_channel(self, scenario: Scenario, run_id: str, started_ns: int) -> WriteChannel:
         """The instrumented write path to this side, with its statistics and client hooks."""
         assert self.sessions is not None
-        self.stats = WriteStats(started_ns)
+        self.stats = WriteStats()
         self.stats.subscribe(self.bus)
         self.channel = WriteChannel(
             self.sessions,

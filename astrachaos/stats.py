@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 
 from hdrh.histogram import HdrHistogram
@@ -25,17 +25,11 @@ class Latency:
 
 
 class WriteStats:
-    """Listens to `WriteCompleted` and keeps what the report needs, in bounded memory."""
+    """Listens to `WriteCompleted`: records answered per outcome and the acknowledged latency."""
 
-    def __init__(self, started_ns: int) -> None:
-        self._started = started_ns
+    def __init__(self) -> None:
         self.histogram = new_histogram()
         self.outcomes: Counter[DriverOutcome] = Counter()
-        self.errors: Counter[str] = Counter()
-        self.per_second: defaultdict[int, Counter[str]] = defaultdict(Counter)
-        self.statements = 0
-        self.first_submit_ns: int | None = None
-        self.last_complete_ns: int | None = None
         self._lock = threading.Lock()
 
     def subscribe(self, bus: EventBus) -> None:
@@ -44,20 +38,10 @@ class WriteStats:
 
     def on_completed(self, event: WriteCompleted) -> None:
         """Account for one answered (or refused) statement."""
-        records = len(event.record_ids)
-        second = max(0, (event.completed_ns - self._started) // 1_000_000_000)
         with self._lock:
-            self.statements += 1
-            self.outcomes[event.outcome] += records
-            self.per_second[second][event.outcome.value] += records
-            if event.error_class:
-                self.errors[event.error_class] += records
+            self.outcomes[event.outcome] += len(event.record_ids)
             if event.outcome is DriverOutcome.ACKED:
                 record_latency(self.histogram, event.submitted_ns, event.completed_ns)
-            if self.first_submit_ns is None or event.submitted_ns < self.first_submit_ns:
-                self.first_submit_ns = event.submitted_ns
-            if self.last_complete_ns is None or event.completed_ns > self.last_complete_ns:
-                self.last_complete_ns = event.completed_ns
 
     def latency(self) -> Latency:
         """Percentiles of acknowledged statements, in ms."""
