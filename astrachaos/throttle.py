@@ -135,6 +135,18 @@ class RequestThrottler(ABC):
         self._max_queued = max(self._max_queued, len(self._queue))
         return True
 
+    def _admit_queue_or_refuse(self, now: bool, queued: bool, start: Start, reject: Reject) -> None:
+        """Act, outside the lock, on what `submit` decided under it."""
+        if now:
+            self._run(start)
+        elif queued:
+            self._emit(ThrottleEventKind.QUEUED)
+        else:
+            self._refuse(reject, self._full_message())
+
+    def _full_message(self) -> str:
+        raise NotImplementedError
+
     def _refuse(self, reject: Reject, why: str) -> None:
         reject(RequestThrottlingError(why))
         self._emit(ThrottleEventKind.THROTTLED)
@@ -185,12 +197,7 @@ class ConcurrencyLimitingThrottler(RequestThrottler):
                 self._admit_locked()
             else:
                 queued = self._enqueue_locked(_Waiting(start, reject))
-        if now:
-            self._run(start)
-        elif queued:
-            self._emit(ThrottleEventKind.QUEUED)
-        else:
-            self._refuse(reject, self._full_message())
+        self._admit_queue_or_refuse(now, queued, start, reject)
 
     def release(self) -> None:
         """Hand the freed slot to the oldest queued request, if any."""
@@ -245,12 +252,7 @@ class RateLimitingThrottler(RequestThrottler):
             threading.Thread(
                 target=self._drain, name="astrachaos-throttle-drain", daemon=True
             ).start()
-        if now:
-            self._run(start)
-        elif queued:
-            self._emit(ThrottleEventKind.QUEUED)
-        else:
-            self._refuse(reject, self._full_message())
+        self._admit_queue_or_refuse(now, queued, start, reject)
 
     def release(self) -> None:
         """A request finished; the rate does not depend on it."""
