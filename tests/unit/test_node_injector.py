@@ -7,7 +7,10 @@ import pytest
 from astrachaos.errors import EnvironmentProblem
 from astrachaos.injectors.node import _max_pool_size
 
-OUTPUT = "Stage                        CorePoolSize MaximumPoolSize\nMutationStage                           0               4\n"
+OUTPUT = (
+    "Stage                        CorePoolSize MaximumPoolSize\n"
+    "MutationStage                           0               4\n"
+)
 
 
 def test_reads_the_maximum_pool_size() -> None:
