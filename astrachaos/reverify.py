@@ -12,7 +12,7 @@ from astrachaos.errors import InvalidScenario
 from astrachaos.events import DriverOutcome
 from astrachaos.ledger import Ledger, LedgerRecord
 from astrachaos.result import RunResult, Throughput, check_expectations, decide_exit_code
-from astrachaos.runner import _now, resolve_profile
+from astrachaos.runner import resolve_profile
 from astrachaos.scenario import Scenario
 from astrachaos.stats import Latency, latency_of, new_histogram, record_latency
 from astrachaos.table import run_table
@@ -95,7 +95,7 @@ def reverify(path: Path) -> RunResult:
         profile=profile.name,
         pattern=scenario.pattern.name.value,
         started_at=meta.get("started_at", ""),
-        finished_at=_now(),
+        finished_at=rundir.now_iso(),
         verification=verification,
         throughput=throughput,
         latency=latency,

@@ -64,6 +64,11 @@ def create(out: Path | None, run_id: str, scenario: Scenario) -> RunDir:
     return run
 
 
+def now_iso() -> str:
+    """The current UTC time, to the second, as ISO 8601 (for run metadata)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
 def write_result(run: RunDir, result: dict[str, Any]) -> None:
     """Write `result.json` atomically (a crash never leaves half a file)."""
     tmp = run.result.with_suffix(".json.tmp")

@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +118,7 @@ class Runner:
     def run(self) -> RunResult:
         """Write, drain, roll back, verify; the ledgers and run directory survive any failure."""
         scenario = self.scenario
-        started_at = _now()
+        started_at = rundir.now_iso()
         sides = self._sides()
         self._on_phase("connecting")
         try:
@@ -142,7 +141,7 @@ class Runner:
             injector_stats = [asdict(s) for side in sides for s in side.injectors.stats()]
             for side in sides:
                 assert side.ledger is not None
-                side.ledger.set_meta({"finished_at": _now()})
+                side.ledger.set_meta({"finished_at": rundir.now_iso()})
         finally:
             self._save_faults(sides)
             for side in reversed(sides):
@@ -295,7 +294,7 @@ class Runner:
             profile=primary.profile.name,
             pattern=scenario.pattern.name.value,
             started_at=started_at,
-            finished_at=_now(),
+            finished_at=rundir.now_iso(),
             verification=verification,
             throughput=throughput,
             latency=latency,
@@ -338,7 +337,7 @@ class Runner:
             "table": table.name,
             "pattern": self.scenario.pattern.name.value,
             "buckets": str(self.scenario.schema_.buckets),
-            "started_at": _now(),
+            "started_at": rundir.now_iso(),
         }
 
 
@@ -370,7 +369,3 @@ def _finish_all(sides: list[Side]) -> None:
             failure = failure or error
     if failure is not None:
         raise failure
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
