@@ -135,9 +135,21 @@ class LocalNode:
         command = daemon_command(runtime, self.address, self.spec.heap, self.layout)
         return launch_detached(command, runtime, self.layout)
 
+    def launch_gone(self) -> bool:
+        """True once the launched process has exited.
+
+        Right after the launch the recorded pid may still be the detaching shell between its fork
+        and the exec of java (its /proc cmdline is the shell's, or empty mid-exec): that process
+        is alive and becoming the daemon, so it counts as starting, not as exited.
+        """
+        if self.pid() is not None:
+            return False
+        pid = read_pid(self.layout.pid_file)
+        return pid is None or process_state(pid) is ProcessState.GONE
+
     def poll_ready(self) -> str | None:
         """One readiness check: the release version once CQL answers, None while starting."""
-        if self.pid() is None:
+        if self.launch_gone():
             raise self._failure("exited while starting")
         if not log_says_ready(self.layout.system_log, self._log_offset):
             return None
