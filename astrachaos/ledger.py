@@ -24,10 +24,13 @@ from typing import Any
 
 from astrachaos.errors import EnvironmentProblem
 from astrachaos.events import AppLogged, DriverOutcome, EventBus, RecordsPlanned, WriteCompleted
+from astrachaos.ledger_read import READ_INDEXES, LedgerCounts, LedgerReader, LedgerRecord
+
+__all__ = ["FaultWindow", "Ledger", "LedgerCounts", "LedgerRecord"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: digests cover key, record_id and payload; read indexes built while writing
 _BUSY_TIMEOUT_MS = 30_000
 
 _SCHEMA = """
@@ -45,13 +48,9 @@ CREATE TABLE app_logs (
 CREATE TABLE fault_windows (
     window_id INTEGER PRIMARY KEY, injector TEXT NOT NULL, kind TEXT NOT NULL,
     start_ns INTEGER NOT NULL, end_ns INTEGER);
-"""
-
-# Built when the ledger is first read, not while writing: writes stay append-only and cheap.
-# The first matches the ORDER BY of _LAST_COMPLETION, so picking a record's completion is one seek.
-_READ_INDEXES = """
-CREATE INDEX IF NOT EXISTS completions_ranked ON completions (record_id, outcome = 'acked', completed_ns);
-CREATE INDEX IF NOT EXISTS app_logs_by_record ON app_logs (record_id, at_ns);
+CREATE INDEX planned_by_bucket ON planned (bucket, key, record_id, digest);
+CREATE INDEX completions_by_record ON completions (record_id, outcome, completed_ns);
+CREATE INDEX app_logs_by_record ON app_logs (record_id, at_ns, success);
 """
 
 # Per queue: the table and columns a row fills. Rows go in multi-row statements of 512, then 64,
@@ -73,70 +72,7 @@ def _insert(target: str, columns: int, rows: int) -> str:
 
 _INSERTS = tuple(tuple((size, _insert(t, n, size)) for size in _CHUNKS) for t, n in _TARGETS)
 
-# The driver's word on a record: an acknowledgement if any attempt was acknowledged (a later
-# retry of an applied write that is throttled or times out does not un-apply it), else the last
-# completion by completed_ns (ties: the one written last). And the last app-log entry.
-_LAST_COMPLETION = """(SELECT x.rowid FROM completions x WHERE x.record_id = p.record_id
-    ORDER BY (x.outcome = 'acked') DESC, x.completed_ns DESC, x.rowid DESC LIMIT 1)"""
-_LAST_APP_LOG = """(SELECT a.success FROM app_logs a WHERE a.record_id = p.record_id
-    ORDER BY a.at_ns DESC, a.rowid DESC LIMIT 1)"""
-
-# planned is read in record_id order, so every lookup walks its index forwards (cache-friendly);
-# one external sort at the end gives the (bucket, key) order with bounded memory.
-_RECORDS = f"""
-SELECT p.record_id, p.writer, p.batch, p.bucket, p.key, p.digest, p.planned_ns,
-    c.outcome, (SELECT MAX(x.attempts) FROM completions x WHERE x.record_id = p.record_id),
-    (SELECT MIN(x.submitted_ns) FROM completions x WHERE x.record_id = p.record_id),
-    c.completed_ns, c.error_class, c.error_message, {_LAST_APP_LOG}
-FROM planned p NOT INDEXED LEFT JOIN completions c ON c.rowid = {_LAST_COMPLETION}
-ORDER BY p.bucket, p.key, p.record_id
-"""
-
-_COUNTS = f"""
-SELECT outcome, app_logged, COUNT(*) FROM (
-    SELECT (SELECT c.outcome FROM completions c WHERE c.rowid = {_LAST_COMPLETION}) AS outcome,
-        {_LAST_APP_LOG} AS app_logged
-    FROM planned p)
-GROUP BY outcome, app_logged
-"""
-
-_OUTCOMES = {outcome.value: outcome for outcome in DriverOutcome}
 _OUTCOME_TEXT = {outcome: outcome.value for outcome in DriverOutcome}
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerRecord:
-    """One planned record with the final word of the driver and of the application."""
-
-    record_id: int
-    writer: int
-    batch: int
-    bucket: int
-    key: int
-    digest: str
-    planned_ns: int
-    outcome: DriverOutcome | None  # acked if any completion was, else the last; None: none (crash)
-    attempts: int  # the most any completion reported; 0 without a completion
-    submitted_ns: int | None  # the first submission of any attempt: with completed_ns, the time
-    completed_ns: int | None  # the record was in the driver's hands (to match fault windows)
-    error_class: str | None  # of the completion that gave `outcome`, like completed_ns
-    error_message: str | None
-    app_logged: bool | None  # the last app-log entry: success, failure, or never logged
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerCounts:
-    """How many planned records ended in each driver outcome and each app-log verdict."""
-
-    planned: int
-    acked: int
-    failed: int
-    indeterminate: int
-    dropped: int
-    no_outcome: int
-    app_logged_success: int
-    app_logged_failure: int
-    app_not_logged: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +177,13 @@ class Ledger:
             raise EnvironmentProblem(f"cannot open the ledger at {path}: {exc}") from exc
         if version != SCHEMA_VERSION:
             conn.close()
-            raise EnvironmentProblem(f"{path} is not an astrachaos ledger (schema {version})")
+            what = (
+                f"was written by an older astrachaos (ledger schema {version}, this one reads "
+                f"{SCHEMA_VERSION})"
+                if 0 < version < SCHEMA_VERSION
+                else f"is not an astrachaos ledger (schema {version})"
+            )
+            raise EnvironmentProblem(f"{path} {what}")
         return cls(path, conn)
 
     # -- writing -------------------------------------------------------------------------------
@@ -442,32 +384,22 @@ class Ledger:
         """Every planned record with its final outcome, ordered by (bucket, key, record_id)."""
         conn = self._reader()
         try:
-            for row in conn.execute(_RECORDS):
-                yield _record_of(row)
+            yield from LedgerReader(conn).records()
         except sqlite3.Error as exc:
             raise EnvironmentProblem(f"cannot read the ledger at {self.path}: {exc}") from exc
         finally:
             conn.close()
 
+    @contextmanager
+    def reading(self) -> Iterator[LedgerReader]:
+        """One read connection for a series of queries (verification's set-based reads)."""
+        with self._reading() as conn:
+            yield LedgerReader(conn)
+
     def counts(self) -> LedgerCounts:
         """How many records ended in each outcome and each app-log verdict."""
-        outcomes: dict[str | None, int] = {}
-        app: dict[int | None, int] = {}
-        with self._reading() as conn:
-            for outcome, app_logged, count in conn.execute(_COUNTS):
-                outcomes[outcome] = outcomes.get(outcome, 0) + count
-                app[app_logged] = app.get(app_logged, 0) + count
-        return LedgerCounts(
-            planned=sum(outcomes.values()),
-            acked=outcomes.get(DriverOutcome.ACKED.value, 0),
-            failed=outcomes.get(DriverOutcome.FAILED.value, 0),
-            indeterminate=outcomes.get(DriverOutcome.INDETERMINATE.value, 0),
-            dropped=outcomes.get(DriverOutcome.DROPPED.value, 0),
-            no_outcome=outcomes.get(None, 0),
-            app_logged_success=app.get(1, 0),
-            app_logged_failure=app.get(0, 0),
-            app_not_logged=app.get(None, 0),
-        )
+        with self.reading() as reader:
+            return reader.counts()
 
     def meta(self) -> dict[str, str]:
         """The run's metadata as written by `create` and `set_meta`."""
@@ -482,10 +414,8 @@ class Ledger:
 
     def buckets(self) -> list[int]:
         """The distinct buckets of the planned records, ascending."""
-        with self._reading() as conn:
-            return [
-                bucket for (bucket,) in conn.execute("SELECT DISTINCT bucket FROM planned ORDER BY bucket")
-            ]
+        with self.reading() as reader:
+            return reader.buckets()
 
     def record_count(self) -> int:
         """How many records were planned."""
@@ -497,7 +427,7 @@ class Ledger:
         try:
             conn = _connect(self.path)
             if not self._indexed:
-                conn.executescript(_READ_INDEXES)
+                conn.executescript(READ_INDEXES)
                 self._indexed = True
         except sqlite3.Error as exc:
             raise EnvironmentProblem(f"cannot read the ledger at {self.path}: {exc}") from exc
@@ -538,24 +468,3 @@ def _connect(path: Path) -> sqlite3.Connection:
         raise sqlite3.OperationalError(f"the file system does not allow WAL mode ({mode})")
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
-
-
-def _record_of(row: _Row) -> LedgerRecord:
-    rid, writer, batch, bucket, key, digest, planned_ns, outcome, attempts = row[:9]
-    submitted_ns, completed_ns, error_class, error_message, app_logged = row[9:]
-    return LedgerRecord(
-        rid,
-        writer,
-        batch,
-        bucket,
-        key,
-        digest,
-        planned_ns,
-        None if outcome is None else _OUTCOMES[outcome],
-        attempts or 0,
-        submitted_ns,
-        completed_ns,
-        error_class,
-        error_message,
-        None if app_logged is None else bool(app_logged),
-    )

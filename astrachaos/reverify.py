@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import yaml
@@ -20,7 +19,7 @@ from astrachaos.verify import PartitionReader, verify
 
 
 class _Timing:
-    """Latency and throughput re-derived from the ledger while verification streams it."""
+    """Latency and throughput re-derived from the ledger's records."""
 
     def __init__(self) -> None:
         self.histogram = new_histogram()
@@ -28,20 +27,15 @@ class _Timing:
         self.last: int | None = None
         self.answered = 0
 
-    def watch(self, records: Iterable[LedgerRecord]) -> Iterator[LedgerRecord]:
-        for record in records:
-            submitted = getattr(record, "submitted_ns", None)
-            if record.completed_ns is not None and submitted is not None:
-                self.answered += 1
-                self.first = submitted if self.first is None else min(self.first, submitted)
-                self.last = (
-                    record.completed_ns
-                    if self.last is None
-                    else max(self.last, record.completed_ns)
-                )
-                if record.outcome is DriverOutcome.ACKED:
-                    record_latency(self.histogram, submitted, record.completed_ns)
-            yield record
+    def see(self, record: LedgerRecord) -> None:
+        submitted = record.submitted_ns
+        if record.completed_ns is None or submitted is None:
+            return
+        self.answered += 1
+        self.first = submitted if self.first is None else min(self.first, submitted)
+        self.last = record.completed_ns if self.last is None else max(self.last, record.completed_ns)
+        if record.outcome is DriverOutcome.ACKED:
+            record_latency(self.histogram, submitted, record.completed_ns)
 
     def latency(self) -> Latency:
         return latency_of(self.histogram)
@@ -64,18 +58,13 @@ def reverify(path: Path) -> RunResult:
         table = run_table(meta["keyspace"], meta["table"], astra=profile.kind == "astra")
         timing = _Timing()
         with connect(profile) as connection:
-            reader = PartitionReader(
-                connection.session, table, meta["run_id"], scenario.verify.page_size
-            )
+            reader = PartitionReader(connection.session, table, meta["run_id"], scenario.verify.page_size)
             started = int(meta.get("started_ns", "0") or 0)
-            verification = verify(
-                reader,
-                timing.watch(ledger.iter_records()),
-                range(scenario.schema_.buckets),
-                scenario.verify,
-                started,
-                windows=[(w.injector, w.start_ns, w.end_ns) for w in ledger.fault_windows()],
-            )
+            windows = [(w.injector, w.start_ns, w.end_ns) for w in ledger.fault_windows()]
+            buckets = range(scenario.schema_.buckets)
+            verification = verify(reader, ledger, buckets, scenario.verify, started, windows=windows)
+        for record in ledger.iter_records():
+            timing.see(record)
     finally:
         ledger.close()
     span = ((timing.last or 0) - (timing.first or 0)) / 1e9

@@ -93,14 +93,9 @@ class Side:
         reader = PartitionReader(
             self.sessions.current().connection.session, self.table, run_id, scenario.verify.page_size
         )
-        return verify(
-            reader,
-            self.ledger.iter_records(),
-            range(scenario.schema_.buckets),
-            scenario.verify,
-            started_ns,
-            windows=[(w.injector, w.start_ns, w.end_ns) for w in self.ledger.fault_windows()],
-        )
+        windows = [(w.injector, w.start_ns, w.end_ns) for w in self.ledger.fault_windows()]
+        buckets = range(scenario.schema_.buckets)
+        return verify(reader, self.ledger, buckets, scenario.verify, started_ns, windows=windows)
 
     def close(self) -> None:
         """Close the ledger and the session; release the injectors' proxies. Never raises."""

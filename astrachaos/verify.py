@@ -1,7 +1,8 @@
 """Read a run back and classify every record: partition scans, a settle window, a strong re-read.
 
-Memory stays bounded by one partition plus the records that are not `ok`: the ledger is read in
-(bucket, key) order and joined with one partition at a time.
+One partition at a time (the next ones read meanwhile) is joined with what the ledger planned in
+it: acknowledged records found as written are settled in bulk, the rest one by one. Memory stays
+bounded by a few partitions plus the records that are not `ok`.
 """
 
 from __future__ import annotations
@@ -9,21 +10,26 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from astrachaos.classify import RecordClass, Seen, classify, is_silent
 from astrachaos.events import DriverOutcome
-from astrachaos.ledger import LedgerRecord
+from astrachaos.ledger import Ledger
+from astrachaos.ledger_read import AckedTotals, LedgerReader, LedgerRecord, second_of
 from astrachaos.scenario import Verify
 from astrachaos.table import RunTable
 from astrachaos.workload import digest_of
 
 log = logging.getLogger(__name__)
 _READ_ATTEMPTS = 3
+_PREFETCH = 2  # partitions read ahead while one is joined
+Stored = tuple[int, "int | None", str]  # key, record_id, digest: a row as read from the table
 Window = tuple[str, int, "int | None"]  # injector, start_ns, end_ns (None: still open)
 
 
@@ -80,17 +86,28 @@ class Verification:
 
 
 class PartitionReader:
-    """Reads whole partitions of the run table at a given consistency, paged, with retries."""
+    """Reads whole partitions of the run table at a given consistency, paged, with retries.
+
+    Rows come back as plain tuples (no named tuple per row) and become (key, record_id, digest)
+    at once; `rows_read` counts every row, from whichever thread read it.
+    """
 
     def __init__(self, session: Any, table: RunTable, run_id: str, page_size: int) -> None:
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT
+        from cassandra.query import tuple_factory
+
         self._session = session
         self._prepared = session.prepare(table.partition_cql())
+        self._profile = session.execution_profile_clone_update(
+            EXEC_PROFILE_DEFAULT, row_factory=tuple_factory
+        )
         self._run_id = run_id
         self._page_size = page_size
+        self._count_lock = threading.Lock()
         self.rows_read = 0
 
-    def read(self, bucket: int, consistency: str) -> dict[int, StoredRow]:
-        """Every row of partition (run_id, bucket), by clustering key; raises after retries."""
+    def scan(self, bucket: int, consistency: str) -> list[Stored]:
+        """(key, record_id, digest) of every row of partition (run_id, bucket); raises after retries."""
         from cassandra import ConsistencyLevel
 
         level = ConsistencyLevel.name_to_value[consistency]
@@ -99,12 +116,11 @@ class PartitionReader:
                 bound = self._prepared.bind((self._run_id, bucket))
                 bound.fetch_size = self._page_size
                 bound.consistency_level = level
-                rows = {
-                    row[1]: StoredRow(row[1], row[2], digest_of(row[3]))
-                    for row in self._session.execute(bound)
-                }
-                self.rows_read += len(rows)
-                return rows
+                rows = self._session.execute(bound, execution_profile=self._profile)
+                stored = [(row[1], row[2], digest_of(row[1], row[2], row[3])) for row in rows]
+                with self._count_lock:
+                    self.rows_read += len(stored)
+                return stored
             except Exception as error:  # read timeouts, unavailable replicas: retry, then give up
                 if attempt == _READ_ATTEMPTS:
                     raise
@@ -112,8 +128,34 @@ class PartitionReader:
                 time.sleep(0.5 * attempt)
         raise AssertionError("unreachable")
 
+    def read(self, bucket: int, consistency: str) -> dict[int, StoredRow]:
+        """Every row of partition (run_id, bucket), by clustering key; raises after retries."""
+        return {key: StoredRow(key, rid, digest) for key, rid, digest in self.scan(bucket, consistency)}
 
-def _seen(record: LedgerRecord, row: StoredRow | None, same_key_ids: dict[int, LedgerRecord]) -> Seen:
+
+def _prefetched(
+    reader: PartitionReader, buckets: Sequence[int], consistency: str
+) -> Iterator[tuple[int, list[Stored] | Exception]]:
+    """The buckets' rows in order, the next partitions read while the caller joins this one.
+
+    At most _PREFETCH partitions are held (or in flight) at once: memory stays bounded.
+    """
+    with ThreadPoolExecutor(_PREFETCH, thread_name_prefix="verify-read") as pool:
+        ahead: deque[tuple[int, Future[list[Stored]]]] = deque()
+        upcoming = iter(buckets)
+        for bucket in itertools.islice(upcoming, _PREFETCH):
+            ahead.append((bucket, pool.submit(reader.scan, bucket, consistency)))
+        while ahead:
+            bucket, future = ahead.popleft()
+            for following in itertools.islice(upcoming, 1):
+                ahead.append((following, pool.submit(reader.scan, following, consistency)))
+            try:
+                yield bucket, future.result()
+            except Exception as error:
+                yield bucket, error
+
+
+def _seen(record: LedgerRecord, row: StoredRow | None, same_key_ids: Container[int]) -> Seen:
     if row is None:
         return Seen.ABSENT
     if row.record_id == record.record_id:
@@ -121,14 +163,17 @@ def _seen(record: LedgerRecord, row: StoredRow | None, same_key_ids: dict[int, L
     return Seen.OTHER if row.record_id in same_key_ids else Seen.CORRUPT
 
 
-def _by_bucket(records: Iterable[LedgerRecord]) -> Iterator[tuple[int, list[LedgerRecord]]]:
-    for bucket, group in itertools.groupby(records, key=lambda r: r.bucket):
-        yield bucket, list(group)
+@dataclass
+class _Open:
+    """The part of a bucket not settled in bulk: records to classify one by one, stray rows."""
+
+    records: list[tuple[LedgerRecord, Seen, dict[int, LedgerRecord]]] = field(default_factory=list)
+    strays: dict[int, StoredRow] = field(default_factory=dict)
 
 
 def verify(
     reader: PartitionReader,
-    records: Iterable[LedgerRecord],
+    ledger: Ledger,
     buckets: Iterable[int],
     spec: Verify,
     run_started_ns: int,
@@ -137,62 +182,130 @@ def verify(
 ) -> Verification:
     """Classify every ledger record against the table; list every record that is not `ok`.
 
-    `windows` are the fault windows of the run, (injector, start_ns, end_ns or None); each
-    record that is not ok is tagged with those active while it was written.
+    `buckets` are the partitions the run may have written (rows there without a record are
+    `unexpected`). `windows` are the fault windows of the run, (injector, start_ns, end_ns or
+    None); each record that is not ok is tagged with those active while it was written.
+
+    A record is `ok` when it was acknowledged and its own row is at its key. Those are settled in
+    bulk: a set intersection of what the ledger planned with what the partition holds, counted
+    by SQL on a second connection while the partitions are read. Only the rest is read from the
+    ledger record by record and classified.
     """
     began = time.monotonic()
-    result = Verification()
-    result.windows = list(windows)
+    result = Verification(windows=list(windows))
+    taken: list[LedgerRecord] = []  # acknowledged records found not `ok` (or left unread)
+    with ThreadPoolExecutor(1, thread_name_prefix="verify-totals") as pool:
+        totals = pool.submit(_totals, ledger, run_started_ns)
+        with ledger.reading() as records:
+            ok = _classify(reader, records, buckets, spec, run_started_ns, sleep, result, taken)
+        acked, result.app_logged_success = totals.result()
+    result.acknowledged = acked.count
+    for record in taken:
+        acked.remove(record, run_started_ns)
+    _add_ok(result, ok, acked)
+    _point_to_misplaced(result)
+    result.rows_read = reader.rows_read
+    result.seconds = time.monotonic() - began
+    return result
+
+
+def _totals(ledger: Ledger, run_started_ns: int) -> tuple[AckedTotals, int]:
+    with ledger.reading() as records:
+        return records.acked_totals(run_started_ns), records.app_logged_success()
+
+
+def _classify(
+    reader: PartitionReader,
+    ledger: LedgerReader,
+    buckets: Iterable[int],
+    spec: Verify,
+    run_started_ns: int,
+    sleep: Callable[[float], None],
+    result: Verification,
+    taken: list[LedgerRecord],
+) -> int:
+    """Classify the records that are not `ok` into `result`; return how many are."""
+    unacked = ledger.unacknowledged()
+    ledger_buckets = set(ledger.buckets())
     pending: dict[int, list[tuple[LedgerRecord, Seen, dict[int, LedgerRecord]]]] = {}
     present_by_bucket: dict[int, int] = {}
     unexpected: dict[int, dict[int, StoredRow]] = {}
-    ledger_buckets: set[int] = set()
-    for bucket, group in _by_bucket(records):
-        ledger_buckets.add(bucket)
-        try:
-            rows = reader.read(bucket, spec.read_consistency)
-        except Exception as error:
-            log.error("bucket %s could not be read: %s", bucket, error)
+    ok = 0
+    order = sorted(ledger_buckets.union(buckets))
+    for bucket, rows in _prefetched(reader, order, spec.read_consistency):
+        planned = ledger.planned_in(bucket) if bucket in ledger_buckets else set()
+        result.records += len(planned)
+        if isinstance(rows, Exception):
+            log.error("bucket %s could not be read: %s", bucket, rows)
             result.unread_buckets.append(bucket)
-            result.records += len(group)
+            keys = {key for key, _, _ in ledger.planned_rows(bucket)}
+            taken.extend(_acked(ledger.records_at(bucket, keys)))
             continue
         present_by_bucket[bucket] = len(rows)
-        ids_at_key: dict[int, dict[int, LedgerRecord]] = {}
-        for record in group:
-            ids_at_key.setdefault(record.key, {})[record.record_id] = record
-        for record in group:
-            seen = _seen(record, rows.get(record.key), ids_at_key[record.key])
-            if seen is Seen.OWN:
-                _account(result, record, classify(record.outcome, seen, None), run_started_ns)
+        settled = planned.intersection([digest for _, _, digest in rows])
+        settled -= unacked
+        ok += len(settled)
+        if len(settled) == len(planned) == len(rows):
+            continue
+        left = _open_part(ledger, bucket, rows, settled)
+        for record, seen, same_key in left.records:
+            if seen is Seen.OWN:  # its own row, never acknowledged
+                _account(result, record, classify(record.outcome, seen, None), run_started_ns, taken)
             else:
-                pending.setdefault(bucket, []).append((record, seen, ids_at_key[record.key]))
-        strays = {k: row for k, row in rows.items() if k not in ids_at_key}
-        if strays:
-            unexpected[bucket] = strays
-    for bucket in buckets:  # partitions the run may have written without a record meant there
-        if bucket in ledger_buckets:
-            continue
-        try:
-            rows = reader.read(bucket, spec.read_consistency)
-        except Exception as error:
-            log.error("bucket %s could not be read: %s", bucket, error)
-            result.unread_buckets.append(bucket)
-            continue
-        present_by_bucket[bucket] = len(rows)
-        if rows:
-            unexpected[bucket] = rows
+                pending.setdefault(bucket, []).append((record, seen, same_key))
+        if left.strays:
+            unexpected[bucket] = left.strays
     if pending:
         sleep(spec.settle_ms / 1000)
-        _reread(reader, spec, pending, present_by_bucket, result, run_started_ns)
+        _reread(reader, spec, pending, present_by_bucket, result, run_started_ns, taken)
     for bucket, strays in sorted(unexpected.items()):
         for row in strays.values():
             result.counts[RecordClass.UNEXPECTED] += 1
             result.not_ok.append(_stray(bucket, row))
-    _point_to_misplaced(result)
     result.present = sum(present_by_bucket.values())
-    result.rows_read = reader.rows_read
-    result.seconds = time.monotonic() - began
-    return result
+    return ok
+
+
+def _open_part(ledger: LedgerReader, bucket: int, rows: list[Stored], settled: set[str]) -> _Open:
+    """Read the records at the bucket's unsettled keys and say what their first read saw."""
+    left = _Open()
+    planned = ledger.planned_rows(bucket)
+    planned_keys = {key for key, _, _ in planned}
+    left.strays = {key: StoredRow(key, rid, digest) for key, rid, digest in rows if key not in planned_keys}
+    open_keys = {key for key, _, digest in planned if digest not in settled}
+    if not open_keys:
+        return left
+    at_key = {key: StoredRow(key, rid, digest) for key, rid, digest in rows if key in open_keys}
+    records = ledger.records_at(bucket, open_keys)
+    same_key: dict[int, dict[int, LedgerRecord]] = {}
+    for record in records:  # every record at an open key, settled ones too: they may hold it
+        same_key.setdefault(record.key, {})[record.record_id] = record
+    for record in records:
+        if record.digest in settled:
+            continue
+        ids = same_key[record.key]
+        left.records.append((record, _seen(record, at_key.get(record.key), ids), ids))
+    return left
+
+
+def _acked(records: Iterable[LedgerRecord]) -> Iterator[LedgerRecord]:
+    return (record for record in records if record.outcome is DriverOutcome.ACKED)
+
+
+def _add_ok(result: Verification, ok: int, acked: AckedTotals) -> None:
+    """Count the records settled in bulk: every acknowledged record not classified otherwise."""
+    if acked.count != ok:
+        raise RuntimeError(
+            f"verification found {ok} records ok but the ledger leaves {acked.count} acknowledged "
+            "records unclassified; was the ledger written to while it was verified?"
+        )
+    result.counts[RecordClass.OK] += ok
+    for writer, count in acked.by_writer.items():
+        if count:
+            result.by_writer[(writer, RecordClass.OK.value)] += count
+    for second, count in acked.by_second.items():
+        if count:
+            result.by_second[(second, RecordClass.OK.value)] += count
 
 
 def _reread(
@@ -202,6 +315,7 @@ def _reread(
     present_by_bucket: dict[int, int],
     result: Verification,
     run_started_ns: int,
+    taken: list[LedgerRecord],
 ) -> None:
     levels = [spec.reread_consistency] + (["QUORUM"] if spec.reread_consistency == "ALL" else [])
     for bucket, entries in sorted(pending.items()):
@@ -215,14 +329,14 @@ def _reread(
                 log.warning("re-read of bucket %s at %s failed: %s", bucket, level, error)
         if rows is None:
             result.unread_buckets.append(bucket)
-            result.records += len(entries)
+            taken.extend(_acked(record for record, _, _ in entries))
             continue
         present_by_bucket[bucket] = max(present_by_bucket.get(bucket, 0), len(rows))
         for record, first, ids in entries:
             row = rows.get(record.key)
             record_class = classify(record.outcome, first, _seen(record, row, ids))
             found = "absent" if row is None else _holder(record, row, ids)
-            _account(result, record, record_class, run_started_ns, found)
+            _account(result, record, record_class, run_started_ns, taken, found)
 
 
 def _account(
@@ -230,21 +344,18 @@ def _account(
     record: LedgerRecord,
     record_class: RecordClass,
     run_started_ns: int,
+    taken: list[LedgerRecord],
     found: str = "",
 ) -> None:
-    result.records += 1
+    """Count one record classified one by one (never `ok`: those are counted in bulk)."""
+    assert record_class is not RecordClass.OK
+    if record.outcome is DriverOutcome.ACKED:
+        taken.append(record)
     result.counts[record_class] += 1
     silent = is_silent(record_class, record.app_logged)
-    if record.app_logged:
-        result.app_logged_success += 1
-    if record.outcome is DriverOutcome.ACKED:
-        result.acknowledged += 1
     result.by_writer[(record.writer, record_class.value)] += 1
     if record.completed_ns is not None:
-        second = max(0, (record.completed_ns - run_started_ns) // 1_000_000_000)
-        result.by_second[(second, record_class.value)] += 1
-    if record_class is RecordClass.OK:
-        return
+        result.by_second[(second_of(record.completed_ns, run_started_ns), record_class.value)] += 1
     result.silent += silent
     result.by_batch[(record.writer, record.batch, record_class.value)] += 1
     error = record.error_class or "-"

@@ -24,11 +24,16 @@ def payload_for(run_id: str, record_id: int, size: int, special: bool) -> str:
     return head + "x" * (size - len(head))
 
 
-def digest_of(payload: str | None) -> str:
-    """A short fingerprint of a payload as stored (None for a null column)."""
+def digest_of(key: int, record_id: int | None, payload: str | None) -> str:
+    """What a row holds, as 16 hex digits: its key, record_id and payload (None: a null column).
+
+    One string settles whether a row is a record's own, as written: verification intersects the
+    digests a partition holds with those the ledger planned there.
+    """
     if payload is None:
         return "null"
-    return hashlib.blake2b(payload.encode("utf-8"), digest_size=8).hexdigest()
+    row = f"{key}:{record_id}:{payload}"
+    return hashlib.blake2b(row.encode("utf-8"), digest_size=8).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +65,7 @@ class RecordPlan:
         ids = self.share(writer)
         size = self.workload.batch_size
         for batch, start in enumerate(range(ids.start, ids.stop, size)):
-            yield [
-                self._plan(writer, batch, rid) for rid in range(start, min(start + size, ids.stop))
-            ]
+            yield [self._plan(writer, batch, rid) for rid in range(start, min(start + size, ids.stop))]
 
     def _plan(self, writer: int, batch: int, record_id: int) -> PlannedRecord:
         if self.workload.key_strategy is KeyStrategy.TIMESTAMP_MS:
@@ -80,7 +83,7 @@ class RecordPlan:
             batch=batch,
             bucket=key % self.buckets,
             key=key,
-            digest=digest_of(payload),
+            digest=digest_of(key, record_id, payload),
         )
         return PlannedRecord(record, payload)
 

@@ -1,0 +1,221 @@
+"""Verification's bulk join against a record-by-record reference, over random runs.
+
+The ledger is a real SQLite ledger; only the table is a stand-in (rows per bucket for the first
+read and for the strong re-read), so that every class, collision and stray row can be arranged.
+The reference classifies each record alone with `classify`, the way DESIGN.md states the rules.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from astrachaos.classify import RecordClass, Seen, classify, is_silent
+from astrachaos.events import AppLogged, DriverOutcome, EventBus, Record, RecordsPlanned, WriteCompleted
+from astrachaos.ledger import Ledger, LedgerRecord
+from astrachaos.ledger_read import second_of
+from astrachaos.scenario import Verify
+from astrachaos.verify import Stored, StoredRow, verify
+from astrachaos.workload import digest_of
+
+FIRST, STRONG = "ONE", "ALL"
+START_NS = 1_000_000_000_000
+BUCKETS = 4
+
+
+@dataclass
+class FakeTable:
+    """Rows per bucket as the first read and the strong re-read see them; some buckets unreadable."""
+
+    first: dict[int, dict[int, Stored]] = field(default_factory=dict)
+    strong: dict[int, dict[int, Stored]] = field(default_factory=dict)
+    unreadable: set[int] = field(default_factory=set)
+    unreadable_strong: set[int] = field(default_factory=set)  # the re-read of these fails
+    rows_read: int = 0
+
+    def put(self, bucket: int, key: int, rid: int | None, payload: str | None, *, late: bool = False) -> None:
+        row = (key, rid, digest_of(key, rid, payload))
+        self.strong.setdefault(bucket, {})[key] = row
+        if not late:
+            self.first.setdefault(bucket, {})[key] = row
+
+    def scan(self, bucket: int, consistency: str) -> list[Stored]:
+        if bucket in self.unreadable or (consistency != FIRST and bucket in self.unreadable_strong):
+            raise TimeoutError(f"bucket {bucket} times out")
+        rows = list((self.first if consistency == FIRST else self.strong).get(bucket, {}).values())
+        self.rows_read += len(rows)
+        return rows
+
+    def read(self, bucket: int, consistency: str) -> dict[int, StoredRow]:
+        return {key: StoredRow(key, rid, digest) for key, rid, digest in self.scan(bucket, consistency)}
+
+
+def _random_run(rng: random.Random, ledger: Ledger, bus: EventBus) -> FakeTable:
+    """Records with random outcomes, app logs, key collisions and table states, plus strays."""
+    table = FakeTable()
+    records = []
+    for rid in range(rng.randint(1, 120)):
+        key = rng.randint(0, 60)  # collisions on purpose
+        payload = f"payload-{rid}"
+        records.append(
+            (
+                Record(rid, rng.randint(0, 2), rid // 7, key % BUCKETS, key, digest_of(key, rid, payload)),
+                payload,
+            )
+        )
+    bus.publish(RecordsPlanned(tuple(r for r, _ in records), 1))
+    for record, payload in records:
+        for attempt in range(rng.choice([0, 1, 1, 1, 2, 3])):
+            outcome = rng.choice(list(DriverOutcome))
+            done = START_NS + rng.randint(-2, 8) * 1_000_000_000 + rng.randint(0, 10**9)
+            error = (None, None) if outcome is DriverOutcome.ACKED else ("WriteTimeout", "timed out")
+            bus.publish(WriteCompleted((record.record_id,), outcome, attempt + 1, done - 5_000, done, *error))
+        for at in range(rng.choice([0, 1, 1, 2])):
+            bus.publish(AppLogged((record.record_id,), rng.random() < 0.7, 100 + at + record.record_id * 10))
+        state = rng.random()
+        if state < 0.55:
+            table.put(record.bucket, record.key, record.record_id, payload)
+        elif state < 0.65:
+            table.put(record.bucket, record.key, record.record_id, payload, late=True)  # stale
+        elif state < 0.72:
+            table.put(record.bucket, record.key, record.record_id, None)  # null column
+        elif state < 0.78:
+            table.put(rng.randrange(BUCKETS), 1000 + record.record_id, record.record_id, payload)  # misplaced
+    for _ in range(rng.randint(0, 3)):  # rows no record was meant to write
+        table.put(rng.randrange(BUCKETS + 1), rng.randint(2000, 2100), rng.choice([None, 999_999]), "stray")
+    if rng.random() < 0.15:
+        table.unreadable.add(rng.randrange(BUCKETS))
+    if rng.random() < 0.15:
+        table.unreadable_strong.add(rng.randrange(BUCKETS))
+    ledger.flush()
+    return table
+
+
+def _seen(record: LedgerRecord, row: Stored | None, ids_at_key: set[int]) -> Seen:
+    if row is None:
+        return Seen.ABSENT
+    if row[1] == record.record_id:
+        return Seen.OWN if row[2] == record.digest else Seen.CORRUPT
+    return Seen.OTHER if row[1] in ids_at_key else Seen.CORRUPT
+
+
+def _reference(ledger: Ledger, table: FakeTable) -> dict[str, Any]:
+    """Each record classified on its own, from the ledger's record-by-record view."""
+    records = list(ledger.iter_records())
+    ids_at: dict[tuple[int, int], set[int]] = {}
+    for r in records:
+        ids_at.setdefault((r.bucket, r.key), set()).add(r.record_id)
+    classes: dict[int, RecordClass] = {}
+    unread = set(table.unreadable)
+    for r in records:
+        if r.bucket in table.unreadable:
+            continue
+        ids = ids_at[(r.bucket, r.key)]
+        first = _seen(r, table.first.get(r.bucket, {}).get(r.key), ids)
+        if first is not Seen.OWN and r.bucket in table.unreadable_strong:
+            unread.add(r.bucket)
+            continue
+        reread = None if first is Seen.OWN else _seen(r, table.strong.get(r.bucket, {}).get(r.key), ids)
+        classes[r.record_id] = classify(r.outcome, first, reread)
+    by_writer: Counter[tuple[int, str]] = Counter()
+    by_second: Counter[tuple[int, str]] = Counter()
+    for r in records:
+        if r.record_id in classes:
+            by_writer[(r.writer, classes[r.record_id].value)] += 1
+            if r.completed_ns is not None:
+                by_second[(second_of(r.completed_ns, START_NS), classes[r.record_id].value)] += 1
+    planned_keys = {(r.bucket, r.key) for r in records}
+    strays = sum(
+        1
+        for bucket, rows in table.first.items()
+        if bucket < BUCKETS and bucket not in table.unreadable  # verify reads the run's buckets
+        for key in rows
+        if (bucket, key) not in planned_keys
+    )
+    counts = Counter(classes.values())
+    if strays:
+        counts[RecordClass.UNEXPECTED] = strays
+    return {
+        "counts": counts,
+        "records": len(records),
+        "acknowledged": sum(r.outcome is DriverOutcome.ACKED for r in records),
+        "app_logged_success": sum(r.app_logged is True for r in records),
+        "silent": sum(
+            is_silent(c, next(r for r in records if r.record_id == rid).app_logged)
+            for rid, c in classes.items()
+        ),
+        "by_writer": by_writer,
+        "by_second": by_second,
+        "not_ok": sorted((rid, c.value) for rid, c in classes.items() if c is not RecordClass.OK),
+        "unread": sorted(unread),
+    }
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Iterator[tuple[Ledger, EventBus]]:
+    ledger = Ledger.create(tmp_path / "ledger.sqlite", "run-1", {})
+    bus = EventBus()
+    ledger.subscribe(bus)
+    yield ledger, bus
+    ledger.close()
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_bulk_join_agrees_with_classifying_each_record_alone(seed: int, run: tuple[Ledger, EventBus]) -> None:
+    ledger, bus = run
+    table = _random_run(random.Random(seed), ledger, bus)
+    expected = _reference(ledger, table)
+
+    got = verify(table, ledger, range(BUCKETS), Verify(read_consistency=FIRST, reread_consistency=STRONG),  # type: ignore[arg-type]
+                 START_NS, sleep=lambda _: None)  # fmt: skip
+
+    assert +got.counts == +expected["counts"]
+    assert got.records == expected["records"]
+    assert got.acknowledged == expected["acknowledged"]
+    assert got.app_logged_success == expected["app_logged_success"]
+    assert got.silent == expected["silent"]
+    assert +got.by_writer == +expected["by_writer"]
+    assert +got.by_second == +expected["by_second"]
+    listed = sorted(
+        (n.record_id, n.record_class.value)
+        for n in got.not_ok
+        if n.record_class is not RecordClass.UNEXPECTED
+    )
+    assert listed == expected["not_ok"]
+    assert sorted(set(got.unread_buckets)) == expected["unread"]
+
+
+def test_a_healthy_run_is_settled_without_reading_records_one_by_one(run: tuple[Ledger, EventBus]) -> None:
+    ledger, bus = run
+    table = FakeTable()
+    records = [
+        Record(rid, rid % 2, 0, rid % BUCKETS, rid, digest_of(rid, rid, f"p{rid}")) for rid in range(400)
+    ]
+    bus.publish(RecordsPlanned(tuple(records), 1))
+    for r in records:
+        bus.publish(
+            WriteCompleted((r.record_id,), DriverOutcome.ACKED, 1, START_NS, START_NS + 1, None, None)
+        )
+        table.put(r.bucket, r.key, r.record_id, f"p{r.record_id}")
+    ledger.flush()
+
+    def no_one_by_one(*_: object) -> list[LedgerRecord]:
+        raise AssertionError("an all-ok bucket must not be read record by record")
+
+    from astrachaos import ledger_read
+
+    original = ledger_read.LedgerReader.records_at
+    ledger_read.LedgerReader.records_at = no_one_by_one  # type: ignore[method-assign, assignment]
+    try:
+        got = verify(table, ledger, range(BUCKETS), Verify(read_consistency=FIRST), START_NS)  # type: ignore[arg-type]
+    finally:
+        ledger_read.LedgerReader.records_at = original  # type: ignore[method-assign]
+    assert got.counts == Counter({RecordClass.OK: 400})
+    assert got.by_writer == Counter({(0, "ok"): 200, (1, "ok"): 200})
+    assert got.present == got.rows_read == 400 and not got.not_ok
