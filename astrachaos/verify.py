@@ -28,7 +28,7 @@ from astrachaos.workload import digest_of
 
 log = logging.getLogger(__name__)
 _READ_ATTEMPTS = 3
-_PREFETCH = 2  # partitions read ahead while one is joined
+READ_AHEAD = 2  # partitions read while one is joined
 Stored = tuple[int, "int | None", str]  # key, record_id, digest: a row as read from the table
 Window = tuple[str, int, "int | None"]  # injector, start_ns, end_ns (None: still open)
 
@@ -138,12 +138,12 @@ def _prefetched(
 ) -> Iterator[tuple[int, list[Stored] | Exception]]:
     """The buckets' rows in order, the next partitions read while the caller joins this one.
 
-    At most _PREFETCH partitions are held (or in flight) at once: memory stays bounded.
+    READ_AHEAD partitions are in flight besides the one being joined: memory stays bounded.
     """
-    with ThreadPoolExecutor(_PREFETCH, thread_name_prefix="verify-read") as pool:
+    with ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="verify-read") as pool:
         ahead: deque[tuple[int, Future[list[Stored]]]] = deque()
         upcoming = iter(buckets)
-        for bucket in itertools.islice(upcoming, _PREFETCH):
+        for bucket in itertools.islice(upcoming, READ_AHEAD):
             ahead.append((bucket, pool.submit(reader.scan, bucket, consistency)))
         while ahead:
             bucket, future = ahead.popleft()

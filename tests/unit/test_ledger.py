@@ -358,3 +358,12 @@ def test_open_refuses_what_is_not_a_ledger(tmp_path: Path) -> None:
     sqlite3.connect(other).close()
     with pytest.raises(EnvironmentProblem, match="not an astrachaos ledger"):
         Ledger.open(other)
+
+
+def test_open_names_a_ledger_of_an_older_schema(tmp_path: Path) -> None:
+    old = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(old)
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with pytest.raises(EnvironmentProblem, match=r"older astrachaos \(ledger schema 1, this one reads 2\)"):
+        Ledger.open(old)
