@@ -200,12 +200,9 @@ class WriteChannel:
         return self._in_flight
 
     def _statement(self, session: Any, group: Sequence[PlannedRecord], skew_us: int) -> Any:
-        prepared = session.prepared(
-            self._table.insert_cql(self._ttl, if_not_exists=self._kind is StatementKind.LWT)
-        )
-        lwt = self._kind is StatementKind.LWT
-        stamp = time.time_ns() // 1000 + skew_us
-        bound = [prepared.bind(self._values(p) + (() if lwt else (stamp,))) for p in group]
+        stamp = time.time_ns() // 1000 + skew_us  # per attempt: a retry is a write of its own
+        prepared = session.prepared(self._cql())
+        bound = [prepared.bind(self._bound_values(p, stamp)) for p in group]
         if len(bound) == 1 and self._kind not in (
             StatementKind.LOGGED_BATCH,
             StatementKind.UNLOGGED_BATCH,
@@ -215,8 +212,27 @@ class WriteChannel:
             statement = session.batch(logged=self._kind is StatementKind.LOGGED_BATCH)
             for item in bound:
                 statement.add(item)
-        statement.is_idempotent = self._idempotent and self._kind is not StatementKind.LWT
+        # A list append applied twice appends twice: the driver must never retry one itself.
+        statement.is_idempotent = self._idempotent and self._kind not in (
+            StatementKind.LWT,
+            StatementKind.APPEND,
+        )
         return statement
+
+    def _cql(self) -> str:
+        if self._kind is StatementKind.APPEND:
+            return self._table.append_cql(self._ttl)
+        return self._table.insert_cql(self._ttl, if_not_exists=self._kind is StatementKind.LWT)
+
+    def _bound_values(self, planned: PlannedRecord, stamp: int) -> tuple[Any, ...]:
+        """The values in the order the statement's markers take them (see RunTable)."""
+        values = self._values(planned)
+        if self._kind is StatementKind.LWT:  # a conditional insert carries no timestamp
+            return values
+        if self._kind is StatementKind.APPEND:
+            run_id, bucket, key, record_id, _, _, payload = values
+            return (stamp, record_id, payload, [record_id], run_id, bucket, key)
+        return (*values, stamp)
 
     def _values(self, planned: PlannedRecord) -> tuple[Any, ...]:
         record = planned.record

@@ -20,6 +20,7 @@ class RecordClass(StrEnum):
     INDETERMINATE = "indeterminate"  # timed out (or no answer before a crash) and absent
     DROPPED = "dropped"  # never sent: throttled, queue overflow, the app dropped it
     UNEXPECTED = "unexpected"  # a row of the run that no record was meant to write there
+    DUPLICATED = "duplicated"  # its own value, applied more than once (a retried list append)
 
 
 class Seen(StrEnum):
@@ -28,6 +29,7 @@ class Seen(StrEnum):
     OWN = "own"  # this record's own value
     OTHER = "other"  # the value of another record of the run
     CORRUPT = "corrupt"  # a value no record wrote
+    REPEATED = "repeated"  # its own value, applied more than once
     ABSENT = "absent"
 
 
@@ -41,6 +43,7 @@ NOT_AS_WRITTEN = frozenset(
         RecordClass.FAILED,
         RecordClass.INDETERMINATE,
         RecordClass.DROPPED,
+        RecordClass.DUPLICATED,
     }
 )
 
@@ -52,6 +55,8 @@ def classify(outcome: DriverOutcome | None, first: Seen, reread: Seen | None) ->
     own value at first; None when no re-read was made.
     """
     final = reread if reread is not None else first
+    if final is Seen.REPEATED:  # it is there, but more than once: whatever the driver said
+        return RecordClass.DUPLICATED
     acked = outcome is DriverOutcome.ACKED
     if final is Seen.OWN:
         if not acked:

@@ -142,7 +142,7 @@ def check_expectations(
 ) -> list[ExpectationOutcome]:
     """Every budget the scenario sets, against what was measured."""
     checks: list[ExpectationOutcome] = []
-    for name in ("lost", "failed", "dropped", "indeterminate", "overwritten", "corrupted"):
+    for name in ("lost", "failed", "dropped", "indeterminate", "overwritten", "corrupted", "duplicated"):
         budget = getattr(expect, name)
         if budget is not None:
             actual = v.counts.get(RecordClass(name), 0)

@@ -20,9 +20,10 @@ if TYPE_CHECKING:
 def retryable_errors() -> tuple[type[BaseException], ...]:
     """Errors worth another attempt for an idempotent write: transient, not the request's fault.
 
-    A timeout may mean the write was applied; retrying is only safe because the statement is
-    idempotent. Errors that will fail the same way again (InvalidRequest, SyntaxException,
-    Unauthorized, AuthenticationFailed, WriteFailure, ...) are not retried.
+    A timeout may mean the write was applied; retrying is only safe when the statement is
+    idempotent (a list append retried that way lands twice: `duplicated`, as the shipped
+    `duplicate-append` shows). Errors that will fail the same way again (InvalidRequest,
+    SyntaxException, Unauthorized, AuthenticationFailed, WriteFailure, ...) are not retried.
     """
     from cassandra import OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
     from cassandra.cluster import NoHostAvailable

@@ -27,6 +27,7 @@ class StatementKind(StrEnum):
     UNLOGGED_BATCH = "unlogged_batch"
     LOGGED_BATCH = "logged_batch"
     LWT = "lwt"  # INSERT ... IF NOT EXISTS
+    APPEND = "append"  # UPDATE ... SET applied = applied + [record_id]: applied twice if retried
 
 
 class PatternName(StrEnum):
@@ -177,6 +178,7 @@ class Expect(_Strict):
     overwritten: int | None = Field(None, ge=0, description="Shadowed by another record.")
     corrupted: int | None = Field(None, ge=0, description="Present with a value nobody wrote.")
     unexpected: int | None = Field(None, ge=0, description="Rows nobody attempted.")
+    duplicated: int | None = Field(None, ge=0, description="Applied more than once.")
     indeterminate_pct: float | None = Field(None, ge=0, le=100, description="Share timed out.")
     p99_ms: float | None = Field(None, gt=0, description="Write latency p99 budget.")
     min_writes_per_s: float | None = Field(None, gt=0, description="Throughput floor.")

@@ -44,10 +44,23 @@ class RunTable:
             cql += f" AND TTL {int(ttl_s)}"
         return cql
 
+    def append_cql(self, ttl_s: int | None) -> str:
+        """The parameterised list append of one record: sets its row and appends its record_id.
+
+        Never idempotent: the server gives each appended element its own time-based cell path,
+        so every application of the statement lands, whatever its write timestamp.
+        """
+        using = f"USING TTL {int(ttl_s)} AND TIMESTAMP ?" if ttl_s else "USING TIMESTAMP ?"
+        return (
+            f"UPDATE {self.qualified} {using}"
+            " SET record_id = ?, payload = ?, applied = applied + ?"
+            " WHERE run_id = ? AND bucket = ? AND key = ?"
+        )
+
     def partition_cql(self) -> str:
         """Read one partition of a run, in clustering order; never ALLOW FILTERING."""
         return (
-            f"SELECT bucket, key, record_id, payload FROM {self.qualified}"
+            f"SELECT bucket, key, record_id, payload, applied FROM {self.qualified}"
             " WHERE run_id = ? AND bucket = ?"
         )
 
@@ -73,7 +86,7 @@ def ensure_table(session: Any, table: RunTable, replication_factor: int, astra: 
         session.execute(
             f"CREATE TABLE IF NOT EXISTS {table.qualified} ("
             " run_id text, bucket int, key bigint, record_id bigint, writer int, batch_no int,"
-            " payload text, PRIMARY KEY ((run_id, bucket), key))"
+            " payload text, applied list<bigint>, PRIMARY KEY ((run_id, bucket), key))"
             f" WITH comment = '{OWNER_MARK}'"
         )
     elif existing != OWNER_MARK:
@@ -82,6 +95,12 @@ def ensure_table(session: Any, table: RunTable, replication_factor: int, astra: 
             f"(its comment is {existing!r}); astrachaos only writes to tables it created",
             hint="choose another table with --set schema.table=NAME",
         )
+    elif not _has_column(session, table, "applied"):  # created before `append` existed
+        try:
+            session.execute(f"ALTER TABLE {table.qualified} ADD applied list<bigint>")
+        except Exception:
+            if not _has_column(session, table, "applied"):  # not a concurrent run adding it first
+                raise
 
 
 def drop_table(session: Any, table: RunTable) -> None:
@@ -100,3 +119,12 @@ def _comment_of(session: Any, table: RunTable) -> str | None:
         (table.keyspace, table.name),
     ).one()
     return None if row is None else str(row.comment)
+
+
+def _has_column(session: Any, table: RunTable, column: str) -> bool:
+    row = session.execute(
+        "SELECT column_name FROM system_schema.columns"
+        " WHERE keyspace_name = %s AND table_name = %s AND column_name = %s",
+        (table.keyspace, table.name, column),
+    ).one()
+    return row is not None

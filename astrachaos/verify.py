@@ -24,12 +24,12 @@ from astrachaos.ledger import Ledger
 from astrachaos.ledger_read import AckedTotals, LedgerReader, LedgerRecord, second_of
 from astrachaos.scenario import Verify
 from astrachaos.table import RunTable
-from astrachaos.workload import digest_of
+from astrachaos.workload import applied_digest, digest_of
 
 log = logging.getLogger(__name__)
 _READ_ATTEMPTS = 3
 READ_AHEAD = 2  # partitions read while one is joined
-Stored = tuple[int, "int | None", str]  # key, record_id, digest: a row as read from the table
+Stored = tuple[int, "int | None", str, int]  # key, record_id, digest, applications: a row as read
 Window = tuple[str, int, "int | None"]  # injector, start_ns, end_ns (None: still open)
 
 
@@ -40,6 +40,7 @@ class StoredRow:
     key: int
     record_id: int | None
     digest: str
+    applications: int  # times its record_id was appended; 1 for a row written by INSERT
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,8 @@ class Verification:
 class PartitionReader:
     """Reads whole partitions of the run table at a given consistency, paged, with retries.
 
-    Rows come back as plain tuples (no named tuple per row) and become (key, record_id, digest)
-    at once; `rows_read` counts every row, from whichever thread read it.
+    Rows come back as plain tuples (no named tuple per row) and become `Stored` tuples at once;
+    `rows_read` counts every row, from whichever thread read it.
     """
 
     def __init__(self, session: Any, table: RunTable, run_id: str, page_size: int) -> None:
@@ -107,7 +108,7 @@ class PartitionReader:
         self.rows_read = 0
 
     def scan(self, bucket: int, consistency: str) -> list[Stored]:
-        """(key, record_id, digest) of every row of partition (run_id, bucket); raises after retries."""
+        """`Stored` of every row of partition (run_id, bucket); raises after retries."""
         from cassandra import ConsistencyLevel
 
         level = ConsistencyLevel.name_to_value[consistency]
@@ -117,7 +118,7 @@ class PartitionReader:
                 bound.fetch_size = self._page_size
                 bound.consistency_level = level
                 rows = self._session.execute(bound, execution_profile=self._profile)
-                stored = [(row[1], row[2], digest_of(row[1], row[2], row[3])) for row in rows]
+                stored = [_stored(row) for row in rows]
                 with self._count_lock:
                     self.rows_read += len(stored)
                 return stored
@@ -130,7 +131,20 @@ class PartitionReader:
 
     def read(self, bucket: int, consistency: str) -> dict[int, StoredRow]:
         """Every row of partition (run_id, bucket), by clustering key; raises after retries."""
-        return {key: StoredRow(key, rid, digest) for key, rid, digest in self.scan(bucket, consistency)}
+        return {row[0]: StoredRow(*row) for row in self.scan(bucket, consistency)}
+
+
+def _stored(row: Sequence[Any]) -> Stored:
+    """A row read as (bucket, key, record_id, payload, applied), with its applications counted.
+
+    A row written more than once by a list append gets a digest no planned record has.
+    """
+    _, key, record_id, payload, applied = row
+    digest = digest_of(key, record_id, payload)
+    if applied is None or len(applied) < 2:  # written once, or by INSERT: the common case
+        return key, record_id, digest, 1
+    applications = max(1, applied.count(record_id))
+    return key, record_id, applied_digest(digest, applications), applications
 
 
 def _prefetched(
@@ -158,9 +172,13 @@ def _prefetched(
 def _seen(record: LedgerRecord, row: StoredRow | None, same_key_ids: Container[int]) -> Seen:
     if row is None:
         return Seen.ABSENT
-    if row.record_id == record.record_id:
-        return Seen.OWN if row.digest == record.digest else Seen.CORRUPT
-    return Seen.OTHER if row.record_id in same_key_ids else Seen.CORRUPT
+    if row.record_id != record.record_id:
+        return Seen.OTHER if row.record_id in same_key_ids else Seen.CORRUPT
+    if row.digest == record.digest:
+        return Seen.OWN
+    if row.digest == applied_digest(record.digest, row.applications):
+        return Seen.REPEATED
+    return Seen.CORRUPT
 
 
 @dataclass
@@ -186,10 +204,10 @@ def verify(
     `unexpected`). `windows` are the fault windows of the run, (injector, start_ns, end_ns or
     None); each record that is not ok is tagged with those active while it was written.
 
-    A record is `ok` when it was acknowledged and its own row is at its key. Those are settled in
-    bulk: a set intersection of what the ledger planned with what the partition holds, counted
-    by SQL on a second connection while the partitions are read. Only the rest is read from the
-    ledger record by record and classified.
+    A record is `ok` when it was acknowledged and its own row, applied once, is at its key. Those
+    are settled in bulk: a set intersection of what the ledger planned with what the partition
+    holds, counted by SQL on a second connection while the partitions are read. Only the rest is
+    read from the ledger record by record and classified.
     """
     began = time.monotonic()
     result = Verification(windows=list(windows))
@@ -242,7 +260,7 @@ def _classify(
             taken.extend(_acked(ledger.records_at(bucket, keys)))
             continue
         present_by_bucket[bucket] = len(rows)
-        settled = planned.intersection([digest for _, _, digest in rows])
+        settled = planned.intersection([row[2] for row in rows])
         settled -= unacked
         ok += len(settled)
         if len(settled) == len(planned) == len(rows):
@@ -271,11 +289,11 @@ def _open_part(ledger: LedgerReader, bucket: int, rows: list[Stored], settled: s
     left = _Open()
     planned = ledger.planned_rows(bucket)
     planned_keys = {key for key, _, _ in planned}
-    left.strays = {key: StoredRow(key, rid, digest) for key, rid, digest in rows if key not in planned_keys}
+    left.strays = {row[0]: StoredRow(*row) for row in rows if row[0] not in planned_keys}
     open_keys = {key for key, _, digest in planned if digest not in settled}
     if not open_keys:
         return left
-    at_key = {key: StoredRow(key, rid, digest) for key, rid, digest in rows if key in open_keys}
+    at_key = {row[0]: StoredRow(*row) for row in rows if row[0] in open_keys}
     records = ledger.records_at(bucket, open_keys)
     same_key: dict[int, dict[int, LedgerRecord]] = {}
     for record in records:  # every record at an open key, settled ones too: they may hold it
@@ -334,9 +352,9 @@ def _reread(
         present_by_bucket[bucket] = max(present_by_bucket.get(bucket, 0), len(rows))
         for record, first, ids in entries:
             row = rows.get(record.key)
-            record_class = classify(record.outcome, first, _seen(record, row, ids))
-            found = "absent" if row is None else _holder(record, row, ids)
-            _account(result, record, record_class, run_started_ns, taken, found)
+            seen = _seen(record, row, ids)
+            found = _found(record, row, seen, ids)
+            _account(result, record, classify(record.outcome, first, seen), run_started_ns, taken, found)
 
 
 def _account(
@@ -425,8 +443,12 @@ def _faults_during(windows: Sequence[Window], record: LedgerRecord) -> tuple[str
     )
 
 
-def _holder(record: LedgerRecord, row: StoredRow, by_id: dict[int, LedgerRecord]) -> str:
-    """Who holds the record's key; flags a later write lost to an earlier one (timestamps)."""
+def _found(record: LedgerRecord, row: StoredRow | None, seen: Seen, by_id: dict[int, LedgerRecord]) -> str:
+    """What the record's key holds; flags a later write lost to an earlier one (timestamps)."""
+    if row is None:
+        return "absent"
+    if seen is Seen.REPEATED:
+        return f"its own value, applied {row.applications} times"
     found = f"key holds record {row.record_id}"
     winner = by_id.get(row.record_id) if row.record_id is not None else None
     if (

@@ -36,6 +36,15 @@ def digest_of(key: int, record_id: int | None, payload: str | None) -> str:
     return hashlib.blake2b(row.encode("utf-8"), digest_size=8).hexdigest()
 
 
+def applied_digest(digest: str, applications: int) -> str:
+    """The digest of a row whose write was applied `applications` times (e.g. `1f…e3*2`).
+
+    A row its record's write reached twice holds that record's value, yet is not as written: the
+    suffix keeps it out of the join with the planned digests, which are those of one application.
+    """
+    return digest if applications <= 1 else f"{digest}*{applications}"
+
+
 @dataclass(frozen=True, slots=True)
 class PlannedRecord:
     """A record with its payload, as handed to the application."""

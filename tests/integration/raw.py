@@ -27,7 +27,8 @@ def rows_of_run(session: Any, table: str, run_id: str, buckets: int) -> dict[tup
     rows: dict[tuple[int, int], Any] = {}
     for bucket in range(buckets):
         statement = SimpleStatement(
-            f"SELECT bucket, key, record_id, writer, payload FROM {table} WHERE run_id = %s AND bucket = %s",
+            f"SELECT bucket, key, record_id, writer, payload, applied FROM {table}"
+            " WHERE run_id = %s AND bucket = %s",
             consistency_level=ConsistencyLevel.ALL,
             fetch_size=5000,
         )

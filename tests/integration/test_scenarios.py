@@ -149,3 +149,26 @@ def test_session_reset_mid_stream_drops_queued_writes_silently(
     assert all((r["key"]["bucket"], r["key"]["key"]) not in rows for r in dropped)
     assert result["counts"]["present"] == len(rows)
     assert result["counts"]["ok"] + result["counts"]["recovered"] == len(rows)
+
+
+def test_duplicate_append_lists_every_record_its_retry_appended_twice(
+    local_cluster: Any, tmp_path: Path
+) -> None:
+    result = run("duplicate-append", tmp_path)
+    rows = table_rows(local_cluster, result, 16)
+    duplicated = {r["record_id"]: r for r in result["records"] if r["class"] == "duplicated"}
+    listed = {r["record_id"] for r in result["records"]}
+
+    assert result["exit_code"] == ExitCode.EXPECTATIONS_UNMET
+    assert duplicated, "writes applied, then answered with WriteTimeout and retried, land twice"
+    for rid, r in duplicated.items():
+        row = rows[(r["key"]["bucket"], r["key"]["key"])]
+        assert row.record_id == rid
+        assert 2 <= row.applied.count(rid) <= r["attempts"]  # the driver never retried on its own
+    appended_twice = {row.record_id for row in rows.values() if row.applied.count(row.record_id) > 1}
+    assert appended_twice == set(duplicated)
+    logged = app_logged_ids(tmp_path / "duplicate-append")
+    assert {rid for rid, r in duplicated.items() if r["silent"]} == set(duplicated) & logged
+    ok = [row for row in rows.values() if row.record_id not in listed]
+    assert len(ok) == result["counts"]["ok"] > 0
+    assert all(row.applied == [row.record_id] for row in ok)

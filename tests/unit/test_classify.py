@@ -23,22 +23,27 @@ EXPECTED_FINAL = {
     (A, Seen.OTHER): C.OVERWRITTEN,
     (A, Seen.CORRUPT): C.CORRUPTED,
     (A, Seen.ABSENT): C.LOST,
+    (A, Seen.REPEATED): C.DUPLICATED,
     (F, Seen.OWN): C.RECOVERED,
     (F, Seen.OTHER): C.FAILED,
     (F, Seen.CORRUPT): C.FAILED,
     (F, Seen.ABSENT): C.FAILED,
+    (F, Seen.REPEATED): C.DUPLICATED,
     (T, Seen.OWN): C.RECOVERED,
     (T, Seen.OTHER): C.INDETERMINATE,
     (T, Seen.CORRUPT): C.INDETERMINATE,
     (T, Seen.ABSENT): C.INDETERMINATE,
+    (T, Seen.REPEATED): C.DUPLICATED,
     (D, Seen.OWN): C.RECOVERED,
     (D, Seen.OTHER): C.DROPPED,
     (D, Seen.CORRUPT): C.DROPPED,
     (D, Seen.ABSENT): C.DROPPED,
+    (D, Seen.REPEATED): C.DUPLICATED,
     (None, Seen.OWN): C.RECOVERED,
     (None, Seen.OTHER): C.INDETERMINATE,
     (None, Seen.CORRUPT): C.INDETERMINATE,
     (None, Seen.ABSENT): C.INDETERMINATE,
+    (None, Seen.REPEATED): C.DUPLICATED,
 }
 
 
@@ -71,6 +76,17 @@ def test_absent_then_present_on_reread_is_stale_not_lost() -> None:
 
 def test_timed_out_but_present_is_recovered() -> None:
     assert classify(T, Seen.OWN, None) is C.RECOVERED
+
+
+def test_an_append_applied_twice_is_duplicated_whatever_the_driver_said() -> None:
+    for outcome in (A, F, T, D, None):
+        assert classify(outcome, Seen.REPEATED, Seen.REPEATED) is C.DUPLICATED
+    assert classify(A, Seen.ABSENT, Seen.REPEATED) is C.DUPLICATED  # not stale: twice is wrong
+
+
+def test_a_duplicated_record_the_app_logged_as_written_is_silent() -> None:
+    assert is_silent(C.DUPLICATED, True)
+    assert not is_silent(C.DUPLICATED, False)
 
 
 def test_every_class_but_unexpected_is_reachable_from_a_record() -> None:

@@ -22,25 +22,43 @@ from astrachaos.ledger import Ledger, LedgerRecord
 from astrachaos.ledger_read import second_of
 from astrachaos.scenario import Verify
 from astrachaos.verify import Stored, StoredRow, verify
-from astrachaos.workload import digest_of
+from astrachaos.workload import applied_digest, digest_of
 
 FIRST, STRONG = "ONE", "ALL"
 START_NS = 1_000_000_000_000
 BUCKETS = 4
 
 
+@dataclass(frozen=True)
+class Row:
+    """What a key holds: a record_id, a payload, and how many times its write was applied."""
+
+    record_id: int | None
+    payload: str | None
+    applications: int = 1
+
+
 @dataclass
 class FakeTable:
     """Rows per bucket as the first read and the strong re-read see them; some buckets unreadable."""
 
-    first: dict[int, dict[int, Stored]] = field(default_factory=dict)
-    strong: dict[int, dict[int, Stored]] = field(default_factory=dict)
+    first: dict[int, dict[int, Row]] = field(default_factory=dict)
+    strong: dict[int, dict[int, Row]] = field(default_factory=dict)
     unreadable: set[int] = field(default_factory=set)
     unreadable_strong: set[int] = field(default_factory=set)  # the re-read of these fails
     rows_read: int = 0
 
-    def put(self, bucket: int, key: int, rid: int | None, payload: str | None, *, late: bool = False) -> None:
-        row = (key, rid, digest_of(key, rid, payload))
+    def put(
+        self,
+        bucket: int,
+        key: int,
+        rid: int | None,
+        payload: str | None,
+        *,
+        late: bool = False,
+        applications: int = 1,
+    ) -> None:
+        row = Row(rid, payload, applications)
         self.strong.setdefault(bucket, {})[key] = row
         if not late:
             self.first.setdefault(bucket, {})[key] = row
@@ -48,12 +66,16 @@ class FakeTable:
     def scan(self, bucket: int, consistency: str) -> list[Stored]:
         if bucket in self.unreadable or (consistency != FIRST and bucket in self.unreadable_strong):
             raise TimeoutError(f"bucket {bucket} times out")
-        rows = list((self.first if consistency == FIRST else self.strong).get(bucket, {}).values())
+        rows = (self.first if consistency == FIRST else self.strong).get(bucket, {})
         self.rows_read += len(rows)
-        return rows
+        return [(key, r.record_id, _digest(key, r), r.applications) for key, r in rows.items()]
 
     def read(self, bucket: int, consistency: str) -> dict[int, StoredRow]:
-        return {key: StoredRow(key, rid, digest) for key, rid, digest in self.scan(bucket, consistency)}
+        return {row[0]: StoredRow(*row) for row in self.scan(bucket, consistency)}
+
+
+def _digest(key: int, row: Row) -> str:
+    return applied_digest(digest_of(key, row.record_id, row.payload), row.applications)
 
 
 def _random_run(rng: random.Random, ledger: Ledger, bus: EventBus) -> FakeTable:
@@ -87,6 +109,10 @@ def _random_run(rng: random.Random, ledger: Ledger, bus: EventBus) -> FakeTable:
             table.put(record.bucket, record.key, record.record_id, None)  # null column
         elif state < 0.78:
             table.put(rng.randrange(BUCKETS), 1000 + record.record_id, record.record_id, payload)  # misplaced
+        elif state < 0.86:  # a retried append, applied two or three times; null now and then
+            written = payload if rng.random() < 0.85 else None
+            late, times = rng.random() < 0.2, rng.choice([2, 3])
+            table.put(record.bucket, record.key, record.record_id, written, late=late, applications=times)
     for _ in range(rng.randint(0, 3)):  # rows no record was meant to write
         table.put(rng.randrange(BUCKETS + 1), rng.randint(2000, 2100), rng.choice([None, 999_999]), "stray")
     if rng.random() < 0.15:
@@ -97,12 +123,14 @@ def _random_run(rng: random.Random, ledger: Ledger, bus: EventBus) -> FakeTable:
     return table
 
 
-def _seen(record: LedgerRecord, row: Stored | None, ids_at_key: set[int]) -> Seen:
+def _seen(record: LedgerRecord, row: Row | None, ids_at_key: set[int]) -> Seen:
     if row is None:
         return Seen.ABSENT
-    if row[1] == record.record_id:
-        return Seen.OWN if row[2] == record.digest else Seen.CORRUPT
-    return Seen.OTHER if row[1] in ids_at_key else Seen.CORRUPT
+    if row.record_id != record.record_id:
+        return Seen.OTHER if row.record_id in ids_at_key else Seen.CORRUPT
+    if row.payload != f"payload-{record.record_id}":
+        return Seen.CORRUPT
+    return Seen.OWN if row.applications == 1 else Seen.REPEATED
 
 
 def _reference(ledger: Ledger, table: FakeTable) -> dict[str, Any]:
@@ -219,3 +247,24 @@ def test_a_healthy_run_is_settled_without_reading_records_one_by_one(run: tuple[
     assert got.counts == Counter({RecordClass.OK: 400})
     assert got.by_writer == Counter({(0, "ok"): 200, (1, "ok"): 200})
     assert got.present == got.rows_read == 400 and not got.not_ok
+
+
+def test_an_acknowledged_row_appended_twice_is_duplicated_not_ok(run: tuple[Ledger, EventBus]) -> None:
+    ledger, bus = run
+    table = FakeTable()
+    records = [Record(rid, 0, 0, rid % BUCKETS, rid, digest_of(rid, rid, f"p{rid}")) for rid in range(8)]
+    bus.publish(RecordsPlanned(tuple(records), 1))
+    for r in records:
+        rid = r.record_id
+        bus.publish(WriteCompleted((rid,), DriverOutcome.ACKED, 2, START_NS, START_NS + 1, None, None))
+        bus.publish(AppLogged((rid,), True, 100 + rid))
+        times = 2 if rid == 5 else 1  # record 5 was retried and applied twice
+        table.put(r.bucket, r.key, rid, f"p{rid}", applications=times)
+    ledger.flush()
+
+    got = verify(table, ledger, range(BUCKETS), Verify(), START_NS, sleep=lambda _: None)  # type: ignore[arg-type]
+
+    assert got.counts == Counter({RecordClass.OK: 7, RecordClass.DUPLICATED: 1})
+    [duplicated] = got.not_ok
+    assert (duplicated.record_id, duplicated.silent) == (5, True)
+    assert duplicated.found == "its own value, applied 2 times"
