@@ -22,6 +22,7 @@ class PeakRss:
     seconds: float
     exit_code: int
     log: Path
+    counts: dict[str, int]  # the run's result.json counts (what went wrong, if it failed)
 
     @property
     def mb(self) -> float:
@@ -48,10 +49,13 @@ def peak_rss(scenario: Scenario, workdir: Path) -> PeakRss:
             check=False,
         )
     measured = json.loads(report.read_text())
+    result = workdir / "run" / "result.json"
+    counts = json.loads(result.read_text()).get("counts", {}) if result.is_file() else {}
     return PeakRss(
         records=scenario.workload.records,
         max_rss_kib=int(measured["max_rss_kib"]),
         seconds=time.monotonic() - began,
         exit_code=int(measured["exit_code"]),
         log=log,
+        counts=counts,
     )

@@ -159,6 +159,7 @@ def _memory(plan: BenchPlan, workdir: Path, say: Say) -> Metric:
     measured = peak_rss(scenario, workdir / "rss")
     if measured.exit_code != 0:
         tail = measured.log.read_text(errors="replace")[-500:]  # the work directory goes away
+        tail += f" counts: {measured.counts}"
         raise BenchFailure(f"the {plan.rss_records:,}-record child run exited {measured.exit_code}: {tail}")
     say(f"peak RSS {measured.mb:,.1f} MB over {measured.seconds:,.0f} s")
     return ceiling_metric(f"peak RSS, {plan.rss_records:,}-record run", "MB", measured.mb, RSS_CEILING_MB)
