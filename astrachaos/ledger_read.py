@@ -12,6 +12,7 @@ Only the records that are not `ok` are read one by one (`records_at`).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -158,8 +159,6 @@ class LedgerReader:
 
     def records_at(self, bucket: int, keys: Iterable[int]) -> list[LedgerRecord]:
         """The records planned at some keys of one bucket, ordered by (key, record_id)."""
-        import json
-
         rows = self._conn.execute(_RECORDS_AT, (bucket, json.dumps(sorted(set(keys)))))
         return [_record_of(row) for row in rows]
 

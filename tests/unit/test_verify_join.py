@@ -19,7 +19,7 @@ import pytest
 from astrachaos.classify import RecordClass, Seen, classify, is_silent
 from astrachaos.events import AppLogged, DriverOutcome, EventBus, Record, RecordsPlanned, WriteCompleted
 from astrachaos.ledger import Ledger, LedgerRecord
-from astrachaos.ledger_read import second_of
+from astrachaos.ledger_read import LedgerReader, second_of
 from astrachaos.scenario import Verify
 from astrachaos.verify import Stored, StoredRow, verify
 from astrachaos.workload import applied_digest, digest_of
@@ -219,7 +219,9 @@ def test_bulk_join_agrees_with_classifying_each_record_alone(seed: int, run: tup
     assert sorted(set(got.unread_buckets)) == expected["unread"]
 
 
-def test_a_healthy_run_is_settled_without_reading_records_one_by_one(run: tuple[Ledger, EventBus]) -> None:
+def test_a_healthy_run_is_settled_without_reading_records_one_by_one(
+    run: tuple[Ledger, EventBus], monkeypatch: pytest.MonkeyPatch
+) -> None:
     ledger, bus = run
     table = FakeTable()
     records = [
@@ -236,14 +238,8 @@ def test_a_healthy_run_is_settled_without_reading_records_one_by_one(run: tuple[
     def no_one_by_one(*_: object) -> list[LedgerRecord]:
         raise AssertionError("an all-ok bucket must not be read record by record")
 
-    from astrachaos import ledger_read
-
-    original = ledger_read.LedgerReader.records_at
-    ledger_read.LedgerReader.records_at = no_one_by_one  # type: ignore[method-assign, assignment]
-    try:
-        got = verify(table, ledger, range(BUCKETS), Verify(read_consistency=FIRST), START_NS)  # type: ignore[arg-type]
-    finally:
-        ledger_read.LedgerReader.records_at = original  # type: ignore[method-assign]
+    monkeypatch.setattr(LedgerReader, "records_at", no_one_by_one)
+    got = verify(table, ledger, range(BUCKETS), Verify(read_consistency=FIRST), START_NS)  # type: ignore[arg-type]
     assert got.counts == Counter({RecordClass.OK: 400})
     assert got.by_writer == Counter({(0, "ok"): 200, (1, "ok"): 200})
     assert got.present == got.rows_read == 400 and not got.not_ok
