@@ -89,8 +89,8 @@ def check_jar_cache(version: str) -> Check:
 
 def probe_profile(name: str) -> str:
     """Connect with a profile and ask the database its version."""
-    from astrachaos.session import connect
-    from astrachaos.settings import load_profile
+    from astrachaos.config.settings import load_profile
+    from astrachaos.driver.session import connect
 
     profile = load_profile(name).profile
     with connect(profile) as connection:
@@ -101,7 +101,7 @@ def probe_profile(name: str) -> str:
 
 def profile_kind(name: str) -> str | None:
     """The kind of a profile (local, cassandra, astra), or None if it does not load."""
-    from astrachaos.settings import load_profile
+    from astrachaos.config.settings import load_profile
 
     try:
         return str(load_profile(name).profile.kind)

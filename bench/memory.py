@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from astrachaos.loader import dump_scenario
+from astrachaos.config.loader import dump_scenario
 from astrachaos.scenario import Scenario
 
 

@@ -7,10 +7,10 @@ import time
 import uuid
 from typing import Any
 
+from astrachaos.config.settings import load_profile
+from astrachaos.driver.session import connect
 from astrachaos.injectors.network import connect_through
 from astrachaos.proxy import hub
-from astrachaos.session import connect
-from astrachaos.settings import load_profile
 
 TABLE = "astrachaos.bench_proxy"
 

@@ -19,10 +19,10 @@ def run(rows: int = 1_000_000) -> dict[str, Any]:
     """Two equal tables of `rows` rows; reconcile rows/s vs raw scan rows/s (same splits,
     concurrency, page size, columns, row factory; raw timed before and after, averaged) and the
     peak RSS while reconciling (VmHWM reset after loading); the keyspace is dropped at the end."""
+    from astrachaos.config.settings import load_profile
+    from astrachaos.driver.session import connect
     from astrachaos.reconcile.sides import open_sides
     from astrachaos.reconcile.tables import TableOptions, compare_tables
-    from astrachaos.session import connect
-    from astrachaos.settings import load_profile
 
     with connect(load_profile("local").profile) as connection:
         session = connection.session

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from astrachaos.table import RunTable
+from astrachaos.driver.table import RunTable
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from astrachaos.runner import resolve_profile, target_table
-from astrachaos.session import Connection, connect
-from astrachaos.table import drop_table, ensure_table
-from astrachaos.verify import READ_AHEAD
+from astrachaos.driver.session import Connection, connect
+from astrachaos.driver.table import drop_table, ensure_table
+from astrachaos.run.runner import resolve_profile, target_table
+from astrachaos.verify.partitions import READ_AHEAD
 from bench.memory import peak_rss
 from bench.plan import BenchPlan, bench_scenario
 from bench.report import BenchReport, Metric, ceiling_metric, info_metric, ratio_metric

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from astrachaos.runner import Runner
+from astrachaos.driver.table import RunTable
+from astrachaos.run.runner import Runner
 from astrachaos.scenario import Scenario
-from astrachaos.table import RunTable
-from astrachaos.workload import RecordPlan
+from astrachaos.workload.plan import RecordPlan
 
 
 class BenchFailure(Exception):

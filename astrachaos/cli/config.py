@@ -10,7 +10,7 @@ import typer
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from astrachaos.settings import ResolvedProfile
+    from astrachaos.config.settings import ResolvedProfile
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -34,7 +34,7 @@ def show(
 ) -> None:
     """Every resolved setting of a profile, its value (secrets hidden) and its source."""
     from astrachaos.cli.console import stdout
-    from astrachaos.settings import load_profile
+    from astrachaos.config.settings import load_profile
 
     stdout.print(settings_table(load_profile(profile, config_dir, env_file)))
 

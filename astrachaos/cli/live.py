@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from astrachaos.progress import ProgressSnapshot, RunProgress
+from astrachaos.run.progress import ProgressSnapshot, RunProgress
 
 
 def _line(s: ProgressSnapshot) -> str:

@@ -35,13 +35,13 @@ def run(
     html: Annotated[bool, typer.Option(help="Also write report.html into the run directory.")] = False,
 ) -> None:
     """Run scenarios against the database, verify every record, exit with the verdict."""
-    from astrachaos.autostart import ensure_local_for
-    from astrachaos.catalog import resolve
     from astrachaos.cli.console import stderr, stdout
     from astrachaos.cli.live import live_progress
-    from astrachaos.loader import load_scenario
+    from astrachaos.config.catalog import resolve
+    from astrachaos.config.loader import load_scenario
     from astrachaos.reports.console import render
-    from astrachaos.runner import Runner
+    from astrachaos.run.autostart import ensure_local_for
+    from astrachaos.run.runner import Runner
 
     loaded = [load_scenario(resolve(name), set_ or (), seed) for name in scenarios]
     _terminate_as_interrupt()
@@ -72,7 +72,7 @@ def verify_run(
     """Re-verify an earlier or crashed run from its ledger; rewrite its result.json."""
     from astrachaos.cli.console import stdout
     from astrachaos.reports.console import render
-    from astrachaos.reverify import reverify
+    from astrachaos.run.reverify import reverify
 
     result = reverify(run_dir).to_json_dict()
     stdout.print(render(result))

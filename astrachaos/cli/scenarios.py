@@ -22,8 +22,8 @@ _SET_HELP = "Override a field: PATH=VALUE, e.g. workload.records=5000 (repeatabl
 @app.command("list")
 def list_() -> None:
     """List the scenarios found on the search path, one row each."""
-    from astrachaos.catalog import entries
     from astrachaos.cli.console import stdout
+    from astrachaos.config.catalog import entries
 
     rows = [_row(name, path) for name, path in entries().items()]
     stdout.print(_table(rows, stdout.width))
@@ -53,8 +53,8 @@ def _table(rows: list[tuple[str, str, str, str, str]], width: int) -> Table:
 
 
 def _row(name: str, path: Path) -> tuple[str, str, str, str, str]:
+    from astrachaos.config.loader import load_scenario
     from astrachaos.errors import InvalidScenario
-    from astrachaos.loader import load_scenario
 
     try:
         scenario = load_scenario(path)
@@ -81,9 +81,9 @@ def show(
     ] = None,
 ) -> None:
     """Print the resolved scenario as YAML, every default filled in."""
-    from astrachaos.catalog import resolve
     from astrachaos.cli.console import stdout
-    from astrachaos.loader import dump_scenario, load_scenario
+    from astrachaos.config.catalog import resolve
+    from astrachaos.config.loader import dump_scenario, load_scenario
 
     resolved = load_scenario(resolve(scenario), overrides or ())
     stdout.print(dump_scenario(resolved), markup=False, highlight=False, end="", soft_wrap=True)
@@ -98,10 +98,10 @@ def validate(
     """Check every file; exit 3 if any is invalid."""
     from rich.markup import escape
 
-    from astrachaos.catalog import resolve
     from astrachaos.cli.console import print_error, stdout
+    from astrachaos.config.catalog import resolve
+    from astrachaos.config.loader import load_scenario
     from astrachaos.errors import ExitCode, InvalidScenario
-    from astrachaos.loader import load_scenario
 
     invalid = 0
     for name in files:

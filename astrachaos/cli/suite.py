@@ -22,11 +22,11 @@ def suite(
     """Run every entry of a suite; exit 0 only if each gave the exit code it must give."""
     from rich.table import Table
 
-    from astrachaos.autostart import ensure_local_for
     from astrachaos.cli.console import stderr, stdout
     from astrachaos.reports.files import load_result
     from astrachaos.reports.junit import render_junit_suites
-    from astrachaos.suite import load_suite, run_suite, suite_exit_code
+    from astrachaos.run.autostart import ensure_local_for
+    from astrachaos.run.suite import load_suite, run_suite, suite_exit_code
 
     spec = load_suite(file)
     target = out or Path("runs") / f"suite-{spec.name}"

@@ -18,9 +18,9 @@ def drop(
 ) -> None:
     """Drop a run table astrachaos created (refuses tables it does not own)."""
     from astrachaos.cli.console import stdout
-    from astrachaos.session import connect
-    from astrachaos.settings import load_profile
-    from astrachaos.table import drop_table, run_table
+    from astrachaos.config.settings import load_profile
+    from astrachaos.driver.session import connect
+    from astrachaos.driver.table import drop_table, run_table
 
     resolved = load_profile(profile).profile
     target = run_table(keyspace or resolved.keyspace, table, astra=resolved.kind == "astra")

@@ -41,7 +41,7 @@ class ConnectOverrides:
 class InjectorContext:
     """What injectors may touch: the target, the local cluster, the client hooks, randomness."""
 
-    profile: Any  # astrachaos.settings.Profile
+    profile: Any  # astrachaos.config.settings.Profile
     local_cluster: Any | None  # astrachaos.local.LocalCluster when the target is local
     client_hooks: ClientHooks
     rng: random.Random

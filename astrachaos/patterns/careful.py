@@ -11,7 +11,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from astrachaos.patterns.interface import PatternContext
-from astrachaos.workload import PlannedRecord
+from astrachaos.workload.plan import PlannedRecord
 
 
 class _BatchProgress:

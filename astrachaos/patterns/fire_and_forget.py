@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 
 from astrachaos.patterns.interface import PatternContext
-from astrachaos.workload import PlannedRecord
+from astrachaos.workload.plan import PlannedRecord
 
 
 class FireAndForget:

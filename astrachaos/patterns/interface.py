@@ -8,10 +8,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from astrachaos.applog import ApplicationLog
-from astrachaos.channel import Channel
 from astrachaos.scenario import Pattern
-from astrachaos.workload import PlannedRecord
+from astrachaos.workload.applog import ApplicationLog
+from astrachaos.workload.channel import Channel
+from astrachaos.workload.plan import PlannedRecord
 
 
 @dataclass

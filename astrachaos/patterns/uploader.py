@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 
 from astrachaos.patterns.interface import PatternContext, all_of
-from astrachaos.workload import PlannedRecord
+from astrachaos.workload.plan import PlannedRecord
 
 
 class Uploader:

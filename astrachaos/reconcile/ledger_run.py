@@ -7,14 +7,14 @@ from pathlib import Path
 
 import yaml
 
-from astrachaos import rundir
+from astrachaos.driver.table import run_table
 from astrachaos.errors import Inconclusive, InvalidScenario
 from astrachaos.events import DriverOutcome
-from astrachaos.ledger import Ledger, LedgerRecord
+from astrachaos.ledger.writer import Ledger, LedgerRecord
 from astrachaos.reconcile.result import Mode, ReconcileResult
+from astrachaos.run import rundir
 from astrachaos.scenario import Scenario
-from astrachaos.table import run_table
-from astrachaos.verify import PartitionReader, StoredRow
+from astrachaos.verify.partitions import PartitionReader, StoredRow
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,9 @@ def reconcile_run(path: Path, profile_name: str | None = None) -> ReconcileResul
     Expected = acknowledged by the driver or logged as stored by the application. A bucket that
     cannot be read makes the result inconclusive (an Inconclusive error).
     """
-    from astrachaos.runner import resolve_profile
-    from astrachaos.session import connect
-    from astrachaos.settings import load_profile
+    from astrachaos.config.settings import load_profile
+    from astrachaos.driver.session import connect
+    from astrachaos.run.runner import resolve_profile
 
     run = rundir.RunDir(path)
     if not run.ledger.is_file() or not run.scenario.is_file():

@@ -16,8 +16,8 @@ _MURMUR3 = "org.apache.cassandra.dht.Murmur3Partitioner"
 @contextmanager
 def open_sides(specs: Sequence[str], default_profile: str) -> Iterator[list[Side]]:
     """A Side for each `[PROFILE:]KS.TABLE`; the connections close on exit."""
-    from astrachaos.session import connect
-    from astrachaos.settings import load_profile
+    from astrachaos.config.settings import load_profile
+    from astrachaos.driver.session import connect
 
     parsed = [parse_table(spec, default_profile) for spec in specs]
     with ExitStack() as stack:

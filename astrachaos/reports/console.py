@@ -8,9 +8,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from astrachaos.classify import RecordClass
 from astrachaos.errors import ExitCode
-from astrachaos.result import verdict_text
+from astrachaos.run.result import verdict_text
+from astrachaos.verify.classify import RecordClass
 
 SHOWN_KEYS = 15
 

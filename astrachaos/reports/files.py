@@ -34,8 +34,8 @@ FILE_NAMES = {
 
 def render(run_dir: Path, fmt: ReportFormat) -> str:
     """The text of one report of the run in `run_dir`."""
-    from astrachaos.ledger import Ledger
-    from astrachaos.rundir import RunDir
+    from astrachaos.ledger.writer import Ledger
+    from astrachaos.run.rundir import RunDir
 
     match fmt:
         case ReportFormat.HTML:
@@ -77,7 +77,7 @@ def write_reports(run_dir: Path, formats: Iterable[ReportFormat]) -> list[Path]:
 
 def load_result(run_dir: Path) -> dict[str, Any]:
     """The run's `result.json` as a dict; a clear error when the run has none."""
-    from astrachaos.rundir import RunDir
+    from astrachaos.run.rundir import RunDir
 
     path = RunDir(run_dir).result
     try:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogWriter
 
-from astrachaos.ledger import Ledger
+from astrachaos.ledger.writer import Ledger
 from astrachaos.reports.timeline import acked_latencies, phase_origin_ns
 
 LOWEST_NS = 1_000  # values are nanoseconds, the unit HdrHistogram log tools assume

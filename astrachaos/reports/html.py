@@ -9,12 +9,12 @@ from typing import Any
 
 from plotly.offline import get_plotlyjs
 
-from astrachaos.classify import RecordClass
-from astrachaos.ledger import Ledger
+from astrachaos.ledger.writer import Ledger
 from astrachaos.reports import charts
 from astrachaos.reports.files import load_result
 from astrachaos.reports.timeline import Timeline, build_timeline
-from astrachaos.rundir import RunDir
+from astrachaos.run.rundir import RunDir
+from astrachaos.verify.classify import RecordClass
 
 MAX_ROWS = 20_000  # non-ok records in the page; result.json has them all
 

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
 
-from astrachaos.classify import RecordClass
+from astrachaos.verify.classify import RecordClass
 
 
 def render_junit(result: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from astrachaos.events import DriverOutcome
-from astrachaos.ledger import FaultWindow, Ledger, LedgerRecord
+from astrachaos.ledger.writer import FaultWindow, Ledger, LedgerRecord
 
 _NS_PER_S = 1_000_000_000
 

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from astrachaos.catalog import resolve
+from astrachaos.config.catalog import resolve
+from astrachaos.config.loader import load_scenario
+from astrachaos.config.settings import load_profile
+from astrachaos.driver.session import connect
 from astrachaos.errors import EnvironmentProblem, ExitCode
-from astrachaos.loader import load_scenario
-from astrachaos.runner import Runner
-from astrachaos.session import connect
-from astrachaos.settings import load_profile
+from astrachaos.run.runner import Runner
 from tests.integration.astra_fixture import KEYSPACE, AstraTarget, admin_session, astra
 from tests.integration.raw import rows_of_run
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from astrachaos.events import DriverOutcome
-from astrachaos.ledger import Ledger
+from astrachaos.ledger.writer import Ledger
 from tests.integration.raw import raw_session, rows_of_run
 
 pytestmark = pytest.mark.integration

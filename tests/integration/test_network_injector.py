@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from cassandra.cluster import NoHostAvailable
 
+from astrachaos.config.settings import Profile, load_profile
+from astrachaos.driver.session import Connection, connect
 from astrachaos.injectors.interface import ClientHooks, InjectorContext
 from astrachaos.injectors.network import NetworkInjector, NetworkParams
-from astrachaos.session import Connection, connect
-from astrachaos.settings import Profile, load_profile
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ import pytest
 from cassandra import OperationTimedOut, Unavailable, WriteTimeout
 from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage, ServerError
 
+from astrachaos.config.settings import Profile, load_profile
+from astrachaos.driver.session import Connection, connect
 from astrachaos.injectors.interface import ClientHooks, InjectorContext
 from astrachaos.injectors.protocol import ProtocolInjector, ProtocolParams
-from astrachaos.session import Connection, connect
-from astrachaos.settings import Profile, load_profile
 from tests.integration.raw import raw_session
 
 pytestmark = pytest.mark.integration

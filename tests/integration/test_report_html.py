@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from astrachaos.catalog import resolve
-from astrachaos.ledger import Ledger
-from astrachaos.loader import load_scenario
+from astrachaos.config.catalog import resolve
+from astrachaos.config.loader import load_scenario
+from astrachaos.ledger.writer import Ledger
 from astrachaos.reports.files import ReportFormat, write_reports
-from astrachaos.runner import Runner
+from astrachaos.run.runner import Runner
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from astrachaos.driver.table import OWNER_MARK, RunTable, ensure_table, run_table
 from astrachaos.errors import EnvironmentProblem
-from astrachaos.table import OWNER_MARK, RunTable, ensure_table, run_table
 from tests.integration.raw import raw_session
 
 pytestmark = pytest.mark.integration

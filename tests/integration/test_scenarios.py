@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from astrachaos.catalog import resolve
+from astrachaos.config.catalog import resolve
+from astrachaos.config.loader import load_scenario
 from astrachaos.errors import ExitCode
-from astrachaos.loader import load_scenario
-from astrachaos.runner import Runner
+from astrachaos.run.runner import Runner
 from tests.integration.raw import raw_session, rows_of_run
 
 pytestmark = pytest.mark.integration

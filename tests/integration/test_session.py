@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from astrachaos.config.settings import Profile, load_profile
+from astrachaos.driver.session import connect
+from astrachaos.driver.throttle import RequestThrottlingError
 from astrachaos.errors import EnvironmentProblem
-from astrachaos.session import connect
-from astrachaos.settings import Profile, load_profile
-from astrachaos.throttle import RequestThrottlingError
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +120,7 @@ def test_an_auth_failure_names_the_hosts_and_hides_the_password() -> None:
     from cassandra import AuthenticationFailed
     from cassandra.cluster import NoHostAvailable
 
-    from astrachaos.session import _problem
+    from astrachaos.driver.session import _problem
 
     secret = "pw-must-not-leak"
     profile = Profile.model_validate(

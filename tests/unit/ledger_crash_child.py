@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from astrachaos.events import AppLogged, DriverOutcome, EventBus, Record, RecordsPlanned, WriteCompleted
-from astrachaos.ledger import Ledger
+from astrachaos.ledger.writer import Ledger
 
 
 def main(path: Path, per_flush: int) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from astrachaos import catalog
+from astrachaos.config import catalog
 from astrachaos.errors import InvalidScenario
 
 
@@ -87,7 +87,7 @@ def test_the_repository_scenarios_are_found_from_a_checkout(
 ) -> None:
     monkeypatch.delenv(catalog.ENV_VAR, raising=False)
     monkeypatch.chdir(tmp_path)
-    repository = Path(catalog.__file__).resolve().parent.parent / "scenarios"
+    repository = Path(catalog.__file__).resolve().parents[2] / "scenarios"
     assert repository in catalog.search_path()
 
 

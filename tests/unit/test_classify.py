@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from astrachaos.classify import NOT_AS_WRITTEN, RecordClass, Seen, classify, is_silent
 from astrachaos.events import DriverOutcome
+from astrachaos.verify.classify import NOT_AS_WRITTEN, RecordClass, Seen, classify, is_silent
 
 A, F, T, D = (
     DriverOutcome.ACKED,

@@ -12,7 +12,7 @@ import pytest
 
 from astrachaos.errors import EnvironmentProblem, ExitCode
 from astrachaos.events import AppLogged, DriverOutcome, EventBus, Record, RecordsPlanned, WriteCompleted
-from astrachaos.ledger import FaultWindow, Ledger, LedgerCounts, LedgerRecord
+from astrachaos.ledger.writer import FaultWindow, Ledger, LedgerCounts, LedgerRecord
 
 ACKED, FAILED = DriverOutcome.ACKED, DriverOutcome.FAILED
 

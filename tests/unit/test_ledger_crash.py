@@ -14,7 +14,7 @@ import pytest
 
 from astrachaos.errors import EnvironmentProblem
 from astrachaos.events import DriverOutcome
-from astrachaos.ledger import Ledger
+from astrachaos.ledger.writer import Ledger
 
 CHILD = Path(__file__).with_name("ledger_crash_child.py")
 

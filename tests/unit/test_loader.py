@@ -13,9 +13,9 @@ import yaml
 from pydantic import BaseModel, Field
 from typer.testing import CliRunner
 
+from astrachaos.config.loader import dump_scenario, load_scenario
 from astrachaos.errors import InvalidScenario
 from astrachaos.injectors import registry
-from astrachaos.loader import dump_scenario, load_scenario
 from astrachaos.scenario import KeyStrategy, PatternName, Scenario, StatementKind
 
 DATA = Path(__file__).parent.parent / "data" / "scenarios"

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from astrachaos.config.loader import dump_scenario, load_scenario
 from astrachaos.errors import InvalidScenario
-from astrachaos.loader import dump_scenario, load_scenario
 from astrachaos.scenario import Scenario
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

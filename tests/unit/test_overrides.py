@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import BaseModel
 
+from astrachaos.config.loader import load_scenario
+from astrachaos.config.overrides import apply_override, parse_override
 from astrachaos.errors import InvalidScenario
 from astrachaos.injectors import registry
-from astrachaos.loader import load_scenario
-from astrachaos.overrides import apply_override, parse_override
 from astrachaos.scenario import PatternName
 
 DATA = Path(__file__).parent.parent / "data" / "scenarios"

@@ -12,19 +12,19 @@ import pytest
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
-from astrachaos.classify import RecordClass
 from astrachaos.errors import EnvironmentProblem, ExitCode
 from astrachaos.events import AppLogged, DriverOutcome, EventBus, Record, RecordsPlanned, WriteCompleted
-from astrachaos.ledger import Ledger
+from astrachaos.ledger.writer import Ledger
 from astrachaos.reports.files import ReportFormat, render, write_reports
 from astrachaos.reports.hdr import render_hlog
 from astrachaos.reports.html import render_html
 from astrachaos.reports.junit import render_junit
 from astrachaos.reports.markdown import render_markdown
 from astrachaos.reports.timeline import build_timeline
-from astrachaos.result import ExpectationOutcome, RunResult, Throughput, decide_exit_code
-from astrachaos.stats import Latency
-from astrachaos.verify import NotOk, Verification
+from astrachaos.run.result import ExpectationOutcome, RunResult, Throughput, decide_exit_code
+from astrachaos.verify.classify import RecordClass
+from astrachaos.verify.partitions import NotOk, Verification
+from astrachaos.workload.stats import Latency
 
 ORIGIN_NS = 1_000_000_000_000  # the write phase starts here (monotonic ns, as the ledger's times)
 S = 1_000_000_000

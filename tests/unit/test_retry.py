@@ -16,9 +16,9 @@ from cassandra import (
 from cassandra.cluster import NoHostAvailable
 from cassandra.protocol import OverloadedErrorMessage, SyntaxException
 
-from astrachaos.retry import build_retrying, is_retryable
-from astrachaos.settings import RetryOptions
-from astrachaos.throttle import RequestThrottlingError
+from astrachaos.config.settings import RetryOptions
+from astrachaos.driver.retry import build_retrying, is_retryable
+from astrachaos.driver.throttle import RequestThrottlingError
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from astrachaos import cli
+from astrachaos.config.settings import DriverOptions, Profile, load_profile
 from astrachaos.errors import InvalidScenario
-from astrachaos.settings import DriverOptions, Profile, load_profile
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TOKEN = "AstraCS:very-secret-token-value"
@@ -57,7 +57,7 @@ def test_driver_defaults_are_the_seeds() -> None:
 def test_every_setting_has_a_description() -> None:
     from pydantic import BaseModel
 
-    from astrachaos.settings import RetryOptions, SpeculativeExecutionOptions, SslOptions
+    from astrachaos.config.settings import RetryOptions, SpeculativeExecutionOptions, SslOptions
 
     models: list[type[BaseModel]] = [
         Profile,

@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from astrachaos.errors import AstrachaosError
-from astrachaos.settings import DriverOptions
-from astrachaos.throttle import (
+from astrachaos.config.settings import DriverOptions
+from astrachaos.driver.throttle import (
     ConcurrencyLimitingThrottler,
     PassThroughThrottler,
     RateLimitingThrottler,
@@ -22,6 +21,7 @@ from astrachaos.throttle import (
     ThrottleEventKind,
     build_throttler,
 )
+from astrachaos.errors import AstrachaosError
 
 
 class FakeResponse:

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from astrachaos.classify import RecordClass, Seen, classify, is_silent
 from astrachaos.events import AppLogged, DriverOutcome, EventBus, Record, RecordsPlanned, WriteCompleted
-from astrachaos.ledger import Ledger, LedgerRecord
-from astrachaos.ledger_read import LedgerReader, second_of
+from astrachaos.ledger.reader import LedgerReader, second_of
+from astrachaos.ledger.writer import Ledger, LedgerRecord
 from astrachaos.scenario import Verify
-from astrachaos.verify import Stored, StoredRow, verify
-from astrachaos.workload import applied_digest, digest_of
+from astrachaos.verify.classify import RecordClass, Seen, classify, is_silent
+from astrachaos.verify.partitions import Stored, StoredRow, verify
+from astrachaos.workload.plan import applied_digest, digest_of
 
 FIRST, STRONG = "ONE", "ALL"
 START_NS = 1_000_000_000_000

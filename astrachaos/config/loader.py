@@ -16,9 +16,9 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from astrachaos.config.overrides import FieldPath, apply_override, parse_override
 from astrachaos.errors import InvalidScenario
 from astrachaos.injectors.registry import lookup
-from astrachaos.overrides import FieldPath, apply_override, parse_override
 from astrachaos.scenario import Scenario
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from astrachaos.config.settings import DriverOptions, Profile, SslOptions
+from astrachaos.driver.throttle import ThrottledSession, build_throttler
 from astrachaos.errors import EnvironmentProblem
-from astrachaos.settings import DriverOptions, Profile, SslOptions
-from astrachaos.throttle import ThrottledSession, build_throttler
 
 
 @dataclass
@@ -129,7 +129,7 @@ def execution_profile(profile: Profile) -> Any:
     serial = driver.serial_consistency
     return ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(profile.local_dc or "")),
-        # exponential: the driver fails fast and the application retries (astrachaos.retry).
+        # exponential: the driver fails fast and the application retries (astrachaos.driver.retry).
         retry_policy=RetryPolicy()
         if driver.retry.policy == "driver-default"
         else FallthroughRetryPolicy(),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from astrachaos.events import AppLogged, EventBus
-from astrachaos.workload import PlannedRecord
+from astrachaos.workload.plan import PlannedRecord
 
 
 class ApplicationLog:

@@ -14,7 +14,7 @@ from astrachaos.errors import InvalidScenario
 # the checkout's top-level `scenarios/` is searched only when running from that checkout.
 ENV_VAR = "ASTRACHAOS_SCENARIOS_DIR"
 SUFFIX = ".yaml"
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent  # the astrachaos package
 
 
 def search_path(

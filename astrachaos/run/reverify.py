@@ -6,16 +6,16 @@ from pathlib import Path
 
 import yaml
 
-from astrachaos import rundir
+from astrachaos.driver.table import run_table
 from astrachaos.errors import InvalidScenario
 from astrachaos.events import DriverOutcome
-from astrachaos.ledger import Ledger, LedgerRecord
-from astrachaos.result import RunResult, Throughput, check_expectations, decide_exit_code
-from astrachaos.runner import resolve_profile
+from astrachaos.ledger.writer import Ledger, LedgerRecord
+from astrachaos.run import rundir
+from astrachaos.run.result import RunResult, Throughput, check_expectations, decide_exit_code
+from astrachaos.run.runner import resolve_profile
 from astrachaos.scenario import Scenario
-from astrachaos.stats import Latency, latency_of, new_histogram, record_latency
-from astrachaos.table import run_table
-from astrachaos.verify import PartitionReader, verify
+from astrachaos.verify.partitions import PartitionReader, verify
+from astrachaos.workload.stats import Latency, latency_of, new_histogram, record_latency
 
 
 class _Timing:
@@ -43,7 +43,7 @@ class _Timing:
 
 def reverify(path: Path) -> RunResult:
     """Read the run's scenario and ledger, verify against the table, rewrite `result.json`."""
-    from astrachaos.session import connect
+    from astrachaos.driver.session import connect
 
     run = rundir.RunDir(path)
     if not run.ledger.is_file() or not run.scenario.is_file():

@@ -14,12 +14,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from astrachaos.delays import DelayLine
+from astrachaos.driver.table import RunTable
 from astrachaos.events import DriverOutcome, EventBus, WriteCompleted
 from astrachaos.injectors.interface import ClientHooks
 from astrachaos.scenario import StatementKind
-from astrachaos.table import RunTable
-from astrachaos.workload import PlannedRecord
+from astrachaos.workload.delays import DelayLine
+from astrachaos.workload.plan import PlannedRecord
 
 _INDETERMINATE = {"OperationTimedOut", "WriteTimeout", "WriteFailure", "ConnectionShutdown"}
 _NEVER_SENT = {"RequestThrottlingError", "NoConnectionsAvailable", "ConnectionBusy"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
-from astrachaos.settings import load_profile
+from astrachaos.config.settings import load_profile
 
 
 def _answers(host: str, port: int) -> bool:

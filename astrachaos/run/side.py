@@ -7,16 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from astrachaos.channel import WriteChannel
+from astrachaos.config.settings import Profile
+from astrachaos.driver.resettable import ResettableSession
+from astrachaos.driver.table import RunTable, ensure_table
 from astrachaos.events import EventBus
 from astrachaos.injectors.active import ActiveInjectors
-from astrachaos.ledger import Ledger
-from astrachaos.resettable import ResettableSession
+from astrachaos.ledger.writer import Ledger
 from astrachaos.scenario import Scenario
-from astrachaos.settings import Profile
-from astrachaos.stats import WriteStats
-from astrachaos.table import RunTable, ensure_table
-from astrachaos.verify import PartitionReader, Verification, verify
+from astrachaos.verify.partitions import PartitionReader, Verification, verify
+from astrachaos.workload.channel import WriteChannel
+from astrachaos.workload.stats import WriteStats
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class Side:
 
     def connect(self, replication_factor: int) -> None:
         """Prepare the injectors (a proxy may change how to connect), connect, make the table."""
-        from astrachaos.session import connect
+        from astrachaos.driver.session import connect
 
         overrides = self.injectors.prepare()
         extra: dict[str, Any] = {}

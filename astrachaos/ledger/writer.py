@@ -24,7 +24,7 @@ from typing import Any
 
 from astrachaos.errors import EnvironmentProblem
 from astrachaos.events import AppLogged, DriverOutcome, EventBus, RecordsPlanned, WriteCompleted
-from astrachaos.ledger_read import READ_INDEXES, LedgerCounts, LedgerReader, LedgerRecord
+from astrachaos.ledger.reader import READ_INDEXES, LedgerCounts, LedgerReader, LedgerRecord
 
 __all__ = ["FaultWindow", "Ledger", "LedgerCounts", "LedgerRecord"]
 

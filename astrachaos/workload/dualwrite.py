@@ -7,10 +7,10 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 
-from astrachaos.channel import WriteChannel
 from astrachaos.events import AppLogged, EventBus, RecordsPlanned
 from astrachaos.scenario import DualWrite
-from astrachaos.workload import PlannedRecord
+from astrachaos.workload.channel import WriteChannel
+from astrachaos.workload.plan import PlannedRecord
 
 
 def mirror(primary: EventBus, secondary: EventBus) -> None:

@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from astrachaos.channel import Channel, Corruption
 from astrachaos.events import EventBus, RecordsPlanned
 from astrachaos.patterns.interface import AppPattern
 from astrachaos.scenario import Scenario
-from astrachaos.workload import PlannedRecord, RecordPlan
+from astrachaos.workload.channel import Channel, Corruption
+from astrachaos.workload.plan import PlannedRecord, RecordPlan
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from astrachaos.classify import RecordClass
 from astrachaos.errors import ExitCode
 from astrachaos.scenario import Expect
-from astrachaos.stats import Latency
-from astrachaos.verify import Verification
+from astrachaos.verify.classify import RecordClass
+from astrachaos.verify.partitions import Verification
+from astrachaos.workload.stats import Latency
 
 SCHEMA_VERSION = 1
 

@@ -18,13 +18,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from astrachaos.classify import RecordClass, Seen, classify, is_silent
+from astrachaos.driver.table import RunTable
 from astrachaos.events import DriverOutcome
-from astrachaos.ledger import Ledger
-from astrachaos.ledger_read import AckedTotals, LedgerReader, LedgerRecord, second_of
+from astrachaos.ledger.reader import AckedTotals, LedgerReader, LedgerRecord, second_of
+from astrachaos.ledger.writer import Ledger
 from astrachaos.scenario import Verify
-from astrachaos.table import RunTable
-from astrachaos.workload import applied_digest, digest_of
+from astrachaos.verify.classify import RecordClass, Seen, classify, is_silent
+from astrachaos.workload.plan import applied_digest, digest_of
 
 log = logging.getLogger(__name__)
 _READ_ATTEMPTS = 3

@@ -17,32 +17,32 @@ from typing import Any
 
 import tenacity
 
-from astrachaos import rundir
-from astrachaos.applog import ApplicationLog
-from astrachaos.channel import Channel
-from astrachaos.dualwrite import DualChannel, mirror
+from astrachaos.config.settings import Profile, load_profile
+from astrachaos.driver.resettable import ResettableSession
+from astrachaos.driver.retry import is_retryable
+from astrachaos.driver.table import RunTable, run_table
 from astrachaos.errors import AstrachaosError, ExitCode, InvalidScenario, RollbackFailed
 from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.patterns.interface import PatternContext, SharedAppState
 from astrachaos.patterns.registry import build
-from astrachaos.progress import RunProgress
-from astrachaos.resettable import ResettableSession
-from astrachaos.result import (
+from astrachaos.run import rundir
+from astrachaos.run.progress import RunProgress
+from astrachaos.run.result import (
     RunResult,
     SecondaryResult,
     Throughput,
     check_expectations,
     decide_exit_code,
 )
-from astrachaos.retry import is_retryable
+from astrachaos.run.side import Side
 from astrachaos.scenario import Scenario
-from astrachaos.settings import Profile, load_profile
-from astrachaos.side import Side
-from astrachaos.stats import WriteStats
-from astrachaos.table import RunTable, run_table
-from astrachaos.verify import Verification
-from astrachaos.workload import RecordPlan
-from astrachaos.writers import Writers
+from astrachaos.verify.partitions import Verification
+from astrachaos.workload.applog import ApplicationLog
+from astrachaos.workload.channel import Channel
+from astrachaos.workload.dualwrite import DualChannel, mirror
+from astrachaos.workload.plan import RecordPlan
+from astrachaos.workload.stats import WriteStats
+from astrachaos.workload.writers import Writers
 
 log = logging.getLogger(__name__)
 Phase = Callable[[str], None]

@@ -10,9 +10,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from astrachaos.catalog import resolve
+from astrachaos.config.catalog import resolve
+from astrachaos.config.loader import load_scenario
 from astrachaos.errors import AstrachaosError, ExitCode, InvalidScenario
-from astrachaos.loader import load_scenario
 
 
 class SuiteEntry(BaseModel):
@@ -75,7 +75,7 @@ def run_suite(
     on_entry: Callable[[SuiteEntry], None] = lambda entry: None,
 ) -> list[EntryOutcome]:
     """Run every entry (all validated first); an entry that errors is recorded, not raised."""
-    from astrachaos.runner import Runner
+    from astrachaos.run.runner import Runner
 
     suite = load_suite(path)
     scenarios = [load_scenario(_scenario_path(path, e.scenario), _overrides(e.set)) for e in suite.runs]

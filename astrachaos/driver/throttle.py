@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from astrachaos.settings import DriverOptions
+    from astrachaos.config.settings import DriverOptions
 
 log = logging.getLogger(__name__)
 

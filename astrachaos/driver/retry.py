@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 import tenacity
 
-from astrachaos.throttle import RequestThrottlingError
+from astrachaos.driver.throttle import RequestThrottlingError
 
 if TYPE_CHECKING:
-    from astrachaos.settings import RetryOptions
+    from astrachaos.config.settings import RetryOptions
 
 
 @cache

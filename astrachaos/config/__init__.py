@@ -1,0 +1,1 @@
+"""Scenarios and profiles from YAML: loading, overrides, the shipped catalog, connection settings."""

@@ -1,0 +1,1 @@
+"""The driver side of a run: session factory, request throttler, resettable session, retry, run table."""

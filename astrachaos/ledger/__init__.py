@@ -1,0 +1,1 @@
+"""The durable, append-only record of every intended write: schema, writer, reader."""

@@ -1,0 +1,1 @@
+"""One run end to end: runner, sides, run directory, result, re-verify, suite, progress."""

@@ -1,0 +1,1 @@
+"""Reading a run's keys back and classifying every record."""
