@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from astrachaos.config.settings import DriverOptions, Profile, SslOptions
+from astrachaos.driver.hosts import HostWatch
 from astrachaos.driver.throttle import ThrottledSession, build_throttler
 from astrachaos.errors import EnvironmentProblem
 
@@ -22,6 +23,7 @@ class Connection:
     cluster: Any
     session: Any
     throttled: ThrottledSession
+    hosts: HostWatch = field(default_factory=HostWatch)
     _closed: bool = field(default=False, repr=False)
 
     def close(self) -> None:
@@ -57,19 +59,25 @@ def connect(profile: Profile, *, keyspace: str | None = None, **cluster_options:
         cluster = Cluster(**options)  # with a bundle, this reads it and asks Astra for metadata
     except Exception as error:
         raise _problem(profile, error) from None
+    hosts = HostWatch()
+    cluster.register_listener(hosts)
     try:
         session = cluster.connect(keyspace)
     except Exception as error:
         cluster.shutdown()
         raise _problem(profile, error) from None
     driver = profile.driver
+    # One connection per host (protocol v3+): in flight per connection stays where the driver's
+    # orphaned-stream replacement (at 3/4 of 32,768 stream ids) can still happen, and the driver
+    # never blocks a sender for want of a stream id.
+    hosts_known = max(1, len(cluster.metadata.all_hosts()))
     throttled = ThrottledSession(
         session,
-        build_throttler(driver),
+        build_throttler(driver, max_in_flight=driver.max_requests_per_connection * hosts_known),
         default_timeout_s=driver.request_timeout_ms / 1000,
         default_idempotence=driver.default_idempotence,
     )
-    return Connection(profile, cluster, session, throttled)
+    return Connection(profile, cluster, session, throttled, hosts)
 
 
 def cluster_kwargs(profile: Profile) -> dict[str, Any]:

@@ -2,22 +2,29 @@
 
 The Python driver has no throttler. The Java driver's ConcurrencyLimitingRequestThrottler and
 RateLimitingRequestThrottler admit a request when a slot (or a permit) is free, otherwise park
-it in a bounded FIFO queue, and fail it at once with RequestThrottlingException when the queue
+it in a bounded FIFO queue, and fail it at once with RequestThrottlingError when the queue
 is full. These classes do the same; `ThrottledSession` puts one in front of a driver session.
+
+Nothing of ours runs on the driver's I/O thread: its callbacks only hand the answer to the
+session's completion thread, which frees the slot, starts the next queued request, expires
+queued requests past their deadline in bulk, and runs the caller's completion. The driver's
+docs require it: while a callback runs, no socket is read, no heartbeat sent, no host
+reconnected.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import queue
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -26,6 +33,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Start = Callable[[], None]
+Reject = Callable[[BaseException], None]
+Done = Callable[[Any, "BaseException | None"], None]  # (driver response or None, error or None)
+EXPIRY_INTERVAL_S = 0.1  # how often queued requests past their deadline are failed, in bulk
+UNBOUNDED = 1 << 62
 
 
 class RequestThrottlingError(Exception):
@@ -43,6 +54,8 @@ class ThrottlerStats:
     throttled: int
     max_in_flight_seen: int
     max_queued_seen: int
+    expired_in_queue: int = 0  # failed with a timeout before they were ever sent
+    duplicate_answers: int = 0  # driver callbacks for a request already answered (ignored)
 
 
 class ThrottleEventKind(StrEnum):
@@ -64,39 +77,86 @@ class ThrottleEvent:
 ThrottleListener = Callable[[ThrottleEvent], None]
 
 
-Reject = Callable[[RequestThrottlingError], None]
-
-
-@dataclass
+@dataclass(slots=True)
 class _Waiting:
     start: Start
     reject: Reject
+    deadline: float | None
 
 
 class RequestThrottler(ABC):
     """Admits, queues or refuses requests; `release` is called once per admitted request.
 
-    Shared here: the counters, the bounded queue, listeners, and running starts outside the
-    lock without recursion.
+    `max_in_flight` bounds requests in flight whatever the throttler (the driver's connections
+    have a finite number of stream ids): beyond it requests wait in the queue. Nothing here
+    starts a request by itself except `submit` (on the caller's thread) and the rate throttler's
+    drain thread: `release` returns the next request to start, and its caller starts it.
     """
 
-    def __init__(self, max_queue_size: int) -> None:
+    def __init__(self, max_queue_size: int, max_in_flight: int = UNBOUNDED) -> None:
         self.listeners: list[ThrottleListener] = []
         self._max_queue = max_queue_size
+        self._cap = max_in_flight
         self._lock = threading.Lock()
         self._queue: deque[_Waiting] = deque()
-        self._local = threading.local()
         self._closed = False
-        self._admitted = self._in_flight = self._throttled = 0
+        self._admitted = self._in_flight = self._throttled = self._expired = 0
         self._max_in_flight = self._max_queued = 0
 
     @abstractmethod
-    def submit(self, start: Start, reject: Reject) -> None:
-        """Call `start` now or later (FIFO), or `reject` now if the queue is full or closed."""
+    def _admissible_locked(self) -> bool:
+        """Whether one more request may start now (takes a permit if it may)."""
 
     @abstractmethod
-    def release(self) -> None:
-        """An admitted request finished (success, error or timeout)."""
+    def _full_message(self) -> str:
+        """Why a request was refused."""
+
+    def submit(self, start: Start, reject: Reject, deadline: float | None = None) -> None:
+        """Call `start` now (on this thread) or later (FIFO), or `reject` now if full or closed."""
+        queued = now = False
+        with self._lock:
+            if self._closed:
+                self._throttled += 1
+            elif not self._queue and self._admissible_locked():
+                self._admit_locked()
+                now = True
+            elif len(self._queue) < self._max_queue:
+                self._queue.append(_Waiting(start, reject, deadline))
+                self._max_queued = max(self._max_queued, len(self._queue))
+                queued = True
+                self._queued_locked()
+            else:
+                self._throttled += 1
+        if now:
+            start()
+        elif queued:
+            self._emit(ThrottleEventKind.QUEUED)
+        else:
+            reject(RequestThrottlingError(self._full_message()))
+            self._emit(ThrottleEventKind.THROTTLED)
+
+    def release(self) -> Start | None:
+        """An admitted request finished: the start of the request that takes its slot, if any."""
+        with self._lock:
+            self._in_flight -= 1
+            if self._queue and self._admissible_locked():
+                self._admit_locked()
+                return self._queue.popleft().start
+        return None
+
+    def expire(self, now: float) -> list[Reject]:
+        """Take the queued requests whose deadline has passed, oldest first, in one step.
+
+        Requests share the profile's timeout, so the expired ones are at the head of the queue;
+        one with a shorter timeout further back is caught when it starts.
+        """
+        expired: list[Reject] = []
+        with self._lock:
+            waiting = self._queue
+            while waiting and waiting[0].deadline is not None and waiting[0].deadline <= now:
+                expired.append(waiting.popleft().reject)
+            self._expired += len(expired)
+        return expired
 
     def stats(self) -> ThrottlerStats:
         """The counters now."""
@@ -108,7 +168,14 @@ class RequestThrottler(ABC):
                 throttled=self._throttled,
                 max_in_flight_seen=self._max_in_flight,
                 max_queued_seen=self._max_queued,
+                expired_in_queue=self._expired,
             )
+
+    @property
+    def idle(self) -> bool:
+        """Closed, with nothing queued or in flight."""
+        with self._lock:
+            return self._closed and not self._queue and not self._in_flight
 
     def close(self) -> None:
         """Refuse what is queued and everything submitted from now on."""
@@ -118,38 +185,16 @@ class RequestThrottler(ABC):
             self._queue.clear()
             self._throttled += len(refused)
         for waiting in refused:
-            waiting.reject(
-                RequestThrottlingError("the session closed while the request was queued")
-            )
+            waiting.reject(RequestThrottlingError("the session closed while the request was queued"))
+
+    def _queued_locked(self) -> None:  # noqa: B027 (a hook; most throttlers need nothing)
+        """A request was just queued (the rate throttler starts its drain thread)."""
 
     def _admit_locked(self) -> None:
         self._admitted += 1
         self._in_flight += 1
-        self._max_in_flight = max(self._max_in_flight, self._in_flight)
-
-    def _enqueue_locked(self, waiting: _Waiting) -> bool:
-        if self._closed or len(self._queue) >= self._max_queue:
-            self._throttled += 1
-            return False
-        self._queue.append(waiting)
-        self._max_queued = max(self._max_queued, len(self._queue))
-        return True
-
-    def _admit_queue_or_refuse(self, now: bool, queued: bool, start: Start, reject: Reject) -> None:
-        """Act, outside the lock, on what `submit` decided under it."""
-        if now:
-            self._run(start)
-        elif queued:
-            self._emit(ThrottleEventKind.QUEUED)
-        else:
-            self._refuse(reject, self._full_message())
-
-    def _full_message(self) -> str:
-        raise NotImplementedError
-
-    def _refuse(self, reject: Reject, why: str) -> None:
-        reject(RequestThrottlingError(why))
-        self._emit(ThrottleEventKind.THROTTLED)
+        if self._in_flight > self._max_in_flight:
+            self._max_in_flight = self._in_flight
 
     def _emit(self, kind: ThrottleEventKind) -> None:
         if not self.listeners:
@@ -162,53 +207,19 @@ class RequestThrottler(ABC):
             except Exception:
                 log.exception("a throttle listener failed; the request is unaffected")
 
-    def _run(self, start: Start) -> None:
-        # A start may finish at once and release, which starts the next: run those in a loop
-        # on this thread instead of recursing (a queue of 25,000 would overflow the stack).
-        pending: deque[Start] | None = getattr(self._local, "pending", None)
-        if pending is not None:
-            pending.append(start)
-            return
-        pending = self._local.pending = deque([start])
-        try:
-            while pending:
-                action = pending.popleft()
-                try:
-                    action()
-                except Exception:
-                    log.exception("starting a throttled request failed")
-        finally:
-            self._local.pending = None
-
 
 class ConcurrencyLimitingThrottler(RequestThrottler):
     """At most `max_concurrent_requests` in flight; then a FIFO queue of `max_queue_size`."""
 
-    def __init__(self, max_concurrent_requests: int, max_queue_size: int) -> None:
-        super().__init__(max_queue_size)
+    def __init__(
+        self, max_concurrent_requests: int, max_queue_size: int, max_in_flight: int = UNBOUNDED
+    ) -> None:
+        super().__init__(max_queue_size, max_in_flight)
         self._max_concurrent = max_concurrent_requests
+        self._limit = min(max_concurrent_requests, max_in_flight)
 
-    def submit(self, start: Start, reject: Reject) -> None:
-        """Start now if a slot is free, else queue, else refuse."""
-        queued = False
-        with self._lock:
-            now = not self._closed and not self._queue and self._in_flight < self._max_concurrent
-            if now:
-                self._admit_locked()
-            else:
-                queued = self._enqueue_locked(_Waiting(start, reject))
-        self._admit_queue_or_refuse(now, queued, start, reject)
-
-    def release(self) -> None:
-        """Hand the freed slot to the oldest queued request, if any."""
-        with self._lock:
-            waiting = self._queue.popleft() if self._queue else None
-            if waiting is None:
-                self._in_flight -= 1
-            else:
-                self._admitted += 1  # the slot passes on; in_flight is unchanged
-        if waiting is not None:
-            self._run(waiting.start)
+    def _admissible_locked(self) -> bool:
+        return self._in_flight < self._limit
 
     def _full_message(self) -> str:
         if self._closed:
@@ -228,8 +239,9 @@ class RateLimitingThrottler(RequestThrottler):
         max_queue_size: int,
         drain_interval_s: float = 0.01,
         clock: Callable[[], float] = time.monotonic,
+        max_in_flight: int = UNBOUNDED,
     ) -> None:
-        super().__init__(max_queue_size)
+        super().__init__(max_queue_size, max_in_flight)
         self._rate = max_requests_per_second
         self._drain_interval = drain_interval_s
         self._clock = clock
@@ -237,29 +249,9 @@ class RateLimitingThrottler(RequestThrottler):
         self._last = clock()
         self._draining = False
 
-    def submit(self, start: Start, reject: Reject) -> None:
-        """Start now if a permit is free, else queue, else refuse."""
-        drain = queued = False
-        with self._lock:
-            now = not self._closed and not self._queue and self._acquire_locked()
-            if now:
-                self._admit_locked()
-            else:
-                queued = self._enqueue_locked(_Waiting(start, reject))
-                drain = queued and not self._draining
-                self._draining = self._draining or drain
-        if drain:
-            threading.Thread(
-                target=self._drain, name="astrachaos-throttle-drain", daemon=True
-            ).start()
-        self._admit_queue_or_refuse(now, queued, start, reject)
-
-    def release(self) -> None:
-        """A request finished; the rate does not depend on it."""
-        with self._lock:
-            self._in_flight -= 1
-
-    def _acquire_locked(self) -> bool:
+    def _admissible_locked(self) -> bool:
+        if self._in_flight >= self._cap:
+            return False
         now = self._clock()
         self._permits = min(self._permits + (now - self._last) * self._rate, float(self._rate))
         self._last = now
@@ -268,17 +260,22 @@ class RateLimitingThrottler(RequestThrottler):
             return True
         return False
 
+    def _queued_locked(self) -> None:
+        if not self._draining:
+            self._draining = True
+            threading.Thread(target=self._drain, name="astrachaos-throttle-drain", daemon=True).start()
+
     def _drain(self) -> None:
         while True:
             time.sleep(self._drain_interval)
             starts: list[Start] = []
             with self._lock:
-                while self._queue and self._acquire_locked():
+                while self._queue and self._admissible_locked():
                     starts.append(self._queue.popleft().start)
                     self._admit_locked()
                 self._draining = bool(self._queue)
             for start in starts:
-                self._run(start)
+                start()
             if not self._draining:
                 return
 
@@ -292,46 +289,64 @@ class RateLimitingThrottler(RequestThrottler):
 
 
 class PassThroughThrottler(RequestThrottler):
-    """No throttling (`throttler: none`); only counts."""
+    """No throttling (`throttler: none`): only counts, and keeps `max_in_flight` (unbounded queue)."""
 
-    def __init__(self) -> None:
-        super().__init__(0)
+    def __init__(self, max_in_flight: int = UNBOUNDED) -> None:
+        super().__init__(UNBOUNDED, max_in_flight)
 
-    def submit(self, start: Start, reject: Reject) -> None:
-        """Start at once (refuse only after close)."""
-        with self._lock:
-            closed = self._closed
-            if closed:
-                self._throttled += 1
-            else:
-                self._admit_locked()
-        if closed:
-            self._refuse(reject, "the session is closed")
-        else:
-            self._run(start)
+    def _admissible_locked(self) -> bool:
+        return self._in_flight < self._cap
 
-    def release(self) -> None:
-        """A request finished."""
-        with self._lock:
-            self._in_flight -= 1
+    def _full_message(self) -> str:
+        return "the session is closed"
 
 
-def build_throttler(options: DriverOptions) -> RequestThrottler:
-    """The throttler the driver options ask for."""
+def build_throttler(options: DriverOptions, max_in_flight: int = UNBOUNDED) -> RequestThrottler:
+    """The throttler the driver options ask for, never above `max_in_flight` in flight."""
     match options.throttler:
         case "concurrency":
             return ConcurrencyLimitingThrottler(
-                options.max_concurrent_requests, options.max_queue_size
+                options.max_concurrent_requests, options.max_queue_size, max_in_flight
             )
         case "rate":
             assert options.max_requests_per_second is not None  # the model enforces it
-            return RateLimitingThrottler(options.max_requests_per_second, options.max_queue_size)
+            return RateLimitingThrottler(
+                options.max_requests_per_second, options.max_queue_size, max_in_flight=max_in_flight
+            )
         case "none":
-            return PassThroughThrottler()
+            return PassThroughThrottler(max_in_flight)
+
+
+class _Request:
+    """One statement on its way through the throttler and the driver; answered exactly once."""
+
+    __slots__ = (
+        "admitted",
+        "answered",
+        "deadline",
+        "future",
+        "on_done",
+        "parameters",
+        "response",
+        "statement",
+    )
+
+    def __init__(self, statement: Any, parameters: Any, deadline: float | None, on_done: Done) -> None:
+        self.statement = statement
+        self.parameters = parameters
+        self.deadline = deadline
+        self.on_done = on_done
+        self.response: Any = None
+        self.admitted = False
+        self.answered = False
+        self.future: Future[Any] | None = None  # execute_async's: cancelled while queued, skipped
 
 
 class ThrottledSession:
-    """A driver session behind a throttler: `execute_async` returns a concurrent Future."""
+    """A driver session behind a throttler; completions run on the session's own thread.
+
+    `submit` takes a callback (no Future per statement); `execute_async` wraps it in a Future.
+    """
 
     def __init__(
         self,
@@ -340,93 +355,178 @@ class ThrottledSession:
         *,
         default_timeout_s: float | None = None,
         default_idempotence: bool = True,
+        expiry_interval_s: float = EXPIRY_INTERVAL_S,
     ) -> None:
         self.session = session
         self.throttler = throttler
         self._timeout = default_timeout_s
         self._idempotent = default_idempotence
+        self._expiry_interval = expiry_interval_s
+        self._answers: queue.SimpleQueue[tuple[_Request, BaseException | None]] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._worker_lock = threading.Lock()
+        self._duplicates = 0
 
-    def execute_async(
-        self, statement: Any, parameters: Any = None, timeout: float | None = None
-    ) -> Future[Any]:
-        """Submit through the throttler; the future gets the driver's result or its exception.
+    def submit(
+        self, statement: Any, on_done: Done, parameters: Any = None, timeout: float | None = None
+    ) -> None:
+        """Send through the throttler; `on_done(response, error)` runs once, on the completion thread.
 
         The timeout (default: the profile's request timeout) counts from this call, so time
         spent in the throttler queue counts against it, as in the Java driver.
         """
-        future: Future[Any] = Future()
         timeout_s = self._timeout if timeout is None else timeout
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        statement = self._as_statement(statement)
+        if isinstance(statement, str):
+            statement = self._as_statement(statement)
+        self._send(_Request(statement, parameters, deadline, on_done))
+
+    def _send(self, request: _Request) -> None:
         self.throttler.submit(
-            lambda: self._start(future, statement, parameters, deadline),
-            lambda error: _fail(future, error),
+            lambda: self._start(request), lambda e: self._answers.put((request, e)), request.deadline
         )
+        self._ensure_worker()  # after the submit: an answer it queued is never left unread
+
+    def _ensure_worker(self) -> None:
+        with self._worker_lock:
+            if self._worker is None:
+                self._worker = threading.Thread(
+                    target=self._complete, name="astrachaos-completions", daemon=True
+                )
+                self._worker.start()
+
+    def execute_async(
+        self, statement: Any, parameters: Any = None, timeout: float | None = None
+    ) -> Future[Any]:
+        """Submit through the throttler; the future gets the driver's result or its exception."""
+        future: Future[Any] = Future()
+
+        def done(response: Any, error: BaseException | None) -> None:
+            if future.cancelled():
+                return
+            try:
+                if error is None:
+                    future.set_result(response.result())  # done: wraps the rows in a ResultSet
+                else:
+                    future.set_exception(error)
+            except InvalidStateError:
+                pass
+            except Exception as failure:
+                future.set_exception(failure)
+
+        timeout_s = self._timeout if timeout is None else timeout
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        if isinstance(statement, str):
+            statement = self._as_statement(statement)
+        request = _Request(statement, parameters, deadline, done)
+        request.future = future
+        self._send(request)
         return future
 
     def execute(self, statement: Any, parameters: Any = None, timeout: float | None = None) -> Any:
         """Submit through the throttler and wait for the driver's result."""
         return self.execute_async(statement, parameters, timeout).result()
 
+    def sync(self, timeout_s: float | None = None) -> bool:
+        """Wait until every answer handed to the completion thread so far has been completed."""
+        passed = threading.Event()
+        self._send_marker(_Request(None, None, None, lambda _r, _e: passed.set()))
+        return passed.wait(timeout_s)
+
+    def _send_marker(self, marker: _Request) -> None:
+        self._answers.put((marker, None))
+        self._ensure_worker()
+
     def stats(self) -> ThrottlerStats:
-        """The throttler's counters."""
-        return self.throttler.stats()
+        """The throttler's counters, and the driver answers ignored as duplicates."""
+        return replace(self.throttler.stats(), duplicate_answers=self._duplicates)
 
     def close(self) -> None:
         """Refuse queued and future requests (in-flight ones finish in the driver)."""
         self.throttler.close()
 
-    def _as_statement(self, statement: Any) -> Any:
-        if isinstance(statement, str):
-            from cassandra.query import SimpleStatement
+    def _as_statement(self, statement: str) -> Any:
+        from cassandra.query import SimpleStatement
 
-            return SimpleStatement(statement, is_idempotent=self._idempotent)
-        return statement
+        return SimpleStatement(statement, is_idempotent=self._idempotent)
 
-    def _start(
-        self, future: Future[Any], statement: Any, parameters: Any, deadline: float | None
-    ) -> None:
-        if not future.set_running_or_notify_cancel():  # cancelled while queued
-            self.throttler.release()
+    # -- on the caller's thread, the rate throttler's drain thread or the completion thread ----
+
+    def _start(self, request: _Request) -> None:
+        request.admitted = True
+        if request.future is not None and not request.future.set_running_or_notify_cancel():
+            self._answers.put((request, None))  # cancelled while queued: free the slot, send nothing
             return
-        kwargs: dict[str, float] = {}
-        if deadline is not None:
-            kwargs["timeout"] = deadline - time.monotonic()
-            if kwargs["timeout"] <= 0:
-                self.throttler.release()
-                future.set_exception(_timed_out_in_queue())
-                return
         try:
-            response = self.session.execute_async(statement, parameters, **kwargs)
-        except Exception as error:
-            self.throttler.release()
-            future.set_exception(error)
+            if request.deadline is None:
+                response = self.session.execute_async(request.statement, request.parameters)
+            else:
+                left = request.deadline - time.monotonic()
+                if left <= 0:
+                    self._answers.put((request, timed_out_in_queue()))
+                    return
+                response = self.session.execute_async(request.statement, request.parameters, timeout=left)
+        except Exception as error:  # refused before it left (no connection, session shut down)
+            self._answers.put((request, error))
             return
+        request.response = response
         response.add_callbacks(
-            self._succeeded, self._failed, callback_args=(future, response), errback_args=(future,)
+            self._on_rows, self._on_error, callback_args=(request,), errback_args=(request,)
         )
 
-    def _succeeded(self, _rows: Any, future: Future[Any], response: Any) -> None:
-        self.throttler.release()
-        try:
-            result = response.result()  # already done: wraps the rows in a pageable ResultSet
-        except Exception as error:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
+    # -- on the driver's I/O thread: hand over and return -------------------------------------
 
-    def _failed(self, error: BaseException, future: Future[Any]) -> None:
-        self.throttler.release()
-        future.set_exception(error)
+    def _on_rows(self, _rows: Any, request: _Request) -> None:
+        self._answers.put((request, None))
+
+    def _on_error(self, error: BaseException, request: _Request) -> None:
+        self._answers.put((request, error))
+
+    # -- on the completion thread -------------------------------------------------------------
+
+    def _complete(self) -> None:
+        get, throttler, interval = self._answers.get, self.throttler, self._expiry_interval
+        next_expiry = time.monotonic() + interval
+        while True:
+            try:
+                request, error = get(timeout=interval)
+            except queue.Empty:
+                with self._worker_lock:
+                    if throttler.idle and self._answers.empty():
+                        self._worker = None  # closed and drained; a later submit starts another
+                        return
+                request = None
+            now = time.monotonic()
+            if now >= next_expiry:
+                next_expiry = now + interval
+                for reject in throttler.expire(now):
+                    reject(timed_out_in_queue())
+            if request is None:
+                continue
+            if request.answered:  # the driver called back twice for one request
+                self._duplicates += 1
+                continue
+            request.answered = True
+            if request.admitted:
+                following = throttler.release()
+                if following is not None:
+                    following()
+            try:
+                request.on_done(request.response, error)
+            except Exception:
+                log.exception("a request's completion failed")
 
 
-def _fail(future: Future[Any], error: BaseException) -> None:
-    with contextlib.suppress(InvalidStateError):  # cancelled while queued: nobody to tell
-        future.set_exception(error)
-
-
-def _timed_out_in_queue() -> Exception:
+@cache
+def _queue_timeout_class() -> type[Exception]:
     from cassandra import OperationTimedOut
 
-    error: Exception = OperationTimedOut("the request timed out in the throttler queue")
-    return error
+    class TimedOutInQueue(OperationTimedOut):  # type: ignore[misc]
+        """The request's timeout passed while it waited in the throttler queue: never sent."""
+
+    return TimedOutInQueue
+
+
+def timed_out_in_queue() -> Exception:
+    """The driver's OperationTimedOut, for a request whose time ran out in the queue."""
+    return _queue_timeout_class()("the request timed out in the throttler queue")

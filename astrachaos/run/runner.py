@@ -88,6 +88,7 @@ class _WritePhase:
     stats: WriteStats
     seconds: float
     notes: list[str]
+    host_downs: int = 0
 
 
 class Runner:
@@ -222,12 +223,14 @@ class Runner:
         for side in sides:
             side.injectors.check()
         seconds = (time.monotonic_ns() - started_ns) / 1e9
+        host_notes = [note for side in sides for note in side.record_host_downs(started_ns)]
+        notes.extend(host_notes)
         app_log.close()
         notes.extend(phase.writer_errors or [])
         if primary.sessions.resets:
             notes.append(f"session reset {primary.sessions.resets} time(s) with requests in flight")
         assert primary.stats is not None
-        return _WritePhase(started_ns, primary.stats, seconds, notes)
+        return _WritePhase(started_ns, primary.stats, seconds, notes, len(host_notes))
 
     def _patterns(self, channel: Channel, app_log: ApplicationLog) -> list[Any]:
         scenario = self.scenario
@@ -304,6 +307,7 @@ class Runner:
             notes=write.notes,
             injectors=injector_stats,
             secondary=secondary,
+            driver={"host_downs": write.host_downs, **_answer_stats(throttler)},
         )
 
     def _save_faults(self, sides: list[Side]) -> None:
@@ -357,6 +361,10 @@ def _throttler_stats(side: Side) -> dict[str, int]:
             else:
                 totals[name] = totals.get(name, 0) + value
     return totals
+
+
+def _answer_stats(throttler: dict[str, int]) -> dict[str, int]:
+    return {k: throttler.get(k, 0) for k in ("expired_in_queue", "duplicate_answers")}
 
 
 def _finish_all(sides: list[Side]) -> None:

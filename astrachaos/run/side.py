@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from astrachaos.config.settings import Profile
+from astrachaos.driver.hosts import HostDown
 from astrachaos.driver.resettable import ResettableSession
 from astrachaos.driver.table import RunTable, ensure_table
 from astrachaos.events import EventBus
@@ -81,6 +82,23 @@ class Side:
         )
         self.channel.hooks = self.injectors.client_hooks
         return self.channel
+
+    def host_downs(self) -> list[HostDown]:
+        """Every time the driver marked a host of this side down, over every session opened."""
+        assert self.sessions is not None
+        downs = [d for live in self.sessions.all_sessions() for d in live.connection.hosts.downs()]
+        return sorted(downs, key=lambda d: d.down_ns)
+
+    def record_host_downs(self, origin_ns: int) -> list[str]:
+        """Put the driver's host downs in the ledger as fault windows; one note for each."""
+        assert self.ledger is not None
+        notes = []
+        for down in self.host_downs():
+            self.ledger.record_fault_window(
+                f"driver: {down.address} down", "host-down", down.down_ns, down.up_ns
+            )
+            notes.append(f"{self.name}: {down.describe(origin_ns)}")
+        return notes
 
     @property
     def request_timeout_s(self) -> float:

@@ -72,7 +72,7 @@ def test_every_setting_has_a_description() -> None:
 
 
 def test_not_applied_options_say_so() -> None:
-    for name in ("max_local_connections_per_host", "max_requests_per_connection"):
+    for name in ("max_local_connections_per_host",):
         description = DriverOptions.model_fields[name].description or ""
         assert "not applied" in description
 
@@ -145,7 +145,8 @@ def test_every_resolved_setting_is_listed_flat_with_a_source() -> None:
     keys = {s.key: s for s in load_profile("local").settings()}
     assert "driver.request_timeout_ms" in keys
     assert "driver.retry.max_attempts" in keys
-    assert keys["driver.max_requests_per_connection"].applied is False
+    assert keys["driver.max_local_connections_per_host"].applied is False
+    assert keys["driver.max_requests_per_connection"].applied is True
     assert keys["driver.request_timeout_ms"].source == "default"
 
 
