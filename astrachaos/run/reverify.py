@@ -14,7 +14,8 @@ from astrachaos.run import rundir
 from astrachaos.run.result import RunResult, Throughput, check_expectations, decide_exit_code
 from astrachaos.run.runner import resolve_profile
 from astrachaos.scenario import Scenario
-from astrachaos.verify.partitions import PartitionReader, verify
+from astrachaos.verify.connection import verifier
+from astrachaos.verify.partitions import verify
 from astrachaos.workload.stats import Latency, latency_of, new_histogram, record_latency
 
 
@@ -43,8 +44,6 @@ class _Timing:
 
 def reverify(path: Path) -> RunResult:
     """Read the run's scenario and ledger, verify against the table, rewrite `result.json`."""
-    from astrachaos.driver.session import connect
-
     run = rundir.RunDir(path)
     if not run.ledger.is_file() or not run.scenario.is_file():
         raise InvalidScenario(
@@ -57,8 +56,7 @@ def reverify(path: Path) -> RunResult:
         profile = resolve_profile(scenario)
         table = run_table(meta["keyspace"], meta["table"], astra=profile.kind == "astra")
         timing = _Timing()
-        with connect(profile) as connection:
-            reader = PartitionReader(connection.session, table, meta["run_id"], scenario.verify.page_size)
+        with verifier(profile, table, meta["run_id"], scenario.verify.page_size) as reader:
             started = int(meta.get("started_ns", "0") or 0)
             windows = [(w.injector, w.start_ns, w.end_ns) for w in ledger.fault_windows()]
             buckets = range(scenario.schema_.buckets)

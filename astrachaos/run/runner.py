@@ -21,7 +21,13 @@ from astrachaos.config.settings import Profile, load_profile
 from astrachaos.driver.resettable import ResettableSession
 from astrachaos.driver.retry import is_retryable
 from astrachaos.driver.table import RunTable, run_table
-from astrachaos.errors import AstrachaosError, ExitCode, InvalidScenario, RollbackFailed
+from astrachaos.errors import (
+    AstrachaosError,
+    ExitCode,
+    Inconclusive,
+    InvalidScenario,
+    RollbackFailed,
+)
 from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.patterns.interface import PatternContext, SharedAppState
 from astrachaos.patterns.registry import build
@@ -137,7 +143,13 @@ class Runner:
                     f"(`astrachaos verify {self.dir.path}` verifies what was written)"
                 )
             self._on_phase("verifying")
-            verifications = [side.verify(scenario, self.run_id, write.started_ns) for side in sides]
+            try:
+                verifications = [side.verify(scenario, self.run_id, write.started_ns) for side in sides]
+            except Inconclusive as error:
+                raise Inconclusive(
+                    f"{error.message}; the run directory {self.dir.path} is intact",
+                    hint=f"`astrachaos verify {self.dir.path}` verifies it once the database answers",
+                ) from None
             throttler = _throttler_stats(sides[0])
             injector_stats = [asdict(s) for side in sides for s in side.injectors.stats()]
             for side in sides:

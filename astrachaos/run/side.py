@@ -15,7 +15,8 @@ from astrachaos.events import EventBus
 from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.ledger.writer import Ledger
 from astrachaos.scenario import Scenario
-from astrachaos.verify.partitions import PartitionReader, Verification, verify
+from astrachaos.verify.connection import verifier
+from astrachaos.verify.partitions import Verification, verify
 from astrachaos.workload.channel import WriteChannel
 from astrachaos.workload.stats import WriteStats
 
@@ -107,13 +108,12 @@ class Side:
 
     def verify(self, scenario: Scenario, run_id: str, started_ns: int) -> Verification:
         """Read this side's table back and classify every record of its ledger."""
-        assert self.sessions is not None and self.ledger is not None
-        reader = PartitionReader(
-            self.sessions.current().connection.session, self.table, run_id, scenario.verify.page_size
-        )
+        assert self.ledger is not None
         windows = [(w.injector, w.start_ns, w.end_ns) for w in self.ledger.fault_windows()]
         buckets = range(scenario.schema_.buckets)
-        return verify(reader, self.ledger, buckets, scenario.verify, started_ns, windows=windows)
+        # A Cluster of its own, straight to the database: not the write session faults wore out.
+        with verifier(self.profile, self.table, run_id, scenario.verify.page_size) as reader:
+            return verify(reader, self.ledger, buckets, scenario.verify, started_ns, windows=windows)
 
     def close(self) -> None:
         """Close the ledger and the session; release the injectors' proxies. Never raises."""

@@ -1,0 +1,71 @@
+"""The write path under overload, and verification as an independent reader, on the real node."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from astrachaos.config.catalog import resolve
+from astrachaos.config.loader import load_scenario
+from astrachaos.errors import EnvironmentProblem, ExitCode, Inconclusive
+from astrachaos.run.reverify import reverify
+from astrachaos.run.runner import Runner
+from astrachaos.verify import connection as verify_connection
+
+pytestmark = pytest.mark.integration
+OVERLOAD_RECORDS = 150_000  # fire-and-forget past what the node takes: main lost its host here
+
+
+def test_a_fire_and_forget_overload_keeps_its_host_and_ends_in_a_verdict(
+    local_cluster: Any, tmp_path: Path
+) -> None:
+    scenario = load_scenario(
+        resolve("flaky-network"),
+        [f"workload.records={OVERLOAD_RECORDS}", "schema.table=overload_records"],
+        seed=3,
+    )
+    runner = Runner(scenario, tmp_path / "run")
+    result = runner.run().to_json_dict()
+    counts = result["counts"]
+    assert result["exit_code"] == ExitCode.EXPECTATIONS_UNMET  # silent loss, as the scenario shows
+    assert counts["records"] == OVERLOAD_RECORDS
+    classified = sum(counts[c] for c in ("ok", "recovered", "failed", "indeterminate", "dropped", "lost"))
+    assert classified == OVERLOAD_RECORDS and not result["verification"]["unread_buckets"]
+    assert result["driver"]["host_downs"] == 0, result["notes"]
+    # The queue overflowed and its requests timed out in bulk; nothing was left in flight.
+    assert result["throttler"]["in_flight"] == 0 and result["throttler"]["queued"] == 0
+    assert not [t for t in threading.enumerate() if t.name == "astrachaos-completions"]
+
+
+def test_verification_that_cannot_reach_the_database_is_inconclusive_and_verifiable_later(
+    local_cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario = load_scenario(
+        resolve("basic-chaos"), ["workload.records=2000", "schema.table=reverify_records"], seed=5
+    )
+    scenario = scenario.model_copy(update={"injectors": ()})
+
+    def unreachable(profile: Any, **options: Any) -> Any:
+        raise EnvironmentProblem("cannot connect to 127.0.0.1 port 9042: the database went away")
+
+    monkeypatch.setattr(verify_connection, "connect", unreachable)
+    monkeypatch.setattr(verify_connection, "WAIT_S", 1.5)
+    runner = Runner(scenario, tmp_path / "run")
+    with pytest.raises(Inconclusive) as raised:
+        runner.run()
+    assert raised.value.exit_code == ExitCode.INCONCLUSIVE
+    assert "verification cannot reach the database" in raised.value.message
+    assert str(tmp_path / "run") in raised.value.message and "astrachaos verify" in str(raised.value)
+    assert (tmp_path / "run" / "ledger.sqlite").is_file()
+    assert not (tmp_path / "run" / "result.json").exists()
+
+    monkeypatch.undo()  # the database answers again
+    result = reverify(tmp_path / "run")
+    assert result.exit_code == ExitCode.OK
+    assert result.verification.acknowledged == result.verification.records == 2000
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["counts"]["ok"] == 2000
