@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Strict(BaseModel):
@@ -91,6 +91,13 @@ class Workload(_Strict):
     """The load: who writes how many records, how fast, in what shape."""
 
     writers: int = Field(1, ge=1, le=256, description="Concurrent writer threads.")
+    processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Writer processes, each with its own driver Cluster and ledger segment; the "
+        "writers are spread over them (at most one process per writer).",
+    )
     records: int = Field(1000, ge=0, le=100_000_000, description="Records in total, all writers.")
     batch_size: int = Field(
         100, ge=1, le=100_000, description="Records a writer hands to the app at once."
@@ -106,6 +113,15 @@ class Workload(_Strict):
     special_characters: bool = Field(
         False, description="Put quotes, newlines and non-ASCII text into payloads."
     )
+
+    @model_validator(mode="after")
+    def _a_process_per_writer_at_most(self) -> Workload:
+        if self.processes > self.writers:
+            raise ValueError(
+                f"processes ({self.processes}) cannot exceed writers ({self.writers}): "
+                "the writers are spread over the processes"
+            )
+        return self
 
 
 class SessionReset(_Strict):

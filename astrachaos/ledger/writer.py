@@ -378,6 +378,38 @@ class Ledger:
         with self._writing() as conn:
             conn.execute("UPDATE fault_windows SET end_ns = ? WHERE window_id = ?", (end_ns, window_id))
 
+    def absorb(self, segment: Path) -> int:
+        """Merge a writer process's ledger segment into this ledger, then delete the segment.
+
+        One transaction: a crash leaves either the segment or its rows here, never both halves.
+        Returns the planned records it brought.
+        """
+        try:
+            conn = _connect(self.path)
+        except sqlite3.Error as exc:
+            raise EnvironmentProblem(f"cannot write the ledger at {self.path}: {exc}") from exc
+        try:
+            conn.execute("ATTACH DATABASE ? AS segment", (str(segment),))
+            conn.execute("BEGIN IMMEDIATE")
+            (planned,) = conn.execute("SELECT COUNT(*) FROM segment.planned").fetchone()
+            conn.execute("INSERT INTO planned SELECT * FROM segment.planned")
+            conn.execute("INSERT INTO completions SELECT * FROM segment.completions")
+            conn.execute("INSERT INTO app_logs SELECT * FROM segment.app_logs")
+            conn.execute(
+                "INSERT INTO fault_windows (injector, kind, start_ns, end_ns)"
+                " SELECT injector, kind, start_ns, end_ns FROM segment.fault_windows"
+            )
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise EnvironmentProblem(f"cannot merge the ledger segment {segment}: {exc}") from exc
+        finally:
+            conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{segment}{suffix}").unlink(missing_ok=True)
+        return int(planned)
+
     # -- reading -------------------------------------------------------------------------------
 
     def iter_records(self) -> Iterator[LedgerRecord]:

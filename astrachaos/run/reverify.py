@@ -11,6 +11,7 @@ from astrachaos.errors import InvalidScenario
 from astrachaos.events import DriverOutcome
 from astrachaos.ledger.writer import Ledger, LedgerRecord
 from astrachaos.run import rundir
+from astrachaos.run.processes import segments
 from astrachaos.run.result import RunResult, Throughput, check_expectations, decide_exit_code
 from astrachaos.run.runner import resolve_profile
 from astrachaos.scenario import Scenario
@@ -51,6 +52,8 @@ def reverify(path: Path) -> RunResult:
         )
     scenario = Scenario.model_validate(yaml.safe_load(run.scenario.read_text()))
     ledger = Ledger.open(run.ledger)
+    for segment in segments(path):  # writer processes' segments a killed run left unmerged
+        ledger.absorb(segment)
     try:
         meta = ledger.meta()
         profile = resolve_profile(scenario)

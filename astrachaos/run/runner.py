@@ -28,10 +28,19 @@ from astrachaos.errors import (
     InvalidScenario,
     RollbackFailed,
 )
+from astrachaos.events import DriverOutcome
 from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.patterns.interface import PatternContext, SharedAppState
 from astrachaos.patterns.registry import build
 from astrachaos.run import rundir
+from astrachaos.run.processes import (
+    WriterJob,
+    WriterProcesses,
+    is_client_fault,
+    merge_injector_stats,
+    merge_throttler_stats,
+    segments,
+)
 from astrachaos.run.progress import RunProgress
 from astrachaos.run.result import (
     RunResult,
@@ -116,6 +125,8 @@ class Runner:
         self.interrupted = False
         self.progress = progress or RunProgress(scenario.workload.records)
         self._phase_callback = on_phase
+        self._process_throttler: dict[str, int] = {}
+        self._process_injectors: list[dict[str, Any]] = []
         self._on_phase = self._phase
 
     def _phase(self, phase: str) -> None:
@@ -150,8 +161,9 @@ class Runner:
                     f"{error.message}; the run directory {self.dir.path} is intact",
                     hint=f"`astrachaos verify {self.dir.path}` verifies it once the database answers",
                 ) from None
-            throttler = _throttler_stats(sides[0])
+            throttler = merge_throttler_stats([_throttler_stats(sides[0]), self._process_throttler])
             injector_stats = [asdict(s) for side in sides for s in side.injectors.stats()]
+            injector_stats += self._process_injectors
             for side in sides:
                 assert side.ledger is not None
                 side.ledger.set_meta({"finished_at": rundir.now_iso()})
@@ -190,9 +202,13 @@ class Runner:
 
     def _injectors(self, side: str, profile: Profile) -> ActiveInjectors:
         specs = [spec for spec in self.scenario.injectors if spec.side == side]
+        if self.scenario.workload.processes > 1:  # client faults act inside each writer process
+            specs = [spec for spec in specs if not is_client_fault(spec)]
         return ActiveInjectors(specs, profile, local_cluster_for(profile), self.seed)
 
     def _write(self, sides: list[Side]) -> _WritePhase:
+        if self.scenario.workload.processes > 1:
+            return self._write_in_processes(sides)
         scenario = self.scenario
         primary = sides[0]
         started_ns = time.monotonic_ns()
@@ -243,6 +259,65 @@ class Runner:
             notes.append(f"session reset {primary.sessions.resets} time(s) with requests in flight")
         assert primary.stats is not None
         return _WritePhase(started_ns, primary.stats, seconds, notes, len(host_notes))
+
+    def _write_in_processes(self, sides: list[Side]) -> _WritePhase:
+        scenario, primary = self.scenario, sides[0]
+        count = scenario.workload.processes
+        if len(sides) > 1:
+            raise InvalidScenario("workload.processes > 1 cannot write to two targets (target.secondary)")
+        if "address_translator" in primary.connect_overrides:
+            raise InvalidScenario("workload.processes > 1 cannot route through per-node proxies yet")
+        assert primary.ledger is not None
+        started_ns = time.monotonic_ns()
+        primary.ledger.set_meta({"started_ns": str(started_ns), "processes": str(count)})
+        contact_points = primary.connect_overrides.get("contact_points")
+        jobs = [
+            WriterJob(
+                process=p,
+                processes=count,
+                scenario=scenario.model_dump(mode="json", by_alias=True),
+                profile=primary.profile,
+                table=primary.table,
+                run_id=self.run_id,
+                seed=self.seed,
+                started_ns=started_ns,
+                run_dir=str(self.dir.path),
+                meta=self._meta(primary.profile, primary.table),
+                contact_points=None if contact_points is None else tuple(contact_points),
+                port=primary.connect_overrides.get("port"),
+            )
+            for p in range(count)
+        ]
+        processes = WriterProcesses(jobs, self.progress.add)
+        self._on_phase("writing")
+        primary.injectors.start()
+        try:
+            processes.start()
+            try:
+                outcome = processes.wait()
+            except KeyboardInterrupt:
+                self.interrupted = True
+                processes.stop()
+                outcome = processes.wait()
+        finally:
+            self._on_phase("rolling back faults")
+            _finish_all(sides)
+        primary.injectors.check()
+        seconds = (time.monotonic_ns() - started_ns) / 1e9
+        stats, notes, host_downs = WriteStats(), [], 0
+        for report in outcome.reports:
+            if report.histogram:
+                stats.histogram.decode_and_add(report.histogram)
+            stats.outcomes.update({DriverOutcome(k): n for k, n in report.outcomes.items()})
+            notes.extend([report.error] if report.error else [])
+            notes.extend(report.notes)
+            host_downs += report.host_downs
+        self._process_throttler = merge_throttler_stats([r.throttler for r in outcome.reports])
+        self._process_injectors = merge_injector_stats([r.injectors for r in outcome.reports])
+        for segment in segments(self.dir.path):
+            primary.ledger.absorb(segment)
+        notes.append(f"written by {count} processes, each with its own driver Cluster")
+        return _WritePhase(started_ns, stats, seconds, notes, host_downs)
 
     def _patterns(self, channel: Channel, app_log: ApplicationLog) -> list[Any]:
         scenario = self.scenario

@@ -37,13 +37,24 @@ class Side:
     channel: WriteChannel | None = None
     stats: WriteStats | None = None
     bus: EventBus = field(default_factory=EventBus)
+    connect_overrides: dict[str, Any] = field(default_factory=dict)
 
-    def connect(self, replication_factor: int) -> None:
-        """Prepare the injectors (a proxy may change how to connect), connect, make the table."""
+    def connect(
+        self,
+        replication_factor: int,
+        contact_points: tuple[str, ...] | None = None,
+        port: int | None = None,
+    ) -> None:
+        """Prepare the injectors (a proxy may change how to connect), connect, make the table.
+
+        `contact_points` and `port`: where another process's injectors said to connect.
+        """
         from astrachaos.driver.session import connect
 
         overrides = self.injectors.prepare()
         extra: dict[str, Any] = {}
+        if contact_points is not None:
+            extra = {"contact_points": list(contact_points), "port": port or self.profile.port}
         if overrides is not None:
             extra = {"contact_points": overrides.contact_points, "port": overrides.port}
             if overrides.address_translator is not None:
@@ -51,6 +62,7 @@ class Side:
         profile = self.profile
         self.sessions = ResettableSession(lambda: connect(profile, **extra))
         self.injectors.attach_session_reset(self.sessions.reset_in_background)
+        self.connect_overrides = extra
         ensure_table(
             self.sessions.current().connection.session,
             self.table,

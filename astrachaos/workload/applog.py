@@ -2,18 +2,20 @@
 
 Lines are queued by the thread that logs (a writer, or a session's completion thread) and written
 in bulk by the log's own thread: no thread waits on the file, nor on another thread writing it.
+Each write is whole lines to a file opened for appending, so writer processes share one log.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from astrachaos.events import AppLogged, EventBus
 from astrachaos.workload.plan import PlannedRecord
@@ -29,7 +31,7 @@ class ApplicationLog:
         self.path = path
         self._bus = bus
         self._pattern = pattern
-        self._file: IO[str] = path.open("a", encoding="utf-8", buffering=1 << 16)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._lines: deque[str] = deque()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._write_lines, name="app-log", daemon=True)
@@ -55,7 +57,7 @@ class ApplicationLog:
         """Write what is queued, then close the log file."""
         self._closing.set()
         self._thread.join()
-        self._file.close()
+        os.close(self._fd)
 
     def _publish(self, records: Sequence[PlannedRecord], success: bool) -> None:
         ids = tuple([p.record.record_id for p in records])
@@ -78,13 +80,15 @@ class ApplicationLog:
         self._lines.append(json.dumps(line, ensure_ascii=False, default=str))
 
     def _write_lines(self) -> None:
-        lines, write = self._lines, self._file.write
+        lines = self._lines
         while True:
             closing = self._closing.wait(_FLUSH_INTERVAL_S)
             try:
                 while lines:
-                    write(lines.popleft() + "\n")
-                self._file.flush()
+                    chunk = [lines.popleft() for _ in range(min(len(lines), 2000))]
+                    data = ("\n".join(chunk) + "\n").encode("utf-8")
+                    while data:  # one append of whole lines (a short write is finished at once)
+                        data = data[os.write(self._fd, data) :]
             except OSError:  # a full disk must not stop the run; the ledger holds the truth
                 log.exception("the application log could not be written")
                 lines.clear()
