@@ -23,7 +23,14 @@ from types import TracebackType
 from typing import Any
 
 from astrachaos.errors import EnvironmentProblem
-from astrachaos.events import AppLogged, DriverOutcome, EventBus, RecordsPlanned, WriteCompleted
+from astrachaos.events import (
+    RECORD_DIGEST,
+    AppLogged,
+    DriverOutcome,
+    EventBus,
+    RecordsPlanned,
+    WriteCompleted,
+)
 from astrachaos.ledger.reader import READ_INDEXES, LedgerCounts, LedgerReader, LedgerRecord
 
 __all__ = ["FaultWindow", "Ledger", "LedgerCounts", "LedgerRecord"]
@@ -152,7 +159,7 @@ class Ledger:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = _connect(path)
             conn.executescript(f"BEGIN; {_SCHEMA}; PRAGMA user_version = {SCHEMA_VERSION};")
-            values = {"run_id": run_id, "created_ns": str(time.time_ns()), **meta}
+            values = {"run_id": run_id, "created_ns": str(time.time_ns()), "digest": RECORD_DIGEST, **meta}
             conn.executemany("INSERT INTO meta VALUES (?, ?)", values.items())
             conn.execute("COMMIT")
         except (OSError, sqlite3.Error) as exc:

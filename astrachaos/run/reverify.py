@@ -59,7 +59,8 @@ def reverify(path: Path) -> RunResult:
         profile = resolve_profile(scenario)
         table = run_table(meta["keyspace"], meta["table"], astra=profile.kind == "astra")
         timing = _Timing()
-        with verifier(profile, table, meta["run_id"], scenario.verify.page_size) as reader:
+        page_size, digest = scenario.verify.page_size, meta.get("digest")
+        with verifier(profile, table, meta["run_id"], page_size, digest=digest) as reader:
             started = int(meta.get("started_ns", "0") or 0)
             windows = [(w.injector, w.start_ns, w.end_ns) for w in ledger.fault_windows()]
             buckets = range(scenario.schema_.buckets)

@@ -18,6 +18,7 @@ from astrachaos.driver.session import Connection, connect
 from astrachaos.driver.table import RunTable
 from astrachaos.errors import EnvironmentProblem, Inconclusive
 from astrachaos.verify.partitions import PartitionReader
+from astrachaos.workload.plan import DIGEST, digest_named
 
 log = logging.getLogger(__name__)
 WAIT_S = 60.0  # how long verification waits for the database before giving up (inconclusive)
@@ -31,12 +32,18 @@ def verifier(
     page_size: int,
     wait_s: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    digest: str | None = DIGEST,
 ) -> Iterator[PartitionReader]:
-    """A partition reader on a Cluster of its own, closed on exit; Inconclusive if unreachable."""
+    """A partition reader on a Cluster of its own, closed on exit; Inconclusive if unreachable.
+
+    `digest`: the digest the ledger names in its meta (None: an older ledger's).
+    """
     deadline = time.monotonic() + (WAIT_S if wait_s is None else wait_s)
     connection = _connect(profile, deadline, sleep)
     try:
-        yield _reader(connection, table, run_id, page_size, deadline, sleep)
+        reader = _reader(connection, table, run_id, page_size, deadline, sleep)
+        reader.digest = digest_named(digest)
+        yield reader
     finally:
         connection.close()
 

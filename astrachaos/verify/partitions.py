@@ -24,7 +24,7 @@ from astrachaos.ledger.reader import AckedTotals, LedgerReader, LedgerRecord, se
 from astrachaos.ledger.writer import Ledger
 from astrachaos.scenario import Verify
 from astrachaos.verify.classify import RecordClass, Seen, classify, is_silent
-from astrachaos.workload.plan import applied_digest, digest_of
+from astrachaos.workload.plan import Digest, applied_digest, digest_of
 
 log = logging.getLogger(__name__)
 _READ_ATTEMPTS = 3
@@ -93,7 +93,9 @@ class PartitionReader:
     `rows_read` counts every row, from whichever thread read it.
     """
 
-    def __init__(self, session: Any, table: RunTable, run_id: str, page_size: int) -> None:
+    def __init__(
+        self, session: Any, table: RunTable, run_id: str, page_size: int, digest: Digest = digest_of
+    ) -> None:
         from cassandra.cluster import EXEC_PROFILE_DEFAULT
         from cassandra.query import tuple_factory
 
@@ -104,6 +106,7 @@ class PartitionReader:
         )
         self._run_id = run_id
         self._page_size = page_size
+        self.digest = digest
         self._count_lock = threading.Lock()
         self.rows_read = 0
 
@@ -118,7 +121,8 @@ class PartitionReader:
                 bound.fetch_size = self._page_size
                 bound.consistency_level = level
                 rows = self._session.execute(bound, execution_profile=self._profile)
-                stored = [_stored(row) for row in rows]
+                digest = self.digest
+                stored = [_stored(row, digest) for row in rows]
                 with self._count_lock:
                     self.rows_read += len(stored)
                 return stored
@@ -134,7 +138,7 @@ class PartitionReader:
         return {row[0]: StoredRow(*row) for row in self.scan(bucket, consistency)}
 
 
-def _stored(row: Sequence[Any]) -> Stored:
+def _stored(row: Sequence[Any], digest_of: Digest) -> Stored:
     """A row read as (bucket, key, record_id, payload, applied), with its applications counted.
 
     A row written more than once by a list append gets a digest no planned record has.
