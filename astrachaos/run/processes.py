@@ -10,6 +10,7 @@ before verification.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import queue
@@ -37,6 +38,7 @@ from astrachaos.workload.writers import Writers
 
 log = logging.getLogger(__name__)
 _PROGRESS_INTERVAL_S = 0.3
+_READY_TIMEOUT_S = 120.0
 
 
 def is_client_fault(spec: InjectorSpec) -> bool:
@@ -65,7 +67,6 @@ class WriterJob:
     table: RunTable
     run_id: str
     seed: int
-    started_ns: int  # CLOCK_MONOTONIC is one clock for every process of the machine
     run_dir: str
     meta: dict[str, str]
     contact_points: tuple[str, ...] | None = None  # a proxy injector's overrides, if any
@@ -92,19 +93,46 @@ def writer_ids(job: WriterJob, writers: int) -> list[int]:
     return list(range(job.process, writers, job.processes))
 
 
-def write_in_process(job: WriterJob, progress: Any, stop: Any, reports: Any) -> None:
+@dataclass(frozen=True)
+class StartGate:
+    """Every process connects first; the write phase (and its clock) starts when all are ready."""
+
+    ready: Any  # a Barrier of processes + 1 (the parent)
+    go: Any  # an Event
+    started_ns: Any  # a shared 64-bit integer, set by the parent before `go`
+
+    def wait_for_start(self) -> int:
+        """In a writer process: ready; wait for the parent's start; the phase's start time."""
+        self.ready.wait(_READY_TIMEOUT_S)
+        self.go.wait()
+        return int(self.started_ns.value)
+
+    def open(self) -> int:
+        """In the parent: wait until every process is ready (or failed), then start them all."""
+        # A process that failed to connect breaks the barrier and reports its error; the others
+        # write anyway.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            self.ready.wait(_READY_TIMEOUT_S)
+        started_ns = time.monotonic_ns()
+        self.started_ns.value = started_ns
+        self.go.set()
+        return started_ns
+
+
+def write_in_process(job: WriterJob, progress: Any, stop: Any, reports: Any, gate: StartGate) -> None:
     """A writer process's body: connect, write its writers' records, report, close."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides: it sets `stop`
     report = ProcessReport(job.process)
     try:
-        _write(job, progress, stop, report)
+        _write(job, progress, stop, report, gate)
     except BaseException as error:  # reported to the parent, which names it in the result
         log.exception("writer process %s failed", job.process)
         report.error = f"writer process {job.process}: {type(error).__name__}: {error}"
+        gate.ready.abort()  # the parent must not wait for a process that will never be ready
     reports.put(report)
 
 
-def _write(job: WriterJob, progress: Any, stop: Any, report: ProcessReport) -> None:
+def _write(job: WriterJob, progress: Any, stop: Any, report: ProcessReport, gate: StartGate) -> None:
     scenario = Scenario.model_validate(job.scenario)
     specs = [spec for spec in scenario.injectors if spec.side == "primary" and is_client_fault(spec)]
     injectors = ActiveInjectors(specs, job.profile, None, job.seed)
@@ -112,7 +140,7 @@ def _write(job: WriterJob, progress: Any, stop: Any, report: ProcessReport) -> N
     side.connect(scenario.schema_.replication_factor, job.contact_points, job.port)
     try:
         side.open_ledger(job.run_id, {**job.meta, "process": str(job.process)})
-        channel = side.make_channel(scenario, job.run_id, job.started_ns)
+        channel = side.make_channel(scenario, job.run_id, 0)
         counts = _ProgressCounts()
         side.bus.subscribe(WriteCompleted, counts.on_completed)
         app_log = ApplicationLog(Path(job.run_dir) / "app.log.jsonl", side.bus, scenario.pattern.name.value)
@@ -122,6 +150,9 @@ def _write(job: WriterJob, progress: Any, stop: Any, report: ProcessReport) -> N
         watcher = threading.Thread(target=_forward, args=(stop, halt, counts, progress), daemon=True)
         watcher.start()
         writers = Writers(scenario, plan, patterns, channel, side.bus, stop=halt, writer_ids=list(patterns))
+        started_ns = gate.wait_for_start()
+        assert side.ledger is not None
+        side.ledger.set_meta({"started_ns": str(started_ns)})
         injectors.start()
         try:
             phase = writers.run()
@@ -131,7 +162,7 @@ def _write(job: WriterJob, progress: Any, stop: Any, report: ProcessReport) -> N
             app_log.close()
         report.handed_over = phase.handed_over
         report.notes.extend(phase.writer_errors or [])
-        host_notes = side.record_host_downs(job.started_ns)
+        host_notes = side.record_host_downs(started_ns)
         report.notes.extend(host_notes)
         report.host_downs = len(host_notes)
         assert side.ledger is not None and side.stats is not None and side.sessions is not None
@@ -257,10 +288,13 @@ class WriterProcesses:
         self._progress = context.Queue()
         self._reports = context.Queue()
         self._stop = context.Event()
+        # CLOCK_MONOTONIC is one clock for every process of the machine: the parent's start time
+        # is each process's too.
+        self._gate = StartGate(context.Barrier(len(jobs) + 1), context.Event(), context.Value("q", 0))
         self._processes = [
             context.Process(
                 target=write_in_process,
-                args=(job, self._progress, self._stop, self._reports),
+                args=(job, self._progress, self._stop, self._reports, self._gate),
                 name=f"astrachaos-writer-{job.process}",
                 daemon=True,
             )
@@ -272,10 +306,11 @@ class WriterProcesses:
         """Ask every process to stop after its current batch (Ctrl-C)."""
         self._stop.set()
 
-    def start(self) -> None:
-        """Start every process."""
+    def start(self) -> int:
+        """Start every process; once all have connected, start writing: the phase's start time."""
         for process in self._processes:
             process.start()
+        return self._gate.open()
 
     def wait(self) -> ProcessesOutcome:
         """Wait for every report (a process that dies is reported as such); call again after Ctrl-C."""

@@ -23,6 +23,7 @@ from astrachaos.driver.retry import is_retryable
 from astrachaos.driver.table import RunTable, run_table
 from astrachaos.errors import (
     AstrachaosError,
+    EnvironmentProblem,
     ExitCode,
     Inconclusive,
     InvalidScenario,
@@ -268,8 +269,6 @@ class Runner:
         if "address_translator" in primary.connect_overrides:
             raise InvalidScenario("workload.processes > 1 cannot route through per-node proxies yet")
         assert primary.ledger is not None
-        started_ns = time.monotonic_ns()
-        primary.ledger.set_meta({"started_ns": str(started_ns), "processes": str(count)})
         contact_points = primary.connect_overrides.get("contact_points")
         jobs = [
             WriterJob(
@@ -280,7 +279,6 @@ class Runner:
                 table=primary.table,
                 run_id=self.run_id,
                 seed=self.seed,
-                started_ns=started_ns,
                 run_dir=str(self.dir.path),
                 meta=self._meta(primary.profile, primary.table),
                 contact_points=None if contact_points is None else tuple(contact_points),
@@ -289,10 +287,12 @@ class Runner:
             for p in range(count)
         ]
         processes = WriterProcesses(jobs, self.progress.add)
+        self._on_phase("connecting writer processes")
+        started_ns = processes.start()
+        primary.ledger.set_meta({"started_ns": str(started_ns), "processes": str(count)})
         self._on_phase("writing")
         primary.injectors.start()
         try:
-            processes.start()
             try:
                 outcome = processes.wait()
             except KeyboardInterrupt:
@@ -309,13 +309,19 @@ class Runner:
             if report.histogram:
                 stats.histogram.decode_and_add(report.histogram)
             stats.outcomes.update({DriverOutcome(k): n for k, n in report.outcomes.items()})
-            notes.extend([report.error] if report.error else [])
             notes.extend(report.notes)
             host_downs += report.host_downs
         self._process_throttler = merge_throttler_stats([r.throttler for r in outcome.reports])
         self._process_injectors = merge_injector_stats([r.injectors for r in outcome.reports])
         for segment in segments(self.dir.path):
             primary.ledger.absorb(segment)
+        failed = [report.error for report in outcome.reports if report.error]
+        if failed:  # its records were never all planned: no verdict can cover them
+            raise EnvironmentProblem(
+                "; ".join(failed)[:1000],
+                hint=f"faults were rolled back; `astrachaos verify {self.dir.path}` verifies "
+                "what was written",
+            )
         notes.append(f"written by {count} processes, each with its own driver Cluster")
         return _WritePhase(started_ns, stats, seconds, notes, host_downs)
 
