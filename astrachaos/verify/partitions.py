@@ -28,7 +28,7 @@ from astrachaos.workload.plan import Digest, applied_digest, digest_of
 
 log = logging.getLogger(__name__)
 _READ_ATTEMPTS = 3
-READ_AHEAD = 2  # partitions read while one is joined
+READ_AHEAD = 3  # partitions read while one is joined
 Stored = tuple[int, "int | None", str, int]  # key, record_id, digest, applications: a row as read
 Window = tuple[str, int, "int | None"]  # injector, start_ns, end_ns (None: still open)
 
@@ -139,11 +139,11 @@ class PartitionReader:
 
 
 def _stored(row: Sequence[Any], digest_of: Digest) -> Stored:
-    """A row read as (bucket, key, record_id, payload, applied), with its applications counted.
+    """A row read as (key, record_id, payload, applied), with its applications counted.
 
     A row written more than once by a list append gets a digest no planned record has.
     """
-    _, key, record_id, payload, applied = row
+    key, record_id, payload, applied = row
     digest = digest_of(key, record_id, payload)
     if applied is None or len(applied) < 2:  # written once, or by INSERT: the common case
         return key, record_id, digest, 1
@@ -216,10 +216,11 @@ def verify(
     began = time.monotonic()
     result = Verification(windows=list(windows))
     taken: list[LedgerRecord] = []  # acknowledged records found not `ok` (or left unread)
-    with ThreadPoolExecutor(1, thread_name_prefix="verify-totals") as pool:
+    with ThreadPoolExecutor(2, thread_name_prefix="verify-totals") as pool:
         totals = pool.submit(_totals, ledger, run_started_ns)
+        unacked = pool.submit(_unacknowledged, ledger)  # meanwhile the first partitions are read
         with ledger.reading() as records:
-            ok = _classify(reader, records, buckets, spec, run_started_ns, sleep, result, taken)
+            ok = _classify(reader, records, buckets, spec, run_started_ns, sleep, result, taken, unacked)
         acked, result.app_logged_success = totals.result()
     result.acknowledged = acked.count
     for record in taken:
@@ -236,6 +237,11 @@ def _totals(ledger: Ledger, run_started_ns: int) -> tuple[AckedTotals, int]:
         return records.acked_totals(run_started_ns), records.app_logged_success()
 
 
+def _unacknowledged(ledger: Ledger) -> set[str]:
+    with ledger.reading() as records:
+        return records.unacknowledged()
+
+
 def _classify(
     reader: PartitionReader,
     ledger: LedgerReader,
@@ -245,9 +251,10 @@ def _classify(
     sleep: Callable[[float], None],
     result: Verification,
     taken: list[LedgerRecord],
+    unacknowledged: Future[set[str]],
 ) -> int:
     """Classify the records that are not `ok` into `result`; return how many are."""
-    unacked = ledger.unacknowledged()
+    unacked: set[str] | None = None
     ledger_buckets = set(ledger.buckets())
     pending: dict[int, list[tuple[LedgerRecord, Seen, dict[int, LedgerRecord]]]] = {}
     present_by_bucket: dict[int, int] = {}
@@ -265,6 +272,8 @@ def _classify(
             continue
         present_by_bucket[bucket] = len(rows)
         settled = planned.intersection([row[2] for row in rows])
+        if unacked is None:
+            unacked = unacknowledged.result()
         settled -= unacked
         ok += len(settled)
         if len(settled) == len(planned) == len(rows):
