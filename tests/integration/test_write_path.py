@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -93,3 +94,33 @@ def test_two_writer_processes_make_one_run_with_one_ledger_and_one_verdict(
     with raw_session(local_cluster.contact_points) as session:
         rows = rows_of_run(session, f"{result['keyspace']}.{result['table']}", result["run_id"], 16)
     assert len(rows) == counts["ok"]
+
+
+def test_a_host_the_driver_marks_down_is_reported_with_its_times(local_cluster: Any, tmp_path: Path) -> None:
+    from astrachaos.scenario import Scenario
+
+    scenario = Scenario.model_validate(
+        {
+            "name": "host-down",
+            "seed": 13,
+            "schema": {"table": "host_down_records"},
+            "workload": {"writers": 1, "records": 4000, "batch_size": 50, "rate": 500},
+            "pattern": {"name": "careful", "max_attempts": 10},
+            "injectors": [
+                {"name": "network", "params": {"toxic": "down"}, "schedule": {"start_s": 1, "duration_s": 3}}
+            ],
+        }
+    )
+    runner = Runner(scenario, tmp_path / "run")
+    result = runner.run().to_json_dict()
+    assert result["driver"]["host_downs"] >= 1
+    note = next(n for n in result["notes"] if "marked down by the driver at" in n)
+    # The driver's own view: the address it connects to (here the node's proxy, 127.0.0.1xx).
+    assert re.fullmatch(
+        r"primary: 127\.0\.0\.\d+ marked down by the driver at \d+\.\d s, back at \d+\.\d s", note
+    )
+    from astrachaos.ledger.writer import Ledger
+
+    with Ledger.open(tmp_path / "run" / "ledger.sqlite") as ledger:
+        kinds = {w.kind for w in ledger.fault_windows()}
+    assert "host-down" in kinds  # on the run's timeline, next to the network fault
