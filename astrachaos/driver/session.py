@@ -11,7 +11,8 @@ from typing import Any
 
 from astrachaos.config.settings import DriverOptions, Profile, SslOptions
 from astrachaos.driver.hosts import HostWatch
-from astrachaos.driver.throttle import ThrottledSession, build_throttler
+from astrachaos.driver.throttle import build_throttler
+from astrachaos.driver.throttled import ThrottledSession
 from astrachaos.errors import EnvironmentProblem
 
 

@@ -16,11 +16,11 @@ from astrachaos.driver.throttle import (
     PassThroughThrottler,
     RateLimitingThrottler,
     RequestThrottlingError,
-    ThrottledSession,
     ThrottleEvent,
     ThrottleEventKind,
     build_throttler,
 )
+from astrachaos.driver.throttled import ThrottledSession
 from astrachaos.errors import AstrachaosError
 
 
