@@ -149,14 +149,26 @@ def _write(job: WriterJob, progress: Any, stop: Any, report: ProcessReport, gate
         halt = threading.Event()
         watcher = threading.Thread(target=_forward, args=(stop, halt, counts, progress), daemon=True)
         watcher.start()
-        writers = Writers(scenario, plan, patterns, channel, side.bus, stop=halt, writer_ids=list(patterns))
+        assert side.sessions is not None
+        writers = Writers(
+            scenario,
+            plan,
+            patterns,
+            channel,
+            side.bus,
+            _reset_trigger(scenario, side.sessions.reset_in_background),
+            stop=halt,
+            writer_ids=list(patterns),
+        )
         started_ns = gate.wait_for_start()
         assert side.ledger is not None
         side.ledger.set_meta({"started_ns": str(started_ns)})
         injectors.start()
         try:
             phase = writers.run()
-            channel.wait_idle(side.request_timeout_s + 5)
+            side.sessions.wait_resets()
+            if not channel.wait_idle(side.request_timeout_s + 5):
+                report.notes.append(f"process {job.process}: {channel.in_flight} statements unanswered")
         finally:
             injectors.finish()
             app_log.close()
@@ -201,6 +213,19 @@ def _patterns(
         )
         for w in writer_ids(job, scenario.workload.writers)
     }
+
+
+def _reset_trigger(scenario: Scenario, reset: Any) -> Any:
+    """`pattern.session_reset`, counted in this process: its session resets once, mid-stream."""
+    spec = scenario.pattern.session_reset
+    fired = threading.Event()
+
+    def maybe_reset(total: int) -> None:
+        if spec is not None and total >= spec.after_records and not fired.is_set():
+            fired.set()
+            reset()
+
+    return maybe_reset
 
 
 def merge_throttler_stats(parts: list[dict[str, int]]) -> dict[str, int]:
