@@ -19,6 +19,7 @@ SCENARIO_FILE = "scenario.yaml"
 LEDGER_FILE = "ledger.sqlite"
 APP_LOG_FILE = "app.log.jsonl"
 RESULT_FILE = "result.json"
+_INDENT_MAX_RECORDS = 10_000
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,10 @@ def now_iso() -> str:
 def write_result(run: RunDir, result: dict[str, Any]) -> None:
     """Write `result.json` atomically (a crash never leaves half a file)."""
     tmp = run.result.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    # Indented for reading, except a large result: json's C encoder only writes compact JSON, and
+    # the Python one takes minutes over a few hundred thousand records.
+    indent = 2 if len(result.get("records", ())) <= _INDENT_MAX_RECORDS else None
+    tmp.write_text(json.dumps(result, indent=indent, ensure_ascii=False))
     tmp.replace(run.result)
 
 
