@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from astrachaos.config.settings import Profile
 from astrachaos.driver.retry import is_retryable
 from astrachaos.driver.table import RunTable
+from astrachaos.errors import EnvironmentProblem, InvalidScenario
 from astrachaos.events import DriverOutcome, WriteCompleted
 from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.injectors.registry import lookup
@@ -34,6 +36,7 @@ from astrachaos.run.side import Side
 from astrachaos.scenario import InjectorSpec, Scenario
 from astrachaos.workload.applog import ApplicationLog
 from astrachaos.workload.plan import RecordPlan
+from astrachaos.workload.stats import WriteStats
 from astrachaos.workload.writers import Writers
 
 log = logging.getLogger(__name__)
@@ -366,3 +369,101 @@ class WriterProcesses:
             except queue.Empty:
                 return
             self._on_progress(answered, acked, dropped, errors)
+
+
+@dataclass
+class ProcessesPhase:
+    """The write phase of a run in writer processes, merged."""
+
+    started_ns: int
+    stats: WriteStats
+    seconds: float
+    notes: list[str]
+    host_downs: int
+    throttler: dict[str, int]
+    injectors: list[dict[str, Any]]
+    interrupted: bool
+
+
+def write_in_processes(
+    scenario: Scenario,
+    primary: Side,
+    run_id: str,
+    seed: int,
+    run_dir: Path,
+    meta: dict[str, str],
+    on_progress: Callable[[int, int, int, dict[str, int]], None],
+    on_phase: Callable[[str], None],
+    finish_faults: Callable[[], None],
+) -> ProcessesPhase:
+    """Run the write phase in `workload.processes` processes; merge their segments into the ledger.
+
+    The parent's own faults (network, protocol, node) start when every process has connected
+    and are rolled back by `finish_faults` whatever happens.
+    """
+    count = scenario.workload.processes
+    if "address_translator" in primary.connect_overrides:
+        raise InvalidScenario("workload.processes > 1 cannot route through per-node proxies yet")
+    assert primary.ledger is not None
+    contact_points = primary.connect_overrides.get("contact_points")
+    jobs = [
+        WriterJob(
+            process=p,
+            processes=count,
+            scenario=scenario.model_dump(mode="json", by_alias=True),
+            profile=primary.profile,
+            table=primary.table,
+            run_id=run_id,
+            seed=seed,
+            run_dir=str(run_dir),
+            meta=meta,
+            contact_points=None if contact_points is None else tuple(contact_points),
+            port=primary.connect_overrides.get("port"),
+        )
+        for p in range(count)
+    ]
+    processes = WriterProcesses(jobs, on_progress)
+    on_phase("connecting writer processes")
+    started_ns = processes.start()
+    primary.ledger.set_meta({"started_ns": str(started_ns), "processes": str(count)})
+    on_phase("writing")
+    interrupted = False
+    primary.injectors.start()
+    try:
+        try:
+            outcome = processes.wait()
+        except KeyboardInterrupt:
+            interrupted = True
+            processes.stop()
+            outcome = processes.wait()
+    finally:
+        on_phase("rolling back faults")
+        finish_faults()
+    primary.injectors.check()
+    seconds = (time.monotonic_ns() - started_ns) / 1e9
+    stats, notes, host_downs = WriteStats(), [], 0
+    for report in outcome.reports:
+        if report.histogram:
+            stats.histogram.decode_and_add(report.histogram)
+        stats.outcomes.update({DriverOutcome(k): n for k, n in report.outcomes.items()})
+        notes.extend(report.notes)
+        host_downs += report.host_downs
+    for segment in segments(run_dir):
+        primary.ledger.absorb(segment)
+    failed = [report.error for report in outcome.reports if report.error]
+    if failed:  # its records were never all planned: no verdict can cover them
+        raise EnvironmentProblem(
+            "; ".join(failed)[:1000],
+            hint=f"faults were rolled back; `astrachaos verify {run_dir}` verifies what was written",
+        )
+    notes.append(f"written by {count} processes, each with its own driver Cluster")
+    return ProcessesPhase(
+        started_ns,
+        stats,
+        seconds,
+        notes,
+        host_downs,
+        merge_throttler_stats([r.throttler for r in outcome.reports]),
+        merge_injector_stats([r.injectors for r in outcome.reports]),
+        interrupted,
+    )

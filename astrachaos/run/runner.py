@@ -23,25 +23,16 @@ from astrachaos.driver.retry import is_retryable
 from astrachaos.driver.table import RunTable, run_table
 from astrachaos.errors import (
     AstrachaosError,
-    EnvironmentProblem,
     ExitCode,
     Inconclusive,
     InvalidScenario,
     RollbackFailed,
 )
-from astrachaos.events import DriverOutcome
 from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.patterns.interface import PatternContext, SharedAppState
 from astrachaos.patterns.registry import build
 from astrachaos.run import rundir
-from astrachaos.run.processes import (
-    WriterJob,
-    WriterProcesses,
-    is_client_fault,
-    merge_injector_stats,
-    merge_throttler_stats,
-    segments,
-)
+from astrachaos.run.processes import is_client_fault, merge_throttler_stats, write_in_processes
 from astrachaos.run.progress import RunProgress
 from astrachaos.run.result import (
     RunResult,
@@ -262,68 +253,17 @@ class Runner:
         return _WritePhase(started_ns, primary.stats, seconds, notes, len(host_notes))
 
     def _write_in_processes(self, sides: list[Side]) -> _WritePhase:
-        scenario, primary = self.scenario, sides[0]
-        count = scenario.workload.processes
         if len(sides) > 1:
             raise InvalidScenario("workload.processes > 1 cannot write to two targets (target.secondary)")
-        if "address_translator" in primary.connect_overrides:
-            raise InvalidScenario("workload.processes > 1 cannot route through per-node proxies yet")
-        assert primary.ledger is not None
-        contact_points = primary.connect_overrides.get("contact_points")
-        jobs = [
-            WriterJob(
-                process=p,
-                processes=count,
-                scenario=scenario.model_dump(mode="json", by_alias=True),
-                profile=primary.profile,
-                table=primary.table,
-                run_id=self.run_id,
-                seed=self.seed,
-                run_dir=str(self.dir.path),
-                meta=self._meta(primary.profile, primary.table),
-                contact_points=None if contact_points is None else tuple(contact_points),
-                port=primary.connect_overrides.get("port"),
-            )
-            for p in range(count)
-        ]
-        processes = WriterProcesses(jobs, self.progress.add)
-        self._on_phase("connecting writer processes")
-        started_ns = processes.start()
-        primary.ledger.set_meta({"started_ns": str(started_ns), "processes": str(count)})
-        self._on_phase("writing")
-        primary.injectors.start()
-        try:
-            try:
-                outcome = processes.wait()
-            except KeyboardInterrupt:
-                self.interrupted = True
-                processes.stop()
-                outcome = processes.wait()
-        finally:
-            self._on_phase("rolling back faults")
-            _finish_all(sides)
-        primary.injectors.check()
-        seconds = (time.monotonic_ns() - started_ns) / 1e9
-        stats, notes, host_downs = WriteStats(), [], 0
-        for report in outcome.reports:
-            if report.histogram:
-                stats.histogram.decode_and_add(report.histogram)
-            stats.outcomes.update({DriverOutcome(k): n for k, n in report.outcomes.items()})
-            notes.extend(report.notes)
-            host_downs += report.host_downs
-        self._process_throttler = merge_throttler_stats([r.throttler for r in outcome.reports])
-        self._process_injectors = merge_injector_stats([r.injectors for r in outcome.reports])
-        for segment in segments(self.dir.path):
-            primary.ledger.absorb(segment)
-        failed = [report.error for report in outcome.reports if report.error]
-        if failed:  # its records were never all planned: no verdict can cover them
-            raise EnvironmentProblem(
-                "; ".join(failed)[:1000],
-                hint=f"faults were rolled back; `astrachaos verify {self.dir.path}` verifies "
-                "what was written",
-            )
-        notes.append(f"written by {count} processes, each with its own driver Cluster")
-        return _WritePhase(started_ns, stats, seconds, notes, host_downs)
+        primary = sides[0]
+        meta = self._meta(primary.profile, primary.table)
+        phase = write_in_processes(
+            self.scenario, primary, self.run_id, self.seed, self.dir.path, meta,
+            self.progress.add, self._on_phase, lambda: _finish_all(sides),
+        )  # fmt: skip
+        self.interrupted = self.interrupted or phase.interrupted
+        self._process_throttler, self._process_injectors = phase.throttler, phase.injectors
+        return _WritePhase(phase.started_ns, phase.stats, phase.seconds, phase.notes, phase.host_downs)
 
     def _patterns(self, channel: Channel, app_log: ApplicationLog) -> list[Any]:
         scenario = self.scenario
