@@ -367,3 +367,33 @@ def test_open_names_a_ledger_of_an_older_schema(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(EnvironmentProblem, match=r"older astrachaos \(ledger schema 1, this one reads 2\)"):
         Ledger.open(old)
+
+
+def test_a_ledger_names_its_digest_and_an_older_one_is_read_with_blake2b(tmp_path: Path) -> None:
+    from astrachaos.events import RECORD_DIGEST
+    from astrachaos.workload.plan import blake2b_digest_of, digest_named, digest_of
+
+    with Ledger.create(tmp_path / "l.sqlite", "run", {}) as ledger:
+        assert ledger.meta()["digest"] == RECORD_DIGEST
+    assert digest_named(RECORD_DIGEST) is digest_of
+    assert digest_named(None) is blake2b_digest_of  # a ledger from before the name was kept
+    assert len(digest_of(1, 1, "p")) == len(blake2b_digest_of(1, 1, "p")) == 16
+
+
+def test_a_writer_process_segment_is_merged_once_and_removed(tmp_path: Path) -> None:
+    from astrachaos.events import DriverOutcome, EventBus, Record, RecordsPlanned, WriteCompleted
+
+    segment = tmp_path / "ledger-p1.sqlite"
+    with Ledger.create(segment, "run", {}) as part:
+        bus = EventBus()
+        part.subscribe(bus)
+        bus.publish(RecordsPlanned((Record(7, 1, 0, 3, 7, "d"),), 1))
+        bus.publish(WriteCompleted((7,), DriverOutcome.ACKED, 1, 2, 3))
+        part.record_fault_window("client", "client", 1, 2)
+        part.flush()
+    with Ledger.create(tmp_path / "ledger.sqlite", "run", {}) as ledger:
+        assert ledger.absorb(segment) == 1
+        assert not segment.exists()
+        (record,) = list(ledger.iter_records())
+        assert (record.record_id, record.outcome) == (7, DriverOutcome.ACKED)
+        assert [w.injector for w in ledger.fault_windows()] == ["client"]
