@@ -32,7 +32,7 @@ from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.patterns.interface import PatternContext, SharedAppState
 from astrachaos.patterns.registry import build
 from astrachaos.run import rundir
-from astrachaos.run.processes import is_client_fault, merge_throttler_stats, write_in_processes
+from astrachaos.run.processes import write_in_processes
 from astrachaos.run.progress import RunProgress
 from astrachaos.run.result import (
     RunResult,
@@ -42,6 +42,7 @@ from astrachaos.run.result import (
     decide_exit_code,
 )
 from astrachaos.run.side import Side
+from astrachaos.run.writer_process import is_client_fault, merge_throttler_stats
 from astrachaos.scenario import Scenario
 from astrachaos.verify.partitions import Verification
 from astrachaos.workload.applog import ApplicationLog

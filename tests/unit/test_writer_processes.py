@@ -5,12 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from astrachaos.run.processes import (
-    WriterJob,
-    merge_injector_stats,
-    merge_throttler_stats,
-    writer_ids,
-)
+from astrachaos.run.processes import merge_injector_stats
+from astrachaos.run.writer_process import WriterJob, merge_throttler_stats, writer_ids
 from astrachaos.scenario import Workload
 
 
