@@ -7,17 +7,7 @@ from typing import Annotated
 
 import typer
 
-from astrachaos.errors import ExitCode
-
-# The worst code wins when several scenarios run in one command.
-_SEVERITY = [
-    ExitCode.OK,
-    ExitCode.EXPECTATIONS_UNMET,
-    ExitCode.INCONCLUSIVE,
-    ExitCode.ENVIRONMENT,
-    ExitCode.ROLLBACK_FAILED,
-    ExitCode.INTERRUPTED,
-]
+from astrachaos.errors import ExitCode, worst
 
 
 def register(app: typer.Typer) -> None:
@@ -63,7 +53,7 @@ def run(
             for path in write_reports(runner.dir.path, [ReportFormat.HTML]):
                 stdout.print(f"[dim]report: {path}[/]")
         codes.append(ExitCode(result["exit_code"]))
-    raise typer.Exit(int(max(codes, key=_SEVERITY.index)))
+    raise typer.Exit(int(worst(codes)))  # the most severe scenario decides
 
 
 def verify_run(

@@ -11,30 +11,25 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import tenacity
 
-from astrachaos.config.settings import Profile, load_profile
+from astrachaos.config.settings import Profile
 from astrachaos.driver.resettable import ResettableSession
 from astrachaos.driver.retry import is_retryable
 from astrachaos.driver.table import RunTable, run_table
-from astrachaos.errors import AstrachaosError, ExitCode, InvalidScenario, RollbackFailed
+from astrachaos.errors import Interrupted, InvalidScenario, RollbackFailed
 from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.patterns.interface import PatternContext, SharedAppState
 from astrachaos.patterns.registry import build
 from astrachaos.run import rundir
 from astrachaos.run.progress import RunProgress
-from astrachaos.run.result import (
-    RunResult,
-    SecondaryResult,
-    Throughput,
-    check_expectations,
-    decide_exit_code,
-)
+from astrachaos.run.result import RunFacts, RunResult, VerifiedSide, build_result, throughput_of
 from astrachaos.run.side import Side
+from astrachaos.run.targets import local_cluster_for, resolve_profile, secondary_profile, target_table
 from astrachaos.scenario import Scenario
 from astrachaos.verify.partitions import Verification
 from astrachaos.workload.applog import ApplicationLog
@@ -47,39 +42,6 @@ from astrachaos.workload.writers import Writers
 log = logging.getLogger(__name__)
 Phase = Callable[[str], None]
 FAULTS_FILE = "faults.json"
-
-
-class Interrupted(AstrachaosError):
-    """The user interrupted the run; faults were rolled back and the run directory is kept."""
-
-    exit_code = ExitCode.INTERRUPTED
-
-
-def resolve_profile(scenario: Scenario) -> Profile:
-    """The scenario's target profile with its driver-option overrides applied."""
-    profile = load_profile(scenario.target.profile).profile
-    if scenario.target.driver:
-        profile = profile.with_driver_overrides(scenario.target.driver)
-    return profile
-
-
-def target_table(scenario: Scenario, profile: Profile) -> RunTable:
-    """Where this scenario's records go on this profile."""
-    keyspace = scenario.target.keyspace or profile.keyspace
-    return run_table(keyspace, scenario.schema_.table, astra=profile.kind == "astra")
-
-
-def local_cluster_for(profile: Profile) -> Any | None:
-    """The local cluster astrachaos runs that serves this profile's first contact point."""
-    if profile.kind != "local":
-        return None
-    from astrachaos.local.cluster import LocalCluster
-
-    for name in LocalCluster.names():
-        cluster = LocalCluster.load(name)
-        if profile.contact_points[0] in cluster.contact_points:
-            return cluster
-    return None
 
 
 @dataclass
@@ -164,15 +126,14 @@ class Runner:
         secondary = scenario.target.secondary
         if secondary is None:
             return [primary]
-        other = load_profile(secondary.profile).profile
-        if secondary.driver:
-            other = other.with_driver_overrides(secondary.driver)
+        other = secondary_profile(scenario)
+        assert other is not None
         table = run_table(secondary.keyspace, scenario.schema_.table, astra=other.kind == "astra")
         if (table.keyspace, table.name) == (primary.table.keyspace, primary.table.name) and (
             other.contact_points == profile.contact_points
         ):
             raise InvalidScenario("target.secondary writes to the primary's own table")
-        ledger = self.dir.path / "ledger-secondary.sqlite"
+        ledger = self.dir.secondary_ledger
         return [primary, Side("secondary", other, table, self._injectors("secondary", other), ledger)]
 
     def _injectors(self, side: str, profile: Profile) -> ActiveInjectors:
@@ -257,54 +218,23 @@ class Runner:
         throttler: dict[str, int],
         injector_stats: list[dict[str, Any]],
     ) -> RunResult:
-        scenario = self.scenario
-        primary, verification = sides[0], verifications[0]
-        latency = write.stats.latency()
-        seconds = write.seconds
-        throughput = Throughput(
-            writes_per_s=verification.acknowledged / seconds if seconds else 0.0,
-            records_per_s=sum(write.stats.outcomes.values()) / seconds if seconds else 0.0,
-            write_phase_s=round(seconds, 3),
-        )
-        expectations = check_expectations(scenario.expect, verification, latency, throughput)
-        secondary: SecondaryResult | None = None
-        if len(sides) == 2:
-            other = check_expectations(scenario.expect, verifications[1], latency, throughput)
-            expectations += [
-                replace(e, name=f"secondary.{e.name}")
-                for e in other
-                if e.name not in ("p99_ms", "min_writes_per_s")
-            ]
-            secondary = SecondaryResult(
-                profile=sides[1].profile.name,
-                keyspace=sides[1].table.keyspace,
-                table=sides[1].table.name,
-                strategy=scenario.target.secondary.strategy.value if scenario.target.secondary else "",
-                verification=verifications[1],
-            )
-        worst = decide_exit_code(expectations, verification)
-        if secondary is not None and worst is ExitCode.OK and secondary.verification.unread_buckets:
-            worst = ExitCode.INCONCLUSIVE
-        return RunResult(
+        answered = sum(write.stats.outcomes.values())
+        facts = RunFacts(
             run_id=self.run_id,
-            scenario=scenario.name,
             seed=self.seed,
-            keyspace=primary.table.keyspace,
-            table=primary.table.name,
-            profile=primary.profile.name,
-            pattern=scenario.pattern.name.value,
             started_at=started_at,
             finished_at=rundir.now_iso(),
-            verification=verification,
-            throughput=throughput,
-            latency=latency,
+            throughput=throughput_of(verifications[0].acknowledged, answered, write.seconds),
+            latency=write.stats.latency(),
             throttler=throttler,
-            expectations=expectations,
-            exit_code=worst,
-            notes=write.notes,
             injectors=injector_stats,
-            secondary=secondary,
+            notes=write.notes,
         )
+        verified = [
+            VerifiedSide(side.profile.name, side.table.keyspace, side.table.name, v)
+            for side, v in zip(sides, verifications, strict=True)
+        ]
+        return build_result(self.scenario, facts, verified[0], verified[1] if len(verified) == 2 else None)
 
     def _save_faults(self, sides: list[Side]) -> None:
         timeline = [

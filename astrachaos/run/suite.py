@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from astrachaos.config.catalog import resolve
 from astrachaos.config.loader import load_scenario
-from astrachaos.errors import AstrachaosError, ExitCode, InvalidScenario
+from astrachaos.errors import AstrachaosError, ExitCode, InvalidScenario, worst
 
 
 class SuiteEntry(BaseModel):
@@ -101,11 +101,8 @@ def suite_exit_code(outcomes: Sequence[EntryOutcome], total: int) -> ExitCode:
     failing = [o for o in outcomes if not o.passed]
     if not failing:
         return ExitCode.OK if len(outcomes) == total else ExitCode.EXPECTATIONS_UNMET
-    codes = {o.actual for o in failing}
-    for code in (ExitCode.ROLLBACK_FAILED, ExitCode.ENVIRONMENT, ExitCode.INCONCLUSIVE):
-        if int(code) in codes:
-            return code
-    return ExitCode.EXPECTATIONS_UNMET
+    # A failing entry counts at least as unmet expectations (it may have exited 0 where 1 was due).
+    return worst([ExitCode.EXPECTATIONS_UNMET, *(o.actual for o in failing)])
 
 
 def _scenario_path(suite_file: Path, scenario: str) -> Path:

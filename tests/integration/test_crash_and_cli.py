@@ -120,3 +120,20 @@ def test_unreachable_host_exits_4_without_traceback(tmp_path: Path) -> None:
     assert done.returncode == 4, done.stderr
     assert "127.0.0.99" in done.stderr and "Traceback" not in done.stderr
     assert (tmp_path / "r" / "scenario.yaml").exists(), "the run directory is kept"
+
+
+def test_run_of_several_scenarios_exits_with_the_most_severe(local_cluster: Any, tmp_path: Path) -> None:
+    # The lossy scenario runs first: the clean one after it must not hide its exit 1.
+    done = subprocess.run(
+        [*CLI, "run", "queue-overflow", "queue-overflow-fixed", "--set", "workload.records=3000",
+         "--quiet", "--out", str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "queue-overflow: exit 1" in done.stdout and "queue-overflow-fixed: exit 0" in done.stdout
+    results = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/result.json")}
+    assert {name: r["exit_code"] for name, r in results.items()} == {
+        "queue-overflow": 1,
+        "queue-overflow-fixed": 0,
+    }
