@@ -14,7 +14,7 @@ from astrachaos.events import EventBus
 from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.ledger.writer import Ledger
 from astrachaos.scenario import Scenario
-from astrachaos.verify.partitions import PartitionReader, Verification, verify
+from astrachaos.verify.partitions import Verification, verify_run_table
 from astrachaos.workload.channel import WriteChannel
 from astrachaos.workload.stats import WriteStats
 
@@ -90,12 +90,8 @@ class Side:
     def verify(self, scenario: Scenario, run_id: str, started_ns: int) -> Verification:
         """Read this side's table back and classify every record of its ledger."""
         assert self.sessions is not None and self.ledger is not None
-        reader = PartitionReader(
-            self.sessions.current().connection.session, self.table, run_id, scenario.verify.page_size
-        )
-        windows = [(w.injector, w.start_ns, w.end_ns) for w in self.ledger.fault_windows()]
-        buckets = range(scenario.schema_.buckets)
-        return verify(reader, self.ledger, buckets, scenario.verify, started_ns, windows=windows)
+        session = self.sessions.current().connection.session
+        return verify_run_table(session, self.table, run_id, self.ledger, scenario, started_ns)
 
     def close(self) -> None:
         """Close the ledger and the session; release the injectors' proxies. Never raises."""
