@@ -112,10 +112,14 @@ class RunResult:
             ),
         )
 
+    def counts(self) -> dict[str, int]:
+        """The headline counts and every class's count, as `result.json` names them."""
+        return _counts(self.verification)
+
     def to_json_dict(self, max_records: int | None = None) -> dict[str, Any]:
         """The documented `result.json` shape (see README, "result.json")."""
         v = self.verification
-        counts = _counts(v)
+        counts = self.counts()
         records = v.not_ok if max_records is None else v.not_ok[:max_records]
         return {
             "schema_version": SCHEMA_VERSION,
@@ -150,14 +154,14 @@ class RunResult:
                 for r in records
             ],
             "breakdown": {
-                "by_writer": _nest(v.by_writer),
-                "by_error": _nest(v.by_error),
+                "by_writer": nest(v.by_writer),
+                "by_error": nest(v.by_error),
                 "silent_by_error": dict(v.silent_by_error),
                 "by_batch": [
                     {"writer": w, "batch": b, "class": c, "count": n}
                     for (w, b, c), n in sorted(v.by_batch.items())
                 ],
-                "by_second": _nest(v.by_second),
+                "by_second": nest(v.by_second),
             },
             "throughput": asdict(self.throughput),
             "latency_ms": asdict(self.latency),
@@ -225,7 +229,8 @@ def _unnest(nested: dict[str, dict[str, int]], outer: Any) -> Counter[Any]:
     return Counter({(outer(o), inner): n for o, cs in nested.items() for inner, n in cs.items()})
 
 
-def _nest(counter: Any) -> dict[str, dict[str, int]]:
+def nest(counter: Any) -> dict[str, dict[str, int]]:
+    """A counter keyed by (outer, inner) as {outer: {inner: n}}, both as strings, sorted."""
     out: dict[str, dict[str, int]] = {}
     for (outer, inner), n in sorted(counter.items()):
         out.setdefault(str(outer), {})[str(inner)] = n

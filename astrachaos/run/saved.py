@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from astrachaos.config.settings import Profile
 from astrachaos.driver.table import RunTable, run_table
 from astrachaos.errors import EnvironmentProblem, InvalidScenario
+from astrachaos.ledger.extracts import LedgerExtracts, extracts_of
 from astrachaos.ledger.writer import FaultWindow, Ledger
 from astrachaos.run import rundir
 from astrachaos.run.result import RunResult
@@ -86,6 +87,11 @@ class SavedRun:
         """The fault windows the primary side recorded."""
         with self.primary.ledger() as ledger:
             return ledger.fault_windows()
+
+    def ledger_extracts(self) -> LedgerExtracts:
+        """What the reports take from the primary ledger (timeline, latencies), read in one pass."""
+        with self.primary.ledger() as ledger:
+            return extracts_of(ledger)
 
     def result(self) -> RunResult:
         """The result the run (or its last re-verification) wrote; a clear error when there is none."""

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from astrachaos.config.catalog import resolve
 from astrachaos.config.loader import load_scenario
 from astrachaos.errors import AstrachaosError, ExitCode, InvalidScenario, worst
+from astrachaos.run.result import RunResult
 
 
 class SuiteEntry(BaseModel):
@@ -45,6 +46,7 @@ class EntryOutcome:
     actual: int
     run_dir: Path | None
     message: str
+    result: RunResult | None = None  # None when the entry ended in an error
 
     @property
     def passed(self) -> bool:
@@ -83,14 +85,15 @@ def run_suite(
     for entry, scenario in zip(suite.runs, scenarios, strict=True):
         on_entry(entry)
         run_dir = out / entry.name
+        result: RunResult | None = None
         try:
             result = Runner(scenario.model_copy(update={"name": entry.name}), run_dir).run()
-            code, message = int(result.exit_code), result.to_json_dict(max_records=0)["verdict"]
+            code, message = int(result.exit_code), result.verdict
         except AstrachaosError as error:
             if error.exit_code is ExitCode.INTERRUPTED:
                 raise
             code, message = int(error.exit_code), error.message
-        outcomes.append(EntryOutcome(entry.name, entry.expect_exit, code, run_dir, message))
+        outcomes.append(EntryOutcome(entry.name, entry.expect_exit, code, run_dir, message, result))
         if fail_fast and not outcomes[-1].passed:
             break
     return outcomes
