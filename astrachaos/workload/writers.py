@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from astrachaos.events import EventBus, RecordsPlanned
-from astrachaos.patterns.interface import AppPattern
 from astrachaos.scenario import Scenario
+from astrachaos.workload.application import AppPattern
 from astrachaos.workload.channel import Channel, Corruption
 from astrachaos.workload.plan import PlannedRecord, RecordPlan
 
