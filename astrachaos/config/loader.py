@@ -61,6 +61,10 @@ def load_scenario(path: Path, overrides: Sequence[str] = (), seed: int | None = 
         raise InvalidScenario(
             _describe(error, Scenario, (), locations, source), hint=_HINT
         ) from None
+    problems = list(_check_driver_options(scenario, locations, source))
+    if problems:
+        hint = "`astrachaos config show` lists every driver option with its value"
+        raise InvalidScenario("\n".join(problems), hint=hint)
     problems = list(_check_injectors(scenario, locations, source))
     if problems:
         raise InvalidScenario("\n".join(problems), hint=_INJECTOR_HINT)
@@ -352,6 +356,27 @@ def _nested(annotation: object, base: type[_T]) -> type[_T] | None:
         if found is not None:
             return found
     return None
+
+
+def _check_driver_options(scenario: Scenario, locations: _Locations, source: str) -> Iterator[str]:
+    """`target.driver` and `target.secondary.driver` are driver options with valid values.
+
+    Checked against the options' defaults here, at load; the run checks them once more merged
+    with the profile's own options (a combination only the profile can break).
+    """
+    from astrachaos.config.settings import DriverOptions, nested_driver_overrides
+
+    secondary = scenario.target.secondary
+    sides: list[tuple[FieldPath, dict[str, Any]]] = [(("target", "driver"), scenario.target.driver)]
+    if secondary is not None:
+        sides.append((("target", "secondary", "driver"), secondary.driver))
+    for prefix, overrides in sides:
+        if not overrides:
+            continue
+        try:
+            DriverOptions.model_validate(nested_driver_overrides(overrides))
+        except ValidationError as error:
+            yield _describe(error, DriverOptions, prefix, locations, source)
 
 
 def _check_injectors(scenario: Scenario, locations: _Locations, source: str) -> Iterator[str]:

@@ -259,9 +259,7 @@ class Profile(BaseSettings):
     def with_driver_overrides(self, overrides: Mapping[str, Any]) -> Profile:
         """A copy with some driver options replaced (nested or dotted keys, as in `config show`)."""
         merged = self.driver.model_dump(exclude_unset=True)
-        for key, value in overrides.items():
-            path = tuple(key.removeprefix("driver.").split("."))
-            _overlay(merged, _nest(path, value), lambda _p: "", {}, ())
+        _overlay(merged, nested_driver_overrides(overrides), lambda _p: "", {}, ())
         try:
             driver = DriverOptions.model_validate(merged)
         except ValidationError as error:
@@ -461,6 +459,15 @@ def _env_name(names: set[str], path: tuple[str, ...]) -> str:
         if candidate.lower() in names:
             return candidate.upper()
     return (ENV_PREFIX + "__".join(path)).upper()
+
+
+def nested_driver_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Driver-option overrides as one nested mapping (keys may be dotted and start with `driver.`)."""
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        path = tuple(str(key).removeprefix("driver.").split("."))
+        _overlay(nested, _nest(path, value), lambda _p: "", {}, ())
+    return nested
 
 
 def _overlay(

@@ -137,3 +137,19 @@ def test_run_of_several_scenarios_exits_with_the_most_severe(local_cluster: Any,
         "queue-overflow": 1,
         "queue-overflow-fixed": 0,
     }
+
+
+def test_misspelled_driver_option_exits_3_before_any_run_directory(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("workload:\n  records: 10\ntarget:\n  driver: {max_queue_szie: 10}\n")
+    runs = tmp_path / "runs"
+    # A valid scenario first: every scenario is validated before the first one runs.
+    done = subprocess.run(
+        [*CLI, "run", "uploader-verification", str(bad), "--out", str(runs)],
+        capture_output=True, text=True, env={**os.environ, "ASTRACHAOS_RUNS": str(runs)}, timeout=120,
+    )  # fmt: skip
+
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert f"{bad}, line 4, field target.driver.max_queue_szie" in done.stderr
+    assert "did you mean 'max_queue_size'?" in done.stderr and "Traceback" not in done.stderr
+    assert not runs.exists(), "no run directory is created for an invalid scenario"
