@@ -26,6 +26,7 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MAX_NODES = 100_000
 _MAX_DEPTH = 64
 _T = TypeVar("_T")
+_M = TypeVar("_M", bound=BaseModel)
 _HINT = "`astrachaos scenarios show NAME` prints every field with its default"
 _INJECTOR_HINT = "`astrachaos injectors list` shows the registered injectors"
 
@@ -71,6 +72,19 @@ def load_scenario(path: Path, overrides: Sequence[str] = (), seed: int | None = 
     return scenario
 
 
+def load_model(path: Path, model: type[_M], what: str) -> _M:
+    """Read and validate a YAML file of another kind (`what`: "suite", ...) the way scenarios are.
+
+    The one formatter of YAML and validation problems: file, line, field, a did-you-mean.
+    """
+    source = str(path)
+    data, locations = _parse(_read(path, what), source, what)
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise InvalidScenario(_describe(error, model, (), locations, source)) from None
+
+
 def dump_scenario(scenario: Scenario) -> str:
     """The scenario as YAML with every default filled in; loading it gives the same scenario."""
     plain = _plain(scenario.model_dump(by_alias=True))
@@ -97,9 +111,9 @@ def _plain(value: object) -> object:
     return value.value if isinstance(value, Enum) else value
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, what: str = "scenario") -> str:
     if path.is_dir():
-        raise InvalidScenario(f"{path}: is a directory, not a scenario file")
+        raise InvalidScenario(f"{path}: is a directory, not a {what} file")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -114,7 +128,7 @@ def _read(path: Path) -> str:
         raise InvalidScenario(f"{path}, line {line}: not UTF-8 text") from None
 
 
-def _parse(text: str, source: str) -> tuple[dict[str, Any], _Locations]:
+def _parse(text: str, source: str, what: str = "scenario") -> tuple[dict[str, Any], _Locations]:
     """The document as plain data plus the origin of every key and list item."""
     try:
         loader = yaml.SafeLoader(text)  # checks the whole text for unprintable characters
@@ -123,10 +137,11 @@ def _parse(text: str, source: str) -> tuple[dict[str, Any], _Locations]:
     try:
         root = loader.get_single_node()
         if root is None:
-            raise InvalidScenario(f"{source}: the file is empty", hint="`{}` alone is a scenario")
+            hint = "`{}` alone is a scenario" if what == "scenario" else None
+            raise InvalidScenario(f"{source}: the file is empty", hint=hint)
         if not isinstance(root, MappingNode):
             raise InvalidScenario(
-                f"{_Origin(source, _line(root))}: a scenario must be a mapping of fields, "
+                f"{_Origin(source, _line(root))}: a {what} must be a mapping of fields, "
                 f"not {_kind(root)}"
             )
         walk = _Walk(loader, source)

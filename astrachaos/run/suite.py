@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from astrachaos.config.catalog import resolve
-from astrachaos.config.loader import load_scenario
-from astrachaos.errors import AstrachaosError, ExitCode, InvalidScenario, worst
+from astrachaos.config.loader import load_model, load_scenario
+from astrachaos.errors import AstrachaosError, ExitCode, worst
 from astrachaos.run.result import RunResult
 
 
@@ -55,19 +55,8 @@ class EntryOutcome:
 
 
 def load_suite(path: Path) -> Suite:
-    """Read and validate a suite file (errors name the file and the entry)."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return Suite.model_validate(data)
-    except OSError as error:
-        raise InvalidScenario(f"{path}: cannot read the suite: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise InvalidScenario(f"{path}: not valid YAML: {error}") from None
-    except ValidationError as error:
-        problems = "; ".join(
-            f"field {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
-        )
-        raise InvalidScenario(f"{path}: {problems}") from None
+    """Read and validate a suite file (errors name the file, the line and the field)."""
+    return load_model(path, Suite, "suite")
 
 
 def run_suite(

@@ -518,3 +518,20 @@ def test_driver_option_values_and_the_secondary_side_are_checked_at_load(tmp_pat
 def test_valid_driver_options_load_as_written(tmp_path: Path) -> None:
     path = write(tmp_path, "target:\n  driver: {max_queue_size: 10, driver.consistency: ONE}\n")
     assert load_scenario(path).target.driver == {"max_queue_size": 10, "driver.consistency": "ONE"}
+
+
+# --- other YAML files share the formatter: suites ----------------------------------------------
+
+
+def test_a_suite_problem_names_file_line_field_and_the_close_field(tmp_path: Path) -> None:
+    from astrachaos.run.suite import load_suite
+
+    path = write(tmp_path, "runs:\n  - {name: a, scenario: x}\n  - name: b\n    scenarioo: y\n")
+    with pytest.raises(InvalidScenario) as caught:
+        load_suite(path)
+    assert caught.value.message.splitlines() == [
+        f"{path}, line 3, field runs.1.scenario: Field required",
+        f"{path}, line 4, field runs.1.scenarioo: unknown field 'scenarioo'; did you mean 'scenario'?",
+    ]
+    with pytest.raises(InvalidScenario, match=r"line 2, column 1"):
+        load_suite(write(tmp_path, "runs: [\n"))
