@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import difflib
-import inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
-from pydantic.fields import FieldInfo
-from pydantic_core import ErrorDetails
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from astrachaos.config.overrides import FieldPath, apply_override, parse_override
+from astrachaos.config.problems import describe_problems, dotted
 from astrachaos.errors import InvalidScenario
 from astrachaos.injectors.registry import lookup
 from astrachaos.scenario import Scenario
@@ -225,7 +222,7 @@ class _Walk:
             key = self._key(key_node, path)
             if key is None:
                 continue
-            field = _dotted((*path, key))
+            field = dotted((*path, key))
             if key in first_line:
                 if explicit:
                     self.problems.append(
@@ -238,7 +235,7 @@ class _Walk:
             self.visit(value_node, (*path, key))
 
     def _key(self, key_node: Node, path: FieldPath) -> str | None:
-        where = f"{_Origin(self.source, _line(key_node))}, field {_dotted(path) or '(top)'}"
+        where = f"{_Origin(self.source, _line(key_node))}, field {dotted(path) or '(top)'}"
         if not isinstance(key_node, ScalarNode):
             self.problems.append(f"{where}: a key must be text, not a list or mapping")
             return None
@@ -286,11 +283,6 @@ def _origin(locations: _Locations, loc: FieldPath, source: str) -> _Origin:
     return _Origin(source)
 
 
-def _dotted(loc: Sequence[object]) -> str:
-    text = ".".join(str(part) for part in loc)
-    return text if text.isprintable() else repr(text)[1:-1]  # one problem, one line
-
-
 def _describe(
     error: ValidationError,
     model: type[BaseModel],
@@ -298,79 +290,8 @@ def _describe(
     locations: _Locations,
     source: str,
 ) -> str:
-    """One line per pydantic problem: origin, field, message, offending value."""
-    lines = []
-    for problem in error.errors():
-        loc: FieldPath = (*prefix, *problem["loc"])
-        where = _origin(locations, loc, source)
-        field = f", field {_dotted(loc)}" if loc else ""
-        lines.append(f"{where}{field}: {_message(problem, model, tuple(problem['loc']))}")
-    return "\n".join(lines)
-
-
-def _message(problem: ErrorDetails, model: type[BaseModel], loc: FieldPath) -> str:
-    kind = problem["type"]
-    if kind == "extra_forbidden":
-        return _unknown_field(str(loc[-1]), _model_at(model, loc[:-1]))
-    if kind == "missing":
-        return str(problem["msg"])
-    message = f"{problem['msg']} (got {_short(problem['input'])})"
-    if kind == "enum" and isinstance(problem["input"], str):
-        choices = _enum_values(model, loc)
-        close = difflib.get_close_matches(str(problem["input"]), choices, n=1)
-        message += f"; did you mean {close[0]!r}?" if close else ""
-    return message
-
-
-def _unknown_field(name: str, model: type[BaseModel] | None) -> str:
-    if model is None:
-        return f"unknown field {name!r}"
-    known = [info.alias or field for field, info in model.model_fields.items()]
-    close = difflib.get_close_matches(name, known, n=1)
-    if close:
-        return f"unknown field {name!r}; did you mean {close[0]!r}?"
-    return f"unknown field {name!r}; known fields: {', '.join(known)}"
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _field(model: type[BaseModel], key: str) -> FieldInfo | None:
-    for name, info in model.model_fields.items():
-        if key in (name, info.alias):
-            return info
-    return None
-
-
-def _model_at(model: type[BaseModel], loc: FieldPath) -> type[BaseModel] | None:
-    """The model that validates the mapping found at `loc` (list indices skipped)."""
-    current: type[BaseModel] | None = model
-    for part in loc:
-        if isinstance(part, int) or current is None:
-            continue
-        info = _field(current, part)
-        current = _nested(info.annotation, BaseModel) if info else None
-    return current
-
-
-def _enum_values(model: type[BaseModel], loc: FieldPath) -> list[str]:
-    parent = _model_at(model, loc[:-1])
-    info = _field(parent, str(loc[-1])) if parent else None
-    enum = _nested(info.annotation, Enum) if info else None
-    return [str(member.value) for member in enum] if enum else []
-
-
-def _nested(annotation: object, base: type[_T]) -> type[_T] | None:
-    """The first class deriving from `base` inside a type annotation (`X | None`, `tuple[X]`)."""
-    if inspect.isclass(annotation) and issubclass(annotation, base):
-        return annotation
-    for argument in get_args(annotation):
-        found = _nested(argument, base)
-        if found is not None:
-            return found
-    return None
+    """One line per pydantic problem: origin (file and line), field, message, offending value."""
+    return describe_problems(error, model, prefix, lambda loc: str(_origin(locations, loc, source)))
 
 
 def _check_driver_options(scenario: Scenario, locations: _Locations, source: str) -> Iterator[str]:
@@ -401,7 +322,7 @@ def _check_injectors(scenario: Scenario, locations: _Locations, source: str) -> 
             factory = lookup(spec.name)
         except InvalidScenario as error:
             loc: FieldPath = ("injectors", index, "name")
-            yield f"{_origin(locations, loc, source)}, field {_dotted(loc)}: {error.message}"
+            yield f"{_origin(locations, loc, source)}, field {dotted(loc)}: {error.message}"
             continue
         try:
             factory.Params.model_validate(spec.params)
