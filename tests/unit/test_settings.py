@@ -318,7 +318,8 @@ def test_driver_overrides_accept_nested_and_dotted_keys() -> None:
 
 def test_driver_overrides_are_validated() -> None:
     profile = load_profile("local").profile
-    with pytest.raises(InvalidScenario, match=r"field driver\.max_queue_sise: unknown field .*did you mean 'max_queue_size'"):
+    close = r"field driver\.max_queue_sise: unknown field .*did you mean 'max_queue_size'"
+    with pytest.raises(InvalidScenario, match=close):
         profile.with_driver_overrides({"max_queue_sise": 1})
 
 
