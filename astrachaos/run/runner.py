@@ -1,6 +1,7 @@
 """Run one scenario: connect, write through the app pattern under faults, roll back, verify.
 
-Execution returns data; it never prints or exits. `on_phase` lets a caller show progress.
+Execution returns data; it never prints or exits. A caller observes a run through its events
+(`Runner.events`: phases, active faults) and `Runner.progress`, fed by them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from astrachaos.driver.resettable import ResettableSession
 from astrachaos.driver.retry import is_retryable
 from astrachaos.driver.table import RunTable, run_table
 from astrachaos.errors import Interrupted, InvalidScenario, RollbackFailed
+from astrachaos.events import EventBus, PhaseStarted
 from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.patterns.interface import PatternContext, SharedAppState
 from astrachaos.patterns.registry import build
@@ -40,12 +42,13 @@ from astrachaos.workload.stats import WriteStats
 from astrachaos.workload.writers import Writers
 
 log = logging.getLogger(__name__)
-Phase = Callable[[str], None]
 FAULTS_FILE = "faults.json"
 
 
 @dataclass
-class _WritePhase:
+class _WriteMeasures:
+    """The write phase as the runner measured it: its start, statistics, length and notes."""
+
     started_ns: int
     stats: WriteStats
     seconds: float
@@ -55,34 +58,26 @@ class _WritePhase:
 class Runner:
     """One run of one scenario, from connection to verdict."""
 
-    def __init__(
-        self,
-        scenario: Scenario,
-        out: Path | None = None,
-        on_phase: Phase = lambda phase: None,
-        stop: threading.Event | None = None,
-        progress: RunProgress | None = None,
-    ) -> None:
+    def __init__(self, scenario: Scenario, out: Path | None = None) -> None:
         self.scenario = scenario
         self.seed = scenario.seed if scenario.seed is not None else random.randrange(2**31)
         self.run_id = rundir.new_run_id(scenario.name)
         self.dir = rundir.create(out, self.run_id, scenario.model_copy(update={"seed": self.seed}))
-        self.stop = stop or threading.Event()
+        self.stop = threading.Event()
         self.interrupted = False
-        self.progress = progress or RunProgress(scenario.workload.records)
-        self._phase_callback = on_phase
-        self._on_phase = self._phase
+        self.events = EventBus()  # the run's own events (phases, active faults); subscribe before run()
+        self.progress = RunProgress(scenario.workload.records)
+        self.progress.subscribe(self.events)
 
     def _phase(self, phase: str) -> None:
-        self.progress.phase = phase
-        self._phase_callback(phase)
+        self.events.publish(PhaseStarted(phase))
 
     def run(self) -> RunResult:
         """Write, drain, roll back, verify; the ledgers and run directory survive any failure."""
         scenario = self.scenario
         started_at = rundir.now_iso()
         sides = self._sides()
-        self._on_phase("connecting")
+        self._phase("connecting")
         try:
             for side in sides:
                 side.connect(scenario.schema_.replication_factor)
@@ -97,7 +92,7 @@ class Runner:
                     f"interrupted; faults rolled back; the ledger is in {self.dir.path} "
                     f"(`astrachaos verify {self.dir.path}` verifies what was written)"
                 )
-            self._on_phase("verifying")
+            self._phase("verifying")
             verifications = [side.verify(scenario, self.run_id, write.started_ns) for side in sides]
             throttler = _throttler_stats(sides[0])
             injector_stats = [asdict(s) for side in sides for s in side.injectors.stats()]
@@ -122,7 +117,6 @@ class Runner:
             self._injectors("primary", profile),
             self.dir.ledger,
         )
-        primary.injectors.on_change = lambda active: setattr(self.progress, "active_faults", active)
         secondary = scenario.target.secondary
         if secondary is None:
             return [primary]
@@ -138,9 +132,10 @@ class Runner:
 
     def _injectors(self, side: str, profile: Profile) -> ActiveInjectors:
         specs = [spec for spec in self.scenario.injectors if spec.side == side]
-        return ActiveInjectors(specs, profile, local_cluster_for(profile), self.seed)
+        events = self.events if side == "primary" else None
+        return ActiveInjectors(specs, profile, local_cluster_for(profile), self.seed, events=events)
 
-    def _write(self, sides: list[Side]) -> _WritePhase:
+    def _write(self, sides: list[Side]) -> _WriteMeasures:
         scenario = self.scenario
         primary = sides[0]
         started_ns = time.monotonic_ns()
@@ -161,7 +156,7 @@ class Runner:
         writers = Writers(
             scenario, plan, patterns, channel, primary.bus, self._reset_trigger(primary.sessions), self.stop
         )
-        self._on_phase("writing")
+        self._phase("writing")
         notes: list[str] = []
         timeout_s = max(side.request_timeout_s for side in sides)
         for side in sides:
@@ -174,11 +169,11 @@ class Runner:
                 self.stop.set()
                 phase = writers.run_until_stopped()
             primary.sessions.wait_resets()
-            self._on_phase("draining")
+            self._phase("draining")
             if not channel.wait_idle(timeout_s + 5):
                 notes.append(f"{channel.in_flight} statements unanswered after {timeout_s + 5:.0f}s")
         finally:
-            self._on_phase("rolling back faults")
+            self._phase("rolling back faults")
             _finish_all(sides)
         for side in sides:
             side.injectors.check()
@@ -188,7 +183,7 @@ class Runner:
         if primary.sessions.resets:
             notes.append(f"session reset {primary.sessions.resets} time(s) with requests in flight")
         assert primary.stats is not None
-        return _WritePhase(started_ns, primary.stats, seconds, notes)
+        return _WriteMeasures(started_ns, primary.stats, seconds, notes)
 
     def _patterns(self, channel: Channel, app_log: ApplicationLog) -> list[Any]:
         scenario = self.scenario
@@ -213,7 +208,7 @@ class Runner:
         self,
         sides: list[Side],
         started_at: str,
-        write: _WritePhase,
+        write: _WriteMeasures,
         verifications: list[Verification],
         throttler: dict[str, int],
         injector_stats: list[dict[str, Any]],
