@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from astrachaos.patterns.registry import build
 from astrachaos.run import rundir
 from astrachaos.run.progress import RunProgress
 from astrachaos.run.result import RunFacts, RunResult, VerifiedSide, build_result, throughput_of
-from astrachaos.run.side import Side
+from astrachaos.run.side import Side, SidePlan, open_side
 from astrachaos.run.targets import local_cluster_for, resolve_profile, secondary_profile, target_table
 from astrachaos.scenario import Scenario
 from astrachaos.verify.partitions import Verification
@@ -76,41 +77,40 @@ class Runner:
         """Write, drain, roll back, verify; the ledgers and run directory survive any failure."""
         scenario = self.scenario
         started_at = rundir.now_iso()
-        sides = self._sides()
+        plans = self._plans()
         self._phase("connecting")
         try:
-            for side in sides:
-                side.connect(scenario.schema_.replication_factor)
-            for side in sides:
-                side.open_ledger(self.run_id, self._meta(side.profile, side.table))
-            write = self._write(sides)
-            for side in sides:
-                assert side.ledger is not None
-                side.ledger.flush()
-            if self.interrupted:
-                raise Interrupted(
-                    f"interrupted; faults rolled back; the ledger is in {self.dir.path} "
-                    f"(`astrachaos verify {self.dir.path}` verifies what was written)"
-                )
-            self._phase("verifying")
-            verifications = [side.verify(scenario, self.run_id, write.started_ns) for side in sides]
-            throttler = _throttler_stats(sides[0])
-            injector_stats = [asdict(s) for side in sides for s in side.injectors.stats()]
-            for side in sides:
-                assert side.ledger is not None
-                side.ledger.set_meta({"finished_at": rundir.now_iso()})
+            with ExitStack() as opened:
+                sides = [
+                    opened.enter_context(
+                        open_side(plan, scenario, self.run_id, self._meta(plan.profile, plan.table))
+                    )
+                    for plan in plans
+                ]
+                write = self._write(sides)
+                for side in sides:
+                    side.ledger.flush()
+                if self.interrupted:
+                    raise Interrupted(
+                        f"interrupted; faults rolled back; the ledger is in {self.dir.path} "
+                        f"(`astrachaos verify {self.dir.path}` verifies what was written)"
+                    )
+                self._phase("verifying")
+                verifications = [side.verify(scenario, self.run_id, write.started_ns) for side in sides]
+                throttler = _throttler_stats(sides[0])
+                injector_stats = [asdict(s) for plan in plans for s in plan.injectors.stats()]
+                for side in sides:
+                    side.ledger.set_meta({"finished_at": rundir.now_iso()})
         finally:
-            self._save_faults(sides)
-            for side in reversed(sides):
-                side.close()
-        result = self._result(sides, started_at, write, verifications, throttler, injector_stats)
+            self._save_faults(plans)
+        result = self._result(plans, started_at, write, verifications, throttler, injector_stats)
         rundir.write_result(self.dir, result.to_json_dict())
         return result
 
-    def _sides(self) -> list[Side]:
+    def _plans(self) -> list[SidePlan]:
         scenario = self.scenario
         profile = resolve_profile(scenario)
-        primary = Side(
+        primary = SidePlan(
             "primary",
             profile,
             target_table(scenario, profile),
@@ -128,7 +128,7 @@ class Runner:
         ):
             raise InvalidScenario("target.secondary writes to the primary's own table")
         ledger = self.dir.secondary_ledger
-        return [primary, Side("secondary", other, table, self._injectors("secondary", other), ledger)]
+        return [primary, SidePlan("secondary", other, table, self._injectors("secondary", other), ledger)]
 
     def _injectors(self, side: str, profile: Profile) -> ActiveInjectors:
         specs = [spec for spec in self.scenario.injectors if spec.side == side]
@@ -140,10 +140,9 @@ class Runner:
         primary = sides[0]
         started_ns = time.monotonic_ns()
         for side in sides:
-            assert side.ledger is not None
             side.ledger.set_meta({"started_ns": str(started_ns)})
         self.progress.subscribe(primary.bus)
-        channels = [side.make_channel(scenario, self.run_id, started_ns) for side in sides]
+        channels = [side.channel for side in sides]
         channel: Channel = channels[0]
         if len(sides) == 2:
             assert scenario.target.secondary is not None
@@ -152,13 +151,12 @@ class Runner:
         app_log = ApplicationLog(self.dir.app_log, primary.bus, scenario.pattern.name.value)
         patterns = self._patterns(channel, app_log)
         plan = RecordPlan(scenario.workload, self.run_id, scenario.schema_.buckets, self.seed)
-        assert primary.sessions is not None
         writers = Writers(
             scenario, plan, patterns, channel, primary.bus, self._reset_trigger(primary.sessions), self.stop
         )
         self._phase("writing")
         notes: list[str] = []
-        timeout_s = max(side.request_timeout_s for side in sides)
+        timeout_s = max(side.plan.request_timeout_s for side in sides)
         for side in sides:
             side.injectors.start()
         try:
@@ -174,7 +172,7 @@ class Runner:
                 notes.append(f"{channel.in_flight} statements unanswered after {timeout_s + 5:.0f}s")
         finally:
             self._phase("rolling back faults")
-            _finish_all(sides)
+            _finish_all([side.plan for side in sides])
         for side in sides:
             side.injectors.check()
         seconds = (time.monotonic_ns() - started_ns) / 1e9
@@ -182,7 +180,6 @@ class Runner:
         notes.extend(phase.writer_errors or [])
         if primary.sessions.resets:
             notes.append(f"session reset {primary.sessions.resets} time(s) with requests in flight")
-        assert primary.stats is not None
         return _WriteMeasures(started_ns, primary.stats, seconds, notes)
 
     def _patterns(self, channel: Channel, app_log: ApplicationLog) -> list[Any]:
@@ -206,7 +203,7 @@ class Runner:
 
     def _result(
         self,
-        sides: list[Side],
+        sides: list[SidePlan],
         started_at: str,
         write: _WriteMeasures,
         verifications: list[Verification],
@@ -231,7 +228,7 @@ class Runner:
         ]
         return build_result(self.scenario, facts, verified[0], verified[1] if len(verified) == 2 else None)
 
-    def _save_faults(self, sides: list[Side]) -> None:
+    def _save_faults(self, sides: list[SidePlan]) -> None:
         timeline = [
             {"side": side.name, "injector": name, "kind": kind, "start_ns": w.start_ns, "end_ns": w.end_ns}
             for side in sides
@@ -274,7 +271,6 @@ def _attempt_state(attempt: int) -> Any:
 
 def _throttler_stats(side: Side) -> dict[str, int]:
     totals: dict[str, int] = {}
-    assert side.sessions is not None
     for live in side.sessions.all_sessions():
         for name, value in asdict(live.throttled.stats()).items():
             if name.startswith("max_"):
@@ -284,7 +280,7 @@ def _throttler_stats(side: Side) -> dict[str, int]:
     return totals
 
 
-def _finish_all(sides: list[Side]) -> None:
+def _finish_all(sides: list[SidePlan]) -> None:
     """Roll back every side's faults (newest side first); the first failure is raised after all."""
     failure: RollbackFailed | None = None
     for side in reversed(sides):
