@@ -16,7 +16,6 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -48,25 +47,6 @@ class ThrottlerStats:
     duplicate_answers: int = 0  # driver callbacks for a request already answered (ignored)
 
 
-class ThrottleEventKind(StrEnum):
-    """What happened to a request at the throttler."""
-
-    QUEUED = "queued"
-    THROTTLED = "throttled"
-
-
-@dataclass(frozen=True)
-class ThrottleEvent:
-    """A request was queued or refused; counts are taken right after."""
-
-    kind: ThrottleEventKind
-    in_flight: int
-    queued: int
-
-
-ThrottleListener = Callable[[ThrottleEvent], None]
-
-
 @dataclass(slots=True)
 class _Waiting:
     start: Start
@@ -84,7 +64,6 @@ class RequestThrottler(ABC):
     """
 
     def __init__(self, max_queue_size: int, max_in_flight: int = UNBOUNDED) -> None:
-        self.listeners: list[ThrottleListener] = []
         self._max_queue = max_queue_size
         self._cap = max_in_flight
         self._lock = threading.Lock()
@@ -119,11 +98,8 @@ class RequestThrottler(ABC):
                 self._throttled += 1
         if now:
             start()
-        elif queued:
-            self._emit(ThrottleEventKind.QUEUED)
-        else:
+        elif not queued:
             reject(RequestThrottlingError(self._full_message()))
-            self._emit(ThrottleEventKind.THROTTLED)
 
     def release(self) -> Start | None:
         """An admitted request finished: the start of the request that takes its slot, if any."""
@@ -185,17 +161,6 @@ class RequestThrottler(ABC):
         self._in_flight += 1
         if self._in_flight > self._max_in_flight:
             self._max_in_flight = self._in_flight
-
-    def _emit(self, kind: ThrottleEventKind) -> None:
-        if not self.listeners:
-            return
-        with self._lock:
-            event = ThrottleEvent(kind, self._in_flight, len(self._queue))
-        for listener in list(self.listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("a throttle listener failed; the request is unaffected")
 
 
 class ConcurrencyLimitingThrottler(RequestThrottler):

@@ -162,7 +162,6 @@ def write_in_processes(
     count = scenario.workload.processes
     if "address_translator" in primary.connect_overrides:
         raise InvalidScenario("workload.processes > 1 cannot route through per-node proxies yet")
-    assert primary.ledger is not None
     contact_points = primary.connect_overrides.get("contact_points")
     jobs = [
         WriterJob(

@@ -1,8 +1,14 @@
-"""One target of a run: its profile, table, injectors, session, ledger and write channel."""
+"""One target of a run: planned (profile, table, injectors), then opened fully connected.
+
+`open_side` is the only way to get a `Side`: it yields one whose session, table, ledger and
+write channel all exist, and closes every part it opened, in reverse, whatever happens.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,8 +21,8 @@ from astrachaos.events import EventBus
 from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.ledger.writer import Ledger
 from astrachaos.scenario import Scenario
-from astrachaos.verify.connection import verifier
-from astrachaos.verify.partitions import Verification, verify
+from astrachaos.verify.connection import verify_run_table
+from astrachaos.verify.partitions import Verification
 from astrachaos.workload.channel import WriteChannel
 from astrachaos.workload.stats import WriteStats
 
@@ -24,87 +30,64 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Side:
-    """A target the application writes to; a run has one, or two for a dual write."""
+class SidePlan:
+    """A target the application will write to (one, or two for a dual write), not yet opened."""
 
     name: str
     profile: Profile
     table: RunTable
     injectors: ActiveInjectors
     ledger_path: Path
-    sessions: ResettableSession | None = None
-    ledger: Ledger | None = None
-    channel: WriteChannel | None = None
-    stats: WriteStats | None = None
+
+    @property
+    def request_timeout_s(self) -> float:
+        """The driver's request timeout on this side."""
+        return self.profile.driver.request_timeout_ms / 1000
+
+
+@dataclass
+class Side:
+    """An opened target: connected session, its table made, its ledger and write channel ready."""
+
+    plan: SidePlan
+    sessions: ResettableSession
+    ledger: Ledger
+    channel: WriteChannel
+    stats: WriteStats
     bus: EventBus = field(default_factory=EventBus)
     connect_overrides: dict[str, Any] = field(default_factory=dict)
 
-    def connect(
-        self,
-        replication_factor: int,
-        contact_points: tuple[str, ...] | None = None,
-        port: int | None = None,
-    ) -> None:
-        """Prepare the injectors (a proxy may change how to connect), connect, make the table.
+    @property
+    def name(self) -> str:
+        """`primary` or `secondary`."""
+        return self.plan.name
 
-        `contact_points` and `port`: where another process's injectors said to connect.
-        """
-        from astrachaos.driver.session import connect
+    @property
+    def profile(self) -> Profile:
+        """The profile this side writes through (with the scenario's driver options)."""
+        return self.plan.profile
 
-        overrides = self.injectors.prepare()
-        extra: dict[str, Any] = {}
-        if contact_points is not None:
-            extra = {"contact_points": list(contact_points), "port": port or self.profile.port}
-        if overrides is not None:
-            extra = {"contact_points": overrides.contact_points, "port": overrides.port}
-            if overrides.address_translator is not None:
-                extra["address_translator"] = overrides.address_translator
-        profile = self.profile
-        self.sessions = ResettableSession(lambda: connect(profile, **extra))
-        self.injectors.attach_session_reset(self.sessions.reset_in_background)
-        self.connect_overrides = extra
-        ensure_table(
-            self.sessions.current().connection.session,
-            self.table,
-            replication_factor,
-            astra=profile.kind == "astra",
-        )
+    @property
+    def table(self) -> RunTable:
+        """The run table this side writes."""
+        return self.plan.table
 
-    def open_ledger(self, run_id: str, meta: dict[str, str]) -> Ledger:
-        """Create this side's ledger and record fault windows in it."""
-        self.ledger = Ledger.create(self.ledger_path, run_id, {**meta, "side": self.name})
-        self.ledger.subscribe(self.bus)
-        self.injectors.attach_ledger(self.ledger)
-        return self.ledger
+    @property
+    def injectors(self) -> ActiveInjectors:
+        """The faults of this side."""
+        return self.plan.injectors
 
-    def make_channel(self, scenario: Scenario, run_id: str, started_ns: int) -> WriteChannel:
-        """The instrumented write path to this side, with its statistics and client hooks."""
-        assert self.sessions is not None
-        self.stats = WriteStats()
-        self.stats.subscribe(self.bus)
-        self.channel = WriteChannel(
-            self.sessions,
-            self.table,
-            run_id,
-            scenario.workload.statement,
-            scenario.schema_.ttl_s,
-            scenario.schema_.buckets,
-            self.bus,
-            idempotent=True,
-            request_timeout_s=self.request_timeout_s,
-        )
-        self.channel.hooks = self.injectors.client_hooks
-        return self.channel
+    def verify(self, scenario: Scenario, run_id: str, started_ns: int) -> Verification:
+        """Read this side's table back with a Cluster of its own; classify every record."""
+        return verify_run_table(self.profile, self.table, run_id, self.ledger, scenario, started_ns)
 
     def host_downs(self) -> list[HostDown]:
         """Every time the driver marked a host of this side down, over every session opened."""
-        assert self.sessions is not None
         downs = [d for live in self.sessions.all_sessions() for d in live.connection.hosts.downs()]
         return sorted(downs, key=lambda d: d.down_ns)
 
     def record_host_downs(self, origin_ns: int) -> list[str]:
         """Put the driver's host downs in the ledger as fault windows; one note for each."""
-        assert self.ledger is not None
         notes = []
         for down in self.host_downs():
             self.ledger.record_fault_window(
@@ -113,32 +96,64 @@ class Side:
             notes.append(f"{self.name}: {down.describe(origin_ns)}")
         return notes
 
-    @property
-    def request_timeout_s(self) -> float:
-        """The driver's request timeout on this side."""
-        return self.profile.driver.request_timeout_ms / 1000
 
-    def verify(self, scenario: Scenario, run_id: str, started_ns: int) -> Verification:
-        """Read this side's table back and classify every record of its ledger."""
-        assert self.ledger is not None
-        windows = [(w.injector, w.start_ns, w.end_ns) for w in self.ledger.fault_windows()]
-        buckets = range(scenario.schema_.buckets)
-        # A Cluster of its own, straight to the database: not the write session faults wore out.
-        with verifier(self.profile, self.table, run_id, scenario.verify.page_size) as reader:
-            return verify(reader, self.ledger, buckets, scenario.verify, started_ns, windows=windows)
+@contextmanager
+def open_side(
+    plan: SidePlan,
+    scenario: Scenario,
+    run_id: str,
+    meta: dict[str, str],
+    connect_to: dict[str, Any] | None = None,
+) -> Iterator[Side]:
+    """Prepare the injectors (a proxy may change how to connect), connect, make the table, create
+    the ledger and the write channel; on exit close the ledger, the session and the injectors'
+    proxies (each step logged, never raised, so one failure does not keep the others open).
 
-    def close(self) -> None:
-        """Close the ledger and the session; release the injectors' proxies. Never raises."""
-        for step in (self._close_ledger, self._close_sessions, self.injectors.close):
-            try:
-                step()
-            except Exception:  # closing one part must not keep the others open
-                log.exception("closing side %s failed", self.name)
+    `connect_to`: contact points and port another process's injectors said to connect to."""
+    from astrachaos.driver.session import connect
 
-    def _close_ledger(self) -> None:
-        if self.ledger is not None:
-            self.ledger.close()
+    with ExitStack() as opened:
+        opened.callback(_quietly, plan.name, plan.injectors.close)
+        overrides = plan.injectors.prepare()
+        extra: dict[str, Any] = dict(connect_to or {})
+        if overrides is not None:
+            extra = {"contact_points": overrides.contact_points, "port": overrides.port}
+            if overrides.address_translator is not None:
+                extra["address_translator"] = overrides.address_translator
+        profile = plan.profile
+        sessions = ResettableSession(lambda: connect(profile, **extra))
+        opened.callback(_quietly, plan.name, sessions.close)
+        plan.injectors.attach_session_reset(sessions.reset_in_background)
+        ensure_table(
+            sessions.current().connection.session,
+            plan.table,
+            scenario.schema_.replication_factor,
+            astra=profile.kind == "astra",
+        )
+        ledger = Ledger.create(plan.ledger_path, run_id, {**meta, "side": plan.name})
+        opened.callback(_quietly, plan.name, ledger.close)
+        bus = EventBus()
+        ledger.subscribe(bus)
+        plan.injectors.attach_ledger(ledger)
+        stats = WriteStats()
+        stats.subscribe(bus)
+        channel = WriteChannel(
+            sessions,
+            plan.table,
+            run_id,
+            scenario.workload.statement,
+            scenario.schema_.ttl_s,
+            scenario.schema_.buckets,
+            bus,
+            idempotent=True,
+            request_timeout_s=plan.request_timeout_s,
+        )
+        channel.hooks = plan.injectors.client_hooks
+        yield Side(plan, sessions, ledger, channel, stats, bus, extra)
 
-    def _close_sessions(self) -> None:
-        if self.sessions is not None:
-            self.sessions.close()
+
+def _quietly(side: str, close: Any) -> None:
+    try:
+        close()
+    except Exception:  # closing one part must not keep the others open
+        log.exception("closing side %s failed", side)

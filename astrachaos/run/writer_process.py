@@ -26,7 +26,7 @@ from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.injectors.registry import lookup
 from astrachaos.patterns.interface import AppPattern, PatternContext, SharedAppState
 from astrachaos.patterns.registry import build
-from astrachaos.run.side import Side
+from astrachaos.run.side import Side, SidePlan, open_side
 from astrachaos.scenario import InjectorSpec, Scenario
 from astrachaos.workload.applog import ApplicationLog
 from astrachaos.workload.plan import RecordPlan
@@ -127,60 +127,71 @@ def _write(job: WriterJob, progress: Any, stop: Any, report: ProcessReport, gate
     scenario = Scenario.model_validate(job.scenario)
     specs = [spec for spec in scenario.injectors if spec.side == "primary" and is_client_fault(spec)]
     injectors = ActiveInjectors(specs, job.profile, None, job.seed)
-    side = Side("primary", job.profile, job.table, injectors, segment_path(Path(job.run_dir), job.process))
-    side.connect(scenario.schema_.replication_factor, job.contact_points, job.port)
+    plan = SidePlan(
+        "primary", job.profile, job.table, injectors, segment_path(Path(job.run_dir), job.process)
+    )
+    connect_to: dict[str, Any] = {}
+    if job.contact_points is not None:
+        connect_to = {"contact_points": list(job.contact_points), "port": job.port or job.profile.port}
+    meta = {**job.meta, "process": str(job.process)}
+    with open_side(plan, scenario, job.run_id, meta, connect_to) as side:
+        _write_side(job, scenario, side, progress, stop, report, gate)
+
+
+def _write_side(
+    job: WriterJob,
+    scenario: Scenario,
+    side: Side,
+    progress: Any,
+    stop: Any,
+    report: ProcessReport,
+    gate: StartGate,
+) -> None:
+    channel = side.channel
+    counts = _ProgressCounts()
+    side.bus.subscribe(WriteCompleted, counts.on_completed)
+    app_log = ApplicationLog(Path(job.run_dir) / "app.log.jsonl", side.bus, scenario.pattern.name.value)
+    patterns = _patterns(scenario, job, channel, app_log)
+    records = RecordPlan(scenario.workload, job.run_id, scenario.schema_.buckets, job.seed)
+    halt = threading.Event()
+    watcher = threading.Thread(target=_forward, args=(stop, halt, counts, progress), daemon=True)
+    watcher.start()
+    writers = Writers(
+        scenario,
+        records,
+        patterns,
+        channel,
+        side.bus,
+        _reset_trigger(scenario, side.sessions.reset_in_background),
+        stop=halt,
+        writer_ids=list(patterns),
+    )
+    started_ns = gate.wait_for_start()
+    side.ledger.set_meta({"started_ns": str(started_ns)})
+    side.injectors.start()
     try:
-        side.open_ledger(job.run_id, {**job.meta, "process": str(job.process)})
-        channel = side.make_channel(scenario, job.run_id, 0)
-        counts = _ProgressCounts()
-        side.bus.subscribe(WriteCompleted, counts.on_completed)
-        app_log = ApplicationLog(Path(job.run_dir) / "app.log.jsonl", side.bus, scenario.pattern.name.value)
-        patterns = _patterns(scenario, job, channel, app_log)
-        plan = RecordPlan(scenario.workload, job.run_id, scenario.schema_.buckets, job.seed)
-        halt = threading.Event()
-        watcher = threading.Thread(target=_forward, args=(stop, halt, counts, progress), daemon=True)
-        watcher.start()
-        assert side.sessions is not None
-        writers = Writers(
-            scenario,
-            plan,
-            patterns,
-            channel,
-            side.bus,
-            _reset_trigger(scenario, side.sessions.reset_in_background),
-            stop=halt,
-            writer_ids=list(patterns),
-        )
-        started_ns = gate.wait_for_start()
-        assert side.ledger is not None
-        side.ledger.set_meta({"started_ns": str(started_ns)})
-        injectors.start()
-        try:
-            phase = writers.run()
-            side.sessions.wait_resets()
-            if not channel.wait_idle(side.request_timeout_s + 5):
-                report.notes.append(f"process {job.process}: {channel.in_flight} statements unanswered")
-        finally:
-            injectors.finish()
-            app_log.close()
-        report.handed_over = phase.handed_over
-        report.notes.extend(phase.writer_errors or [])
-        host_notes = side.record_host_downs(started_ns)
-        report.notes.extend(host_notes)
-        report.host_downs = len(host_notes)
-        assert side.ledger is not None and side.stats is not None and side.sessions is not None
-        side.ledger.flush()
-        report.histogram = side.stats.histogram.encode()
-        report.outcomes = {outcome.value: n for outcome, n in side.stats.outcomes.items()}
-        report.injectors = [asdict(stats) for stats in injectors.stats()]
-        report.throttler = merge_throttler_stats(
-            [asdict(live.throttled.stats()) for live in side.sessions.all_sessions()]
-        )
-        halt.set()
-        watcher.join()
-        counts.flush(progress)
+        phase = writers.run()
+        side.sessions.wait_resets()
+        if not channel.wait_idle(side.plan.request_timeout_s + 5):
+            report.notes.append(f"process {job.process}: {channel.in_flight} statements unanswered")
     finally:
-        side.close()
+        side.injectors.finish()
+        app_log.close()
+    report.handed_over = phase.handed_over
+    report.notes.extend(phase.writer_errors or [])
+    host_notes = side.record_host_downs(started_ns)
+    report.notes.extend(host_notes)
+    report.host_downs = len(host_notes)
+    side.ledger.flush()
+    report.histogram = side.stats.histogram.encode()
+    report.outcomes = {outcome.value: n for outcome, n in side.stats.outcomes.items()}
+    report.injectors = [asdict(stats) for stats in side.injectors.stats()]
+    report.throttler = merge_throttler_stats(
+        [asdict(live.throttled.stats()) for live in side.sessions.all_sessions()]
+    )
+    halt.set()
+    watcher.join()
+    counts.flush(progress)
 
 
 def _patterns(

@@ -17,7 +17,9 @@ from astrachaos.config.settings import Profile
 from astrachaos.driver.session import Connection, connect
 from astrachaos.driver.table import RunTable
 from astrachaos.errors import EnvironmentProblem, Inconclusive
-from astrachaos.verify.partitions import PartitionReader
+from astrachaos.ledger.writer import Ledger
+from astrachaos.scenario import Scenario
+from astrachaos.verify.partitions import PartitionReader, Verification, verify
 from astrachaos.workload.plan import DIGEST, digest_named
 
 log = logging.getLogger(__name__)
@@ -89,3 +91,18 @@ def _reader(
             log.warning("verification cannot prepare its read yet (%s); retrying", error)
             sleep(pause)
             pause = min(pause * 2, 5.0)
+
+
+def verify_run_table(
+    profile: Profile, table: RunTable, run_id: str, ledger: Ledger, scenario: Scenario, run_started_ns: int
+) -> Verification:
+    """`verify` of one side of a run: every bucket the scenario writes, its recorded fault windows.
+
+    Read with a Cluster of its own (`verify.connection`), not the write session faults wore out;
+    rows are digested as the ledger's meta says its records were.
+    """
+    windows = [(w.injector, w.start_ns, w.end_ns) for w in ledger.fault_windows()]
+    buckets = range(scenario.schema_.buckets)
+    digest = ledger.meta().get("digest")
+    with verifier(profile, table, run_id, scenario.verify.page_size, digest=digest) as reader:
+        return verify(reader, ledger, buckets, scenario.verify, run_started_ns, windows=windows)

@@ -232,6 +232,11 @@ def verify(
     return result
 
 
+def reread_levels(consistency: str) -> list[str]:
+    """Levels of the strong re-read, in order: ALL falls back to QUORUM (a replica may be down)."""
+    return [consistency] + (["QUORUM"] if consistency == "ALL" else [])
+
+
 def _totals(ledger: Ledger, run_started_ns: int) -> tuple[AckedTotals, int]:
     with ledger.reading() as records:
         return records.acked_totals(run_started_ns), records.app_logged_success()
@@ -348,7 +353,7 @@ def _reread(
     run_started_ns: int,
     taken: list[LedgerRecord],
 ) -> None:
-    levels = [spec.reread_consistency] + (["QUORUM"] if spec.reread_consistency == "ALL" else [])
+    levels = reread_levels(spec.reread_consistency)
     for bucket, entries in sorted(pending.items()):
         rows: dict[int, StoredRow] | None = None
         for level in levels:
