@@ -88,15 +88,22 @@ def _diff_bounds(job: RangeJob, bounds: tuple[int, int]) -> RangeOutcome:
     return diff_range(job, *bounds)
 
 
-@contextmanager
-def spark_context(master: str | None, conf: Mapping[str, str]) -> Iterator[Any]:
-    """The running SparkContext, or a new one (stopped on exit) for `master` with `conf`."""
+def require_pyspark() -> None:
+    """An EnvironmentProblem (exit 4) saying how to install pyspark, when it is not installed."""
     try:
-        from pyspark import SparkContext
-        from pyspark.sql import SparkSession
+        import pyspark  # noqa: F401
     except ImportError:
         raise EnvironmentProblem("--engine spark needs pyspark, which is not installed",
                                  hint=INSTALL_HINT) from None  # fmt: skip
+
+
+@contextmanager
+def spark_context(master: str | None, conf: Mapping[str, str]) -> Iterator[Any]:
+    """The running SparkContext, or a new one (stopped on exit) for `master` with `conf`."""
+    require_pyspark()
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
     running = SparkContext._active_spark_context
     if running is not None:
         yield running
