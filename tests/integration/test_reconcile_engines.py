@@ -198,6 +198,9 @@ def test_rows_written_during_a_spark_scan_are_in_flight_never_differences(
 
     def writer(raw: Any) -> None:  # target-only rows, while the ranges are being read
         insert = raw.prepare(INSERT.format(t=planted[1]))
+        while not (tmp_path / "checkpoint.jsonl").is_file():  # the scan start is taken just after
+            time.sleep(0.01)
+        time.sleep(0.2)  # rows written before the scan started are differences, rightly
         i = 10_000
         while not stop.is_set():
             raw.execute(insert, row_values(i))
