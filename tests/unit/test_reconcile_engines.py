@@ -55,7 +55,8 @@ def test_a_worker_takes_the_secret_from_its_environment(monkeypatch: pytest.Monk
     monkeypatch.delenv("ASTRACHAOS_RECONCILE_PROD_EAST_PASSWORD", raising=False)
     with pytest.raises(EnvironmentProblem) as missing:
         portable.load()
-    assert "ASTRACHAOS_RECONCILE_PROD_EAST_PASSWORD" in str(missing.value) and SECRET not in str(missing.value)
+    message = str(missing.value)
+    assert "ASTRACHAOS_RECONCILE_PROD_EAST_PASSWORD" in message and SECRET not in message
     monkeypatch.setenv("ASTRACHAOS_RECONCILE_PROD_EAST_PASSWORD", SECRET)
     loaded = portable.load()
     assert loaded == secured() and loaded.password is not None
