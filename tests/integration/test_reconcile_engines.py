@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,28 @@ def test_rows_written_during_a_spark_scan_are_in_flight_never_differences(
     assert late, f"none of the {len(written)} rows written during the scan was read by it"
     assert {f["kind"] for f in late} == {"missing_in_source"}
     assert keys_of([f for f in result["in_flight"] if f not in late]) == ids(IN_FLIGHT)
+
+
+def test_the_profile_secret_reaches_spark_workers_through_their_environment_only(
+    planted: tuple[str, str], spark: Any, tmp_path: Path
+) -> None:
+    from pydantic import SecretStr
+
+    from astrachaos.config.settings import load_profile
+    from astrachaos.reconcile.portable import PortableProfile
+
+    secret = "spark-secret-4f1c"  # the node has no authenticator: any password connects
+    profile = load_profile("local").profile.model_copy(
+        update={"name": "spark-auth", "username": "u", "password": SecretStr(secret)}
+    )
+    portable = PortableProfile.of(profile)
+    with open_sides(list(planted), "local") as (s, t):
+        sides = [replace(side, profile=portable) for side in (s, t)]
+        options = TableOptions(splits=4)
+        without = compare_tables(*sides, options, tmp_path / "without", engine=SparkTasks())
+        with_env = [replace(side, secret_env=portable.secret_env(profile)) for side in sides]
+        found = compare_tables(*with_env, options, tmp_path / "with", engine=SparkTasks())
+    assert without.counts["ranges_failed"] == 4  # the workers could not build the profile
+    assert found.counts["ranges_failed"] == 0 and found.counts["source_rows"] == ROWS
+    written = json.dumps(without.to_json_dict()) + (tmp_path / "without" / "checkpoint.jsonl").read_text()
+    assert secret not in written
