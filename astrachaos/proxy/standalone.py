@@ -291,7 +291,7 @@ class StandaloneProxy:
         counters = self.proxies.counters()
         injected: Counter[str] = Counter()
         requests = 0
-        for fault in self.faults():
+        for fault in self.injector_summaries():  # removed faults still count
             requests = max(requests, fault["requests"])
             injected.update(fault["by_type"])
         capture = dict(self.capture.counts) if self.capture is not None else {}
