@@ -326,7 +326,8 @@ def _classify_key(
 
 def _class_of(stored: StoredWrite, later: Sequence[StoredWrite], row: dict[str, Any] | None) -> WriteClass:
     told = stored.answer.told
-    if told is not Told.RESULT and row is not None and any(w.write.kind is not WriteKind.DELETE for w in later):
+    rewritten_later = any(w.write.kind is not WriteKind.DELETE for w in later)
+    if told is not Told.RESULT and row is not None and rewritten_later:
         return WriteClass.OVERWRITTEN  # a later attempt (a retry) or another write took the key
     if _as_written(stored, row):
         return WriteClass.OK if told is Told.RESULT else WriteClass.RECOVERED
