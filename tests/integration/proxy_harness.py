@@ -152,11 +152,15 @@ def tcp_peers(pid: int) -> set[tuple[str, int]]:
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
     peers = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+    lines = (
+        Path("/proc/net/tcp").read_text().splitlines()[1:]
+        + Path("/proc/net/tcp6").read_text().splitlines()[1:]
+    )
+    for line in lines:  # a JVM's sockets are IPv6 ones with IPv4-mapped addresses: tcp6
         fields = line.split()
         remote, state, inode = fields[2], fields[3], fields[9]
         if inode in inodes and state == "01":  # ESTABLISHED
             address, port = remote.split(":")
-            octets = bytes.fromhex(address)[::-1]
+            octets = bytes.fromhex(address[-8:])[::-1]  # IPv4, or the IPv4 of ::ffff:a.b.c.d
             peers.add((".".join(str(b) for b in octets), int(port, 16)))
     return peers
