@@ -41,12 +41,13 @@ SchemaRows = Callable[[], Sequence[tuple[str, str, str, str, int, str]]]
 
 
 class SchemaCache:
-    """Primary keys of every table, from `system_schema.columns`; read again on a miss (≤ 1/s)."""
+    """Primary keys of every table, from `system_schema.columns`; read again on a miss (≤ 1/s per table)."""
 
     def __init__(self, fetch: SchemaRows) -> None:
         self._fetch = fetch
         self._tables: dict[tuple[str, str], TableKeys] = {}
         self._fetched_at = 0.0
+        self._missed: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
@@ -67,12 +68,13 @@ class SchemaCache:
     def get(self, keyspace: str, table: str) -> TableKeys | None:
         """The table's keys; a table not known yet makes one new read (at most once a second)."""
         found = self._tables.get((keyspace, table))
-        if found is None and time.monotonic() - self._fetched_at > 1.0:
+        now = time.monotonic()
+        if found is None and now - self._missed.get((keyspace, table), 0.0) > 1.0:
+            self._missed[(keyspace, table)] = now
             try:
                 self.refresh()
             except Exception as error:  # the database may be unreachable; the write stays counted
                 log.warning("cannot read system_schema: %s", error)
-                self._fetched_at = time.monotonic()
             found = self._tables.get((keyspace, table))
         return found
 
