@@ -151,13 +151,14 @@ class ConnectionCapture:
         self._in_flight: dict[int, list[int]] = {}
         self._preparing: dict[int, str] = {}
         self._using: dict[int, str] = {}
+        self._unknown: dict[int, tuple[str, str | None]] = {}  # EXECUTE of an unseen PREPARE
 
     # -- requests ---------------------------------------------------------------------------
 
     def request(self, envelope: Envelope, fault: str | None, refused: str | None) -> None:
         """A client request: capture its writes. `refused`: the error class answered instead."""
         if envelope.opcode == Opcode.PREPARE:
-            text = _prepare_text(envelope)
+            text = _query_text(envelope)
             if text is not None:
                 self._preparing[envelope.stream] = text
             return
@@ -194,18 +195,11 @@ class ConnectionCapture:
         capture = self.capture
         prepared = capture.prepared.get(statement.prepared_id) if statement.prepared_id else None
         if statement.prepared_id is not None and prepared is None:
-            capture.counts["unverifiable"] += 1
-            capture.ledger.unverifiable(
-                Unverifiable(
-                    Reason.UNKNOWN_PREPARED.value,
-                    None,
-                    None,
-                    statement.prepared_id.hex(),
-                    self.name,
-                    time.time(),
-                    fault,
+            if request.opcode == Opcode.BATCH:  # only writes go in a batch
+                return self._unverifiable(
+                    Reason.UNKNOWN_PREPARED, None, None, statement.prepared_id.hex(), fault
                 )
-            )
+            self._unknown[request.stream] = (statement.prepared_id.hex(), fault)  # a read or a write?
             return None
         text = prepared.text if prepared is not None else statement.text or ""
         shape = prepared.shape if prepared is not None else shape_of(text)
@@ -267,6 +261,9 @@ class ConnectionCapture:
         keyspace = self._using.pop(stream, None)
         if keyspace is not None and envelope.opcode == Opcode.RESULT:
             self.keyspace = keyspace
+        unknown = self._unknown.pop(stream, None)
+        if unknown is not None and not _is_rows(envelope):  # no rows back: it was not a read
+            self._unverifiable(Reason.UNKNOWN_PREPARED, None, None, unknown[0], unknown[1])
         ids = self._in_flight.pop(stream, None)
         if not ids:
             return
@@ -354,10 +351,6 @@ def _captured(
     )  # fmt: skip
 
 
-def _prepare_text(envelope: Envelope) -> str | None:
-    return _query_text(envelope)
-
-
 def _query_text(envelope: Envelope) -> str | None:
     if envelope.flags & Flag.COMPRESSED:
         return None
@@ -368,6 +361,23 @@ def _query_text(envelope: Envelope) -> str | None:
         return body.long_string()
     except FrameError:
         return None
+
+
+def _is_rows(envelope: Envelope) -> bool:
+    """Whether a RESULT carries rows (the answer to a read)."""
+    if envelope.opcode != Opcode.RESULT:
+        return False
+    body = BodyReader(envelope.body)
+    try:
+        if envelope.flags & Flag.TRACING:
+            body.take(16)
+        if envelope.flags & Flag.WARNING:
+            body.skip_string_list()
+        if envelope.flags & Flag.CUSTOM_PAYLOAD:
+            body.skip_bytes_map()
+        return body.int() == 0x0002
+    except FrameError:
+        return False
 
 
 def _error_of(envelope: Envelope) -> tuple[str, str]:
