@@ -70,7 +70,7 @@ class CaptureLedger:
         directory: Path,
         meta: dict[str, str] | None = None,
         *,
-        commit_interval_s: float = 0.002,
+        commit_interval_s: float = 0.01,
         max_pending_rows: int = 100_000,
     ) -> None:
         self.path = capture_file(directory)

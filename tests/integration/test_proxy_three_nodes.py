@@ -60,7 +60,7 @@ def test_every_connection_goes_through_the_proxy_and_a_killed_node_loses_nothing
             )
             seen: set[tuple[str, int]] = set()
             deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and _lines(app_log) < 300:
+            while time.monotonic() < deadline and _lines(app_log) < 300 and uploader.poll() is None:
                 seen |= tcp_peers(uploader.pid)
                 time.sleep(0.05)
             seen |= tcp_peers(uploader.pid)
