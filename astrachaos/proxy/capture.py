@@ -22,7 +22,7 @@ from astrachaos.capture.keys import Keyed, Reason, TableKeys, is_system_keyspace
 from astrachaos.capture.ledger import CaptureLedger
 from astrachaos.capture.model import CapturedWrite, Told, Unverifiable, WriteKind
 from astrachaos.proxy.bound import UNSET, BoundRequest, BoundStatement, PreparedShape, read_bound
-from astrachaos.proxy.cql import BodyReader, Envelope, Flag, FrameError, Opcode, statement_of
+from astrachaos.proxy.cql import BodyReader, Envelope, Flag, FrameError, Opcode, Statement, statement_of
 from astrachaos.proxy.statements import Kind, Shape, shape_of
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,7 @@ class _Prepared:
     text: str
     shape: Shape
     bind: PreparedShape
+    target: Statement
 
 
 class WriteCapture:
@@ -207,7 +208,7 @@ class ConnectionCapture:
             if text.lstrip()[:5].upper() == "BEGIN":
                 return self._unverifiable(Reason.UNPARSED, None, None, text, fault)
             return None
-        target = statement_of(text)
+        target = prepared.target if prepared is not None else statement_of(text)
         keyspace = target.keyspace or request.keyspace or self.keyspace
         table = target.table
         if prepared is not None and prepared.bind.columns:
@@ -292,7 +293,9 @@ class ConnectionCapture:
 
         bind = read_prepared(envelope)
         if bind is not None:
-            self.capture.prepared[bind.prepared_id] = _Prepared(text, shape_of(text), bind)
+            self.capture.prepared[bind.prepared_id] = _Prepared(
+                text, shape_of(text), bind, statement_of(text)
+            )
 
 
 def _decode(
