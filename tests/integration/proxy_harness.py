@@ -69,10 +69,11 @@ def java_client() -> str:
 
 def run_java_uploader(
     classpath: str, host: str, port: int, keyspace: str, table: str, records: int, batch: int,
-    app_log: Path, linger_s: int, burst: bool = False,
+    app_log: Path, linger_s: int, burst: bool = False, consistency: str = "LOCAL_ONE",
 ) -> subprocess.Popen[str]:  # fmt: skip
     """Start the Java uploader against host:port (returns the running process)."""
-    command = [f"{JAVA_HOME}/bin/java", "-cp", classpath, "Uploader", host, str(port), keyspace,
+    command = [f"{JAVA_HOME}/bin/java", f"-Dconsistency={consistency}", "-cp", classpath, "Uploader",
+               host, str(port), keyspace,
                table, str(records), str(batch), str(app_log), str(linger_s)]  # fmt: skip
     command += ["burst"] if burst else []
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -3,7 +3,7 @@
 // acknowledged); a failed batch is retried whole after a fixed 1 s, forever; one warning only
 // (a shared flag); retries still pending at shutdown are dropped.
 //
-// args: host port keyspace table records batchSize appLog lingerSeconds [burst]
+// args: host port keyspace table records batchSize appLog lingerSeconds [burst]; -Dconsistency=QUORUM
 import com.datastax.oss.driver.api.core.CqlSession;
 import com.datastax.oss.driver.api.core.config.DefaultDriverOption;
 import com.datastax.oss.driver.api.core.config.DriverConfigLoader;
@@ -45,6 +45,7 @@ public class Uploader {
     boolean burst = args.length > 8 && args[8].equals("burst");
     DriverConfigLoader config = DriverConfigLoader.programmaticBuilder()
         .withDuration(DefaultDriverOption.REQUEST_TIMEOUT, Duration.ofSeconds(10))
+        .withString(DefaultDriverOption.REQUEST_CONSISTENCY, System.getProperty("consistency", "LOCAL_ONE"))
         .withString(DefaultDriverOption.REQUEST_THROTTLER_CLASS, "ConcurrencyLimitingRequestThrottler")
         .withInt(DefaultDriverOption.REQUEST_THROTTLER_MAX_CONCURRENT_REQUESTS, 8)
         .withInt(DefaultDriverOption.REQUEST_THROTTLER_MAX_QUEUE_SIZE, burst ? 16 : 10000)
