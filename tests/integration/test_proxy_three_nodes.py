@@ -25,7 +25,7 @@ from tests.integration.proxy_harness import (
     tcp_peers,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.three_nodes]
+pytestmark = [pytest.mark.integration, pytest.mark.three_nodes, pytest.mark.timeout(2400)]
 KS, TABLE = "proxy_trio", "uploads"
 _ACKNOWLEDGED = "SELECT w.key FROM writes w JOIN answers a ON a.write_id = w.id WHERE a.told = 'result'"
 
