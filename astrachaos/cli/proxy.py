@@ -67,6 +67,7 @@ def proxy(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored (`&`)
     schema = SchemaSession(nodes, profile) if capture is not None else None
     service: StandaloneProxy | None = None
     control: ControlApi | None = None
