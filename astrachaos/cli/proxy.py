@@ -48,8 +48,8 @@ def proxy(
     import threading
 
     from astrachaos.cli.console import stdout
-    from astrachaos.proxy.api import ControlApi
-    from astrachaos.proxy.standalone import (
+    from astrachaos.standalone.api import ControlApi
+    from astrachaos.standalone.service import (
         SchemaSession,
         StandaloneProxy,
         parse_address,
@@ -131,7 +131,7 @@ def ctl_add(
     api: ApiOption = "127.0.0.1:8474",
 ) -> None:
     """Add faults (each injector of a YAML file, or one given as JSON)."""
-    from astrachaos.proxy.standalone import read_faults
+    from astrachaos.standalone.service import read_faults
 
     path = Path(source)
     entries = read_faults(path) if path.is_file() else [_json_object(source)]

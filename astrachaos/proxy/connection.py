@@ -270,7 +270,7 @@ class ProxyConnection:
         def wake() -> None:
             loop.call_soon_threadsafe(resolve)
 
-        self.relay.capture.capture.ledger.when_durable(mark, wake)
+        self.relay.capture.when_durable(mark, wake)
         await done
         self._durable_mark = mark
 

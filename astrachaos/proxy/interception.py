@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from astrachaos.proxy.cql import (
     Envelope,
@@ -43,8 +43,22 @@ from astrachaos.proxy.topology import (
     system_table,
 )
 
-if TYPE_CHECKING:
-    from astrachaos.proxy.capture import ConnectionCapture
+
+class WriteObserver(Protocol):
+    """What records a connection's writes and their answers (the standalone proxy's capture)."""
+
+    mark: int  # the latest durability number: hold the client's bytes until it is committed
+
+    def request(self, envelope: Envelope, fault: str | None, refused: str | None) -> None: ...
+
+    def response(self, envelope: Envelope, replaced: Envelope | None) -> None: ...
+
+    def dropped(self, stream: int) -> None: ...
+
+    def closed(self) -> None: ...
+
+    def when_durable(self, number: int, callback: Callable[[], None]) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +121,7 @@ class CqlRelay:
         policies: Callable[[], Sequence[RequestPolicy]],
         *,
         topology: Topology | None = None,
-        capture: ConnectionCapture | None = None,
+        capture: WriteObserver | None = None,
     ) -> None:
         self._prepared = prepared
         self._policies = policies

@@ -7,9 +7,9 @@ import struct
 
 from astrachaos.proxy.bound import UNSET, read_bound
 from astrachaos.proxy.cql import BodyReader, Envelope, Opcode
-from astrachaos.proxy.standalone import listen_addresses
 from astrachaos.proxy.statements import Kind, shape_of
 from astrachaos.proxy.topology import AddressMap, rewrite_event, rewrite_rows, strip_compression
+from astrachaos.standalone.service import listen_addresses
 
 
 def _string(text: str) -> bytes:

@@ -131,7 +131,7 @@ class StandaloneProxy:
 
     def _open_capture(self, directory: Path, session: Any) -> None:
         from astrachaos.capture.ledger import CaptureLedger
-        from astrachaos.proxy.capture import SchemaCache, WriteCapture
+        from astrachaos.standalone.capture import SchemaCache, WriteCapture
 
         if session is None:
             raise UsageProblem("--capture needs a session to read system_schema")
@@ -332,7 +332,7 @@ def _record_window(windows: list[dict[str, float | None]], window: Window) -> No
 def upstreams_of_profile(name: str) -> list[Address]:
     """The nodes a profile reaches: every node of its local cluster, else its contact points."""
     from astrachaos.config.settings import load_profile
-    from astrachaos.run.runner import local_cluster_for
+    from astrachaos.run.targets import local_cluster_for
 
     profile = load_profile(name).profile
     if profile.kind == "astra":

@@ -277,6 +277,10 @@ class ConnectionCapture:
             for write_id in ids:
                 self.mark = self.capture.ledger.answered(write_id, Told.RESULT)
 
+    def when_durable(self, number: int, callback: Callable[[], None]) -> None:
+        """Call `callback` once the capture ledger committed row `number`."""
+        self.capture.ledger.when_durable(number, callback)
+
     def dropped(self, stream: int) -> None:
         """The server's answer on `stream` was swallowed: the client is told nothing (yet)."""
         self._in_flight.pop(stream, None)

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 from astrachaos.errors import AstrachaosError
 from astrachaos.proxy.server import Address
-from astrachaos.proxy.standalone import StandaloneProxy
+from astrachaos.standalone.service import StandaloneProxy
 
 log = logging.getLogger(__name__)
 
