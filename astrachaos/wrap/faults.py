@@ -99,7 +99,7 @@ class ManualControls:
             self.enabled = self.enabled or probability > 0
 
     def set_mode(self, mode: str, *, latency_ms: float | None = None, skew_ms: float | None = None) -> None:
-        """What an affected write suffers: fail, latency, latency-after, applied-then-error, drop, clock-skew."""
+        """What an affected write suffers: fail, latency(-after), applied-then-error, drop, clock-skew."""
         if mode not in get_args(Mode):
             raise ValueError(f"mode must be one of {', '.join(get_args(Mode))}, not {mode!r}")
         with self._lock:

@@ -105,6 +105,8 @@ class ChaosSession:
         self._send = sender or direct_sender(session)
         self._writer = writer
         self._delays = DelayLine()
+        self._in_flight = 0
+        self._idle = threading.Condition()
 
     @property
     def wrapped(self) -> Any:
@@ -155,12 +157,20 @@ class ChaosSession:
         self.stats.seen(label)
         future = ChaosFuture()
         token: list[Any] = []
+        once = threading.Lock()
+        with self._idle:
+            self._in_flight += 1
 
         def finish(answer: Any, error: BaseException | None) -> None:
+            if not once.acquire(blocking=False):  # the driver may call an errback twice
+                return
             if not token:  # refused before it left
                 token.append(self._observer.sent(rows, None, label))
             self._observer.answered(token[0], error)
             future.complete(answer, error)
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
 
         def dispatch(reply: Finish, skew_us: int) -> None:
             try:
@@ -182,6 +192,22 @@ class ChaosSession:
             reply = self._held(finish, action, self._timeout_s(timeout, execution_profile))
             self._later(action.delay_before_s, lambda: dispatch(reply, action.timestamp_skew_us))
         return future
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until every write is answered; False if some still are not after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        with self._idle:
+            while self._in_flight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    @property
+    def in_flight(self) -> int:
+        """Writes not answered yet."""
+        return self._in_flight
 
     def prepare(self, query: str, custom_payload: Any = None, keyspace: str | None = None) -> Any:
         """As `Session.prepare` (preparing is never faulted)."""
