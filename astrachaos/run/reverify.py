@@ -82,7 +82,7 @@ def reverify(path: Path) -> RunResult:
         keyspace=table.keyspace,
         table=table.name,
         profile=profile.name,
-        pattern=scenario.pattern.name.value,
+        pattern=str(scenario.pattern.name),
         started_at=meta.get("started_at", ""),
         finished_at=rundir.now_iso(),
         verification=verification,

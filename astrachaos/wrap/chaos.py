@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from astrachaos.capture.ledger import CaptureLedger
+from astrachaos.capture.ledger import CaptureLedger, capture_file
 from astrachaos.capture.verify import Claims, verify_capture
 from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.wrap.applog import AppLog
@@ -54,6 +54,8 @@ class Chaos:
     ) -> None:
         specs = fault_specs(faults)  # validated before anything is opened
         self.out = Path(out) if out is not None else default_out()
+        if capture_file(self.out).exists():  # evidence of an earlier capture is never mixed in
+            raise FileExistsError(f"{self.out} already holds a capture; give each capture its own `out`")
         self.settle_s = settle_s
         self._real = session
         self._ledger = CaptureLedger(self.out, meta={"front_door": "python", "pid": str(os.getpid())})

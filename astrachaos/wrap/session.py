@@ -21,7 +21,7 @@ from astrachaos.wrap.future import ChaosFuture
 from astrachaos.wrap.statements import RowWrite, rows_written
 
 Finish = Callable[[Any, BaseException | None], None]  # (rows, error)
-Sender = Callable[[Any, Any, dict[str, Any], int, Finish], "Sent"]
+Sender = Callable[[Any, Any, dict[str, Any], int], "Outgoing"]  # (query, params, options, skew)
 _NOT_SET: Any = object()
 
 
@@ -36,11 +36,13 @@ class WriteObserver(Protocol):
 
 
 @dataclass(frozen=True)
-class Sent:
-    """A write that left: the driver's ResponseFuture and the write timestamp it carries (µs)."""
+class Outgoing:
+    """A request built and about to leave: the driver's ResponseFuture, its write timestamp (µs),
+    and `go(finish)` that sends it and calls `finish(rows, error)` with the answer."""
 
     real: Any
     timestamp_us: int | None
+    go: Callable[[Finish], None]
 
 
 @dataclass
@@ -174,12 +176,16 @@ class ChaosSession:
 
         def dispatch(reply: Finish, skew_us: int) -> None:
             try:
-                sent = self._send(query, parameters, options, skew_us, reply)
+                outgoing = self._send(query, parameters, options, skew_us)
             except Exception as error:  # refused before it left: closed session, bad values
                 reply(None, error)
                 return
-            future.real = sent.real
-            token.append(self._observer.sent(rows, sent.timestamp_us, label))
+            future.real = outgoing.real
+            token.append(self._observer.sent(rows, outgoing.timestamp_us, label))
+            try:
+                outgoing.go(reply)
+            except Exception as error:
+                reply(None, error)
 
         if action is None:
             dispatch(finish, 0)
@@ -285,17 +291,20 @@ def direct_sender(session: Any) -> Sender:
     timestamp is known (and can be skewed) before it leaves.
     """
 
-    def send(query: Any, parameters: Any, options: dict[str, Any], skew_us: int, finish: Finish) -> Sent:
-        real = start_request(session, query, parameters, options, skew_us)
-        stamp = getattr(real.message, "timestamp", None)
-        real.add_callbacks(lambda rows: finish(rows, None), lambda error: finish(None, error))
-        return Sent(real, stamp)
+    def send(query: Any, parameters: Any, options: dict[str, Any], skew_us: int) -> Outgoing:
+        real = build_request(session, query, parameters, options, skew_us)
+
+        def go(finish: Finish) -> None:
+            send_request(session, real)
+            real.add_callbacks(lambda rows: finish(rows, None), lambda error: finish(None, error))
+
+        return Outgoing(real, getattr(real.message, "timestamp", None), go)
 
     return send
 
 
-def start_request(session: Any, query: Any, parameters: Any, options: dict[str, Any], skew_us: int) -> Any:
-    """Build, timestamp (skewed) and send one request; the driver's ResponseFuture."""
+def build_request(session: Any, query: Any, parameters: Any, options: dict[str, Any], skew_us: int) -> Any:
+    """Build one request, its client timestamp shifted by `skew_us`; the driver's ResponseFuture."""
     from cassandra.cluster import _NOT_SET as DRIVER_NOT_SET
     from cassandra.cluster import EXEC_PROFILE_DEFAULT
 
@@ -315,6 +324,10 @@ def start_request(session: Any, query: Any, parameters: Any, options: dict[str, 
     elif skew_us:
         real.message.timestamp = time.time_ns() // 1000 + skew_us
     real._protocol_handler = session.client_protocol_handler
+    return real
+
+
+def send_request(session: Any, real: Any) -> None:
+    """Send a request built by `build_request` (the rest of `Session.execute_async`)."""
     session._on_request(real)
     real.send_request()
-    return real
