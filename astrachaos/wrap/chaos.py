@@ -124,6 +124,7 @@ class Chaos:
         self.stop_faults()
         if not self.session.wait_idle(DRAIN_S):
             log.warning("%d writes still unanswered after %.0f s", self.session.in_flight, DRAIN_S)
+        wait_usable(self._real, DRAIN_S)  # after a session-reset the driver reconnects first
         self._ledger.set_meta("injectors", json.dumps(self._injector_stats()))
         self._ledger.flush()
         claims = app_log.claims() if isinstance(app_log, AppLog) else app_log
@@ -184,6 +185,19 @@ def default_out() -> Path:
     """runs/<UTC time>-chaos-<pid>: a directory of its own for each capture."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     return Path("runs") / f"{stamp}-chaos-{os.getpid()}-{time.monotonic_ns() % 1_000_000:06d}"
+
+
+def wait_usable(session: Any, timeout_s: float) -> None:
+    """Wait until the session answers a read again (the driver reconnects after a reset)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            session.execute("SELECT release_version FROM system.local")
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def reset_connections(session: Any) -> None:

@@ -115,6 +115,10 @@ class ManualControls:
             isinstance(failure, type) and issubclass(failure, BaseException)
         ):
             raise ValueError(f"failure must be an exception or a driver error name, not {failure!r}")
+        try:
+            _instance(failure)
+        except Exception as error:
+            raise ValueError(f"cannot raise {failure!r}: {error}") from None
         with self._lock:
             self._failure = failure
 
@@ -146,5 +150,7 @@ def _instance(failure: Any) -> BaseException:
         return driver_error(failure)  # type: ignore[arg-type]
     if isinstance(failure, BaseException):
         return failure
+    if failure.__name__ in get_args(DriverError):  # built with the fields the driver would set
+        return driver_error(failure.__name__)
     error: BaseException = failure("injected by astrachaos")
     return error

@@ -31,6 +31,12 @@ def told_of(error: BaseException | None) -> Told:
         return Told.NO_ANSWER
     if names & _CLOSED:
         return Told.CLOSED
+    if "NoHostAvailable" in names:  # what each host did: a connection closed under the request?
+        per_host = (getattr(error, "errors", None) or {}).values()
+        inner = {told_of(e) for e in per_host if isinstance(e, BaseException)}
+        for told in (Told.NO_ANSWER, Told.CLOSED):
+            if told in inner:
+                return told
     return Told.ERROR
 
 
