@@ -52,7 +52,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker; pytest-xdist workers (spawned later) share this session's stamp."""
-    os.environ.setdefault("ASTRACHAOS_PYTEST_STAMP", _SESSION_STAMP)
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        os.environ[_STAMP_VARIABLE] = _SESSION_STAMP
     config.addinivalue_line(
         "markers",
         "chaos(faults=None, seed=None, settle_s=1.0): faults for the astrachaos fixture's wrap()",
@@ -215,4 +216,7 @@ def _test_dir(base: Path, nodeid: str) -> Path:
     return base / _SESSION_STAMP / worker / name
 
 
-_SESSION_STAMP = os.environ.get("ASTRACHAOS_PYTEST_STAMP") or time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+_STAMP_VARIABLE = "ASTRACHAOS_PYTEST_STAMP"
+_SESSION_STAMP = (
+    os.environ.get(_STAMP_VARIABLE, "") if "PYTEST_XDIST_WORKER" in os.environ else ""
+) or time.strftime("%Y%m%dT%H%M%S", time.gmtime())
