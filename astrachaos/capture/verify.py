@@ -326,10 +326,14 @@ def _classify_key(
 
 def _class_of(stored: StoredWrite, later: Sequence[StoredWrite], row: dict[str, Any] | None) -> WriteClass:
     told = stored.answer.told
+    if told is not Told.RESULT and row is not None and any(w.write.kind is not WriteKind.DELETE for w in later):
+        return WriteClass.OVERWRITTEN  # a later attempt (a retry) or another write took the key
     if _as_written(stored, row):
         return WriteClass.OK if told is Told.RESULT else WriteClass.RECOVERED
     if row is not None and any(w.write.kind is not WriteKind.DELETE for w in later):
         return WriteClass.OVERWRITTEN
+    if row is not None and _newer_in_table(stored, row):
+        return WriteClass.OVERWRITTEN  # a write the capture could not key (or another client) won
     if row is None and any(w.write.kind is WriteKind.DELETE for w in later):
         return WriteClass.DELETED
     match told:
@@ -341,14 +345,28 @@ def _class_of(stored: StoredWrite, later: Sequence[StoredWrite], row: dict[str, 
             return WriteClass.INDETERMINATE
 
 
+def _newer_in_table(stored: StoredWrite, row: dict[str, Any]) -> bool:
+    """Whether a value column holds a write newer than this one (by write timestamps)."""
+    timestamp = stored.write.write_timestamp
+    if timestamp is None:
+        return False
+    written = [row.get(f"writetime({c})") for c in stored.write.value_columns]
+    return any(isinstance(w, int) and w > timestamp for w in written)
+
+
 class _PartitionRead:
     """Reads whole partitions of one table, the key and the captured value columns of each row."""
 
     def __init__(self, session: Any, schema: TableSchema, value_columns: Sequence[str], concurrency: int):
         known = {c.name for c in schema.values}
         self.schema = schema
-        self.columns = [c.name for c in schema.primary_key] + [c for c in value_columns if c in known]
-        selected = ", ".join(schema.column(c).quoted for c in self.columns)
+        values = [c for c in value_columns if c in known]
+        timed = [c for c in values if not schema.column(c).multi_cell]
+        self.columns = [c.name for c in schema.primary_key] + values + [f"writetime({c})" for c in timed]
+        selected = ", ".join(
+            [schema.column(c).quoted for c in [c.name for c in schema.primary_key] + values]
+            + [f"WRITETIME({schema.column(c).quoted})" for c in timed]
+        )
         where = " AND ".join(f"{c.quoted} = ?" for c in schema.partition_key)
         self.statement = session.prepare(f"SELECT {selected} FROM {schema.qualified} WHERE {where}")
         self.session = session
@@ -403,4 +421,3 @@ def _json_dict(text: str | None) -> dict[str, Any]:
         return {}
     value = json.loads(text)
     return value if isinstance(value, dict) else {}
-
