@@ -97,6 +97,16 @@ def throttled_sender(sessions: Any) -> Sender:
     return send
 
 
+class CurrentSession:
+    """The run's current driver session, whatever session resets happened since."""
+
+    def __init__(self, sessions: Any) -> None:
+        self._sessions = sessions
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sessions.current().connection.session, name)
+
+
 class AppSessions:
     """One facade session per writer of a user pattern, and the wait for their answers."""
 
@@ -110,7 +120,7 @@ class AppSessions:
     def open(self, writer: int) -> ChaosSession:
         """The session writer `writer`'s application uses."""
         session = ChaosSession(
-            self._sessions.current().connection.session,
+            CurrentSession(self._sessions),
             self._hooks,
             self._observer,
             sender=throttled_sender(self._sessions),

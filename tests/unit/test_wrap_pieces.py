@@ -153,3 +153,29 @@ def test_import_astrachaos_loads_neither_the_driver_nor_the_api() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]
     assert astrachaos.chaos.__module__ == "astrachaos.wrap.chaos"
+
+
+def test_a_third_party_pattern_registers_through_the_entry_point_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package's `astrachaos.patterns` entry point is found by name, like the built-ins."""
+    import sys
+
+    (tmp_path / "teamwriter.py").write_text(
+        "class Writer:\n    def __init__(self, ctx): pass\n    def write(self, batch, n): pass\n"
+        "    def shutdown(self): pass\n"
+    )
+    info = tmp_path / "teamwriter-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: teamwriter\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[astrachaos.patterns]\nteam-writer = teamwriter:Writer\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    available.cache_clear()
+    try:
+        factory = resolve("team-writer")
+        assert factory.__module__ == "teamwriter" and factory.__name__ == "Writer"
+        from astrachaos.scenario import Pattern
+
+        assert Pattern(name="team-writer").name == "team-writer"
+    finally:
+        available.cache_clear()
