@@ -28,6 +28,7 @@ from astrachaos.wrap.verdict import Verdict
 
 log = logging.getLogger(__name__)
 DRAIN_S = 30.0
+COMMIT_S = 0.02  # commit the capture in batches: fewer GIL hand-offs to the ledger thread
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,9 @@ class Chaos:
             raise FileExistsError(f"{self.out} already holds a capture; give each capture its own `out`")
         self.settle_s = settle_s
         self._real = session
-        self._ledger = CaptureLedger(self.out, meta={"front_door": "python", "pid": str(os.getpid())})
+        self._ledger = CaptureLedger(
+            self.out, meta={"front_door": "python", "pid": str(os.getpid())}, commit_interval_s=COMMIT_S
+        )
         self._stats = SessionStats()
         self._controls = ManualControls(seed)
         self._injectors = ActiveInjectors(specs, None, None, seed if seed is not None else 0)

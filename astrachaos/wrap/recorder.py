@@ -111,7 +111,10 @@ class CaptureRecorder:
         keys = self._table_keys(row.keyspace, row.table)
         if keys is None:
             return "the table is not in the driver's schema metadata"
-        values = [(name, _normalized(value, keys.types.get(name))) for name, value in row.values.items()]
+        if row.decoded:
+            values = list(row.values.items())
+        else:
+            values = [(name, _normalized(value, keys.types.get(name))) for name, value in row.values.items()]
         keyed = key_of(keys, values, WriteKind(row.kind), comparable=row.comparable)
         return keyed if isinstance(keyed, Keyed) else keyed.value
 

@@ -54,6 +54,7 @@ class RowWrite:
     values: Mapping[str, Any] = field(default_factory=dict)
     reason: str | None = None
     comparable: bool = True  # False: a collection append or counter: judged on presence only
+    decoded: bool = False  # values decoded from bound bytes: already as the driver reads them
     conditional: bool = False  # IF [NOT] EXISTS / IF col = ...: applied or not is in the result
 
     @property
@@ -119,6 +120,7 @@ def _bound(prepared: Any, values: Sequence[Any], session: Any) -> list[RowWrite]
             first.table_name,
             kind,
             row,
+            decoded=True,
             comparable=not (kind == "update" and _ARITHMETIC.search(cql)),
             conditional=bool(_CONDITION.search(cql)),
         )
