@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -58,13 +59,13 @@ class Chaos:
         if capture_file(self.out).exists():  # evidence of an earlier capture is never mixed in
             raise FileExistsError(f"{self.out} already holds a capture; give each capture its own `out`")
         self.settle_s = settle_s
+        self.seed = seed if seed is not None else random.randrange(2**31)  # pass it to repeat the faults
         self._real = session
-        self._ledger = CaptureLedger(
-            self.out, meta={"front_door": "python", "pid": str(os.getpid())}, commit_interval_s=COMMIT_S
-        )
+        meta = {"front_door": "python", "pid": str(os.getpid()), "seed": str(self.seed)}
+        self._ledger = CaptureLedger(self.out, meta=meta, commit_interval_s=COMMIT_S)
         self._stats = SessionStats()
-        self._controls = ManualControls(seed)
-        self._injectors = ActiveInjectors(specs, None, None, seed if seed is not None else 0)
+        self._controls = ManualControls(self.seed)
+        self._injectors = ActiveInjectors(specs, None, None, self.seed)
         self._injectors.client_hooks.add(self._controls.decide)
         self._injectors.attach_session_reset(lambda: reset_connections(session))
         self.app_log = AppLog(self.out / "app-log.jsonl")
@@ -135,7 +136,7 @@ class Chaos:
             claims = self.app_log.claims()
         settle = self.settle_s if settle_s is None else settle_s
         result = verify_capture(self.out, self._real, claims, self.out, settle_s=settle)
-        return Verdict(result, self.out)
+        return Verdict(result, self.out, self.seed)
 
     def close(self) -> None:
         """Roll back the faults and close the capture ledger (idempotent)."""

@@ -22,6 +22,7 @@ class Verdict:
 
     result: CaptureResult
     out: Path
+    seed: int | None = None  # the faults' seed: chaos(..., seed=N) repeats them
 
     @property
     def counts(self) -> dict[str, int]:
@@ -60,7 +61,8 @@ class Verdict:
             f"captured {counts.get('captured', 0)}, told success {counts.get('told_success', 0)}, "
             f"ok {counts.get('ok', 0)}, lost {counts.get('lost', 0)}, silent {counts.get('silent', 0)}"
         )
-        return ", ".join([head, *shown])
+        tail = [] if self.seed is None else [f"seed {self.seed}"]
+        return ", ".join([head, *shown, *tail])
 
     def assert_no_loss(self, limit: int = DEFAULT_SHOWN) -> None:
         """Raise AssertionError listing lost and silent keys (at most `limit`, the rest counted).
