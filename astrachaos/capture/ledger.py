@@ -8,13 +8,14 @@ ledger could lose waits for `flush()` or registers `when_durable(...)` before an
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -70,7 +71,7 @@ class CaptureLedger:
         directory: Path,
         meta: dict[str, str] | None = None,
         *,
-        commit_interval_s: float = 0.002,
+        commit_interval_s: float = 0.01,
         max_pending_rows: int = 100_000,
     ) -> None:
         self.path = capture_file(directory)
@@ -109,8 +110,8 @@ class CaptureLedger:
     def sent(self, write: CapturedWrite) -> int:
         """Record a write leaving for the database; returns its id for `answered`."""
         row = [
-            0, write.keyspace, write.table, key_identity(write.key), json.dumps(dict(write.key_types)),
-            json.dumps(list(write.value_columns)), write.value_digest, write.write_timestamp,
+            0, write.keyspace, write.table, key_identity(write.key), _types_json(write.key_types),
+            _columns_json(write.value_columns), write.value_digest, write.write_timestamp,
             write.kind.value, write.fault, write.connection, write.stream, write.sent_at,
         ]  # fmt: skip
         with self._lock:
@@ -312,6 +313,20 @@ def _stored(row: tuple[Any, ...]) -> StoredWrite:
     )  # fmt: skip
     answer = Answer(Told(told), error_class, error_message, answered_at) if told else Answer(Told.NO_ANSWER)
     return StoredWrite(write_id, write, answer)
+
+
+@functools.lru_cache(maxsize=1024)
+def _columns_json(columns: tuple[str, ...]) -> str:
+    return json.dumps(list(columns))
+
+
+def _types_json(types: Mapping[str, str]) -> str:
+    return _types_json_of(tuple(types.items()))
+
+
+@functools.lru_cache(maxsize=1024)
+def _types_json_of(items: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps(dict(items))
 
 
 def _excerpt(text: str | None, limit: int = 300) -> str | None:

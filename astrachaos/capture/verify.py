@@ -28,6 +28,7 @@ from astrachaos.reconcile.schema import TableSchema, cast, encode, read_schema
 log = logging.getLogger(__name__)
 
 _AS_WRITTEN = (WriteClass.OK, WriteClass.RECOVERED, WriteClass.OVERWRITTEN)
+SCAN_FROM_KEYS = 50_000  # from this many captured keys in a table, read it whole (paged) instead
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,10 @@ def _verify_table(
         keys.setdefault(identity, key)
     value_columns = sorted({c for ws in by_key.values() for w in ws for c in w.write.value_columns})
     read = _PartitionRead(session, schema, value_columns, concurrency)
-    rows = read.rows(keys.values(), consistency, tally)
+    if len(keys) >= SCAN_FROM_KEYS:
+        rows = read.scan(keys, consistency, tally)  # one pass over the table beats a read per partition
+    else:
+        rows = read.rows(keys.values(), consistency, tally)
     doubtful = [k for k in keys if not _settled(by_key.get(k, []), rows.get(k))]
     if doubtful:
         time.sleep(settle_s)
@@ -326,7 +330,8 @@ def _classify_key(
 
 def _class_of(stored: StoredWrite, later: Sequence[StoredWrite], row: dict[str, Any] | None) -> WriteClass:
     told = stored.answer.told
-    if told is not Told.RESULT and row is not None and any(w.write.kind is not WriteKind.DELETE for w in later):
+    rewritten_later = any(w.write.kind is not WriteKind.DELETE for w in later)
+    if told is not Told.RESULT and row is not None and rewritten_later:
         return WriteClass.OVERWRITTEN  # a later attempt (a retry) or another write took the key
     if _as_written(stored, row):
         return WriteClass.OK if told is Told.RESULT else WriteClass.RECOVERED
@@ -402,6 +407,35 @@ class _PartitionRead:
             for row in _all_rows(result.result_or_exc):
                 stored = dict(zip(self.columns, row, strict=True))
                 found[key_identity({c: stored[c] for c in pk})] = stored
+        return found
+
+
+    def scan(
+        self, keys: dict[str, dict[str, Any]], consistency: str, tally: _Tally
+    ) -> dict[str, dict[str, Any] | None]:
+        """The stored rows of `keys`, found by one paged pass over the whole table."""
+        from cassandra import ConsistencyLevel
+        from cassandra.query import SimpleStatement
+
+        pk = [c.name for c in self.schema.primary_key]
+        statement = SimpleStatement(
+            self.statement.query_string.split(" WHERE ")[0],
+            consistency_level=ConsistencyLevel.name_to_value[consistency],
+            fetch_size=5000,
+        )
+        found: dict[str, dict[str, Any] | None] = defaultdict(lambda: None)
+        try:
+            for row in self.session.execute(statement, timeout=120):
+                stored = dict(zip(self.columns, row, strict=True))
+                identity = key_identity({c: stored[c] for c in pk})
+                if identity in keys:
+                    found[identity] = stored
+        except Exception as error:  # the scan is cut: every partition counts as unread
+            log.warning("scan of %s failed: %s", self.schema.qualified, error)
+            for key in keys.values():
+                name = _partition(self.schema, key)
+                tally.unread.append(name)
+                self.unread.append(name)
         return found
 
 

@@ -163,5 +163,5 @@ def read_prepared(envelope: Envelope) -> PreparedShape | None:
             body.at = stream.tell()
             columns.append(BindColumn(ks, tb, name, cql_type))
         return PreparedShape(prepared_id, columns, pk_indexes)
-    except (FrameError, Exception):  # the driver's reader raises its own errors on bad bytes
+    except Exception:  # FrameError, or the driver's type reader failing on bad bytes
         return None

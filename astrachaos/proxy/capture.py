@@ -22,7 +22,7 @@ from astrachaos.capture.keys import Keyed, Reason, TableKeys, is_system_keyspace
 from astrachaos.capture.ledger import CaptureLedger
 from astrachaos.capture.model import CapturedWrite, Told, Unverifiable, WriteKind
 from astrachaos.proxy.bound import UNSET, BoundRequest, BoundStatement, PreparedShape, read_bound
-from astrachaos.proxy.cql import BodyReader, Envelope, Flag, FrameError, Opcode, statement_of
+from astrachaos.proxy.cql import BodyReader, Envelope, Flag, FrameError, Opcode, Statement, statement_of
 from astrachaos.proxy.statements import Kind, Shape, shape_of
 
 log = logging.getLogger(__name__)
@@ -41,12 +41,13 @@ SchemaRows = Callable[[], Sequence[tuple[str, str, str, str, int, str]]]
 
 
 class SchemaCache:
-    """Primary keys of every table, from `system_schema.columns`; read again on a miss (≤ 1/s)."""
+    """Primary keys of every table, from `system_schema.columns`; read again on a miss (≤ 1/s per table)."""
 
     def __init__(self, fetch: SchemaRows) -> None:
         self._fetch = fetch
         self._tables: dict[tuple[str, str], TableKeys] = {}
         self._fetched_at = 0.0
+        self._missed: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
@@ -67,12 +68,13 @@ class SchemaCache:
     def get(self, keyspace: str, table: str) -> TableKeys | None:
         """The table's keys; a table not known yet makes one new read (at most once a second)."""
         found = self._tables.get((keyspace, table))
-        if found is None and time.monotonic() - self._fetched_at > 1.0:
+        now = time.monotonic()
+        if found is None and now - self._missed.get((keyspace, table), 0.0) > 1.0:
+            self._missed[(keyspace, table)] = now
             try:
                 self.refresh()
             except Exception as error:  # the database may be unreachable; the write stays counted
                 log.warning("cannot read system_schema: %s", error)
-                self._fetched_at = time.monotonic()
             found = self._tables.get((keyspace, table))
         return found
 
@@ -119,6 +121,7 @@ class _Prepared:
     text: str
     shape: Shape
     bind: PreparedShape
+    target: Statement
 
 
 class WriteCapture:
@@ -149,13 +152,14 @@ class ConnectionCapture:
         self._in_flight: dict[int, list[int]] = {}
         self._preparing: dict[int, str] = {}
         self._using: dict[int, str] = {}
+        self._unknown: dict[int, tuple[str, str | None]] = {}  # EXECUTE of an unseen PREPARE
 
     # -- requests ---------------------------------------------------------------------------
 
     def request(self, envelope: Envelope, fault: str | None, refused: str | None) -> None:
         """A client request: capture its writes. `refused`: the error class answered instead."""
         if envelope.opcode == Opcode.PREPARE:
-            text = _prepare_text(envelope)
+            text = _query_text(envelope)
             if text is not None:
                 self._preparing[envelope.stream] = text
             return
@@ -192,18 +196,11 @@ class ConnectionCapture:
         capture = self.capture
         prepared = capture.prepared.get(statement.prepared_id) if statement.prepared_id else None
         if statement.prepared_id is not None and prepared is None:
-            capture.counts["unverifiable"] += 1
-            capture.ledger.unverifiable(
-                Unverifiable(
-                    Reason.UNKNOWN_PREPARED.value,
-                    None,
-                    None,
-                    statement.prepared_id.hex(),
-                    self.name,
-                    time.time(),
-                    fault,
+            if request.opcode == Opcode.BATCH:  # only writes go in a batch
+                return self._unverifiable(
+                    Reason.UNKNOWN_PREPARED, None, None, statement.prepared_id.hex(), fault
                 )
-            )
+            self._unknown[request.stream] = (statement.prepared_id.hex(), fault)  # a read or a write?
             return None
         text = prepared.text if prepared is not None else statement.text or ""
         shape = prepared.shape if prepared is not None else shape_of(text)
@@ -211,7 +208,7 @@ class ConnectionCapture:
             if text.lstrip()[:5].upper() == "BEGIN":
                 return self._unverifiable(Reason.UNPARSED, None, None, text, fault)
             return None
-        target = statement_of(text)
+        target = prepared.target if prepared is not None else statement_of(text)
         keyspace = target.keyspace or request.keyspace or self.keyspace
         table = target.table
         if prepared is not None and prepared.bind.columns:
@@ -265,6 +262,9 @@ class ConnectionCapture:
         keyspace = self._using.pop(stream, None)
         if keyspace is not None and envelope.opcode == Opcode.RESULT:
             self.keyspace = keyspace
+        unknown = self._unknown.pop(stream, None)
+        if unknown is not None and not _is_rows(envelope):  # no rows back: it was not a read
+            self._unverifiable(Reason.UNKNOWN_PREPARED, None, None, unknown[0], unknown[1])
         ids = self._in_flight.pop(stream, None)
         if not ids:
             return
@@ -293,7 +293,9 @@ class ConnectionCapture:
 
         bind = read_prepared(envelope)
         if bind is not None:
-            self.capture.prepared[bind.prepared_id] = _Prepared(text, shape_of(text), bind)
+            self.capture.prepared[bind.prepared_id] = _Prepared(
+                text, shape_of(text), bind, statement_of(text)
+            )
 
 
 def _decode(
@@ -352,10 +354,6 @@ def _captured(
     )  # fmt: skip
 
 
-def _prepare_text(envelope: Envelope) -> str | None:
-    return _query_text(envelope)
-
-
 def _query_text(envelope: Envelope) -> str | None:
     if envelope.flags & Flag.COMPRESSED:
         return None
@@ -366,6 +364,23 @@ def _query_text(envelope: Envelope) -> str | None:
         return body.long_string()
     except FrameError:
         return None
+
+
+def _is_rows(envelope: Envelope) -> bool:
+    """Whether a RESULT carries rows (the answer to a read)."""
+    if envelope.opcode != Opcode.RESULT:
+        return False
+    body = BodyReader(envelope.body)
+    try:
+        if envelope.flags & Flag.TRACING:
+            body.take(16)
+        if envelope.flags & Flag.WARNING:
+            body.skip_string_list()
+        if envelope.flags & Flag.CUSTOM_PAYLOAD:
+            body.skip_bytes_map()
+        return body.int() == 0x0002
+    except FrameError:
+        return False
 
 
 def _error_of(envelope: Envelope) -> tuple[str, str]:

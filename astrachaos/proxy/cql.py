@@ -149,9 +149,6 @@ class _Body:
         self.last_size = size
         return self.take(size) if size >= 0 else None
 
-    def remaining(self) -> bytes:
-        return self.data[self.at :]
-
 
 BodyReader = _Body  # the cursor, for the modules that decode more of a body (capture, topology)
 

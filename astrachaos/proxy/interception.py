@@ -290,6 +290,8 @@ class CqlRelay:
 
     def _give_up(self, error: Exception, data: bytes) -> bytes:
         log.warning("cannot follow the CQL stream (%s): relaying this connection raw", error)
+        if self._topology is not None:
+            self._topology.counts["connections_not_followed"] += 1  # e.g. TLS: bytes pass, uncaptured
         self._raw = True
         return data
 

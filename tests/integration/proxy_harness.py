@@ -67,11 +67,14 @@ def java_client() -> str:
     return f"{classes}:{lib}/*"
 
 
-def run_java_uploader(classpath: str, host: str, port: int, keyspace: str, table: str, records: int,
-                      batch: int, app_log: Path, linger_s: int, burst: bool = False) -> subprocess.Popen[str]:  # fmt: skip
+def run_java_uploader(
+    classpath: str, host: str, port: int, keyspace: str, table: str, records: int, batch: int,
+    app_log: Path, linger_s: int, burst: bool = False,
+) -> subprocess.Popen[str]:  # fmt: skip
     """Start the Java uploader against host:port (returns the running process)."""
-    command = [f"{JAVA_HOME}/bin/java", "-cp", classpath, "Uploader", host, str(port), keyspace, table,
-               str(records), str(batch), str(app_log), str(linger_s)] + (["burst"] if burst else [])  # fmt: skip
+    command = [f"{JAVA_HOME}/bin/java", "-cp", classpath, "Uploader", host, str(port), keyspace,
+               table, str(records), str(batch), str(app_log), str(linger_s)]  # fmt: skip
+    command += ["burst"] if burst else []
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -136,3 +139,28 @@ def running_proxy(args: Sequence[str], listen_host: str = "127.0.0.1") -> Iterat
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def tcp_peers(pid: int) -> set[tuple[str, int]]:
+    """The remote (address, port) of every established IPv4 TCP connection of process `pid`."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    peers = set()
+    lines = (
+        Path("/proc/net/tcp").read_text().splitlines()[1:]
+        + Path("/proc/net/tcp6").read_text().splitlines()[1:]
+    )
+    for line in lines:  # a JVM's sockets are IPv6 ones with IPv4-mapped addresses: tcp6
+        fields = line.split()
+        remote, state, inode = fields[2], fields[3], fields[9]
+        if inode in inodes and state == "01":  # ESTABLISHED
+            address, port = remote.split(":")
+            octets = bytes.fromhex(address[-8:])[::-1]  # IPv4, or the IPv4 of ::ffff:a.b.c.d
+            peers.add((".".join(str(b) for b in octets), int(port, 16)))
+    return peers

@@ -64,7 +64,13 @@ def _write(
     return write_id
 
 
-def test_every_class_agrees_with_a_raw_read(session: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("whole_table_scan", [False, True], ids=["per-partition", "scan"])
+def test_every_class_agrees_with_a_raw_read(
+    session: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whole_table_scan: bool
+) -> None:
+    if whole_table_scan:
+        monkeypatch.setattr("astrachaos.capture.verify.SCAN_FROM_KEYS", 1)
+    session.execute(f"TRUNCATE {KS}.{TABLE}")
     insert = session.prepare(f"INSERT INTO {KS}.{TABLE} (id, seq, body) VALUES (?, ?, ?)")
     names = ["ok", "lost", "recovered", "failed", "indeterminate", "overwritten", "deleted", "older"]
     keys = {name: {"id": uuid.uuid4(), "seq": n} for n, name in enumerate(names)}

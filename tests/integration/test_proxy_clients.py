@@ -224,7 +224,7 @@ def test_cqlsh_copy_from_through_the_proxy_every_class_matches_a_raw_read(
         copy = subprocess.run(
             [*cqlsh, host, str(port), "-e",
              f"COPY {KS}.{table} (id, seq, body) FROM '{csv}' WITH MAXATTEMPTS = 2 AND CHUNKSIZE = 10"],
-            capture_output=True, text=True, timeout=300,
+            capture_output=True, text=True, timeout=300, cwd=tmp_path,
         )  # fmt: skip
         assert "rows imported" in copy.stdout + copy.stderr, copy.stdout + copy.stderr
         stats = json.loads(proxy.ctl("stats").stdout)
