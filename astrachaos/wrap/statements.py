@@ -9,9 +9,11 @@ it is counted unverifiable and never dropped silently.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from astrachaos.wrap.literals import LiteralError, parse_literal
@@ -95,36 +97,72 @@ def _prepared_by_id(session: Any, query_id: bytes) -> Any | None:
     return known.get(query_id)
 
 
+@dataclass(frozen=True)
+class _PreparedShape:
+    """What a prepared statement writes, read once: kind, table, flags, written columns."""
+
+    kind: str | None
+    template: RowWrite | None  # None: no bind metadata, read from the CQL text each time
+    columns: tuple[tuple[int, str, Any], ...]  # (bind index, column name, driver type)
+
+
+_shapes: weakref.WeakKeyDictionary[Any, _PreparedShape] = weakref.WeakKeyDictionary()
+
+
+def _shape(prepared: Any) -> _PreparedShape:
+    try:
+        return _shapes[prepared]
+    except (KeyError, TypeError):
+        pass
+    cql = prepared.query_string
+    kind = _kind(cql)
+    metadata = prepared.column_metadata or []
+    template: RowWrite | None = None
+    if kind is not None and metadata:
+        first = metadata[0]
+        if kind == "delete" and not _WHOLE_ROW_DELETE.match(cql):
+            reason = "DELETE of some columns only"
+            template = RowWrite(first.keyspace_name, first.table_name, kind, reason=reason)
+        else:
+            template = RowWrite(
+                first.keyspace_name,
+                first.table_name,
+                kind,
+                decoded=True,
+                comparable=not (kind == "update" and _ARITHMETIC.search(cql)),
+                conditional=bool(_CONDITION.search(cql)),
+            )
+    columns = tuple(
+        (index, column.name, column.type)
+        for index, column in enumerate(metadata)
+        if not column.name.startswith("[")  # [timestamp], [ttl], [limit]: not a column
+    )
+    shape = _PreparedShape(kind, template, columns)
+    with contextlib.suppress(TypeError):  # not weak-referenceable: read it again next time
+        _shapes[prepared] = shape
+    return shape
+
+
 def _bound(prepared: Any, values: Sequence[Any], session: Any) -> list[RowWrite] | None:
-    kind = _kind(prepared.query_string)
-    if kind is None:
+    shape = _shape(prepared)
+    if shape.kind is None:
         return None
-    columns = prepared.column_metadata or []
-    if not columns:
-        return [_from_cql(prepared.query_string, kind, session, prepared.keyspace)]
+    if shape.template is None:
+        return [_from_cql(prepared.query_string, shape.kind, session, prepared.keyspace)]
+    if shape.template.reason is not None:
+        return [shape.template]
     row: dict[str, Any] = {}
     protocol = prepared.protocol_version
-    for column, raw in zip(columns, values, strict=False):
-        if column.name.startswith("["):  # [timestamp], [ttl], [limit]: not a column
-            continue
-        if raw is None or isinstance(raw, (bytes, bytearray, memoryview)):
-            row[column.name] = None if raw is None else column.type.from_binary(bytes(raw), protocol)
-        # the driver's UNSET_VALUE: the column is not written
-    first = columns[0]
-    cql = prepared.query_string
-    if kind == "delete" and not _WHOLE_ROW_DELETE.match(cql):
-        return [RowWrite(first.keyspace_name, first.table_name, kind, reason="DELETE of some columns only")]
-    return [
-        RowWrite(
-            first.keyspace_name,
-            first.table_name,
-            kind,
-            row,
-            decoded=True,
-            comparable=not (kind == "update" and _ARITHMETIC.search(cql)),
-            conditional=bool(_CONDITION.search(cql)),
-        )
-    ]
+    for index, name, kind in shape.columns:
+        if index >= len(values):
+            break
+        raw = values[index]
+        if raw is None:
+            row[name] = None
+        elif isinstance(raw, (bytes, bytearray, memoryview)):
+            row[name] = kind.from_binary(bytes(raw), protocol)
+        # else the driver's UNSET_VALUE: the column is not written
+    return [replace(shape.template, values=row)]
 
 
 def _simple(
