@@ -18,7 +18,7 @@ _EXPORTS = {
     "Verdict": "astrachaos.wrap.verdict",
     "AppLog": "astrachaos.wrap.applog",
     "client_fault": "astrachaos.wrap.faults",
-    "ChaosSession": "astrachaos.wrap.session",
+    "ChaosSession": "astrachaos.dropin.session",
 }
 __all__ = [
     "AppLog",
@@ -32,10 +32,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from astrachaos.dropin.session import ChaosSession
     from astrachaos.wrap.applog import AppLog
     from astrachaos.wrap.chaos import Chaos, ChaosStats, chaos
     from astrachaos.wrap.faults import client_fault
-    from astrachaos.wrap.session import ChaosSession
     from astrachaos.wrap.verdict import Verdict
 
 

@@ -142,9 +142,9 @@ class Pattern(_Strict):
         """Built-in names become PatternName; any other name must resolve now (at load)."""
         if name in PatternName._value2member_map_:
             return PatternName(name)
-        from astrachaos.patterns.registry import resolve
+        from astrachaos.plugins import load
 
-        resolve(str(name))  # raises PatternNotFound (a ValueError) naming what is wrong
+        load("astrachaos.patterns", str(name), "pattern", ("write", "shutdown"))  # a ValueError if wrong
         return name
 
 

@@ -14,12 +14,15 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from astrachaos.scenario import Pattern
+from astrachaos.workload.application import AppPattern
 from astrachaos.workload.applog import ApplicationLog
 from astrachaos.workload.channel import Channel
 from astrachaos.workload.plan import PlannedRecord
+
+__all__ = ["AppPattern", "PatternContext", "SharedAppState", "all_of"]
 
 INSERT_COLUMNS = ("run_id", "bucket", "key", "record_id", "writer", "batch_no", "payload")
 
@@ -79,16 +82,6 @@ class PatternContext:
         record = planned.record
         return (self.run_id, record.bucket, record.key, record.record_id, record.writer, record.batch,
                 planned.payload)  # fmt: skip
-
-
-class AppPattern(Protocol):
-    """One writer's application: takes batches, decides what to send, retry and log."""
-
-    def write(self, batch: Sequence[PlannedRecord], batch_no: int) -> None:
-        """Hand a batch of records to the application (called on the writer thread)."""
-
-    def shutdown(self) -> None:
-        """The application is stopping: drain, or drop what is pending, as the pattern does."""
 
 
 def all_of(futures: Sequence[Future[None]]) -> Future[None]:

@@ -20,11 +20,11 @@ from typing import Any
 
 from astrachaos.capture.ledger import CaptureLedger, capture_file
 from astrachaos.capture.verify import Claims, verify_capture
+from astrachaos.dropin.session import ChaosSession, SessionStats
 from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.wrap.applog import AppLog
 from astrachaos.wrap.faults import FaultLike, ManualControls, fault_specs
 from astrachaos.wrap.recorder import CaptureRecorder
-from astrachaos.wrap.session import ChaosSession, SessionStats
 from astrachaos.wrap.verdict import Verdict
 
 log = logging.getLogger(__name__)

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:  # imported when a test wraps a session: pytest start-up stays light
+    from astrachaos.dropin.session import ChaosSession
     from astrachaos.wrap.applog import AppLog
     from astrachaos.wrap.chaos import Chaos
     from astrachaos.wrap.faults import FaultLike
-    from astrachaos.wrap.session import ChaosSession
     from astrachaos.wrap.verdict import Verdict
 
 _PROPERTY = "astrachaos"

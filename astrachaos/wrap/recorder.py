@@ -16,7 +16,7 @@ from typing import Any
 from astrachaos.capture.keys import Keyed, TableKeys, is_system_keyspace, key_of, table_keys_from_rows
 from astrachaos.capture.ledger import CaptureLedger
 from astrachaos.capture.model import CapturedWrite, Told, Unverifiable, WriteKind
-from astrachaos.wrap.statements import RowWrite
+from astrachaos.dropin.statements import RowWrite
 
 _NO_ANSWER = {"OperationTimedOut"}  # the client gave up waiting: no answer was received
 _CLOSED = {"ConnectionShutdown", "ConnectionException"}

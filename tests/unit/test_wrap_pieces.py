@@ -12,15 +12,16 @@ import pytest
 import astrachaos
 from astrachaos.capture.model import WriteClass
 from astrachaos.capture.verify import CaptureRecord, CaptureResult
+from astrachaos.dropin.future import ChaosFuture
+from astrachaos.dropin.session import label_of
 from astrachaos.patterns.careful import Careful
 from astrachaos.patterns.empty_retry import EmptyRetry
 from astrachaos.patterns.fire_and_forget import FireAndForget
 from astrachaos.patterns.registry import PatternNotFound, available, resolve
 from astrachaos.patterns.uploader import Uploader
+from astrachaos.plugins import registered
 from astrachaos.wrap.faults import ManualControls, client_fault, fault_specs
-from astrachaos.wrap.future import ChaosFuture
 from astrachaos.wrap.recorder import told_of
-from astrachaos.wrap.session import label_of
 from astrachaos.wrap.verdict import Verdict
 
 
@@ -170,7 +171,7 @@ def test_a_third_party_pattern_registers_through_the_entry_point_group(
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: teamwriter\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[astrachaos.patterns]\nteam-writer = teamwriter:Writer\n")
     monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
-    available.cache_clear()
+    registered.cache_clear()
     try:
         factory = resolve("team-writer")
         assert factory.__module__ == "teamwriter" and factory.__name__ == "Writer"
@@ -178,4 +179,4 @@ def test_a_third_party_pattern_registers_through_the_entry_point_group(
 
         assert Pattern(name="team-writer").name == "team-writer"
     finally:
-        available.cache_clear()
+        registered.cache_clear()

@@ -10,8 +10,8 @@ from cassandra.cqltypes import Int32Type, UTF8Type
 from cassandra.protocol import ColumnMetadata
 from cassandra.query import BatchStatement, PreparedStatement, SimpleStatement
 
-from astrachaos.wrap.literals import parse_literal
-from astrachaos.wrap.statements import rows_written
+from astrachaos.dropin.literals import parse_literal
+from astrachaos.dropin.statements import rows_written
 
 SESSION = SimpleNamespace(keyspace="shop", cluster=SimpleNamespace(_prepared_statements={}))
 

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from astrachaos.dropin.future import ChaosFuture
+from astrachaos.dropin.statements import RowWrite, rows_written
 from astrachaos.injectors.interface import ClientAction, ClientHooks
 from astrachaos.workload.delays import DelayLine
-from astrachaos.wrap.future import ChaosFuture
-from astrachaos.wrap.statements import RowWrite, rows_written
 
 Finish = Callable[[Any, BaseException | None], None]  # (rows, error)
 Sender = Callable[[Any, Any, dict[str, Any], int], "Outgoing"]  # (query, params, options, skew)

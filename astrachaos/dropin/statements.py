@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from astrachaos.wrap.literals import LiteralError, parse_literal
+from astrachaos.dropin.literals import LiteralError, parse_literal
 
 _WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 _BEGIN_BATCH = re.compile(r"^\s*BEGIN\s+(UNLOGGED\s+|COUNTER\s+)?BATCH\b", re.IGNORECASE)

@@ -14,11 +14,11 @@ import time
 from collections import Counter
 from typing import Any
 
+from astrachaos.dropin.session import ChaosSession, Finish, Outgoing, Sender, build_request, send_request
+from astrachaos.dropin.statements import RowWrite
 from astrachaos.events import EventBus, WriteCompleted
 from astrachaos.injectors.interface import ClientHooks
 from astrachaos.workload.channel import outcome_of
-from astrachaos.wrap.session import ChaosSession, Finish, Outgoing, Sender, build_request, send_request
-from astrachaos.wrap.statements import RowWrite
 
 log = logging.getLogger(__name__)
 
