@@ -111,11 +111,19 @@ class CaptureRecorder:
         keys = self._table_keys(row.keyspace, row.table)
         if keys is None:
             return "the table is not in the driver's schema metadata"
+        comparable = row.comparable
         if row.decoded:
             values = list(row.values.items())
-        else:
-            values = [(name, _normalized(value, keys.types.get(name))) for name, value in row.values.items()]
-        keyed = key_of(keys, values, WriteKind(row.kind), comparable=row.comparable)
+        else:  # parameters or literals: only values read back as the driver reads them are compared
+            values = []
+            for name, value in row.values.items():
+                normal = _normalized(value, keys.types.get(name))
+                if normal is _UNSURE:
+                    if name in keys.primary_key:
+                        return f"key column {name} has a value not read as a {keys.types.get(name)}"
+                    comparable, normal = False, value  # judged on presence only
+                values.append((name, normal))
+        keyed = key_of(keys, values, WriteKind(row.kind), comparable=comparable)
         return keyed if isinstance(keyed, Keyed) else keyed.value
 
     def _table_keys(self, keyspace: str, table: str) -> TableKeys | None:
@@ -146,16 +154,23 @@ def _from_metadata(session: Any, keyspace: str, table: str) -> TableKeys | None:
     return table_keys_from_rows(keyspace, table, rows)
 
 
+_UNSURE: Any = object()  # a value whose read-back form is not known
+
+
 def _normalized(value: Any, cql_type: str | None) -> Any:
-    """The value as the driver would read it back from a column of `cql_type` (int into a double: 1.0)."""
-    if value is None or cql_type is None:
+    """The value as the driver would read it back from a column of `cql_type` (int into a double: 1.0).
+
+    _UNSURE when it cannot tell: a literal the type does not take as is (a timestamp as text), or a
+    collection, tuple or user type.
+    """
+    if value is None:
         return value
     from cassandra.cqltypes import _cqltypes
 
-    kind = _cqltypes.get(cql_type.strip().lower())
-    if kind is None:  # a collection, tuple or user type: kept as given
-        return value
+    kind = _cqltypes.get((cql_type or "").strip().lower())
+    if kind is None:
+        return _UNSURE
     try:
         return kind.from_binary(kind.to_binary(value, 4), 4)
-    except Exception:  # a literal the type cannot serialise as is (e.g. a timestamp as text)
-        return value
+    except Exception:
+        return _UNSURE

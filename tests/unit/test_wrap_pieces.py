@@ -180,3 +180,33 @@ def test_a_third_party_pattern_registers_through_the_entry_point_group(
         assert Pattern(name="team-writer").name == "team-writer"
     finally:
         registered.cache_clear()
+
+
+def _recorder(tmp_path: Path) -> Any:
+    from types import SimpleNamespace
+
+    from astrachaos.capture.ledger import CaptureLedger
+    from astrachaos.wrap.recorder import CaptureRecorder
+
+    def column(name: str, cql_type: str) -> Any:
+        return SimpleNamespace(name=name, cql_type=cql_type)
+
+    at, key, note = column("at", "timestamp"), column("id", "int"), column("note", "text")
+    columns = {"id": key, "at": at, "note": note}
+    table = SimpleNamespace(partition_key=[key], clustering_key=[], columns=columns)
+    metadata = SimpleNamespace(keyspaces={"ks": SimpleNamespace(tables={"t": table})})
+    session = SimpleNamespace(cluster=SimpleNamespace(metadata=metadata))
+    return CaptureRecorder(CaptureLedger(tmp_path), session)
+
+
+def test_literal_values_the_driver_would_read_differently_are_judged_on_presence(tmp_path: Path) -> None:
+    from astrachaos.dropin.statements import RowWrite
+
+    recorder = _recorder(tmp_path)
+    plain = recorder._keyed(RowWrite("ks", "t", "insert", {"id": 1, "note": "x"}))
+    assert plain.key == {"id": 1} and plain.value_digest is not None
+    as_text = recorder._keyed(RowWrite("ks", "t", "insert", {"id": 1, "at": "2024-01-01 00:00:00+0000"}))
+    assert as_text.key == {"id": 1} and as_text.value_digest is None  # presence only
+    bad_key = recorder._keyed(RowWrite("ks", "t", "insert", {"id": "one", "note": "x"}))
+    assert isinstance(bad_key, str) and "key column id" in bad_key
+    recorder._ledger.close()
