@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Strict(BaseModel):
@@ -119,7 +119,10 @@ class SessionReset(_Strict):
 class Pattern(_Strict):
     """The application write pattern and its knobs."""
 
-    name: PatternName = Field(PatternName.CAREFUL, description="Application write pattern.")
+    name: PatternName | str = Field(
+        PatternName.CAREFUL,
+        description="Application write pattern: built-in, registered plugin, or 'package.module:factory'.",
+    )
     max_attempts: int = Field(5, ge=1, le=100, description="careful: attempts per statement.")
     retry_delay_ms: float = Field(
         1000, ge=0, description="uploader: fixed pause before each retry (the seed used 1 s)."
@@ -131,6 +134,18 @@ class Pattern(_Strict):
     corrupt_fraction: float = Field(
         0, ge=0, le=1, description="Fraction of records the app corrupts (wrong partition, null)."
     )
+
+
+    @field_validator("name", mode="after")
+    @classmethod
+    def _known_pattern(cls, name: PatternName | str) -> PatternName | str:
+        """Built-in names become PatternName; any other name must resolve now (at load)."""
+        if name in PatternName._value2member_map_:
+            return PatternName(name)
+        from astrachaos.plugins import load
+
+        load("astrachaos.patterns", str(name), "pattern", ("write", "shutdown"))  # a ValueError if wrong
+        return name
 
 
 class Schedule(_Strict):

@@ -6,6 +6,7 @@ Execution returns data; it never prints or exits. A caller observes a run throug
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -23,6 +24,7 @@ from astrachaos.config.settings import Profile
 from astrachaos.driver.resettable import ResettableSession
 from astrachaos.driver.retry import is_retryable
 from astrachaos.driver.table import RunTable, run_table
+from astrachaos.dropin.runsession import AppSessions
 from astrachaos.errors import Interrupted, InvalidScenario, RollbackFailed
 from astrachaos.events import EventBus, PhaseStarted
 from astrachaos.injectors.active import ActiveInjectors
@@ -148,8 +150,9 @@ class Runner:
             assert scenario.target.secondary is not None
             mirror(primary.bus, sides[1].bus)
             channel = DualChannel(channels[0], channels[1], scenario.target.secondary.strategy)
-        app_log = ApplicationLog(self.dir.app_log, primary.bus, scenario.pattern.name.value)
-        patterns = self._patterns(channel, app_log)
+        app_log = ApplicationLog(self.dir.app_log, primary.bus, str(scenario.pattern.name))
+        app_sessions = self._app_sessions(sides)
+        patterns = self._patterns(channel, app_log, app_sessions, primary.table.qualified)
         plan = RecordPlan(scenario.workload, self.run_id, scenario.schema_.buckets, self.seed)
         writers = Writers(
             scenario, plan, patterns, channel, primary.bus, self._reset_trigger(primary.sessions), self.stop
@@ -170,6 +173,8 @@ class Runner:
             self._phase("draining")
             if not channel.wait_idle(timeout_s + 5):
                 notes.append(f"{channel.in_flight} statements unanswered after {timeout_s + 5:.0f}s")
+            if app_sessions is not None and not app_sessions.wait_idle(timeout_s + 5):
+                notes.append(f"{app_sessions.in_flight} app writes unanswered after {timeout_s + 5:.0f}s")
         finally:
             self._phase("rolling back faults")
             _finish_all([side.plan for side in sides])
@@ -182,7 +187,17 @@ class Runner:
             notes.append(f"session reset {primary.sessions.resets} time(s) with requests in flight")
         return _WriteMeasures(started_ns, primary.stats, seconds, notes)
 
-    def _patterns(self, channel: Channel, app_log: ApplicationLog) -> list[Any]:
+    def _app_sessions(self, sides: list[Side]) -> AppSessions | None:
+        """The sessions a user's own pattern writes through (`ctx.session`); none for a dual write."""
+        if len(sides) != 1:
+            return None
+        primary = sides[0]
+        hooks = primary.injectors.client_hooks
+        return AppSessions(primary.sessions, hooks, primary.bus, primary.table.keyspace, primary.table.name)
+
+    def _patterns(
+        self, channel: Channel, app_log: ApplicationLog, app_sessions: AppSessions | None, table: str
+    ) -> list[Any]:
         scenario = self.scenario
         shared = SharedAppState()
         wait = tenacity.wait_exponential_jitter(multiplier=0.05, max=2.0)
@@ -196,6 +211,9 @@ class Runner:
                     writer=w,
                     retry_delay_s=lambda attempt: float(wait(_attempt_state(attempt))),
                     is_retryable=is_retryable,
+                    table=table,
+                    run_id=self.run_id,
+                    session_factory=None if app_sessions is None else functools.partial(app_sessions.open, w),
                 )
             )
             for w in range(scenario.workload.writers)
@@ -257,7 +275,7 @@ class Runner:
             "profile": profile.name,
             "keyspace": table.keyspace,
             "table": table.name,
-            "pattern": self.scenario.pattern.name.value,
+            "pattern": str(self.scenario.pattern.name),
             "buckets": str(self.scenario.schema_.buckets),
             "started_at": rundir.now_iso(),
         }
