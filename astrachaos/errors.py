@@ -22,6 +22,8 @@ class ExitCode(IntEnum):
     """Verification could not read everything."""
     ROLLBACK_FAILED = 6
     """A fault may still be active."""
+    INTERNAL_ERROR = 70
+    """A bug in astrachaos (an unexpected exception); never a verdict about the data."""
     INTERRUPTED = 130
     """Interrupted by the user, after rollback."""
 

@@ -20,6 +20,7 @@ import tenacity
 from astrachaos.config.settings import Profile, load_profile
 from astrachaos.driver.resettable import ResettableSession
 from astrachaos.driver.retry import is_retryable
+from astrachaos.driver.session import preflight
 from astrachaos.driver.table import RunTable, run_table
 from astrachaos.errors import AstrachaosError, ExitCode, InvalidScenario, RollbackFailed
 from astrachaos.injectors.active import ActiveInjectors
@@ -104,7 +105,11 @@ class Runner:
         self.scenario = scenario
         self.seed = scenario.seed if scenario.seed is not None else random.randrange(2**31)
         self.run_id = rundir.new_run_id(scenario.name)
-        self.dir = rundir.create(out, self.run_id, scenario.model_copy(update={"seed": self.seed}))
+        # Everything that can fail without the database is checked before the directory exists.
+        path = rundir.path_for(out, self.run_id)
+        rundir.refuse_if_used(path)
+        self._sides_ = self._sides(path)
+        self.dir = rundir.create(path, scenario.model_copy(update={"seed": self.seed}))
         self.stop = stop or threading.Event()
         self.interrupted = False
         self.progress = progress or RunProgress(scenario.workload.records)
@@ -119,7 +124,7 @@ class Runner:
         """Write, drain, roll back, verify; the ledgers and run directory survive any failure."""
         scenario = self.scenario
         started_at = rundir.now_iso()
-        sides = self._sides()
+        sides = self._sides_
         self._on_phase("connecting")
         try:
             for side in sides:
@@ -150,21 +155,23 @@ class Runner:
         rundir.write_result(self.dir, result.to_json_dict())
         return result
 
-    def _sides(self) -> list[Side]:
+    def _sides(self, path: Path) -> list[Side]:
         scenario = self.scenario
         profile = resolve_profile(scenario)
+        preflight(profile)
         primary = Side(
             "primary",
             profile,
             target_table(scenario, profile),
             self._injectors("primary", profile),
-            self.dir.ledger,
+            path / rundir.LEDGER_FILE,
         )
         primary.injectors.on_change = lambda active: setattr(self.progress, "active_faults", active)
         secondary = scenario.target.secondary
         if secondary is None:
             return [primary]
         other = load_profile(secondary.profile).profile
+        preflight(other)
         if secondary.driver:
             other = other.with_driver_overrides(secondary.driver)
         table = run_table(secondary.keyspace, scenario.schema_.table, astra=other.kind == "astra")
@@ -172,7 +179,7 @@ class Runner:
             other.contact_points == profile.contact_points
         ):
             raise InvalidScenario("target.secondary writes to the primary's own table")
-        ledger = self.dir.path / "ledger-secondary.sqlite"
+        ledger = path / "ledger-secondary.sqlite"
         return [primary, Side("secondary", other, table, self._injectors("secondary", other), ledger)]
 
     def _injectors(self, side: str, profile: Profile) -> ActiveInjectors:
