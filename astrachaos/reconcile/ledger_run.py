@@ -67,6 +67,10 @@ def reconcile_run(path: Path, profile_name: str | None = None) -> ReconcileResul
                             "app_logged": record.app_logged,
                         }
                     )
+    if records == 0:
+        raise InvalidScenario(
+            f"{run.ledger} holds no planned record; a reconcile of nothing would call the table equal"
+        )
     return ReconcileResult(
         mode=Mode.RUN,
         source=str(path),
