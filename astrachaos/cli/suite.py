@@ -25,10 +25,12 @@ def suite(
     from astrachaos.cli.console import stderr, stdout
     from astrachaos.reports.files import load_result
     from astrachaos.reports.junit import render_junit_suites
+    from astrachaos.run import signals
     from astrachaos.run.autostart import ensure_local_for
     from astrachaos.run.suite import load_suite, run_suite, suite_exit_code
 
     spec = load_suite(file)
+    signals.install()
     target = out or Path("runs") / f"suite-{spec.name}"
     ensure_local_for("local", lambda msg: stderr.print(f"[dim]{msg}[/]"))
     outcomes = run_suite(file, target, fail_fast, lambda e: stderr.print(f"[dim]… {e.name}[/]"))

@@ -9,10 +9,10 @@ background thread commits them in batches.
 from __future__ import annotations
 
 import atexit
-import shutil
-import tempfile
 import logging
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 from collections import deque

@@ -26,7 +26,7 @@ from astrachaos.errors import AstrachaosError, ExitCode, InvalidScenario, Rollba
 from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.patterns.interface import PatternContext, SharedAppState
 from astrachaos.patterns.registry import build
-from astrachaos.run import rundir
+from astrachaos.run import rundir, signals
 from astrachaos.run.progress import RunProgress
 from astrachaos.run.result import (
     RunResult,
@@ -48,6 +48,7 @@ from astrachaos.workload.writers import Writers
 log = logging.getLogger(__name__)
 Phase = Callable[[str], None]
 FAULTS_FILE = "faults.json"
+_INTERRUPTED_DRAIN_S = 2.0
 
 
 class Interrupted(AstrachaosError):
@@ -112,6 +113,8 @@ class Runner:
         self.dir = rundir.create(path, scenario.model_copy(update={"seed": self.seed}))
         self.stop = stop or threading.Event()
         self.interrupted = False
+        self._writing = False
+        self._rollback_thread: threading.Thread | None = None
         self.progress = progress or RunProgress(scenario.workload.records)
         self._phase_callback = on_phase
         self._on_phase = self._phase
@@ -120,12 +123,36 @@ class Runner:
         self.progress.phase = phase
         self._phase_callback(phase)
 
+    def interrupt(self) -> bool:
+        """Stop: roll every active fault back now, on a thread of its own, and stop the writers.
+
+        Returns True when the run then winds down by itself (it was writing: writers stop, drain
+        briefly, the run directory is finalised and `run` raises Interrupted); otherwise the
+        caller should interrupt what the run is doing (a KeyboardInterrupt).
+        """
+        first = not self.interrupted
+        self.interrupted = True
+        self.stop.set()
+        if first:
+            self._rollback_thread = threading.Thread(
+                target=self._roll_back_now, name="rollback-on-signal", daemon=True
+            )
+            self._rollback_thread.start()
+        return first and self._writing
+
+    def _roll_back_now(self) -> None:
+        try:
+            _finish_all(self._sides_)
+        except RollbackFailed:  # the main thread's own rollback retries it and raises (exit 6)
+            log.exception("rollback on interrupt failed")
+
     def run(self) -> RunResult:
         """Write, drain, roll back, verify; the ledgers and run directory survive any failure."""
         scenario = self.scenario
         started_at = rundir.now_iso()
         sides = self._sides_
         self._on_phase("connecting")
+        signals.register(self)
         try:
             for side in sides:
                 side.connect(scenario.schema_.replication_factor)
@@ -148,6 +175,7 @@ class Runner:
                 assert side.ledger is not None
                 side.ledger.set_meta({"finished_at": rundir.now_iso()})
         finally:
+            signals.unregister(self)
             self._save_faults(sides)
             for side in reversed(sides):
                 side.close()
@@ -210,20 +238,24 @@ class Runner:
         self._on_phase("writing")
         notes: list[str] = []
         timeout_s = max(side.request_timeout_s for side in sides)
-        for side in sides:
-            side.injectors.start()
+        self._writing = True
+        if not self.stop.is_set():  # an interrupt before the write phase applies no fault
+            for side in sides:
+                side.injectors.start()
         try:
             try:
                 phase = writers.run()
             except KeyboardInterrupt:
-                self.interrupted = True
-                self.stop.set()
+                self.interrupt()
                 phase = writers.run_until_stopped()
             primary.sessions.wait_resets()
             self._on_phase("draining")
-            if not channel.wait_idle(timeout_s + 5):
-                notes.append(f"{channel.in_flight} statements unanswered after {timeout_s + 5:.0f}s")
+            # Interrupted: faults are already rolled back; drain briefly, keep what answered.
+            drain_s = _INTERRUPTED_DRAIN_S if self.interrupted else timeout_s + 5
+            if not channel.wait_idle(drain_s):
+                notes.append(f"{channel.in_flight} statements unanswered after {drain_s:.0f}s")
         finally:
+            self._writing = False
             self._on_phase("rolling back faults")
             _finish_all(sides)
         for side in sides:

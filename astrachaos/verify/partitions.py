@@ -95,10 +95,9 @@ class PartitionReader:
     """
 
     def __init__(self, session: Any, table: RunTable, run_id: str, page_size: int) -> None:
+        from cassandra import InvalidRequest
         from cassandra.cluster import EXEC_PROFILE_DEFAULT
         from cassandra.query import tuple_factory
-
-        from cassandra import InvalidRequest
 
         self._session = session
         try:
