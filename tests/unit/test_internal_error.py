@@ -15,7 +15,7 @@ from astrachaos.errors import ExitCode
 
 def _crash_main(monkeypatch: pytest.MonkeyPatch) -> int:
     def broken_command() -> None:
-        {}["missing"]  # noqa: B018 - the bug under test
+        {}["missing"]  # the bug under test
 
     monkeypatch.setattr(cli, "_register", lambda: None)
     monkeypatch.setattr(cli, "app", broken_command)
