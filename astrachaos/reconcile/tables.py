@@ -10,14 +10,16 @@ what is equal by then is dropped, what involves a write newer than scan start âˆ
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from astrachaos.errors import UsageProblem
+from astrachaos.errors import AstrachaosError, ExitCode, UsageProblem
 from astrachaos.reconcile.checkpoint import CHECKPOINT_FILE, Checkpoint
 from astrachaos.reconcile.merge import Finding, MergeCounts, Mismatch, Row, merge, same_value
 from astrachaos.reconcile.result import (
@@ -32,6 +34,21 @@ from astrachaos.reconcile.tokens import TokenRange, split_ring
 
 log = logging.getLogger(__name__)
 _ATTEMPTS = 3
+_STOP_GRACE_S = 3.0  # on an interrupt, how long ranges already being read may take to finish
+
+
+class ReconcileInterrupted(AstrachaosError):
+    """Stopped by the user; every range compared so far is in the checkpoint (`--resume`)."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+class _Stopped(Exception):
+    """A range scan gave up because the comparison is stopping."""
+
+
+class _StoppedRange(dict[str, Any]):
+    """The result of a range abandoned on stop: neither compared nor failed (it runs on resume)."""
 Progress = Callable[[int, int], None]  # (ranges done, ranges in all)
 
 
@@ -128,20 +145,42 @@ def compare_tables(
     began = time.monotonic()
     if progress:
         progress(len(done), len(ranges))
+    pool = ThreadPoolExecutor(max_workers=options.concurrency)
+    futures = {pool.submit(scan.run, r): r for r in ranges if r not in done}
+
+    def keep(future: Future[dict[str, Any] | None]) -> None:
+        token_range = futures[future]
+        if token_range in done or token_range in failed:  # already kept before the interrupt
+            return
+        findings = future.result()
+        if findings is None:
+            failed.append(token_range)
+        else:
+            checkpoint.record(token_range, findings)
+            done[token_range] = findings
+        if progress:
+            progress(len(done) + len(failed), len(ranges))
+
     try:
-        with ThreadPoolExecutor(max_workers=options.concurrency) as pool:
-            futures = {pool.submit(scan.run, r): r for r in ranges if r not in done}
-            for future in as_completed(futures):
-                token_range = futures[future]
-                findings = future.result()
-                if findings is None:
-                    failed.append(token_range)
-                else:
-                    checkpoint.record(token_range, findings)
-                    done[token_range] = findings
-                if progress:
-                    progress(len(done) + len(failed), len(ranges))
+        for future in as_completed(futures):
+            keep(future)
+    except KeyboardInterrupt:
+        # Queued ranges never start; those being read get a moment to finish and are kept.
+        for future in futures:
+            future.cancel()
+        finished, _ = wait_for([f for f in futures if not f.cancelled()], timeout=_STOP_GRACE_S)
+        scan.stop.set()
+        for future in finished:
+            if future.exception() is None and not isinstance(future.result(), _StoppedRange):
+                keep(future)
+        raise ReconcileInterrupted(
+            f"interrupted: {len(checkpoint.completed)} of {len(ranges)} token ranges compared and "
+            f"checkpointed in {checkpoint.path}",
+            hint="run the same command with --resume to continue from there",
+        ) from None
     finally:
+        scan.stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
         checkpoint.close()
     return _result(source, target, options, header, ranges, done, failed, time.monotonic() - began,
                    len(checkpoint.completed))  # fmt: skip
@@ -195,12 +234,15 @@ class _RangeScan:
         self.tolerance_us = tolerance_us
         self.key_width = 1 + len(self.keys)
         self.fresh_after_us = int((started_s - options.grace_s) * 1_000_000)
+        self.stop = threading.Event()
 
     def run(self, token_range: TokenRange) -> dict[str, Any] | None:
         """The range's findings, or None when it failed `_ATTEMPTS` times."""
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 return self._once(token_range)
+            except _Stopped:
+                return _StoppedRange()
             except Exception as error:  # timeouts, unavailable: the whole range is read again
                 log.warning("range %s failed (attempt %s): %s", token_range, attempt, error)
                 if attempt < _ATTEMPTS:
@@ -212,7 +254,12 @@ class _RangeScan:
         source, target = self.readers
         page = self.options.page_size
         mismatches = list(
-            merge(source.scan(token_range, page), target.scan(token_range, page), self.key_width, counts)
+            merge(
+                self._until_stopped(source.scan(token_range, page)),
+                self._until_stopped(target.scan(token_range, page)),
+                self.key_width,
+                counts,
+            )
         )
         findings: dict[str, Any] = {
             "source_rows": counts.source_rows,
@@ -227,6 +274,12 @@ class _RangeScan:
         if mismatches:
             self._recheck(mismatches, findings)
         return findings
+
+    def _until_stopped(self, rows: Iterable[Row]) -> Iterator[Row]:
+        for row in rows:
+            if self.stop.is_set():
+                raise _Stopped
+            yield row
 
     def _recheck(self, mismatches: list[Mismatch], findings: dict[str, Any]) -> None:
         keys = [m.key for m in mismatches]

@@ -238,6 +238,7 @@ class Runner:
         self._on_phase("writing")
         notes: list[str] = []
         timeout_s = max(side.request_timeout_s for side in sides)
+        budget = _WriteBudget(scenario.workload.max_duration_s, self.stop)
         self._writing = True
         if not self.stop.is_set():  # an interrupt before the write phase applies no fault
             for side in sides:
@@ -248,6 +249,13 @@ class Runner:
             except KeyboardInterrupt:
                 self.interrupt()
                 phase = writers.run_until_stopped()
+            budget.cancel()
+            if budget.reached:
+                notes.append(
+                    f"workload.max_duration_s ({budget.seconds:g} s) reached: {phase.handed_over} of "
+                    f"{scenario.workload.records} records handed over; retries still pending were "
+                    "dropped at shutdown"
+                )
             primary.sessions.wait_resets()
             self._on_phase("draining")
             # Interrupted: faults are already rolled back; drain briefly, keep what answered.
@@ -378,6 +386,30 @@ class Runner:
             "buckets": str(self.scenario.schema_.buckets),
             "started_at": rundir.now_iso(),
         }
+
+
+class _WriteBudget:
+    """`workload.max_duration_s`: when it runs out, the writers stop handing over records."""
+
+    def __init__(self, seconds: float | None, stop: threading.Event) -> None:
+        self.seconds = seconds or 0.0
+        self.reached = False
+        self._stop = stop
+        self._timer: threading.Timer | None = None
+        if seconds:
+            self._timer = threading.Timer(seconds, self._run_out)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _run_out(self) -> None:
+        if not self._stop.is_set():
+            self.reached = True
+            self._stop.set()
+
+    def cancel(self) -> None:
+        """The writers ended first (or were interrupted)."""
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 def _attempt_state(attempt: int) -> Any:
