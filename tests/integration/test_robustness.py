@@ -325,3 +325,50 @@ def test_local_up_resumes_a_paused_node_within_seconds(node1: int) -> None:
     assert "node1 was paused" in done.stdout and "resumed it with SIGCONT" in done.stdout
     assert process_state(node1) is not ProcessState.STOPPED
     assert took < 15, f"local up took {took:.1f}s"
+
+
+# -- retry-forever under overload: bounded by the run's own budget, stopped by a signal --------
+
+BIG_OVERFLOW = ["queue-overflow", "--set", "workload.records=300000", "--set", "schema.table=robust_qo"]
+
+
+def test_queue_overflow_at_300000_records_ends_at_max_duration_with_pending_work_dropped(
+    local_cluster: Any, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    began = time.monotonic()
+    done = _cli("run", *BIG_OVERFLOW, "--set", "workload.max_duration_s=8", "--out", str(run_dir), "--quiet")
+    took = time.monotonic() - began
+    assert done.returncode == 1, done.stderr
+    result = json.loads((run_dir / "result.json").read_text())
+    (note,) = [n for n in result["notes"] if "max_duration_s" in n]
+    assert "retries still pending were dropped at shutdown" in note
+    assert 0 < result["counts"]["records"] < 300_000
+    assert result["counts"]["dropped"] > 0 and result["counts"]["silent"] > 0
+    assert took < 120, f"took {took:.0f}s"
+
+
+def test_sigint_ends_a_300000_record_queue_overflow_within_seconds(
+    local_cluster: Any, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    child = subprocess.Popen(
+        [*CLI, "run", *BIG_OVERFLOW, "--out", str(run_dir), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (run_dir / "app.log.jsonl").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(5)  # retries pile up
+        assert child.poll() is None
+        signalled = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+        took = time.monotonic() - signalled
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, err
+    assert took < 6, f"stopped {took:.1f}s after SIGINT"
+    assert "Traceback" not in err
