@@ -34,8 +34,9 @@ def save_traceback(error: BaseException, directory: Path | None = None) -> Path:
 
 def bug_message(error: BaseException, saved: Path) -> str:
     """The one line a user sees for a bug: what broke, where the traceback is, how to see it."""
+    first_line = next(iter(str(error).splitlines()), "")
     return (
         f"internal error (this is a bug in astrachaos, not a verdict about your data): "
-        f"{type(error).__name__}: {error}; full traceback in {saved} "
+        f"{type(error).__name__}: {first_line}; full traceback in {saved} "
         f"(run with -v to print it)"
     )

@@ -5,15 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import yaml
-
+from astrachaos.config.loader import load_scenario
 from astrachaos.driver.table import run_table
 from astrachaos.errors import Inconclusive, InvalidScenario
 from astrachaos.events import DriverOutcome
 from astrachaos.ledger.writer import Ledger, LedgerRecord
 from astrachaos.reconcile.result import Mode, ReconcileResult
 from astrachaos.run import rundir
-from astrachaos.scenario import Scenario
 from astrachaos.verify.partitions import PartitionReader, StoredRow
 
 log = logging.getLogger(__name__)
@@ -34,7 +32,7 @@ def reconcile_run(path: Path, profile_name: str | None = None) -> ReconcileResul
         raise InvalidScenario(
             f"{path} is not a run directory: it needs {rundir.SCENARIO_FILE} and {rundir.LEDGER_FILE}"
         )
-    scenario = Scenario.model_validate(yaml.safe_load(run.scenario.read_text()))
+    scenario = load_scenario(run.scenario)
     profile = load_profile(profile_name).profile if profile_name else resolve_profile(scenario)
     with Ledger.open(run.ledger) as ledger:
         meta = ledger.meta()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
+from astrachaos.config.loader import load_scenario
 from astrachaos.driver.table import run_table
 from astrachaos.errors import InvalidScenario
 from astrachaos.events import DriverOutcome
@@ -13,7 +12,6 @@ from astrachaos.ledger.writer import Ledger, LedgerRecord
 from astrachaos.run import rundir
 from astrachaos.run.result import RunResult, Throughput, check_expectations, decide_exit_code
 from astrachaos.run.runner import resolve_profile
-from astrachaos.scenario import Scenario
 from astrachaos.verify.partitions import PartitionReader, verify
 from astrachaos.workload.stats import Latency, latency_of, new_histogram, record_latency
 
@@ -50,7 +48,7 @@ def reverify(path: Path) -> RunResult:
         raise InvalidScenario(
             f"{path} is not a run directory: it needs {rundir.SCENARIO_FILE} and {rundir.LEDGER_FILE}"
         )
-    scenario = Scenario.model_validate(yaml.safe_load(run.scenario.read_text()))
+    scenario = load_scenario(run.scenario)
     ledger = Ledger.open(run.ledger)
     try:
         meta = ledger.meta()

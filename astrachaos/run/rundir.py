@@ -84,9 +84,9 @@ def create(path: Path, scenario: Scenario) -> RunDir:
         path.mkdir(parents=True, exist_ok=True)
         with run.scenario.open("x") as file:
             file.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    except FileExistsError:
-        refuse_if_used(path)
-        raise  # unreachable: the directory holds the file that was just found
+    except FileExistsError as error:
+        refuse_if_used(path)  # another run claimed it first
+        raise EnvironmentProblem(f"cannot create the run directory {path}: {error.strerror}") from None
     except OSError as error:
         raise EnvironmentProblem(f"cannot create the run directory {path}: {error.strerror}") from None
     return run
