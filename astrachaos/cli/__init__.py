@@ -79,7 +79,12 @@ def _internal_error(error: Exception) -> ExitCode:
     import traceback
 
     from astrachaos.cli import crash
-    from astrachaos.cli.console import stderr
+    from astrachaos.cli.console import print_error, stderr
+
+    environment = crash.as_environment_problem(error)
+    if environment is not None:  # disk full, permissions: the machine, not a bug
+        print_error(environment)
+        return environment.exit_code
 
     saved = crash.save_traceback(error, crash.current_run_dir)
     if os.environ.get(crash.VERBOSE_ENV) == "1":

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
+from astrachaos.errors import EnvironmentProblem
+
 CRASH_FILE_PREFIX = "astrachaos-crash-"
 VERBOSE_ENV = "ASTRACHAOS_VERBOSE"
 
 # The run directory of the command in progress, if any: a bug's traceback is saved there.
 current_run_dir: Path | None = None
+
+
+# I/O failures that say something about the machine, not about astrachaos's code.
+_MACHINE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO, errno.EMFILE}
+)
+
+
+def as_environment_problem(error: BaseException) -> EnvironmentProblem | None:
+    """Disk full, permission denied, read-only file system: an environment problem (exit 4)."""
+    if isinstance(error, OSError) and error.errno in _MACHINE_ERRNOS:
+        where = f"{error.filename}: " if error.filename else ""
+        return EnvironmentProblem(
+            f"{where}{error.strerror}",
+            hint="check free disk space and the permissions of the run directory",
+        )
+    return None
 
 
 def save_traceback(error: BaseException, directory: Path | None = None) -> Path:

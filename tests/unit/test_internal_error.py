@@ -73,3 +73,22 @@ def test_the_verbose_option_sets_verbose_mode(monkeypatch: pytest.MonkeyPatch) -
     cli._register()
     CliRunner().invoke(cli.app, ["-v", "scenarios", "list"])
     assert os.environ.get(crash.VERBOSE_ENV) == "1"
+
+
+def test_a_full_disk_is_an_environment_problem_not_a_bug(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import errno
+
+    def disk_full() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "faults.json"))
+
+    monkeypatch.setattr(crash, "current_run_dir", tmp_path)
+    monkeypatch.setattr(cli, "_register", lambda: None)
+    monkeypatch.setattr(cli, "app", disk_full)
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == ExitCode.ENVIRONMENT
+    err = capsys.readouterr().err
+    assert "faults.json: No space left on device" in err and "free disk space" in err
+    assert not list(tmp_path.glob("crash-*.txt"))
