@@ -315,9 +315,12 @@ def test_a_stop_signal_resumes_a_paused_node_within_two_seconds(
         assert session.execute("SELECT release_version FROM system.local").one() is not None
 
 
-def test_local_up_resumes_a_paused_node_within_seconds(node1: int) -> None:
+def test_run_names_a_paused_node_and_local_up_resumes_it_within_seconds(node1: int, tmp_path: Path) -> None:
     os.kill(node1, signal.SIGSTOP)
     assert _wait_state(node1, paused=True, timeout_s=5) is not None
+    refused = _cli("run", "uploader-verification", "--out", str(tmp_path / "r"), timeout=60)
+    assert refused.returncode == 4
+    assert "node1 is paused (SIGSTOP)" in refused.stderr and "local up" in refused.stderr
     began = time.monotonic()
     done = _cli("local", "up", timeout=60)
     took = time.monotonic() - began
