@@ -49,10 +49,14 @@ class RunDir:
         return self.path / RESULT_FILE
 
 
+def time_stamp() -> str:
+    """The current UTC time as a sortable name part (20261129T172900)."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+
+
 def new_run_id(scenario: str) -> str:
     """A run id that sorts by time and names its scenario."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    return f"{stamp}-{_slug(scenario)}-{secrets.token_hex(3)}"
+    return f"{time_stamp()}-{_slug(scenario)}-{secrets.token_hex(3)}"
 
 
 def path_for(out: Path | None, run_id: str) -> Path:

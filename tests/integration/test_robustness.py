@@ -375,3 +375,18 @@ def test_sigint_ends_a_300000_record_queue_overflow_within_seconds(
     assert child.returncode == 130, err
     assert took < 6, f"stopped {took:.1f}s after SIGINT"
     assert "Traceback" not in err
+
+
+def test_a_suite_entry_that_must_be_refused_passes_and_a_used_out_is_refused(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "name: refusals\nruns:\n"
+        "  - {name: empty, scenario: uploader-verification, set: {workload.records: 0}, expect_exit: 3}\n"
+    )
+    out = tmp_path / "out"
+    done = _cli("suite", str(suite), "--out", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1/1 passed" in done.stdout
+    again = _cli("suite", str(suite), "--out", str(out))
+    assert again.returncode == 2
+    assert "never writes into an existing run directory" in again.stderr
