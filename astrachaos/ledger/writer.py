@@ -170,8 +170,8 @@ class Ledger:
         )
 
     @classmethod
-    def open(cls, path: Path) -> Ledger:
-        """Open an existing ledger read-only, also one whose writer was killed.
+    def open(cls, path: Path, *, read_only: bool = True) -> Ledger:
+        """Open an existing ledger (read-only unless asked), also one whose writer was killed.
 
         Reading is evidence-safe: the file is opened with SQLite's `mode=ro` (and `immutable=1`
         when no write-ahead log is beside it, so not even a -wal or -shm file is created), and a
@@ -180,7 +180,7 @@ class Ledger:
         if not path.is_file():
             raise EnvironmentProblem(f"no ledger at {path}")
         try:
-            conn = _connect_read_only(path)
+            conn = _connect_read_only(path) if read_only else _connect(path)
             (version,) = conn.execute("PRAGMA user_version").fetchone()
         except sqlite3.Error as exc:
             raise EnvironmentProblem(f"cannot open the ledger at {path}: {exc}") from exc
@@ -194,6 +194,8 @@ class Ledger:
             )
             raise EnvironmentProblem(f"{path} {what}")
         ledger = cls(path, conn)
+        if not read_only:
+            return ledger
         ledger._read_only = True
         try:
             ledger._read_path = _indexed_copy_if_needed(conn, path)
