@@ -22,7 +22,7 @@ class Interruptible(Protocol):
 
 
 _active: set[Interruptible] = set()
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: the handler runs on the main thread, which may hold it
 _seen = 0
 
 
