@@ -64,6 +64,8 @@ def reconcile(
     from astrachaos.run import signals
 
     signals.install()  # SIGTERM stops like Ctrl-C: compared ranges are checkpointed
+    if out.exists() and not out.is_dir():
+        raise UsageProblem(f"--out {out} is a file; give a directory for the reconcile's results")
     modes = [run is not None, expected is not None, source is not None or target is not None]
     if sum(modes) != 1:
         raise UsageProblem("give exactly one of --run, --expected (with --table), or --source with --target")

@@ -55,7 +55,7 @@ def guess_format(path: Path, regex: str | None) -> KeyFormat:
 def read_keys(path: Path, spec: KeySpec) -> Iterator[RawKey]:
     """Every key occurrence in the file, as column → raw value (text or JSON scalar)."""
     if not path.is_file():
-        raise UsageProblem(f"{path}: no such file")
+        raise UsageProblem(f"{path}: {'a directory, not a file' if path.is_dir() else 'no such file'}")
     from_file = tuple(c for c in spec.columns if c not in spec.fixed)
     for key in _raw(path, spec, from_file):
         yield {**key, **spec.fixed}

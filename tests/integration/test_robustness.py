@@ -390,3 +390,17 @@ def test_a_suite_entry_that_must_be_refused_passes_and_a_used_out_is_refused(tmp
     again = _cli("suite", str(suite), "--out", str(out))
     assert again.returncode == 2
     assert "never writes into an existing run directory" in again.stderr
+
+
+def test_an_out_path_that_is_a_file_is_refused_by_run_and_reconcile(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("keep me")
+    ran = _cli("run", "uploader-verification", "--out", str(a_file), "--quiet")
+    assert ran.returncode == 2 and "is a file" in ran.stderr
+    reconciled = _cli("reconcile", "--out", str(a_file), "--run", str(finished_run))
+    assert reconciled.returncode == 2 and "is a file" in reconciled.stderr
+    under = _cli("run", "uploader-verification", "--out", str(a_file / "sub"), "--quiet")
+    assert under.returncode == 4 and "cannot create the run directory" in under.stderr
+    assert a_file.read_text() == "keep me"
