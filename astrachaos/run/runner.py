@@ -109,11 +109,12 @@ class Runner:
         # Everything that can fail without the database is checked before the directory exists.
         path = rundir.path_for(out, self.run_id)
         rundir.refuse_if_used(path)
-        self._sides_ = self._sides(path)
+        self._run_sides = self._sides(path)
         self.dir = rundir.create(path, scenario.model_copy(update={"seed": self.seed}))
         self.stop = stop or threading.Event()
         self.interrupted = False
         self._writing = False
+        self._interrupted_at: float | None = None
         self._rollback_thread: threading.Thread | None = None
         self.progress = progress or RunProgress(scenario.workload.records)
         self._phase_callback = on_phase
@@ -132,6 +133,8 @@ class Runner:
         """
         first = not self.interrupted
         self.interrupted = True
+        if first:
+            self._interrupted_at = time.monotonic()
         self.stop.set()
         if first:
             self._rollback_thread = threading.Thread(
@@ -140,9 +143,19 @@ class Runner:
             self._rollback_thread.start()
         return first and self._writing
 
+    def _drain(self, channel: Channel, timeout_s: float) -> bool:
+        """Wait for the answers still due; once interrupted, at most _INTERRUPTED_DRAIN_S more."""
+        end = time.monotonic() + timeout_s
+        while not channel.wait_idle(min(0.25, max(0.0, end - time.monotonic()))):
+            if self._interrupted_at is not None:
+                end = min(end, self._interrupted_at + _INTERRUPTED_DRAIN_S)
+            if time.monotonic() >= end:
+                return False
+        return True
+
     def _roll_back_now(self) -> None:
         try:
-            _finish_all(self._sides_)
+            _finish_all(self._run_sides)
         except RollbackFailed:  # the main thread's own rollback retries it and raises (exit 6)
             log.exception("rollback on interrupt failed")
 
@@ -150,7 +163,7 @@ class Runner:
         """Write, drain, roll back, verify; the ledgers and run directory survive any failure."""
         scenario = self.scenario
         started_at = rundir.now_iso()
-        sides = self._sides_
+        sides = self._run_sides
         self._on_phase("connecting")
         signals.register(self)
         try:
@@ -258,10 +271,8 @@ class Runner:
                 )
             primary.sessions.wait_resets()
             self._on_phase("draining")
-            # Interrupted: faults are already rolled back; drain briefly, keep what answered.
-            drain_s = _INTERRUPTED_DRAIN_S if self.interrupted else timeout_s + 5
-            if not channel.wait_idle(drain_s):
-                notes.append(f"{channel.in_flight} statements unanswered after {drain_s:.0f}s")
+            if not self._drain(channel, timeout_s + 5):
+                notes.append(f"{channel.in_flight} statements unanswered when the drain ended")
         finally:
             self._writing = False
             self._on_phase("rolling back faults")
