@@ -174,7 +174,7 @@ def compare_tables(
             if future.exception() is None and not isinstance(future.result(), _StoppedRange):
                 keep(future)
         raise ReconcileInterrupted(
-            f"interrupted: {len(checkpoint.completed)} of {len(ranges)} token ranges compared and "
+            f"interrupted: {len(done)} of {len(ranges)} token ranges compared and "
             f"checkpointed in {checkpoint.path}",
             hint="run the same command with --resume to continue from there",
         ) from None

@@ -74,6 +74,7 @@ def test_a_stopped_reconcile_checkpoints_what_it_compared_and_resume_finishes(
     assert "checkpointed" in err and "--resume" in err
     kept = _checkpointed(checkpoint)
     assert 3 <= len(kept) < 64
+    assert f"interrupted: {len(kept)} of 64 token ranges compared and checkpointed" in err
     assert all(entry["source_rows"] == entry["target_rows"] for entry in kept)
 
     resumed = subprocess.run([*CLI, *args, "--resume"], capture_output=True, text=True, timeout=600)
