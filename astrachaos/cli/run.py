@@ -7,17 +7,7 @@ from typing import Annotated
 
 import typer
 
-from astrachaos.errors import ExitCode
-
-# The worst code wins when several scenarios run in one command.
-_SEVERITY = [
-    ExitCode.OK,
-    ExitCode.EXPECTATIONS_UNMET,
-    ExitCode.INCONCLUSIVE,
-    ExitCode.ENVIRONMENT,
-    ExitCode.ROLLBACK_FAILED,
-    ExitCode.INTERRUPTED,
-]
+from astrachaos.errors import ExitCode, worst
 
 
 def register(app: typer.Typer) -> None:
@@ -54,19 +44,21 @@ def run(
         runner = Runner(scenario, target)
         crash.current_run_dir = runner.dir.path
         with live_progress(runner.progress, stderr, quiet):
-            result = runner.run().to_json_dict()
+            result = runner.run()
         if quiet:
-            stdout.print(f"{scenario.name}: exit {result['exit_code']} ({result['verdict']})")
+            stdout.print(f"{scenario.name}: exit {int(result.exit_code)} ({result.verdict})")
         else:
             stdout.print(render(result))
         stdout.print(f"[dim]run directory: {runner.dir.path}[/]")
         if html:
             from astrachaos.reports.files import ReportFormat, write_reports
+            from astrachaos.run.saved import open_run
 
-            for path in write_reports(runner.dir.path, [ReportFormat.HTML]):
+            extracts = open_run(runner.dir.path).ledger_extracts()
+            for path in write_reports(runner.dir.path, [ReportFormat.HTML], result, extracts):
                 stdout.print(f"[dim]report: {path}[/]")
-        codes.append(ExitCode(result["exit_code"]))
-    raise typer.Exit(int(max(codes, key=_SEVERITY.index)))
+        codes.append(result.exit_code)
+    raise typer.Exit(int(worst(codes)))  # the most severe scenario decides
 
 
 def verify_run(
@@ -77,7 +69,7 @@ def verify_run(
     from astrachaos.reports.console import render
     from astrachaos.run.reverify import reverify
 
-    result = reverify(run_dir).to_json_dict()
+    result = reverify(run_dir)
     stdout.print(render(result))
     stdout.print(f"[dim]result: {run_dir / 'result.json'}[/]")
-    raise typer.Exit(int(result["exit_code"]))
+    raise typer.Exit(int(result.exit_code))

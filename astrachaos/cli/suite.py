@@ -25,7 +25,6 @@ def suite(
     from rich.table import Table
 
     from astrachaos.cli.console import stderr, stdout
-    from astrachaos.reports.files import load_result
     from astrachaos.reports.junit import render_junit_suites
     from astrachaos.run import signals
     from astrachaos.run.autostart import ensure_local_for
@@ -46,9 +45,7 @@ def suite(
         table.add_row(o.name, str(o.expected), str(o.actual), mark, o.message)
     stdout.print(table)
     if junit:
-        results = [
-            load_result(o.run_dir) for o in outcomes if o.run_dir and (o.run_dir / "result.json").exists()
-        ]
+        results = [o.result for o in outcomes if o.result is not None]
         target.mkdir(parents=True, exist_ok=True)  # no entry may have run (all refused, as expected)
         (target / "junit.xml").write_text(render_junit_suites(results))
         stdout.print(f"[dim]junit: {target / 'junit.xml'}[/]")

@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from astrachaos.config.loader import load_scenario
-from astrachaos.driver.table import run_table
 from astrachaos.errors import Inconclusive, InvalidScenario
 from astrachaos.events import DriverOutcome
-from astrachaos.ledger.writer import Ledger, LedgerRecord
+from astrachaos.ledger.writer import LedgerRecord
 from astrachaos.reconcile.result import Mode, ReconcileResult
-from astrachaos.run import rundir
-from astrachaos.verify.partitions import PartitionReader, StoredRow
+from astrachaos.run.saved import open_run
+from astrachaos.verify.partitions import PartitionReader, StoredRow, reread_levels
 
 log = logging.getLogger(__name__)
 
@@ -25,19 +23,13 @@ def reconcile_run(path: Path, profile_name: str | None = None) -> ReconcileResul
     """
     from astrachaos.config.settings import load_profile
     from astrachaos.driver.session import connect
-    from astrachaos.run.runner import resolve_profile
 
-    run = rundir.RunDir(path)
-    if not run.ledger.is_file() or not run.scenario.is_file():
-        raise InvalidScenario(
-            f"{path} is not a run directory: it needs {rundir.SCENARIO_FILE} and {rundir.LEDGER_FILE}"
-        )
-    scenario = load_scenario(run.scenario)
-    profile = load_profile(profile_name).profile if profile_name else resolve_profile(scenario)
-    with Ledger.open(run.ledger) as ledger:
-        meta = ledger.meta()
-        table = run_table(meta["keyspace"], meta["table"], astra=profile.kind == "astra")
-        run_id = meta["run_id"]
+    saved = open_run(path)
+    scenario = saved.scenario
+    profile = load_profile(profile_name).profile if profile_name else saved.profile(saved.primary)
+    table = saved.primary.table(profile)
+    run_id = saved.run_id
+    with saved.primary.ledger() as ledger:
         records = expected = present = 0
         missing: list[dict[str, object]] = []
         with connect(profile) as connection:
@@ -67,7 +59,8 @@ def reconcile_run(path: Path, profile_name: str | None = None) -> ReconcileResul
                     )
     if records == 0:
         raise InvalidScenario(
-            f"{run.ledger} holds no planned record; a reconcile of nothing would call the table equal"
+            f"{path}: the ledger holds no planned record; a reconcile of nothing would call the "
+            "table equal"
         )
     return ReconcileResult(
         mode=Mode.RUN,
@@ -85,7 +78,7 @@ def _expected(record: LedgerRecord) -> bool:
 
 
 def _read(reader: PartitionReader, bucket: int, consistency: str) -> dict[int, StoredRow]:
-    levels = [consistency] + (["QUORUM"] if consistency == "ALL" else [])
+    levels = reread_levels(consistency)
     for level in levels:
         try:
             return reader.read(bucket, level)

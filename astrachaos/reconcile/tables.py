@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from astrachaos.errors import AstrachaosError, ExitCode, UsageProblem
+from astrachaos.errors import Interrupted, UsageProblem
 from astrachaos.reconcile.checkpoint import CHECKPOINT_FILE, Checkpoint
 from astrachaos.reconcile.merge import Finding, MergeCounts, Mismatch, Row, merge, same_value
 from astrachaos.reconcile.result import (
@@ -35,12 +35,6 @@ from astrachaos.reconcile.tokens import TokenRange, split_ring
 log = logging.getLogger(__name__)
 _ATTEMPTS = 3
 _STOP_GRACE_S = 3.0  # on an interrupt, how long ranges already being read may take to finish
-
-
-class ReconcileInterrupted(AstrachaosError):
-    """Stopped by the user; every range compared so far is in the checkpoint (`--resume`)."""
-
-    exit_code = ExitCode.INTERRUPTED
 
 
 class _Stopped(Exception):
@@ -173,7 +167,7 @@ def compare_tables(
         for future in finished:
             if future.exception() is None and not isinstance(future.result(), _StoppedRange):
                 keep(future)
-        raise ReconcileInterrupted(
+        raise Interrupted(
             f"interrupted: {len(done)} of {len(ranges)} token ranges compared and "
             f"checkpointed in {checkpoint.path}",
             hint="run the same command with --resume to continue from there",
