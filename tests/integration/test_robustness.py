@@ -239,9 +239,9 @@ def test_reconcile_whose_match_keeps_no_line_is_exit_3_not_equal(
 def test_report_and_suite_and_local_failure_paths_are_clean(tmp_path: Path) -> None:
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "result.json").write_text("{")
-    assert _cli("report", str(tmp_path / "nowhere")).returncode == 4
+    assert _cli("report", str(tmp_path / "nowhere")).returncode == 3
     broken = _cli("report", str(tmp_path / "bad"), "-f", "html")
-    assert broken.returncode == 4 and "cannot read" in broken.stderr
+    assert broken.returncode == 3 and "is not a run directory" in broken.stderr
     assert _cli("suite", str(tmp_path / "no-suite.yaml")).returncode == 3
     assert _cli("local", "down", "--name", "robust-no-such-cluster").returncode == 2
     assert _cli("local", "logs", "node9").returncode == 2
