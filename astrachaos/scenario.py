@@ -91,9 +91,14 @@ class Workload(_Strict):
     """The load: who writes how many records, how fast, in what shape."""
 
     writers: int = Field(1, ge=1, le=256, description="Concurrent writer threads.")
-    records: int = Field(1000, ge=0, le=100_000_000, description="Records in total, all writers.")
+    records: int = Field(1000, le=100_000_000, description="Records in total, all writers.")
     batch_size: int = Field(
         100, ge=1, le=100_000, description="Records a writer hands to the app at once."
+    )
+    max_duration_s: float | None = Field(
+        None,
+        gt=0,
+        description="Stop handing over records after this long; what is still pending is dropped.",
     )
     delay_ms: float = Field(0, ge=0, description="Pause between a writer's batches.")
     stagger_ms: float = Field(0, ge=0, description="Writer w starts w × stagger_ms after writer 0.")
@@ -106,6 +111,16 @@ class Workload(_Strict):
     special_characters: bool = Field(
         False, description="Put quotes, newlines and non-ASCII text into payloads."
     )
+
+    @field_validator("records")
+    @classmethod
+    def _at_least_one(cls, records: int) -> int:
+        if records < 1:
+            raise ValueError(
+                f"must be at least 1, not {records}: a run that writes nothing has nothing to "
+                "verify and would pass whatever the application does"
+            )
+        return records
 
 
 class SessionReset(_Strict):

@@ -78,7 +78,11 @@ def reconcile(
     """Compare what should be in a table with what it holds; exit 0 equal, 1 differences, 5 inconclusive."""
     from astrachaos.cli.console import stdout
     from astrachaos.reconcile.output import write_files
+    from astrachaos.run import signals
 
+    signals.install()  # SIGTERM stops like Ctrl-C: compared ranges are checkpointed
+    if out.exists() and not out.is_dir():
+        raise UsageProblem(f"--out {out} is a file; give a directory for the reconcile's results")
     modes = [run is not None, expected is not None, source is not None or target is not None]
     if sum(modes) != 1:
         raise UsageProblem("give exactly one of --run, --expected (with --table), or --source with --target")

@@ -25,21 +25,24 @@ def run(
     html: Annotated[bool, typer.Option(help="Also write report.html into the run directory.")] = False,
 ) -> None:
     """Run scenarios against the database, verify every record, exit with the verdict."""
+    from astrachaos.cli import crash
     from astrachaos.cli.console import stderr, stdout
     from astrachaos.cli.live import live_progress
     from astrachaos.config.catalog import resolve
     from astrachaos.config.loader import load_scenario
     from astrachaos.reports.console import render
+    from astrachaos.run import signals
     from astrachaos.run.autostart import ensure_local_for
     from astrachaos.run.runner import Runner
 
     loaded = [load_scenario(resolve(name), set_ or (), seed) for name in scenarios]
-    _terminate_as_interrupt()
+    signals.install()
     codes: list[ExitCode] = []
     for scenario in loaded:
         ensure_local_for(scenario.target.profile, lambda msg: stderr.print(f"[dim]{msg}[/]"))
         target = out if out is None or len(loaded) == 1 else out / scenario.name
         runner = Runner(scenario, target)
+        crash.current_run_dir = runner.dir.path
         with live_progress(runner.progress, stderr, quiet):
             result = runner.run()
         if quiet:
@@ -99,13 +102,3 @@ def verify_run(
     stdout.print(render(result))
     stdout.print(f"[dim]result: {run_dir / 'result.json'}[/]")
     raise typer.Exit(int(result.exit_code))
-
-
-def _terminate_as_interrupt() -> None:
-    """SIGTERM is handled like Ctrl-C: stop writing, roll faults back, keep the run, exit 130."""
-    import signal
-
-    def raise_interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, raise_interrupt)
