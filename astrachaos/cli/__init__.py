@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import Annotated
 
 import typer
 
@@ -17,6 +19,19 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root(
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Print the traceback of an internal error.")
+    ] = False,
+) -> None:
+    """Chaos testing for applications that write to Apache Cassandra and Astra DB."""
+    if verbose:
+        from astrachaos.cli.crash import VERBOSE_ENV
+
+        os.environ[VERBOSE_ENV] = "1"
+
+
 def _register() -> None:
     # Sub-command modules import only typer at module level; heavy libraries load inside commands.
     from astrachaos.cli import (
@@ -24,6 +39,7 @@ def _register() -> None:
         doctor,
         injectors,
         local,
+        proxy,
         reconcile,
         report,
         run,
@@ -37,6 +53,7 @@ def _register() -> None:
     app.add_typer(scenarios.app, name="scenarios")
     app.add_typer(table.app, name="table")
     app.add_typer(injectors.app, name="injectors")
+    app.add_typer(proxy.app, name="proxy")
     doctor.register(app)
     run.register(app)
     report.register(app)
@@ -56,3 +73,25 @@ def main() -> None:
         sys.exit(int(error.exit_code))
     except KeyboardInterrupt:
         sys.exit(int(ExitCode.INTERRUPTED))
+    except Exception as error:  # anything else is a bug: say so, keep the traceback, exit 70
+        sys.exit(int(_internal_error(error)))
+
+
+def _internal_error(error: Exception) -> ExitCode:
+    import traceback
+
+    from astrachaos.cli import crash
+    from astrachaos.cli.console import print_error, stderr
+
+    environment = crash.as_environment_problem(error)
+    if environment is not None:  # disk full, permissions: the machine, not a bug
+        print_error(environment)
+        return environment.exit_code
+
+    saved = crash.save_traceback(error, crash.current_run_dir)
+    if os.environ.get(crash.VERBOSE_ENV) == "1":
+        sys.stderr.write("".join(traceback.format_exception(error)))
+    from rich.markup import escape
+
+    stderr.print(f"[bold red]error:[/] {escape(crash.bug_message(error, saved))}", soft_wrap=True)
+    return ExitCode.INTERNAL_ERROR

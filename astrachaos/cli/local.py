@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -181,6 +182,11 @@ def _progress() -> Iterator[Callable[[UpProgress], None]]:
 def _render_up(cluster: LocalCluster, result: UpResult) -> None:
     spec = result.spec
     where = ", ".join(spec.addresses)
+    for repair in result.repaired:
+        stdout.print(f"[yellow]{escape(repair)}[/]", soft_wrap=True)
+    if result.already_up and result.repaired:
+        stdout.print(f"Cluster [bold]{spec.name}[/] serves CQL again ({where}).")
+        return
     if result.already_up:
         stdout.print(f"Cluster [bold]{spec.name}[/] is already up ({where}); nothing to do.")
         return

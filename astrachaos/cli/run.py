@@ -25,21 +25,24 @@ def run(
     html: Annotated[bool, typer.Option(help="Also write report.html into the run directory.")] = False,
 ) -> None:
     """Run scenarios against the database, verify every record, exit with the verdict."""
+    from astrachaos.cli import crash
     from astrachaos.cli.console import stderr, stdout
     from astrachaos.cli.live import live_progress
     from astrachaos.config.catalog import resolve
     from astrachaos.config.loader import load_scenario
     from astrachaos.reports.console import render
+    from astrachaos.run import signals
     from astrachaos.run.autostart import ensure_local_for
     from astrachaos.run.runner import Runner
 
     loaded = [load_scenario(resolve(name), set_ or (), seed) for name in scenarios]
-    _terminate_as_interrupt()
+    signals.install()
     codes: list[ExitCode] = []
     for scenario in loaded:
         ensure_local_for(scenario.target.profile, lambda msg: stderr.print(f"[dim]{msg}[/]"))
         target = out if out is None or len(loaded) == 1 else out / scenario.name
         runner = Runner(scenario, target)
+        crash.current_run_dir = runner.dir.path
         with live_progress(runner.progress, stderr, quiet):
             result = runner.run()
         if quiet:
@@ -59,9 +62,38 @@ def run(
 
 
 def verify_run(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory (also one whose run crashed).")],
+    run_dir: Annotated[
+        Path | None, typer.Argument(help="A run directory (also one whose run crashed).")
+    ] = None,
+    capture: Annotated[
+        Path | None, typer.Option(help="A capture directory (astrachaos proxy --capture).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="With --capture: directory for result.json.")] = None,
+    profile: Annotated[
+        str, typer.Option(help="With --capture: the profile to read the tables with.")
+    ] = "local",
+    app_log: Annotated[Path | None, typer.Option(help="The app's log: keys it logged as stored.")] = None,
+    expected: Annotated[Path | None, typer.Option(help="A key file of keys the app claims stored.")] = None,
+    table: Annotated[str | None, typer.Option(help="KS.TABLE the claimed keys belong to.")] = None,
+    key: Annotated[str | None, typer.Option(help="Key columns COL[,COL...] the claims fill.")] = None,
+    key_path: Annotated[str | None, typer.Option(help="JSON lines: dotted path to the key(s).")] = None,
+    key_regex: Annotated[
+        str | None, typer.Option(help="Any text: regex with named groups = columns.")
+    ] = None,
+    match: Annotated[list[str] | None, typer.Option(help="JSON lines: keep lines with FIELD=VALUE.")] = None,
+    settle_s: Annotated[float, typer.Option(min=0, help="Wait before re-reading at ALL.")] = 1.0,
 ) -> None:
-    """Re-verify an earlier or crashed run from its ledger; rewrite its result.json."""
+    """Re-verify a run from its ledger, or (--capture) judge every write an application made."""
+    if capture is not None:
+        from astrachaos.cli.capture import verify_capture_command
+
+        verify_capture_command(capture, out, profile, app_log, expected, table, key, key_path, key_regex,
+                               match, settle_s)  # fmt: skip
+        return
+    if run_dir is None:
+        from astrachaos.errors import UsageProblem
+
+        raise UsageProblem("give a run directory, or --capture DIR --out OUT")
     from astrachaos.cli.console import stdout
     from astrachaos.reports.console import render
     from astrachaos.run.reverify import reverify
@@ -70,13 +102,3 @@ def verify_run(
     stdout.print(render(result))
     stdout.print(f"[dim]result: {run_dir / 'result.json'}[/]")
     raise typer.Exit(int(result.exit_code))
-
-
-def _terminate_as_interrupt() -> None:
-    """SIGTERM is handled like Ctrl-C: stop writing, roll faults back, keep the run, exit 130."""
-    import signal
-
-    def raise_interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, raise_interrupt)

@@ -65,7 +65,7 @@ def _row(name: str, path: Path) -> tuple[str, str, str, str, str]:
     return (
         name,
         lines[0] if lines else "",
-        scenario.pattern.name.value,
+        str(scenario.pattern.name),
         f"{workload.writers}{_TIMES}{workload.records}",
         ", ".join(spec.name for spec in scenario.injectors) or "-",
     )

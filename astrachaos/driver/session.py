@@ -189,6 +189,12 @@ def _ssl_context(profile: Profile, options: SslOptions) -> ssl.SSLContext:
     return context
 
 
+def preflight(profile: Profile) -> None:
+    """Every check of a profile that needs no database (the Astra bundle); run before any write."""
+    if profile.kind == "astra":
+        _check_bundle(profile)
+
+
 def _check_bundle(profile: Profile) -> None:
     bundle = profile.secure_connect_bundle
     if bundle is None or not bundle.is_file():
@@ -201,8 +207,14 @@ def _check_bundle(profile: Profile) -> None:
             f"profile {profile.name!r}: the secure connect bundle {bundle} is not a zip file",
             hint="download the bundle again from the Astra console",
         )
-    with zipfile.ZipFile(bundle) as archive:
-        missing = sorted(BUNDLE_FILES - set(archive.namelist()))
+    try:
+        with zipfile.ZipFile(bundle) as archive:
+            missing = sorted(BUNDLE_FILES - set(archive.namelist()))
+    except (OSError, zipfile.BadZipFile) as error:
+        raise EnvironmentProblem(
+            f"profile {profile.name!r}: cannot read the secure connect bundle {bundle}: {error}",
+            hint="download the bundle again from the Astra console",
+        ) from None
     if missing:
         raise EnvironmentProblem(
             f"profile {profile.name!r}: the secure connect bundle {bundle} lacks {', '.join(missing)}",

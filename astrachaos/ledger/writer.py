@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import atexit
 import logging
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 from collections import deque
@@ -137,6 +139,8 @@ class Ledger:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._indexed = False
+        self._read_only = False
+        self._read_path = path
 
     @classmethod
     def create(
@@ -170,12 +174,17 @@ class Ledger:
         )
 
     @classmethod
-    def open(cls, path: Path) -> Ledger:
-        """Open an existing ledger, also one whose writer was killed (SQLite recovers the WAL)."""
+    def open(cls, path: Path, *, read_only: bool = True) -> Ledger:
+        """Open an existing ledger (read-only unless asked), also one whose writer was killed.
+
+        Reading is evidence-safe: the file is opened with SQLite's `mode=ro` (and `immutable=1`
+        when no write-ahead log is beside it, so not even a -wal or -shm file is created), and a
+        ledger from before the read indexes is indexed in a temporary copy, never in place.
+        """
         if not path.is_file():
             raise EnvironmentProblem(f"no ledger at {path}")
         try:
-            conn = _connect(path)
+            conn = _connect_read_only(path) if read_only else _connect(path)
             (version,) = conn.execute("PRAGMA user_version").fetchone()
         except sqlite3.Error as exc:
             raise EnvironmentProblem(f"cannot open the ledger at {path}: {exc}") from exc
@@ -188,7 +197,17 @@ class Ledger:
                 else f"is not an astrachaos ledger (schema {version})"
             )
             raise EnvironmentProblem(f"{path} {what}")
-        return cls(path, conn)
+        ledger = cls(path, conn)
+        if not read_only:
+            return ledger
+        ledger._read_only = True
+        try:
+            ledger._read_path = _indexed_copy_if_needed(conn, path)
+        except (OSError, sqlite3.Error) as exc:
+            conn.close()
+            raise EnvironmentProblem(f"cannot read the ledger at {path}: {exc}") from exc
+        ledger._indexed = True
+        return ledger
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -289,6 +308,8 @@ class Ledger:
                 if self.pending_rows and self._error is None:
                     log.warning("%d rows arrived while the ledger closed", self.pending_rows)
             self._conn.close()
+            if self._read_path != self.path:
+                shutil.rmtree(self._read_path.parent, ignore_errors=True)
         self._raise_if_failed()
 
     def __enter__(self) -> Ledger:
@@ -461,6 +482,8 @@ class Ledger:
 
     def _reader(self) -> sqlite3.Connection:
         try:
+            if self._read_only:
+                return _connect_read_only(self._read_path)
             conn = _connect(self.path)
             if not self._indexed:
                 conn.executescript(READ_INDEXES)
@@ -481,6 +504,8 @@ class Ledger:
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
+        if self._read_only:
+            raise RuntimeError(f"the ledger at {self.path} was opened read-only")
         try:
             conn = _connect(self.path)
         except sqlite3.Error as exc:
@@ -493,6 +518,32 @@ class Ledger:
             raise EnvironmentProblem(f"cannot write the ledger at {self.path}: {exc}") from exc
         finally:
             conn.close()
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot change the file; without a -wal beside it, not even create one."""
+    wal = path.with_name(path.name + "-wal")
+    flags = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?{flags}", uri=True, isolation_level=None, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def _indexed_copy_if_needed(conn: sqlite3.Connection, path: Path) -> Path:
+    """`path` if it has the read indexes; else a temporary copy that has them (deleted on close)."""
+    present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    if {"planned_by_bucket", "completions_by_record", "app_logs_by_record"} <= present:
+        return path
+    copy = Path(tempfile.mkdtemp(prefix="astrachaos-ledger-")) / path.name
+    target = sqlite3.connect(copy)
+    try:
+        conn.backup(target)
+        target.executescript(READ_INDEXES)
+    finally:
+        target.close()
+    return copy
 
 
 def _connect(path: Path) -> sqlite3.Connection:

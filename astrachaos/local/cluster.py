@@ -42,6 +42,7 @@ class UpResult:
     release_version: str | None
     elapsed_s: float
     directory: Path
+    repaired: tuple[str, ...] = ()  # what `up` found wrong with running nodes and fixed
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class NodeStatus:
     version: str
     data_bytes: int
     jmx_port: int
+
+
+_REPAIRED_READY_S = 60.0
 
 
 def default_timeout(nodes: int) -> float:
@@ -163,11 +167,37 @@ class LocalCluster:
         began = time.monotonic()
         with self._lock():
             self._check_compatible()
+            repaired = self._repair(progress)
             if self.is_up():
-                return UpResult(self.spec, True, (), None, time.monotonic() - began, self.directory)
+                version = self.wait_ready(_REPAIRED_READY_S, progress) if repaired else None
+                elapsed = time.monotonic() - began
+                return UpResult(self.spec, True, (), version, elapsed, self.directory, repaired)
             version, started = self._start(progress, timeout_s)
         elapsed = time.monotonic() - began
-        return UpResult(self.spec, False, started, version, elapsed, self.directory)
+        return UpResult(self.spec, False, started, version, elapsed, self.directory, repaired)
+
+    def _repair(self, progress: ProgressCallback | None) -> tuple[str, ...]:
+        """Thaw paused nodes, turn CQL back on where it was turned off; say what was done.
+
+        A run killed with kill -9 cannot roll its node faults back: a SIGSTOPped node would make
+        `up` wait on a node that can never answer.
+        """
+        done: list[str] = []
+        for node in self.nodes:
+            state = node.state()
+            if state is NodeState.PAUSED:
+                what = f"{node.name} was paused (SIGSTOP, e.g. a node fault of a killed run)"
+                if progress is not None:
+                    progress(UpProgress(f"{what}: resuming it", 0, self.spec.nodes))
+                node.resume()
+                done.append(f"{what}: resumed it with SIGCONT")
+            elif state is NodeState.CQL_OFF:
+                what = f"{node.name} ran with its CQL port off (nodetool disablebinary)"
+                if progress is not None:
+                    progress(UpProgress(f"{what}: enabling it", 0, self.spec.nodes))
+                node.nodetool(["enablebinary"])
+                done.append(f"{what}: ran nodetool enablebinary")
+        return tuple(done)
 
     @contextmanager
     def _lock(self) -> Iterator[None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from astrachaos.errors import Inconclusive
+from astrachaos.errors import Inconclusive, InvalidScenario
 from astrachaos.events import DriverOutcome
 from astrachaos.ledger.writer import LedgerRecord
 from astrachaos.reconcile.result import Mode, ReconcileResult
@@ -57,6 +57,11 @@ def reconcile_run(path: Path, profile_name: str | None = None) -> ReconcileResul
                             "app_logged": record.app_logged,
                         }
                     )
+    if records == 0:
+        raise InvalidScenario(
+            f"{path}: the ledger holds no planned record; a reconcile of nothing would call the "
+            "table equal"
+        )
     return ReconcileResult(
         mode=Mode.RUN,
         source=str(path),

@@ -350,7 +350,7 @@ def build_result(
         keyspace=primary.keyspace,
         table=primary.table,
         profile=primary.profile,
-        pattern=scenario.pattern.name.value,
+        pattern=str(scenario.pattern.name),
         started_at=facts.started_at,
         finished_at=facts.finished_at,
         verification=v,

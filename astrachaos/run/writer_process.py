@@ -150,7 +150,7 @@ def _write_side(
     channel = side.channel
     counts = _ProgressCounts()
     side.bus.subscribe(WriteCompleted, counts.on_completed)
-    app_log = ApplicationLog(Path(job.run_dir) / "app.log.jsonl", side.bus, scenario.pattern.name.value)
+    app_log = ApplicationLog(Path(job.run_dir) / "app.log.jsonl", side.bus, str(scenario.pattern.name))
     patterns = _patterns(scenario, job, channel, app_log)
     records = RecordPlan(scenario.workload, job.run_id, scenario.schema_.buckets, job.seed)
     halt = threading.Event()
@@ -211,6 +211,9 @@ def _patterns(
                 writer=w,
                 retry_delay_s=lambda attempt: float(wait(_attempt_state(tenacity, attempt))),
                 is_retryable=is_retryable,
+                table=job.table.qualified,
+                run_id=job.run_id,
+                session_factory=None,  # a user pattern's own sessions: not in writer processes yet
             )
         )
         for w in writer_ids(job, scenario.workload.writers)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from astrachaos.driver.table import RunTable
+from astrachaos.errors import EnvironmentProblem
 from astrachaos.events import DriverOutcome
 from astrachaos.ledger.reader import AckedTotals, LedgerReader, LedgerRecord, second_of
 from astrachaos.ledger.writer import Ledger
@@ -96,11 +97,19 @@ class PartitionReader:
     def __init__(
         self, session: Any, table: RunTable, run_id: str, page_size: int, digest: Digest = digest_of
     ) -> None:
+        from cassandra import InvalidRequest
         from cassandra.cluster import EXEC_PROFILE_DEFAULT
         from cassandra.query import tuple_factory
 
         self._session = session
-        self._prepared = session.prepare(table.partition_cql())
+        try:
+            self._prepared = session.prepare(table.partition_cql())
+        except InvalidRequest as error:  # the run's table (or keyspace) was dropped since the run
+            raise EnvironmentProblem(
+                f"cannot read the run table {table.qualified}: {_server_message(error)}; "
+                "nothing can be verified against it (the ledger is intact)",
+                hint="a dropped table cannot be verified; re-run the scenario to test again",
+            ) from None
         self._profile = session.execution_profile_clone_update(
             EXEC_PROFILE_DEFAULT, row_factory=tuple_factory
         )
@@ -477,3 +486,12 @@ def _found(record: LedgerRecord, row: StoredRow | None, seen: Seen, by_id: dict[
     ):
         found += ", acknowledged before this one was sent: last-write-wins kept the older write"
     return found
+
+
+def _server_message(error: Exception) -> str:
+    """The server's own words from a driver error ('table t does not exist'), else the error."""
+    text = str(error)
+    marker = 'message="'
+    if marker in text:
+        return text.split(marker, 1)[1].rstrip('"')
+    return text

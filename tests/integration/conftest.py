@@ -28,7 +28,9 @@ def _wipe_if_present(name: str) -> None:
 def local_cluster() -> Iterator[LocalCluster]:
     """The default one-node cluster on 127.0.0.1, reused if it runs and then left running."""
     cluster = LocalCluster(requested_spec("default"))
-    started_here = not cluster.is_up()
+    # "Not up" is not "not running": a node another session paused for a moment must not make
+    # this session believe it started the node, and stop it at the end.
+    started_here = all(node.pid() is None for node in cluster.nodes)
     if started_here:
         cluster.up()
     yield cluster

@@ -53,7 +53,7 @@ def report_page(local_cluster: Any, tmp_path_factory: pytest.TempPathFactory) ->
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
     run_dir = tmp_path_factory.mktemp("report") / "run"
     Runner(load_scenario(resolve("queue-overflow"), ["workload.records=3000"]), run_dir).run()
-    with Ledger.open(run_dir / "ledger.sqlite") as ledger:
+    with Ledger.open(run_dir / "ledger.sqlite", read_only=False) as ledger:
         origin = int(ledger.meta()["started_ns"])
         ledger.record_fault_window("unit-marker", "client", origin + 500_000_000, origin + 1_500_000_000)
     saved = open_run(run_dir)

@@ -95,7 +95,7 @@ def result_dict(*, lost: int = 0, silent: int = 0, records: int = 100) -> dict[s
 
 def make_run_dir(path: Path, *, fault_window: bool = False) -> Path:
     """A run directory with a scenario, a ledger (40 acked records over 2 s, 10 dropped), a result.json."""
-    rundir.create(path, "run", load_scenario(resolve("uploader-verification")))
+    rundir.create(path, load_scenario(resolve("uploader-verification")))
     bus = EventBus()
     meta = {"run_id": "run", "started_ns": str(ORIGIN_NS), "keyspace": "ks", "table": "t"}
     with Ledger.create(path / "ledger.sqlite", "run", meta) as ledger:
