@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -13,8 +14,41 @@ app = typer.Typer(
     help="Chaos testing for applications that write to Apache Cassandra and Astra DB.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from astrachaos import __version__
+
+        typer.echo(f"astrachaos {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            help="Debug logs on stderr: -v astrachaos's, -vv the Cassandra driver's too.",
+        ),
+    ] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print nothing but errors (the exit code tells).")
+    ] = False,
+) -> None:
+    """Chaos testing for applications that write to Apache Cassandra and Astra DB."""
+    from astrachaos.cli.console import configure_output
+
+    configure_output(verbose, quiet)
 
 
 def _register() -> None:

@@ -96,11 +96,22 @@ def status(
     name: Annotated[
         str | None, typer.Option("--name", help="Only this cluster (default: every cluster).")
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")
+    ] = False,
 ) -> None:
     """Show every node of the local clusters: pid, state, version, data size."""
     from astrachaos.local.cluster import LocalCluster
 
     names = [name] if name else LocalCluster.names()
+    if as_json:
+        from dataclasses import asdict
+
+        from astrachaos.cli.console import print_json
+
+        statuses = [row for each in names for row in LocalCluster.load(each).status()]
+        print_json([asdict(row) | {"state": row.state.value} for row in statuses])
+        return
     if not names:
         stdout.print("No local cluster yet. Start one with `astrachaos local up`.")
         return

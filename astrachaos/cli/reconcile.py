@@ -57,6 +57,7 @@ def reconcile(
         bool, typer.Option(help="Write rows missing on a side (plan only without --yes).")
     ] = False,
     yes: Annotated[bool, typer.Option(help="With --repair: write.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print result.json on stdout, not tables.")] = False,
 ) -> None:
     """Compare what should be in a table with what it holds; exit 0 equal, 1 differences, 5 inconclusive."""
     from astrachaos.cli.console import stdout
@@ -79,6 +80,11 @@ def reconcile(
         result = _tables(source, target, profile, out, splits, concurrency, columns,
                          writetime_tolerance_ms, grace_s, page_size, resume, repair, yes)  # fmt: skip
     paths = write_files(result, out)
+    if as_json:
+        from astrachaos.cli.console import print_json
+
+        print_json(result.to_json_dict())
+        raise typer.Exit(int(result.exit_code))
     stdout.print(_render(result))
     stdout.print(f"[dim]result: {paths[0]}[/]")
     raise typer.Exit(int(result.exit_code))

@@ -33,6 +33,7 @@ def run(
     seed: Annotated[int | None, typer.Option(help="Random seed (recorded in the run).")] = None,
     quiet: Annotated[bool, typer.Option(help="Print only the verdict line.")] = False,
     html: Annotated[bool, typer.Option(help="Also write report.html into the run directory.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print result.json on stdout.")] = False,
 ) -> None:
     """Run scenarios against the database, verify every record, exit with the verdict."""
     from astrachaos.cli.console import stderr, stdout
@@ -46,23 +47,32 @@ def run(
     loaded = [load_scenario(resolve(name), set_ or (), seed) for name in scenarios]
     _terminate_as_interrupt()
     codes: list[ExitCode] = []
+    results: list[object] = []
     for scenario in loaded:
         ensure_local_for(scenario.target.profile, lambda msg: stderr.print(f"[dim]{msg}[/]"))
         target = out if out is None or len(loaded) == 1 else out / scenario.name
         runner = Runner(scenario, target)
         with live_progress(runner.progress, stderr, quiet):
             result = runner.run().to_json_dict()
-        if quiet:
+        if as_json:
+            results.append(result)
+        elif quiet:
             stdout.print(f"{scenario.name}: exit {result['exit_code']} ({result['verdict']})")
         else:
             stdout.print(render(result))
-        stdout.print(f"[dim]run directory: {runner.dir.path}[/]")
+        # With --json, stdout holds the JSON alone: the paths go to stderr.
+        paths = stderr if as_json else stdout
+        paths.print(f"[dim]run directory: {runner.dir.path}[/]")
         if html:
             from astrachaos.reports.files import ReportFormat, write_reports
 
             for path in write_reports(runner.dir.path, [ReportFormat.HTML]):
-                stdout.print(f"[dim]report: {path}[/]")
+                paths.print(f"[dim]report: {path}[/]")
         codes.append(ExitCode(result["exit_code"]))
+    if as_json:
+        from astrachaos.cli.console import print_json
+
+        print_json(results[0] if len(results) == 1 else results)
     raise typer.Exit(int(max(codes, key=_SEVERITY.index)))
 
 

@@ -14,7 +14,12 @@ def register(app: typer.Typer) -> None:
 
 
 def suite(
-    file: Annotated[Path, typer.Argument(help="A suite YAML file (e.g. scenarios/suite.yaml).")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME|FILE", help="A shipped suite (`comprehensive`) or a suite YAML file."
+        ),
+    ],
     out: Annotated[Path | None, typer.Option(help="Directory for the runs (default runs/<suite>).")] = None,
     fail_fast: Annotated[bool, typer.Option(help="Stop at the first entry that fails.")] = False,
     junit: Annotated[bool, typer.Option(help="Write junit.xml for all entries into --out.")] = True,
@@ -23,11 +28,13 @@ def suite(
     from rich.table import Table
 
     from astrachaos.cli.console import stderr, stdout
+    from astrachaos.config.catalog import resolve_suite
     from astrachaos.reports.files import load_result
     from astrachaos.reports.junit import render_junit_suites
     from astrachaos.run.autostart import ensure_local_for
     from astrachaos.run.suite import load_suite, run_suite, suite_exit_code
 
+    file = resolve_suite(name)
     spec = load_suite(file)
     target = out or Path("runs") / f"suite-{spec.name}"
     ensure_local_for("local", lambda msg: stderr.print(f"[dim]{msg}[/]"))

@@ -1,4 +1,4 @@
-"""Shipped and user scenarios found by name, along a search path of `scenarios/` directories."""
+"""Shipped and user scenarios (and suites) found by name, along a search path of directories."""
 
 from __future__ import annotations
 
@@ -9,33 +9,34 @@ from pathlib import Path
 
 from astrachaos.errors import InvalidScenario
 
-# A wheel carries only what sits inside the package at build time: shipped scenarios reach a
-# non-editable install through `astrachaos/scenarios/*.yaml` (package data in pyproject.toml);
-# the checkout's top-level `scenarios/` is searched only when running from that checkout.
+# The package is the one source of truth: shipped scenarios, suites and profiles are package
+# data (`astrachaos/scenarios`, `astrachaos/suites`, `astrachaos/profiles`), so a wheel carries
+# them. The checkout's top-level `scenarios/` and `configs/` are symbolic links to those folders.
 ENV_VAR = "ASTRACHAOS_SCENARIOS_DIR"
 SUFFIX = ".yaml"
 _PACKAGE = Path(__file__).resolve().parent.parent  # the astrachaos package
+SCENARIOS = "scenarios"
+SUITES = "suites"
 
 
 def search_path(
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     package: Path = _PACKAGE,
+    folder: str = SCENARIOS,
 ) -> list[Path]:
-    """Directories searched for scenarios, first match winning.
+    """Directories searched for scenarios (or suites), first match winning.
 
-    1. each directory in `$ASTRACHAOS_SCENARIOS_DIR` (os.pathsep-separated);
-    2. `./scenarios` in the working directory;
-    3. `scenarios/` of the source checkout the package runs from (editable installs);
-    4. `astrachaos/scenarios/` inside the installed package (wheels ship it as package data).
+    1. each directory in `$ASTRACHAOS_SCENARIOS_DIR` (os.pathsep-separated; scenarios only);
+    2. `./scenarios` (or `./suites`) in the working directory;
+    3. `astrachaos/scenarios/` (or `suites/`) inside the package: the shipped ones.
     """
     environ = os.environ if environ is None else environ
-    found = [Path(entry) for entry in environ.get(ENV_VAR, "").split(os.pathsep) if entry]
-    found.append((cwd or Path.cwd()) / "scenarios")
-    # A site-packages directory may hold an unrelated top-level `scenarios`; a checkout has this.
-    if (package.parent / "pyproject.toml").is_file():
-        found.append(package.parent / "scenarios")
-    found.append(package / "scenarios")
+    found = []
+    if folder == SCENARIOS:
+        found = [Path(entry) for entry in environ.get(ENV_VAR, "").split(os.pathsep) if entry]
+    found.append((cwd or Path.cwd()) / folder)
+    found.append(package / folder)
     unique: dict[Path, Path] = {}
     for directory in found:
         if directory.is_dir():
@@ -72,3 +73,13 @@ def resolve(name_or_path: str, directories: Sequence[Path] | None = None) -> Pat
         f"{', '.join(known) or '(none)'}",
         hint=f"searched {searched}; set ${ENV_VAR} or pass a file path",
     )
+
+
+def resolve_suite(name_or_path: str) -> Path:
+    """An existing suite file as given, else the shipped (or ./suites) suite of that name."""
+    return resolve(name_or_path, search_path(folder=SUITES))
+
+
+def profiles_dir(package: Path = _PACKAGE) -> Path:
+    """The shipped profiles (`local`, `local3`, `cassandra`, `astra`), searched after ./configs."""
+    return package / "profiles"
