@@ -82,7 +82,8 @@ def main() -> None:
     """Run the CLI; every AstrachaosError becomes a one-paragraph message and its exit code."""
     _register()
     try:
-        app()
+        # `python -m astrachaos` too is named astrachaos (usage lines, completion scripts).
+        app(prog_name="astrachaos")
     except AstrachaosError as error:
         from astrachaos.cli.console import print_error
 

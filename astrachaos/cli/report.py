@@ -16,7 +16,10 @@ def register(app: typer.Typer) -> None:
 
 
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory (holds result.json).")],
+    run_dir: Annotated[
+        Path,
+        typer.Argument(exists=True, file_okay=False, help="A run directory (holds result.json)."),
+    ],
     format_: Annotated[
         list[ReportFormat] | None,
         typer.Option(

@@ -77,7 +77,10 @@ def run(
 
 
 def verify_run(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory (also one whose run crashed).")],
+    run_dir: Annotated[
+        Path,
+        typer.Argument(exists=True, file_okay=False, help="A run directory (also a crashed run's)."),
+    ],
 ) -> None:
     """Re-verify an earlier or crashed run from its ledger; rewrite its result.json."""
     from astrachaos.cli.console import stdout
