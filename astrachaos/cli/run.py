@@ -41,7 +41,7 @@ def run(
     from astrachaos.config.catalog import resolve
     from astrachaos.config.loader import load_scenario
     from astrachaos.reports.console import render
-    from astrachaos.run.autostart import ensure_local_for
+    from astrachaos.run.autostart import ensure_local_for, profiles_of
     from astrachaos.run.runner import Runner
 
     loaded = [load_scenario(resolve(name), set_ or (), seed) for name in scenarios]
@@ -49,7 +49,8 @@ def run(
     codes: list[ExitCode] = []
     results: list[object] = []
     for scenario in loaded:
-        ensure_local_for(scenario.target.profile, lambda msg: stderr.print(f"[dim]{msg}[/]"))
+        for profile in profiles_of([scenario]):
+            ensure_local_for(profile, lambda msg: stderr.print(f"[dim]{msg}[/]"))
         target = out if out is None or len(loaded) == 1 else out / scenario.name
         runner = Runner(scenario, target)
         with live_progress(runner.progress, stderr, quiet):

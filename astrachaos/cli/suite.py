@@ -31,13 +31,14 @@ def suite(
     from astrachaos.config.catalog import resolve_suite
     from astrachaos.reports.files import load_result
     from astrachaos.reports.junit import render_junit_suites
-    from astrachaos.run.autostart import ensure_local_for
-    from astrachaos.run.suite import load_suite, run_suite, suite_exit_code
+    from astrachaos.run.autostart import ensure_local_for, profiles_of
+    from astrachaos.run.suite import load_suite, run_suite, suite_exit_code, suite_scenarios
 
     file = resolve_suite(name)
     spec = load_suite(file)
     target = out or Path("runs") / f"suite-{spec.name}"
-    ensure_local_for("local", lambda msg: stderr.print(f"[dim]{msg}[/]"))
+    for profile in profiles_of(suite_scenarios(file)):
+        ensure_local_for(profile, lambda msg: stderr.print(f"[dim]{msg}[/]"))
     outcomes = run_suite(file, target, fail_fast, lambda e: stderr.print(f"[dim]… {e.name}[/]"))
     table = Table(title=f"suite {spec.name}", title_justify="left")
     for column in ("entry", "expected exit", "exit", "", "verdict"):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from astrachaos.config.catalog import resolve
 from astrachaos.config.loader import load_scenario
 from astrachaos.errors import AstrachaosError, ExitCode, InvalidScenario
+from astrachaos.scenario import Scenario
 
 
 class SuiteEntry(BaseModel):
@@ -68,6 +69,12 @@ def load_suite(path: Path) -> Suite:
         raise InvalidScenario(f"{path}: {problems}") from None
 
 
+def suite_scenarios(path: Path) -> list[Scenario]:
+    """The scenario of every entry, overrides applied (what `run_suite` will run)."""
+    suite = load_suite(path)
+    return [load_scenario(_scenario_path(path, e.scenario), _overrides(e.set)) for e in suite.runs]
+
+
 def run_suite(
     path: Path,
     out: Path,
@@ -78,7 +85,7 @@ def run_suite(
     from astrachaos.run.runner import Runner
 
     suite = load_suite(path)
-    scenarios = [load_scenario(_scenario_path(path, e.scenario), _overrides(e.set)) for e in suite.runs]
+    scenarios = suite_scenarios(path)
     outcomes: list[EntryOutcome] = []
     for entry, scenario in zip(suite.runs, scenarios, strict=True):
         on_entry(entry)
