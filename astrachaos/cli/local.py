@@ -169,7 +169,12 @@ def _follow(path: Path) -> None:
 
 @contextmanager
 def _progress() -> Iterator[Callable[[UpProgress], None]]:
-    """A Rich progress display on stderr, fed by the library's plain callback."""
+    """A Rich progress display on stderr, fed by the library's plain callback; lines in a log."""
+    if not stderr.is_terminal:
+        from astrachaos.local.cluster import ProgressLines
+
+        yield ProgressLines(lambda line: stderr.print(line, soft_wrap=True))
+        return
     display = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),

@@ -86,17 +86,13 @@ def ensure_local_for(profile_name: str, say: Callable[[str], None]) -> None:
     if all(_answers(point, profile.port) for point in profile.contact_points):
         return
     spec = spec_for_profile(profile)
-    from astrachaos.local.cluster import LocalCluster, UpProgress
+    from astrachaos.local.cluster import LocalCluster, ProgressLines
 
     say(
         f"no Cassandra answers for profile {profile.name!r}: starting the local cluster "
         f"{describe(spec)} (astrachaos local up --name {spec.name})"
     )
-
-    def progress(step: UpProgress) -> None:
-        say(f"local up: {step.message}")
-
-    result = LocalCluster(spec).up(progress)
+    result = LocalCluster(spec).up(ProgressLines(say))
     started = ", ".join(result.started) or "no node (already up)"
     say(f"local cluster {describe(spec)} up in {result.elapsed_s:.0f} s (started {started})")
 
