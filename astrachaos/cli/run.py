@@ -50,7 +50,7 @@ def run(
     results: list[object] = []
     for scenario in loaded:
         for profile in profiles_of([scenario]):
-            ensure_local_for(profile, lambda msg: stderr.print(f"[dim]{msg}[/]"))
+            ensure_local_for(profile, lambda msg: stderr.print(f"[dim]{msg}[/]", soft_wrap=True))
         target = out if out is None or len(loaded) == 1 else out / scenario.name
         runner = Runner(scenario, target)
         with live_progress(runner.progress, stderr, quiet):

@@ -38,7 +38,7 @@ def suite(
     spec = load_suite(file)
     target = out or Path("runs") / f"suite-{spec.name}"
     for profile in profiles_of(suite_scenarios(file)):
-        ensure_local_for(profile, lambda msg: stderr.print(f"[dim]{msg}[/]"))
+        ensure_local_for(profile, lambda msg: stderr.print(f"[dim]{msg}[/]", soft_wrap=True))
     outcomes = run_suite(file, target, fail_fast, lambda e: stderr.print(f"[dim]… {e.name}[/]"))
     table = Table(title=f"suite {spec.name}", title_justify="left")
     for column in ("entry", "expected exit", "exit", "", "verdict"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -17,9 +18,12 @@ from astrachaos.scenario import Scenario
 from astrachaos.verify.partitions import PartitionReader, StoredRow
 
 log = logging.getLogger(__name__)
+BucketProgress = Callable[[int, int], None]  # (buckets read, buckets in all)
 
 
-def reconcile_run(path: Path, profile_name: str | None = None) -> ReconcileResult:
+def reconcile_run(
+    path: Path, profile_name: str | None = None, progress: BucketProgress | None = None
+) -> ReconcileResult:
     """Read every bucket of the run at the strongest level and list expected records that are absent.
 
     Expected = acknowledged by the driver or logged as stored by the application. A bucket that
@@ -40,6 +44,7 @@ def reconcile_run(path: Path, profile_name: str | None = None) -> ReconcileResul
         meta = ledger.meta()
         table = run_table(meta["keyspace"], meta["table"], astra=profile.kind == "astra")
         run_id = meta["run_id"]
+        total_buckets, read_buckets = len(ledger.buckets()), 0
         records = expected = present = 0
         missing: list[dict[str, object]] = []
         with connect(profile) as connection:
@@ -51,6 +56,9 @@ def reconcile_run(path: Path, profile_name: str | None = None) -> ReconcileResul
                 if record.bucket != current:
                     current = record.bucket
                     bucket_rows = _read(reader, current, scenario.verify.reread_consistency)
+                    read_buckets += 1
+                    if progress is not None:
+                        progress(read_buckets, total_buckets)
                 if not _expected(record):
                     continue
                 expected += 1
