@@ -72,7 +72,18 @@ def write_reports(run_dir: Path, formats: Iterable[ReportFormat]) -> list[Path]:
             tmp.write_text(text, encoding="utf-8")
             tmp.replace(path)
         paths.append(path)
+        if fmt is ReportFormat.HTML:
+            paths.append(_write_not_ok_csv(run_dir))
     return paths
+
+
+def _write_not_ok_csv(run_dir: Path) -> Path:
+    # The HTML page lists the first non-ok records; the file it links to has them all.
+    from astrachaos.reports.html import NOT_OK_CSV, not_ok_csv
+
+    path = run_dir / NOT_OK_CSV
+    path.write_text(not_ok_csv(load_result(run_dir)), encoding="utf-8")
+    return path
 
 
 def load_result(run_dir: Path) -> dict[str, Any]:
