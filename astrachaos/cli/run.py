@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from astrachaos.errors import ExitCode
+
+if TYPE_CHECKING:
+    from astrachaos.run.metrics import MetricsServer
 
 # The worst code wins when several scenarios run in one command.
 _SEVERITY = [
@@ -34,6 +37,13 @@ def run(
     quiet: Annotated[bool, typer.Option(help="Print only the verdict line.")] = False,
     html: Annotated[bool, typer.Option(help="Also write report.html into the run directory.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print result.json on stdout.")] = False,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics of the runs on this port.")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address the metrics are served on.")] = "127.0.0.1",
+    metrics_linger: Annotated[
+        float, typer.Option(help="Seconds to keep serving metrics after the last run.")
+    ] = 0.0,
 ) -> None:
     """Run scenarios against the database, verify every record, exit with the verdict."""
     from astrachaos.cli.console import stderr, stdout
@@ -48,13 +58,19 @@ def run(
     _terminate_as_interrupt()
     codes: list[ExitCode] = []
     results: list[object] = []
+    metrics = _metrics_server(metrics_port, metrics_host)
     for scenario in loaded:
         for profile in profiles_of([scenario]):
             ensure_local_for(profile, lambda msg: stderr.print(f"[dim]{msg}[/]", soft_wrap=True))
         target = out if out is None or len(loaded) == 1 else out / scenario.name
-        runner = Runner(scenario, target)
+        live = metrics.progress_for(scenario.name, scenario.workload.records) if metrics else None
+        runner = Runner(scenario, target, progress=live)
+        if metrics:
+            metrics.watch(runner)
         with live_progress(runner.progress, stderr, quiet):
             result = runner.run().to_json_dict()
+        if metrics:
+            metrics.finished(runner, result)
         if as_json:
             results.append(result)
         elif quiet:
@@ -74,6 +90,11 @@ def run(
         from astrachaos.cli.console import print_json
 
         print_json(results[0] if len(results) == 1 else results)
+    if metrics:
+        import time
+
+        time.sleep(metrics_linger)
+        metrics.close()
     raise typer.Exit(int(max(codes, key=_SEVERITY.index)))
 
 
@@ -92,6 +113,21 @@ def verify_run(
     stdout.print(render(result))
     stdout.print(f"[dim]result: {run_dir / 'result.json'}[/]")
     raise typer.Exit(int(result["exit_code"]))
+
+
+def _metrics_server(port: int | None, host: str) -> MetricsServer | None:
+    if port is None:
+        return None
+    from astrachaos.cli.console import stderr
+    from astrachaos.errors import EnvironmentProblem
+    from astrachaos.run.metrics import MetricsServer
+
+    try:
+        server = MetricsServer(port, host)
+    except OSError as error:
+        raise EnvironmentProblem(f"cannot serve metrics on {host}:{port}: {error.strerror}") from None
+    stderr.print(f"[dim]metrics: http://{host}:{server.port}/metrics[/]", soft_wrap=True)
+    return server
 
 
 def _terminate_as_interrupt() -> None:

@@ -108,6 +108,7 @@ class Runner:
         self.stop = stop or threading.Event()
         self.interrupted = False
         self.progress = progress or RunProgress(scenario.workload.records)
+        self.sides: list[Side] = []  # the targets of the running run, for live observers
         self._phase_callback = on_phase
         self._on_phase = self._phase
 
@@ -119,7 +120,7 @@ class Runner:
         """Write, drain, roll back, verify; the ledgers and run directory survive any failure."""
         scenario = self.scenario
         started_at = rundir.now_iso()
-        sides = self._sides()
+        sides = self.sides = self._sides()
         self._on_phase("connecting")
         try:
             for side in sides:
