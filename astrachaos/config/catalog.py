@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ from astrachaos.errors import InvalidScenario
 # The package is the one source of truth: shipped scenarios, suites and profiles are package
 # data (`astrachaos/scenarios`, `astrachaos/suites`, `astrachaos/profiles`), so a wheel carries
 # them. The checkout's top-level `scenarios/` and `configs/` are symbolic links to those folders.
+log = logging.getLogger(__name__)
 ENV_VAR = "ASTRACHAOS_SCENARIOS_DIR"
 SUFFIX = ".yaml"
 _PACKAGE = Path(__file__).resolve().parent.parent  # the astrachaos package
@@ -64,6 +66,7 @@ def resolve(name_or_path: str, directories: Sequence[Path] | None = None) -> Pat
     directories = search_path() if directories is None else directories
     known = entries(directories)
     if name_or_path in known:
+        log.debug("scenario %s is %s", name_or_path, known[name_or_path])
         return known[name_or_path]
     close = difflib.get_close_matches(name_or_path, known, n=1)
     suggestion = f" (did you mean {close[0]!r}?)" if close else ""

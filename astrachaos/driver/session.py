@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import zipfile
@@ -12,6 +13,8 @@ from typing import Any
 from astrachaos.config.settings import DriverOptions, Profile, SslOptions
 from astrachaos.driver.throttle import ThrottledSession, build_throttler
 from astrachaos.errors import EnvironmentProblem
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,6 +55,11 @@ def connect(profile: Profile, *, keyspace: str | None = None, **cluster_options:
     """
     options = {**cluster_kwargs(profile), **cluster_options}
     from cassandra.cluster import Cluster
+
+    log.debug(
+        "connecting to profile %s (%s): %s port %s, keyspace %s",
+        profile.name, profile.kind, profile.contact_points, profile.port, keyspace,
+    )  # fmt: skip
 
     try:
         cluster = Cluster(**options)  # with a bundle, this reads it and asks Astra for metadata

@@ -8,6 +8,7 @@ cluster can serve the profile's addresses it says so instead of starting an unre
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from astrachaos.local.spec import CQL_PORT, DEFAULT_CLUSTER, ClusterSpec
 if TYPE_CHECKING:
     from astrachaos.scenario import Scenario
 
+log = logging.getLogger(__name__)
 DEFAULT_PROFILE = "local"
 
 
@@ -84,6 +86,7 @@ def ensure_local_for(profile_name: str, say: Callable[[str], None]) -> None:
     if profile.kind != "local":
         return
     if all(_answers(point, profile.port) for point in profile.contact_points):
+        log.debug("profile %s: %s answer; no cluster to start", profile_name, profile.contact_points)
         return
     spec = spec_for_profile(profile)
     from astrachaos.local.cluster import LocalCluster, ProgressLines

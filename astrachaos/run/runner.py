@@ -113,6 +113,7 @@ class Runner:
         self._on_phase = self._phase
 
     def _phase(self, phase: str) -> None:
+        log.debug("run %s: %s", self.run_id, phase)
         self.progress.phase = phase
         self._phase_callback(phase)
 
