@@ -6,8 +6,8 @@ verdict means silent records, and an exit 0 means nothing lost and nothing silen
 are cut where the verdict does not depend on them (CI time); time-windowed faults keep their
 full length.
 
-The `local3` scenarios start from a state without that cluster (the `local3_session` fixture
-wipes it): the first of them must be the one that starts it, through the run's autostart.
+The `local3` scenarios start from a state without that cluster (`local3_absent` wipes it once):
+the first of them must be the one that starts it, through the run's autostart.
 """
 
 from __future__ import annotations
@@ -67,6 +67,14 @@ def readme_verdicts() -> dict[str, str]:
 VERDICTS = readme_verdicts()
 
 
+@pytest.fixture(scope="module")
+def local3_absent(local3_session: None) -> None:
+    """Once per module, before the first `local3` scenario: no `local3` cluster, as on a new
+    machine (an earlier test of the session may have started it; this session owns it)."""
+    if LocalCluster.saved_spec("local3") is not None:
+        LocalCluster.load("local3").down(wipe=True)
+
+
 def test_the_readme_gives_a_verdict_for_every_shipped_scenario() -> None:
     assert sorted(VERDICTS) == sorted(SHIPPED)
 
@@ -83,7 +91,7 @@ def test_a_shipped_scenario_gives_the_readme_verdict(
     name: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     profile = _profile(name)
-    request.getfixturevalue("local3_session" if profile == "local3" else "local_cluster")
+    request.getfixturevalue("local3_absent" if profile == "local3" else "local_cluster")
     spec = spec_for_profile(load_profile(profile).profile)
     was_up = LocalCluster(spec).is_up()
 
