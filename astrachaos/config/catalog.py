@@ -56,8 +56,10 @@ def entries(directories: Sequence[Path] | None = None) -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
-def resolve(name_or_path: str, directories: Sequence[Path] | None = None) -> Path:
-    """An existing file as given, else the catalog scenario of that name."""
+def resolve(
+    name_or_path: str, directories: Sequence[Path] | None = None, what: str = "scenario"
+) -> Path:
+    """An existing file as given, else the catalog scenario (or suite: `what`) of that name."""
     given = Path(name_or_path)
     if given.is_file():
         return given
@@ -70,17 +72,18 @@ def resolve(name_or_path: str, directories: Sequence[Path] | None = None) -> Pat
         return known[name_or_path]
     close = difflib.get_close_matches(name_or_path, known, n=1)
     suggestion = f" (did you mean {close[0]!r}?)" if close else ""
-    searched = ", ".join(str(directory) for directory in directories) or "(no scenarios directory)"
+    searched = ", ".join(str(directory) for directory in directories) or f"(no {what}s directory)"
+    where = f"set ${ENV_VAR} or pass a file path" if what == "scenario" else "pass a file path"
     raise InvalidScenario(
-        f"unknown scenario {name_or_path!r}{suggestion}; known scenarios: "
+        f"unknown {what} {name_or_path!r}{suggestion}; known {what}s: "
         f"{', '.join(known) or '(none)'}",
-        hint=f"searched {searched}; set ${ENV_VAR} or pass a file path",
+        hint=f"searched {searched}; {where}",
     )
 
 
 def resolve_suite(name_or_path: str) -> Path:
     """An existing suite file as given, else the shipped (or ./suites) suite of that name."""
-    return resolve(name_or_path, search_path(folder=SUITES))
+    return resolve(name_or_path, search_path(folder=SUITES), what="suite")
 
 
 def profiles_dir(package: Path = _PACKAGE) -> Path:
