@@ -141,3 +141,12 @@ def test_resolve_with_no_scenarios_anywhere_says_so() -> None:
     with pytest.raises(InvalidScenario) as caught:
         catalog.resolve("anything", [])
     assert caught.value.message == "unknown scenario 'anything'; known scenarios: (none)"
+
+
+def test_an_unknown_suite_is_named_a_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidScenario) as caught:
+        catalog.resolve_suite("comprehensve")
+    assert caught.value.message == (
+        "unknown suite 'comprehensve' (did you mean 'comprehensive'?); known suites: comprehensive"
+    )
