@@ -91,11 +91,15 @@ def ensure_local_for(profile_name: str, say: Callable[[str], None]) -> None:
     spec = spec_for_profile(profile)
     from astrachaos.local.cluster import LocalCluster, ProgressLines
 
+    cluster = LocalCluster(spec)
+    if cluster.is_up():  # a node slow to accept a connection (a busy machine): nothing to start
+        log.debug("profile %s: cluster %s is up", profile_name, spec.name)
+        return
     say(
         f"no Cassandra answers for profile {profile.name!r}: starting the local cluster "
         f"{describe(spec)} (astrachaos local up --name {spec.name})"
     )
-    result = LocalCluster(spec).up(ProgressLines(say))
+    result = cluster.up(ProgressLines(say))
     started = ", ".join(result.started) or "no node (already up)"
     say(f"local cluster {describe(spec)} up in {result.elapsed_s:.0f} s (started {started})")
 
