@@ -23,6 +23,7 @@ unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check astrachaos tests bench
 	$(BIN)/mypy astrachaos
+	$(BIN)/lint-imports  ## the layers and no-cycles contracts of pyproject.toml
 
 demo: $(STAMP)  ## the headline: silent loss under a client queue overflow, against a local node
 	$(BIN)/astrachaos run queue-overflow

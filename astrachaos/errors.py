@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
 
 
@@ -24,6 +25,26 @@ class ExitCode(IntEnum):
     """A fault may still be active."""
     INTERRUPTED = 130
     """Interrupted by the user, after rollback."""
+
+
+SEVERITY: tuple[ExitCode, ...] = (
+    ExitCode.OK,
+    ExitCode.EXPECTATIONS_UNMET,
+    ExitCode.INCONCLUSIVE,
+    ExitCode.INVALID_SCENARIO,
+    ExitCode.USAGE,
+    ExitCode.ENVIRONMENT,
+    ExitCode.ROLLBACK_FAILED,
+    ExitCode.INTERRUPTED,
+)
+"""Least to most severe: when several outcomes meet (sides of a run, scenarios of one command,
+entries of a suite), the most severe one is the process's exit code. A possibly active fault
+(6) outranks everything but the user's own interrupt; what was proven (1) outranks nothing."""
+
+
+def worst(codes: Iterable[ExitCode | int]) -> ExitCode:
+    """The most severe of `codes` (see SEVERITY); OK when there are none."""
+    return max((ExitCode(c) for c in codes), key=SEVERITY.index, default=ExitCode.OK)
 
 
 class AstrachaosError(Exception):
@@ -68,3 +89,9 @@ class RollbackFailed(AstrachaosError):
     """An injector could not be rolled back; a fault may still be active."""
 
     exit_code = ExitCode.ROLLBACK_FAILED
+
+
+class Interrupted(AstrachaosError):
+    """The user interrupted the run; faults were rolled back and the run directory is kept."""
+
+    exit_code = ExitCode.INTERRUPTED

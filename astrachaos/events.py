@@ -69,6 +69,20 @@ class AppLogged:
     at_ns: int
 
 
+@dataclass(frozen=True, slots=True)
+class PhaseStarted:
+    """The run entered a phase: connecting, writing, draining, rolling back faults, verifying."""
+
+    phase: str
+
+
+@dataclass(frozen=True, slots=True)
+class FaultsActive:
+    """The faults applied right now changed; `names` are those still applied."""
+
+    names: tuple[str, ...]
+
+
 E = TypeVar("E")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from astrachaos.driver.table import RunTable
+from astrachaos.events import PhaseStarted
 from astrachaos.run.runner import Runner
 from astrachaos.scenario import Scenario
 from astrachaos.workload.plan import RecordPlan
@@ -65,10 +66,11 @@ def run_engine(scenario: Scenario, out: Path) -> EngineRun:
     """Run the scenario through the real engine; refuse a run that lost or failed anything."""
     cpu_at: dict[str, float] = {}
 
-    def mark(phase: str) -> None:
-        cpu_at[phase] = time.process_time()
+    def mark(event: PhaseStarted) -> None:
+        cpu_at[event.phase] = time.process_time()
 
-    runner = Runner(scenario, out, on_phase=mark)
+    runner = Runner(scenario, out)
+    runner.events.subscribe(PhaseStarted, mark)
     runner.run()
     result = json.loads(runner.dir.result.read_text())
     counts = result["counts"]

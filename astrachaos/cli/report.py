@@ -35,13 +35,17 @@ def report(
     from rich.markup import escape
 
     from astrachaos.cli.console import stderr, stdout
-    from astrachaos.reports.files import render, write_reports
+    from astrachaos.reports.files import needs_ledger, render, write_reports
+    from astrachaos.run.saved import open_run
 
     formats = list(dict.fromkeys(format_ or [ReportFormat.HTML]))
+    saved = open_run(run_dir)
+    result = saved.result()
     console = stdout
     if ReportFormat.JSON in formats:
-        typer.echo(render(run_dir, ReportFormat.JSON), nl=False)
+        typer.echo(render(ReportFormat.JSON, result), nl=False)
         formats.remove(ReportFormat.JSON)
         console = stderr  # stdout holds the JSON alone, for pipes
-    for path in write_reports(run_dir, formats):
+    extracts = saved.ledger_extracts() if needs_ledger(formats) else None
+    for path in write_reports(run_dir, formats, result, extracts):
         console.print(f"[dim]wrote[/] {escape(str(path))}", soft_wrap=True)

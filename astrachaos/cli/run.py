@@ -7,20 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from astrachaos.errors import ExitCode
+from astrachaos.errors import ExitCode, worst
 
 if TYPE_CHECKING:
     from astrachaos.run.metrics import MetricsServer
-
-# The worst code wins when several scenarios run in one command.
-_SEVERITY = [
-    ExitCode.OK,
-    ExitCode.EXPECTATIONS_UNMET,
-    ExitCode.INCONCLUSIVE,
-    ExitCode.ENVIRONMENT,
-    ExitCode.ROLLBACK_FAILED,
-    ExitCode.INTERRUPTED,
-]
 
 
 def register(app: typer.Typer) -> None:
@@ -63,18 +53,17 @@ def run(
         for profile in profiles_of([scenario]):
             ensure_local_for(profile, lambda msg: stderr.print(f"[dim]{msg}[/]", soft_wrap=True))
         target = out if out is None or len(loaded) == 1 else out / scenario.name
-        live = metrics.progress_for(scenario.name, scenario.workload.records) if metrics else None
-        runner = Runner(scenario, target, progress=live)
+        runner = Runner(scenario, target)
         if metrics:
             metrics.watch(runner)
         with live_progress(runner.progress, stderr, quiet):
-            result = runner.run().to_json_dict()
+            result = runner.run()
         if metrics:
-            metrics.finished(runner, result)
+            metrics.finished(runner, result.to_json_dict(max_records=0))
         if as_json:
-            results.append(result)
+            results.append(result.to_json_dict())
         elif quiet:
-            stdout.print(f"{scenario.name}: exit {result['exit_code']} ({result['verdict']})")
+            stdout.print(f"{scenario.name}: exit {int(result.exit_code)} ({result.verdict})")
         else:
             stdout.print(render(result))
         # With --json, stdout holds the JSON alone: the paths go to stderr.
@@ -82,10 +71,12 @@ def run(
         paths.print(f"[dim]run directory: {runner.dir.path}[/]")
         if html:
             from astrachaos.reports.files import ReportFormat, write_reports
+            from astrachaos.run.saved import open_run
 
-            for path in write_reports(runner.dir.path, [ReportFormat.HTML]):
+            extracts = open_run(runner.dir.path).ledger_extracts()
+            for path in write_reports(runner.dir.path, [ReportFormat.HTML], result, extracts):
                 paths.print(f"[dim]report: {path}[/]")
-        codes.append(ExitCode(result["exit_code"]))
+        codes.append(result.exit_code)
     if as_json:
         from astrachaos.cli.console import print_json
 
@@ -95,7 +86,7 @@ def run(
 
         time.sleep(metrics_linger)
         metrics.close()
-    raise typer.Exit(int(max(codes, key=_SEVERITY.index)))
+    raise typer.Exit(int(worst(codes)))  # the most severe scenario decides
 
 
 def verify_run(
@@ -109,10 +100,10 @@ def verify_run(
     from astrachaos.reports.console import render
     from astrachaos.run.reverify import reverify
 
-    result = reverify(run_dir).to_json_dict()
+    result = reverify(run_dir)
     stdout.print(render(result))
     stdout.print(f"[dim]result: {run_dir / 'result.json'}[/]")
-    raise typer.Exit(int(result["exit_code"]))
+    raise typer.Exit(int(result.exit_code))
 
 
 def _metrics_server(port: int | None, host: str) -> MetricsServer | None:

@@ -29,7 +29,6 @@ def suite(
 
     from astrachaos.cli.console import stderr, stdout
     from astrachaos.config.catalog import resolve_suite
-    from astrachaos.reports.files import load_result
     from astrachaos.reports.junit import render_junit_suites
     from astrachaos.run.autostart import ensure_local_for, profiles_of
     from astrachaos.run.suite import load_suite, run_suite, suite_exit_code, suite_scenarios
@@ -48,9 +47,7 @@ def suite(
         table.add_row(o.name, str(o.expected), str(o.actual), mark, o.message)
     stdout.print(table)
     if junit:
-        results = [
-            load_result(o.run_dir) for o in outcomes if o.run_dir and (o.run_dir / "result.json").exists()
-        ]
+        results = [o.result for o in outcomes if o.result is not None]
         (target / "junit.xml").write_text(render_junit_suites(results))
         stdout.print(f"[dim]junit: {target / 'junit.xml'}[/]")
     code = suite_exit_code(outcomes, len(spec.runs))

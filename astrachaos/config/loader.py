@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import difflib
-import inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
-from pydantic.fields import FieldInfo
-from pydantic_core import ErrorDetails
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from astrachaos.config.overrides import FieldPath, apply_override, parse_override
+from astrachaos.config.problems import describe_problems, dotted
 from astrachaos.errors import InvalidScenario
 from astrachaos.injectors.registry import lookup
 from astrachaos.scenario import Scenario
@@ -26,6 +23,7 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MAX_NODES = 100_000
 _MAX_DEPTH = 64
 _T = TypeVar("_T")
+_M = TypeVar("_M", bound=BaseModel)
 _HINT = "`astrachaos scenarios show NAME` prints every field with its default"
 _INJECTOR_HINT = "`astrachaos injectors list` shows the registered injectors"
 
@@ -62,10 +60,27 @@ def load_scenario(path: Path, overrides: Sequence[str] = (), seed: int | None = 
         raise InvalidScenario(
             _describe(error, Scenario, (), locations, source), hint=_HINT
         ) from None
+    problems = list(_check_driver_options(scenario, locations, source))
+    if problems:
+        hint = "`astrachaos config show` lists every driver option with its value"
+        raise InvalidScenario("\n".join(problems), hint=hint)
     problems = list(_check_injectors(scenario, locations, source))
     if problems:
         raise InvalidScenario("\n".join(problems), hint=_INJECTOR_HINT)
     return scenario
+
+
+def load_model(path: Path, model: type[_M], what: str) -> _M:
+    """Read and validate a YAML file of another kind (`what`: "suite", ...) the way scenarios are.
+
+    The one formatter of YAML and validation problems: file, line, field, a did-you-mean.
+    """
+    source = str(path)
+    data, locations = _parse(_read(path, what), source, what)
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise InvalidScenario(_describe(error, model, (), locations, source)) from None
 
 
 def dump_scenario(scenario: Scenario) -> str:
@@ -94,9 +109,9 @@ def _plain(value: object) -> object:
     return value.value if isinstance(value, Enum) else value
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, what: str = "scenario") -> str:
     if path.is_dir():
-        raise InvalidScenario(f"{path}: is a directory, not a scenario file")
+        raise InvalidScenario(f"{path}: is a directory, not a {what} file")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -111,7 +126,7 @@ def _read(path: Path) -> str:
         raise InvalidScenario(f"{path}, line {line}: not UTF-8 text") from None
 
 
-def _parse(text: str, source: str) -> tuple[dict[str, Any], _Locations]:
+def _parse(text: str, source: str, what: str = "scenario") -> tuple[dict[str, Any], _Locations]:
     """The document as plain data plus the origin of every key and list item."""
     try:
         loader = yaml.SafeLoader(text)  # checks the whole text for unprintable characters
@@ -120,10 +135,11 @@ def _parse(text: str, source: str) -> tuple[dict[str, Any], _Locations]:
     try:
         root = loader.get_single_node()
         if root is None:
-            raise InvalidScenario(f"{source}: the file is empty", hint="`{}` alone is a scenario")
+            hint = "`{}` alone is a scenario" if what == "scenario" else None
+            raise InvalidScenario(f"{source}: the file is empty", hint=hint)
         if not isinstance(root, MappingNode):
             raise InvalidScenario(
-                f"{_Origin(source, _line(root))}: a scenario must be a mapping of fields, "
+                f"{_Origin(source, _line(root))}: a {what} must be a mapping of fields, "
                 f"not {_kind(root)}"
             )
         walk = _Walk(loader, source)
@@ -207,7 +223,7 @@ class _Walk:
             key = self._key(key_node, path)
             if key is None:
                 continue
-            field = _dotted((*path, key))
+            field = dotted((*path, key))
             if key in first_line:
                 if explicit:
                     self.problems.append(
@@ -220,7 +236,7 @@ class _Walk:
             self.visit(value_node, (*path, key))
 
     def _key(self, key_node: Node, path: FieldPath) -> str | None:
-        where = f"{_Origin(self.source, _line(key_node))}, field {_dotted(path) or '(top)'}"
+        where = f"{_Origin(self.source, _line(key_node))}, field {dotted(path) or '(top)'}"
         if not isinstance(key_node, ScalarNode):
             self.problems.append(f"{where}: a key must be text, not a list or mapping")
             return None
@@ -268,11 +284,6 @@ def _origin(locations: _Locations, loc: FieldPath, source: str) -> _Origin:
     return _Origin(source)
 
 
-def _dotted(loc: Sequence[object]) -> str:
-    text = ".".join(str(part) for part in loc)
-    return text if text.isprintable() else repr(text)[1:-1]  # one problem, one line
-
-
 def _describe(
     error: ValidationError,
     model: type[BaseModel],
@@ -280,79 +291,29 @@ def _describe(
     locations: _Locations,
     source: str,
 ) -> str:
-    """One line per pydantic problem: origin, field, message, offending value."""
-    lines = []
-    for problem in error.errors():
-        loc: FieldPath = (*prefix, *problem["loc"])
-        where = _origin(locations, loc, source)
-        field = f", field {_dotted(loc)}" if loc else ""
-        lines.append(f"{where}{field}: {_message(problem, model, tuple(problem['loc']))}")
-    return "\n".join(lines)
+    """One line per pydantic problem: origin (file and line), field, message, offending value."""
+    return describe_problems(error, model, prefix, lambda loc: str(_origin(locations, loc, source)))
 
 
-def _message(problem: ErrorDetails, model: type[BaseModel], loc: FieldPath) -> str:
-    kind = problem["type"]
-    if kind == "extra_forbidden":
-        return _unknown_field(str(loc[-1]), _model_at(model, loc[:-1]))
-    if kind == "missing":
-        return str(problem["msg"])
-    message = f"{problem['msg']} (got {_short(problem['input'])})"
-    if kind == "enum" and isinstance(problem["input"], str):
-        choices = _enum_values(model, loc)
-        close = difflib.get_close_matches(str(problem["input"]), choices, n=1)
-        message += f"; did you mean {close[0]!r}?" if close else ""
-    return message
+def _check_driver_options(scenario: Scenario, locations: _Locations, source: str) -> Iterator[str]:
+    """`target.driver` and `target.secondary.driver` are driver options with valid values.
 
+    Checked against the options' defaults here, at load; the run checks them once more merged
+    with the profile's own options (a combination only the profile can break).
+    """
+    from astrachaos.config.settings import DriverOptions, nested_driver_overrides
 
-def _unknown_field(name: str, model: type[BaseModel] | None) -> str:
-    if model is None:
-        return f"unknown field {name!r}"
-    known = [info.alias or field for field, info in model.model_fields.items()]
-    close = difflib.get_close_matches(name, known, n=1)
-    if close:
-        return f"unknown field {name!r}; did you mean {close[0]!r}?"
-    return f"unknown field {name!r}; known fields: {', '.join(known)}"
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _field(model: type[BaseModel], key: str) -> FieldInfo | None:
-    for name, info in model.model_fields.items():
-        if key in (name, info.alias):
-            return info
-    return None
-
-
-def _model_at(model: type[BaseModel], loc: FieldPath) -> type[BaseModel] | None:
-    """The model that validates the mapping found at `loc` (list indices skipped)."""
-    current: type[BaseModel] | None = model
-    for part in loc:
-        if isinstance(part, int) or current is None:
+    secondary = scenario.target.secondary
+    sides: list[tuple[FieldPath, dict[str, Any]]] = [(("target", "driver"), scenario.target.driver)]
+    if secondary is not None:
+        sides.append((("target", "secondary", "driver"), secondary.driver))
+    for prefix, overrides in sides:
+        if not overrides:
             continue
-        info = _field(current, part)
-        current = _nested(info.annotation, BaseModel) if info else None
-    return current
-
-
-def _enum_values(model: type[BaseModel], loc: FieldPath) -> list[str]:
-    parent = _model_at(model, loc[:-1])
-    info = _field(parent, str(loc[-1])) if parent else None
-    enum = _nested(info.annotation, Enum) if info else None
-    return [str(member.value) for member in enum] if enum else []
-
-
-def _nested(annotation: object, base: type[_T]) -> type[_T] | None:
-    """The first class deriving from `base` inside a type annotation (`X | None`, `tuple[X]`)."""
-    if inspect.isclass(annotation) and issubclass(annotation, base):
-        return annotation
-    for argument in get_args(annotation):
-        found = _nested(argument, base)
-        if found is not None:
-            return found
-    return None
+        try:
+            DriverOptions.model_validate(nested_driver_overrides(overrides))
+        except ValidationError as error:
+            yield _describe(error, DriverOptions, prefix, locations, source)
 
 
 def _check_injectors(scenario: Scenario, locations: _Locations, source: str) -> Iterator[str]:
@@ -362,7 +323,7 @@ def _check_injectors(scenario: Scenario, locations: _Locations, source: str) -> 
             factory = lookup(spec.name)
         except InvalidScenario as error:
             loc: FieldPath = ("injectors", index, "name")
-            yield f"{_origin(locations, loc, source)}, field {_dotted(loc)}: {error.message}"
+            yield f"{_origin(locations, loc, source)}, field {dotted(loc)}: {error.message}"
             continue
         try:
             factory.Params.model_validate(spec.params)

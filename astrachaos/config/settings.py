@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self, get_args
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -30,6 +29,7 @@ from pydantic_settings import (
 )
 
 from astrachaos.config.catalog import profiles_dir
+from astrachaos.config.problems import describe_problems
 from astrachaos.errors import InvalidScenario
 
 ENV_PREFIX = "ASTRACHAOS_"
@@ -260,14 +260,13 @@ class Profile(BaseSettings):
     def with_driver_overrides(self, overrides: Mapping[str, Any]) -> Profile:
         """A copy with some driver options replaced (nested or dotted keys, as in `config show`)."""
         merged = self.driver.model_dump(exclude_unset=True)
-        for key, value in overrides.items():
-            path = tuple(key.removeprefix("driver.").split("."))
-            _overlay(merged, _nest(path, value), lambda _p: "", {}, ())
+        _overlay(merged, nested_driver_overrides(overrides), lambda _p: "", {}, ())
         try:
             driver = DriverOptions.model_validate(merged)
         except ValidationError as error:
-            problems = "; ".join(_describe(e, DriverOptions, "driver.") for e in error.errors())
-            raise InvalidScenario(f"driver option overrides: {problems}") from None
+            where = f"profile {self.name!r} with the scenario's driver options"
+            problems = describe_problems(error, DriverOptions, ("driver",), lambda loc: where)
+            raise InvalidScenario(problems) from None
         return self.model_copy(update={"driver": driver})
 
     def redacted(self) -> dict[str, Any]:
@@ -465,6 +464,15 @@ def _env_name(names: set[str], path: tuple[str, ...]) -> str:
     return (ENV_PREFIX + "__".join(path)).upper()
 
 
+def nested_driver_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Driver-option overrides as one nested mapping (keys may be dotted and start with `driver.`)."""
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        path = tuple(str(key).removeprefix("driver.").split("."))
+        _overlay(nested, _nest(path, value), lambda _p: "", {}, ())
+    return nested
+
+
 def _overlay(
     base: dict[str, Any],
     layer: Mapping[str, Any],
@@ -509,12 +517,11 @@ def _redact(key: str, value: Any) -> Any:
 
 
 def _validation_message(name: str, where: str, error: ValidationError, sources: Sources) -> str:
-    problems = []
-    for item in error.errors():
-        path = tuple(str(part) for part in item["loc"])
-        origin = _origin_of(path, sources) or where
-        problems.append(f"{origin}: {_describe(item, Profile, '')}")
-    return f"profile {name!r} is invalid: " + "; ".join(problems)
+    def origin(loc: tuple[str | int, ...]) -> str:
+        return _origin_of(tuple(str(part) for part in loc), sources) or where
+
+    problems = describe_problems(error, Profile, (), origin, SECRET_FIELDS)
+    return f"profile {name!r} is invalid:\n{problems}"
 
 
 def _origin_of(path: tuple[str, ...], sources: Sources) -> str | None:
@@ -522,27 +529,3 @@ def _origin_of(path: tuple[str, ...], sources: Sources) -> str | None:
         if path[:end] in sources:
             return sources[path[:end]]
     return None
-
-
-def _describe(item: Mapping[str, Any], root: type[BaseModel], prefix: str) -> str:
-    loc = [str(part) for part in item["loc"]]
-    message = str(item["msg"]).removeprefix("Value error, ")
-    if not loc:
-        return message
-    if item["type"] == "extra_forbidden":
-        message = "unknown setting" + _did_you_mean(root, loc)
-    elif loc and loc[-1] not in SECRET_FIELDS and not isinstance(item.get("input"), dict | list):
-        message += f" (got {item.get('input')!r})"
-    return f"{prefix}{'.'.join(loc)}: {message}"
-
-
-def _did_you_mean(root: type[BaseModel], loc: list[str]) -> str:
-    model: type[BaseModel] | None = root
-    for part in loc[:-1]:
-        field = model.model_fields.get(part) if model else None
-        candidates = [] if field is None else [field.annotation, *get_args(field.annotation)]
-        model = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
-        )
-    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1) if model else []
-    return f"; did you mean {close[0]}?" if close else ""

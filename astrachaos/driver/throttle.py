@@ -17,7 +17,6 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -45,25 +44,6 @@ class ThrottlerStats:
     max_queued_seen: int
 
 
-class ThrottleEventKind(StrEnum):
-    """What happened to a request at the throttler."""
-
-    QUEUED = "queued"
-    THROTTLED = "throttled"
-
-
-@dataclass(frozen=True)
-class ThrottleEvent:
-    """A request was queued or refused; counts are taken right after."""
-
-    kind: ThrottleEventKind
-    in_flight: int
-    queued: int
-
-
-ThrottleListener = Callable[[ThrottleEvent], None]
-
-
 Reject = Callable[[RequestThrottlingError], None]
 
 
@@ -76,12 +56,11 @@ class _Waiting:
 class RequestThrottler(ABC):
     """Admits, queues or refuses requests; `release` is called once per admitted request.
 
-    Shared here: the counters, the bounded queue, listeners, and running starts outside the
-    lock without recursion.
+    Shared here: the counters, the bounded queue, and running starts outside the lock without
+    recursion.
     """
 
     def __init__(self, max_queue_size: int) -> None:
-        self.listeners: list[ThrottleListener] = []
         self._max_queue = max_queue_size
         self._lock = threading.Lock()
         self._queue: deque[_Waiting] = deque()
@@ -139,9 +118,7 @@ class RequestThrottler(ABC):
         """Act, outside the lock, on what `submit` decided under it."""
         if now:
             self._run(start)
-        elif queued:
-            self._emit(ThrottleEventKind.QUEUED)
-        else:
+        elif not queued:
             self._refuse(reject, self._full_message())
 
     def _full_message(self) -> str:
@@ -149,18 +126,6 @@ class RequestThrottler(ABC):
 
     def _refuse(self, reject: Reject, why: str) -> None:
         reject(RequestThrottlingError(why))
-        self._emit(ThrottleEventKind.THROTTLED)
-
-    def _emit(self, kind: ThrottleEventKind) -> None:
-        if not self.listeners:
-            return
-        with self._lock:
-            event = ThrottleEvent(kind, self._in_flight, len(self._queue))
-        for listener in list(self.listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("a throttle listener failed; the request is unaffected")
 
     def _run(self, start: Start) -> None:
         # A start may finish at once and release, which starts the next: run those in a loop

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from astrachaos.errors import EnvironmentProblem, RollbackFailed
+from astrachaos.events import EventBus, FaultsActive
 from astrachaos.injectors.interface import (
     ClientHooks,
     ConnectOverrides,
@@ -32,11 +33,12 @@ class ActiveInjectors:
         local_cluster: Any | None,
         seed: int,
         ledger: Any | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.client_hooks = ClientHooks()
+        self._events = events or EventBus()  # FaultsActive each time a fault is applied or removed
         self._ledger = ledger
         self._window_ids: dict[int, int] = {}
-        self.on_change: Callable[[tuple[str, ...]], None] = lambda active: None
         self.injectors: list[Injector] = []
         self.contexts: list[InjectorContext] = []
         self._faults: list[ScheduledFault] = []
@@ -146,7 +148,7 @@ class ActiveInjectors:
 
     def _window_recorder(self, injector: Injector) -> Any:
         def record(window: Window) -> None:
-            self.on_change(tuple(f.name for f in self._faults if f.applied))
+            self._events.publish(FaultsActive(tuple(f.name for f in self._faults if f.applied)))
             if self._ledger is None:
                 return
             key = id(window)

@@ -48,10 +48,7 @@ CREATE TABLE app_logs (
 CREATE TABLE fault_windows (
     window_id INTEGER PRIMARY KEY, injector TEXT NOT NULL, kind TEXT NOT NULL,
     start_ns INTEGER NOT NULL, end_ns INTEGER);
-CREATE INDEX planned_by_bucket ON planned (bucket, key, record_id, digest);
-CREATE INDEX completions_by_record ON completions (record_id, outcome, completed_ns);
-CREATE INDEX app_logs_by_record ON app_logs (record_id, at_ns, success);
-"""
+""" + READ_INDEXES  # the indexes are part of the schema: they grow while the run writes
 
 # Per queue: the table and columns a row fills. Rows go in multi-row statements of 512, then 64,
 # 8 and 1 rows: few statement steps per commit, half the CPU of one row per statement, and few

@@ -51,7 +51,7 @@ class ClusterSpec:
                 hint="use up to 32 lower-case letters, digits, '-' or '_'",
             )
         if not 1 <= self.nodes <= MAX_NODES:
-            raise UsageProblem(f"--nodes must be between 1 and {MAX_NODES}, not {self.nodes}")
+            raise UsageProblem(f"a local cluster has 1 to {MAX_NODES} nodes, not {self.nodes}")
         if not _VERSION.match(self.version):
             raise UsageProblem(
                 f"unsupported Cassandra version {self.version!r}",

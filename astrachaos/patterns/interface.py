@@ -6,12 +6,13 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from astrachaos.scenario import Pattern
+from astrachaos.workload.application import AppPattern
 from astrachaos.workload.applog import ApplicationLog
 from astrachaos.workload.channel import Channel
-from astrachaos.workload.plan import PlannedRecord
+
+__all__ = ["AppPattern", "PatternContext", "SharedAppState", "all_of"]
 
 
 @dataclass
@@ -41,16 +42,6 @@ class PatternContext:
     writer: int
     retry_delay_s: Callable[[int], float]  # backoff before attempt n+1
     is_retryable: Callable[[BaseException], bool]
-
-
-class AppPattern(Protocol):
-    """One writer's application: takes batches, decides what to send, retry and log."""
-
-    def write(self, batch: Sequence[PlannedRecord], batch_no: int) -> None:
-        """Hand a batch of records to the application (called on the writer thread)."""
-
-    def shutdown(self) -> None:
-        """The application is stopping: drain, or drop what is pending, as the pattern does."""
 
 
 def all_of(futures: Sequence[Future[None]]) -> Future[None]:

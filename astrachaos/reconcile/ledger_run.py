@@ -6,16 +6,12 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
-from astrachaos.driver.table import run_table
-from astrachaos.errors import Inconclusive, InvalidScenario
+from astrachaos.errors import Inconclusive
 from astrachaos.events import DriverOutcome
-from astrachaos.ledger.writer import Ledger, LedgerRecord
+from astrachaos.ledger.writer import LedgerRecord
 from astrachaos.reconcile.result import Mode, ReconcileResult
-from astrachaos.run import rundir
-from astrachaos.scenario import Scenario
-from astrachaos.verify.partitions import PartitionReader, StoredRow
+from astrachaos.run.saved import open_run
+from astrachaos.verify.partitions import PartitionReader, StoredRow, reread_levels
 
 log = logging.getLogger(__name__)
 BucketProgress = Callable[[int, int], None]  # (buckets read, buckets in all)
@@ -31,19 +27,13 @@ def reconcile_run(
     """
     from astrachaos.config.settings import load_profile
     from astrachaos.driver.session import connect
-    from astrachaos.run.runner import resolve_profile
 
-    run = rundir.RunDir(path)
-    if not run.ledger.is_file() or not run.scenario.is_file():
-        raise InvalidScenario(
-            f"{path} is not a run directory: it needs {rundir.SCENARIO_FILE} and {rundir.LEDGER_FILE}"
-        )
-    scenario = Scenario.model_validate(yaml.safe_load(run.scenario.read_text()))
-    profile = load_profile(profile_name).profile if profile_name else resolve_profile(scenario)
-    with Ledger.open(run.ledger) as ledger:
-        meta = ledger.meta()
-        table = run_table(meta["keyspace"], meta["table"], astra=profile.kind == "astra")
-        run_id = meta["run_id"]
+    saved = open_run(path)
+    scenario = saved.scenario
+    profile = load_profile(profile_name).profile if profile_name else saved.profile(saved.primary)
+    table = saved.primary.table(profile)
+    run_id = saved.run_id
+    with saved.primary.ledger() as ledger:
         total_buckets, read_buckets = len(ledger.buckets()), 0
         records = expected = present = 0
         missing: list[dict[str, object]] = []
@@ -91,7 +81,7 @@ def _expected(record: LedgerRecord) -> bool:
 
 
 def _read(reader: PartitionReader, bucket: int, consistency: str) -> dict[int, StoredRow]:
-    levels = [consistency] + (["QUORUM"] if consistency == "ALL" else [])
+    levels = reread_levels(consistency)
     for level in levels:
         try:
             return reader.read(bucket, level)

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 
-from astrachaos.reports.timeline import Timeline
+from astrachaos.ledger.extracts import Timeline
 
 # Red family: the record is not in the table; green family: it is.
 CLASS_COLOURS = {

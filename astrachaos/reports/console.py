@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from astrachaos.errors import ExitCode
-from astrachaos.run.result import verdict_text
-from astrachaos.verify.classify import RecordClass
+from astrachaos.run.result import RunResult, nest
+from astrachaos.verify.classify import FINE, RecordClass
 
 SHOWN_KEYS = 15
 
 
-def render(result: dict[str, Any]) -> RenderableType:
-    """A Rich renderable of a `result.json` dict (so earlier runs render the same way)."""
+def render(result: RunResult) -> RenderableType:
+    """A Rich renderable of a run's result (`RunResult.from_json` renders earlier runs the same way)."""
     return Group(
         _title(result),
         _headline(result),
@@ -29,51 +27,47 @@ def render(result: dict[str, Any]) -> RenderableType:
     )
 
 
-def _title(result: dict[str, Any]) -> Text:
+def _title(result: RunResult) -> Text:
     return Text.assemble(
         ("astrachaos ", "bold"),
-        (result["scenario"], "bold cyan"),
-        f"  run {result['run_id']}  pattern {result['pattern']}  seed {result['seed']}\n",
-        f"table {result['keyspace']}.{result['table']}  profile {result['profile']}",
+        (result.scenario, "bold cyan"),
+        f"  run {result.run_id}  pattern {result.pattern}  seed {result.seed}\n",
+        f"table {result.keyspace}.{result.table}  profile {result.profile}",
     )
 
 
-def _headline(result: dict[str, Any]) -> Table:
-    c = result["counts"]
+def _headline(result: RunResult) -> Table:
+    v = result.verification
     table = Table(title="What the app believed vs what the database holds", title_justify="left")
     for column in ("records", "logged by the app", "acknowledged", "present", "silent"):
         table.add_column(column, justify="right")
-    silent = str(c["silent"])
+    silent = str(v.silent)
     table.add_row(
-        str(c["records"]),
-        str(c["app_logged_success"]),
-        str(c["acknowledged"]),
-        str(c["present"]),
-        f"[bold red]{silent}[/]" if c["silent"] else f"[green]{silent}[/]",
+        str(v.records),
+        str(v.app_logged_success),
+        str(v.acknowledged),
+        str(v.present),
+        f"[bold red]{silent}[/]" if v.silent else f"[green]{silent}[/]",
     )
     return table
 
 
-def _classes(result: dict[str, Any]) -> Table:
-    c = result["counts"]
+def _classes(result: RunResult) -> Table:
+    counts = result.verification.counts
     table = Table(title="Classes", title_justify="left")
     table.add_column("class")
     table.add_column("records", justify="right")
     for cls in RecordClass:
-        n = c.get(cls.value, 0)
+        n = counts.get(cls, 0)
         if n or cls is RecordClass.OK:
-            style = (
-                "green"
-                if cls in (RecordClass.OK, RecordClass.STALE, RecordClass.RECOVERED)
-                else "red"
-            )
+            style = "green" if cls in FINE else "red"
             table.add_row(f"[{style}]{cls.value}[/]", str(n))
     return table
 
 
-def _blame(result: dict[str, Any]) -> RenderableType:
-    by_error: dict[str, dict[str, int]] = result["breakdown"]["by_error"]
-    silent: dict[str, int] = result["breakdown"]["silent_by_error"]
+def _blame(result: RunResult) -> RenderableType:
+    by_error = nest(result.verification.by_error)
+    silent = result.verification.silent_by_error
     if not by_error:
         return Text("")
     table = Table(title="Not ok, by the driver's last error", title_justify="left")
@@ -86,8 +80,8 @@ def _blame(result: dict[str, Any]) -> RenderableType:
     return table
 
 
-def _not_ok(result: dict[str, Any]) -> RenderableType:
-    records = result["records"]
+def _not_ok(result: RunResult) -> RenderableType:
+    records = result.verification.not_ok
     if not records:
         return Text("")
     table = Table(
@@ -99,44 +93,43 @@ def _not_ok(result: dict[str, Any]) -> RenderableType:
         table.add_column(column)
     for r in records[:SHOWN_KEYS]:
         table.add_row(
-            str(r["key"]["bucket"]),
-            str(r["key"]["key"]),
-            str(r["record_id"]),
-            r["class"],
-            "yes" if r["silent"] else "",
-            r["last_error"] or "",
-            str(r["attempts"]),
-            r["found"],
+            str(r.bucket),
+            str(r.key),
+            str(r.record_id),
+            r.record_class.value,
+            "yes" if r.silent else "",
+            r.error_class or "",
+            str(r.attempts),
+            r.found,
         )
     return table
 
 
-def _performance(result: dict[str, Any]) -> Text:
-    lat, thr = result["latency_ms"], result["throughput"]
-    throttler = result.get("throttler") or {}
+def _performance(result: RunResult) -> Text:
+    lat, thr, throttler = result.latency, result.throughput, result.throttler
     line = (
-        f"latency ms  p50 {lat['p50']:.2f}  p95 {lat['p95']:.2f}  p99 {lat['p99']:.2f}  "
-        f"max {lat['max']:.2f}\n"
-        f"throughput  {thr['writes_per_s']:.0f} acknowledged writes/s over "
-        f"{thr['write_phase_s']:.1f} s"
+        f"latency ms  p50 {lat.p50:.2f}  p95 {lat.p95:.2f}  p99 {lat.p99:.2f}  "
+        f"max {lat.max:.2f}\n"
+        f"throughput  {thr.writes_per_s:.0f} acknowledged writes/s over "
+        f"{thr.write_phase_s:.1f} s"
     )
     if throttler:
         line += "\nthrottler   " + "  ".join(f"{k} {v}" for k, v in throttler.items())
     return Text(line)
 
 
-def _expectations(result: dict[str, Any]) -> RenderableType:
+def _expectations(result: RunResult) -> RenderableType:
     table = Table(title="Expectations", title_justify="left")
     for column in ("budget", "allowed", "actual", ""):
         table.add_column(column)
-    for e in result["expectations"]:
-        mark = "[green]met[/]" if e["met"] else "[bold red]BROKEN[/]"
-        table.add_row(e["name"], f"{e['budget']:g}", f"{e['actual']:g}", mark)
+    for e in result.expectations:
+        mark = "[green]met[/]" if e.met else "[bold red]BROKEN[/]"
+        table.add_row(e.name, f"{e.budget:g}", f"{e.actual:g}", mark)
     return table
 
 
-def _verdict(result: dict[str, Any]) -> Text:
-    code = ExitCode(result["exit_code"])
+def _verdict(result: RunResult) -> Text:
+    code = result.exit_code
     style = "bold green" if code is ExitCode.OK else "bold red"
-    notes = "".join(f"\nnote: {n}" for n in result.get("notes", []))
-    return Text.assemble(("exit " + str(int(code)) + ": " + verdict_text(code), style), notes)
+    notes = "".join(f"\nnote: {n}" for n in result.notes)
+    return Text.assemble(("exit " + str(int(code)) + ": " + result.verdict, style), notes)

@@ -1,4 +1,8 @@
-"""Report files in a run directory: which formats exist, what file each writes, writing them."""
+"""Report files of a run: which formats exist, what file each writes, rendering and writing them.
+
+Formatters take typed data (a `RunResult`, the ledger's extracts) and return text; the caller
+reads the run (`run.saved.open_run`) and says where the files go.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,11 @@ import json
 from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, assert_never
+from typing import TYPE_CHECKING, assert_never
 
-from astrachaos.errors import EnvironmentProblem
-
-# Module level stays light (the CLI imports this for its choices): heavy imports are in functions.
+if TYPE_CHECKING:  # module level stays light (the CLI imports this for its choices)
+    from astrachaos.ledger.extracts import LedgerExtracts
+    from astrachaos.run.result import RunResult
 
 
 class ReportFormat(StrEnum):
@@ -31,73 +35,69 @@ FILE_NAMES = {
     ReportFormat.HDR: "latency.hlog",
 }
 
+FROM_LEDGER = frozenset({ReportFormat.HTML, ReportFormat.HDR})
+"""Formats that need the ledger's extracts besides the result."""
 
-def render(run_dir: Path, fmt: ReportFormat) -> str:
-    """The text of one report of the run in `run_dir`."""
-    from astrachaos.ledger.writer import Ledger
-    from astrachaos.run.rundir import RunDir
 
+def needs_ledger(formats: Iterable[ReportFormat]) -> bool:
+    """Whether rendering `formats` needs the ledger's extracts."""
+    return any(fmt in FROM_LEDGER for fmt in formats)
+
+
+def render(fmt: ReportFormat, result: RunResult, ledger: LedgerExtracts | None = None) -> str:
+    """The text of one report; `ledger` is required for the formats in FROM_LEDGER."""
+    if fmt in FROM_LEDGER and ledger is None:
+        raise ValueError(f"the {fmt.value} report needs the ledger's extracts")
     match fmt:
         case ReportFormat.HTML:
-            from astrachaos.reports.html import render_html
+            from astrachaos.reports.html import page
 
-            return render_html(run_dir)
+            assert ledger is not None
+            return page(result, ledger.timeline)
         case ReportFormat.JUNIT:
             from astrachaos.reports.junit import render_junit
 
-            return render_junit(load_result(run_dir))
+            return render_junit(result)
         case ReportFormat.MARKDOWN:
             from astrachaos.reports.markdown import render_markdown
 
-            return render_markdown(load_result(run_dir))
+            return render_markdown(result)
         case ReportFormat.JSON:
-            return json.dumps(load_result(run_dir), indent=2, ensure_ascii=False) + "\n"
+            return json.dumps(result.to_json_dict(), indent=2, ensure_ascii=False) + "\n"
         case ReportFormat.HDR:
             from astrachaos.reports.hdr import render_hlog
 
-            with Ledger.open(RunDir(run_dir).ledger) as ledger:
-                return render_hlog(ledger)
+            assert ledger is not None
+            return render_hlog(ledger.latency_log)
         case _:
             assert_never(fmt)
 
 
-def write_reports(run_dir: Path, formats: Iterable[ReportFormat]) -> list[Path]:
-    """Write each report into `run_dir` (JSON: result.json is already there); return the paths."""
+def write_reports(
+    directory: Path,
+    formats: Iterable[ReportFormat],
+    result: RunResult,
+    ledger: LedgerExtracts | None = None,
+) -> list[Path]:
+    """Write each report into `directory` (JSON: result.json is already there); return the paths."""
     paths: list[Path] = []
     for fmt in dict.fromkeys(formats):
-        path = run_dir / FILE_NAMES[fmt]
+        path = directory / FILE_NAMES[fmt]
         if fmt is not ReportFormat.JSON:
-            text = render(run_dir, fmt)
+            text = render(fmt, result, ledger)
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_text(text, encoding="utf-8")
             tmp.replace(path)
         paths.append(path)
         if fmt is ReportFormat.HTML:
-            paths.append(_write_not_ok_csv(run_dir))
+            paths.append(_write_not_ok_csv(directory, result))
     return paths
 
 
-def _write_not_ok_csv(run_dir: Path) -> Path:
+def _write_not_ok_csv(directory: Path, result: RunResult) -> Path:
     # The HTML page lists the first non-ok records; the file it links to has them all.
     from astrachaos.reports.html import NOT_OK_CSV, not_ok_csv
 
-    path = run_dir / NOT_OK_CSV
-    path.write_text(not_ok_csv(load_result(run_dir)), encoding="utf-8")
+    path = directory / NOT_OK_CSV
+    path.write_text(not_ok_csv(result), encoding="utf-8")
     return path
-
-
-def load_result(run_dir: Path) -> dict[str, Any]:
-    """The run's `result.json` as a dict; a clear error when the run has none."""
-    from astrachaos.run.rundir import RunDir
-
-    path = RunDir(run_dir).result
-    try:
-        result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise EnvironmentProblem(
-            f"no result.json in {run_dir}",
-            hint=f"a crashed run can be verified again: astrachaos verify {run_dir}",
-        ) from exc
-    except (OSError, ValueError) as exc:
-        raise EnvironmentProblem(f"cannot read {path}: {exc}") from exc
-    return result

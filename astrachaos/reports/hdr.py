@@ -9,30 +9,27 @@ from datetime import UTC, datetime
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogWriter
 
-from astrachaos.ledger.writer import Ledger
-from astrachaos.reports.timeline import acked_latencies, phase_origin_ns
+from astrachaos.ledger.extracts import LatencyLog
 
 LOWEST_NS = 1_000  # values are nanoseconds, the unit HdrHistogram log tools assume
 HIGHEST_NS = 3_600 * 1_000_000_000
 SIGNIFICANT_DIGITS = 3
 
 
-def render_hlog(ledger: Ledger) -> str:
+def render_hlog(log: LatencyLog) -> str:
     """An HdrHistogram log: one interval for the write phase, then one per fault window.
 
     Timestamps are seconds since the write phase started (`#[BaseTime]` is its wall clock);
     a comment before each interval names it. Latency is first submit to acknowledgement.
     """
-    latencies = list(acked_latencies(ledger.iter_records()))
-    windows = ledger.fault_windows()
-    origin = phase_origin_ns(ledger)
+    latencies, windows, origin = log.latencies, log.windows, log.origin_ns
     if origin is None:
         origin = min((done - lat for done, lat in latencies), default=0)
     last_ns = max((done for done, _ in latencies), default=origin)
     out = io.StringIO()
     writer = HistogramLogWriter(out)
     writer.output_log_format_version()
-    started = _wall_start(ledger.meta().get("started_at", ""))
+    started = _wall_start(log.started_at)
     if started is not None:
         stamp = f"{started:.3f} (seconds since epoch), {datetime.fromtimestamp(started, UTC).isoformat()}"
         writer.output_comment(f"[StartTime: {stamp}]")

@@ -8,23 +8,22 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 from html import escape
 from importlib import resources
-from pathlib import Path
-from typing import Any
 
-from astrachaos.ledger.writer import Ledger
+from astrachaos.ledger.extracts import Timeline
 from astrachaos.reports import charts
-from astrachaos.reports.files import load_result
-from astrachaos.reports.timeline import Timeline, build_timeline
-from astrachaos.run.rundir import RunDir
-from astrachaos.verify.classify import RecordClass
+from astrachaos.run.result import RunResult, nest
+from astrachaos.verify.classify import FINE, RecordClass
 
 MAX_ROWS = 1_000  # non-ok records in the page; all of them are in NOT_OK_CSV and result.json
 NOT_OK_CSV = "not-ok.csv"
 # plotly.js's "basic" partial bundle (scatter, bar): a quarter of the full one, see vendor/README.md.
 PLOTLY_BUNDLE = "plotly-basic.min.js"
 PLOTLY_VERSION = "4.1.1"
-
-_GREEN_CLASSES = {RecordClass.OK.value, RecordClass.STALE.value, RecordClass.RECOVERED.value}
+# After every chart script ran: how long the page took to draw, for people and for the render test.
+_RENDERED = (
+    "<script>document.body.setAttribute('data-rendered-ms',"
+    "Math.round(performance.now()))</script>"
+)
 
 _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;color:#222}
@@ -48,30 +47,15 @@ document.getElementById('shown').textContent=n;}
 """
 
 
-# After every chart script ran: how long the page took to draw, for people and for the render test.
-_RENDERED = (
-    "<script>document.body.setAttribute('data-rendered-ms',"
-    "Math.round(performance.now()))</script>"
-)
-
-
-def render_html(run_dir: Path) -> str:
-    """The HTML report of the run in `run_dir`, as one string."""
-    result = load_result(run_dir)
-    with Ledger.open(RunDir(run_dir).ledger) as ledger:
-        timeline = build_timeline(ledger)
-    return page(result, timeline)
-
-
 @cache
 def plotly_js() -> str:
     """The vendored plotly.js bundle the page inlines (no network when the page is opened)."""
     return resources.files("astrachaos.reports").joinpath("vendor", PLOTLY_BUNDLE).read_text("utf-8")
 
 
-def page(result: dict[str, Any], timeline: Timeline) -> str:
-    """The page of a `result.json` dict and the run's timeline."""
-    title = f"astrachaos {result['scenario']} {result['run_id']}"
+def page(result: RunResult, timeline: Timeline) -> str:
+    """The page of a run's result and its timeline."""
+    title = f"astrachaos {result.scenario} {result.run_id}"
     body = "\n".join(
         [
             _header(result),
@@ -90,28 +74,28 @@ def page(result: dict[str, Any], timeline: Timeline) -> str:
     )
 
 
-def _header(result: dict[str, Any]) -> str:
-    ok = result["exit_code"] == 0
-    notes = "".join(f"<p class='meta'>note: {escape(n)}</p>" for n in result.get("notes", []))
+def _header(result: RunResult) -> str:
+    ok = result.passed
+    notes = "".join(f"<p class='meta'>note: {escape(n)}</p>" for n in result.notes)
     return (
-        f"<h1>astrachaos · {escape(result['scenario'])}</h1>"
-        f"<p class='meta'>run {escape(result['run_id'])} · pattern {escape(result['pattern'])} · "
-        f"seed {result['seed']} · profile {escape(result['profile'])} · table "
-        f"{escape(result['keyspace'])}.{escape(result['table'])} · {escape(result['started_at'])}"
-        f" → {escape(result['finished_at'])}</p>"
-        f"<div class='verdict {'pass' if ok else 'fail'}' id='verdict'>exit {result['exit_code']}: "
-        f"{escape(result['verdict'])}</div>{notes}"
+        f"<h1>astrachaos · {escape(result.scenario)}</h1>"
+        f"<p class='meta'>run {escape(result.run_id)} · pattern {escape(result.pattern)} · "
+        f"seed {result.seed} · profile {escape(result.profile)} · table "
+        f"{escape(result.keyspace)}.{escape(result.table)} · {escape(result.started_at)}"
+        f" → {escape(result.finished_at)}</p>"
+        f"<div class='verdict {'pass' if ok else 'fail'}' id='verdict'>exit {int(result.exit_code)}: "
+        f"{escape(result.verdict)}</div>{notes}"
     )
 
 
-def _headline(result: dict[str, Any]) -> str:
-    c = result["counts"]
+def _headline(result: RunResult) -> str:
+    v = result.verification
     cards = [
-        ("records", c["records"], ""),
-        ("logged by the app", c["app_logged_success"], ""),
-        ("acknowledged", c["acknowledged"], ""),
-        ("present", c["present"], ""),
-        ("silent", c["silent"], "bad" if c["silent"] else "good"),
+        ("records", v.records, ""),
+        ("logged by the app", v.app_logged_success, ""),
+        ("acknowledged", v.acknowledged, ""),
+        ("present", v.present, ""),
+        ("silent", v.silent, "bad" if v.silent else "good"),
     ]
     html = "".join(
         f"<div class='card {cls}' id='count-{label.split()[0]}'><div class='n'>{n}</div>"
@@ -121,29 +105,30 @@ def _headline(result: dict[str, Any]) -> str:
     return f"<h2>What the app believed vs what the database holds</h2><div class='cards'>{html}</div>"
 
 
-def _tables(result: dict[str, Any]) -> str:
-    c, breakdown = result["counts"], result["breakdown"]
+def _tables(result: RunResult) -> str:
+    v = result.verification
+    counts = v.counts
     classes = [
-        (f"<span class='{'green' if cls.value in _GREEN_CLASSES else 'red'}'>{cls.value}</span>",
-         c.get(cls.value, 0))
+        (f"<span class='{'green' if cls in FINE else 'red'}'>{cls.value}</span>",
+         counts.get(cls, 0))
         for cls in RecordClass
-        if c.get(cls.value, 0) or cls is RecordClass.OK
+        if counts.get(cls, 0) or cls is RecordClass.OK
     ]  # fmt: skip
     expectations = [
-        (escape(e["name"]), f"{e['budget']:g}", f"{e['actual']:g}",
-         "<span class='green'>met</span>" if e["met"] else "<b class='red'>BROKEN</b>")
-        for e in result["expectations"]
+        (escape(e.name), f"{e.budget:g}", f"{e.actual:g}",
+         "<span class='green'>met</span>" if e.met else "<b class='red'>BROKEN</b>")
+        for e in result.expectations
     ]  # fmt: skip
-    by_writer: dict[str, dict[str, int]] = breakdown["by_writer"]
+    by_writer = nest(v.by_writer)
     names = [cls.value for cls in RecordClass if any(cls.value in w for w in by_writer.values())]
     writers = [
-        (escape(w), *(counts.get(n, 0) for n in names))
-        for w, counts in sorted(by_writer.items(), key=lambda kv: int(kv[0]))
+        (escape(w), *(per_class.get(n, 0) for n in names))
+        for w, per_class in sorted(by_writer.items(), key=lambda kv: int(kv[0]))
     ]
-    silent = breakdown["silent_by_error"]
+    silent = v.silent_by_error
     errors = [
-        (escape(e), escape(", ".join(f"{k} {v}" for k, v in sorted(cs.items()))), silent.get(e, 0))
-        for e, cs in sorted(breakdown["by_error"].items(), key=lambda kv: -sum(kv[1].values()))
+        (escape(e), escape(", ".join(f"{k} {n}" for k, n in sorted(cs.items()))), silent.get(e, 0))
+        for e, cs in sorted(nest(v.by_error).items(), key=lambda kv: -sum(kv[1].values()))
     ]
     return (
         "<div class='cols'>"
@@ -162,22 +147,22 @@ def _tables(result: dict[str, Any]) -> str:
     )
 
 
-def _performance(result: dict[str, Any]) -> str:
-    lat, thr = result["latency_ms"], result["throughput"]
+def _performance(result: RunResult) -> str:
+    lat, thr = result.latency, result.throughput
     return (
-        f"<p>Statement latency ms: p50 {lat['p50']:.2f} · p95 {lat['p95']:.2f} · "
-        f"p99 {lat['p99']:.2f} · max {lat['max']:.2f} ({lat['count']} acknowledged statements)"
-        f"<br>Throughput: {thr['writes_per_s']:.0f} acknowledged records/s, "
-        f"{thr['records_per_s']:.0f} answered records/s over {thr['write_phase_s']:.1f} s</p>"
+        f"<p>Statement latency ms: p50 {lat.p50:.2f} · p95 {lat.p95:.2f} · "
+        f"p99 {lat.p99:.2f} · max {lat.max:.2f} ({lat.count} acknowledged statements)"
+        f"<br>Throughput: {thr.writes_per_s:.0f} acknowledged records/s, "
+        f"{thr.records_per_s:.0f} answered records/s over {thr.write_phase_s:.1f} s</p>"
     )
 
 
-def _charts(result: dict[str, Any], timeline: Timeline) -> str:
+def _charts(result: RunResult, timeline: Timeline) -> str:
     if not timeline.seconds:
         return "<h2>Over time</h2><p>No record was answered: nothing to chart.</p>"
     parts = [
         charts.outcomes_chart(timeline),
-        charts.classes_chart(timeline, result["breakdown"]["by_second"]),
+        charts.classes_chart(timeline, nest(result.verification.by_second)),
         charts.latency_chart(timeline),
         charts.errors_chart(timeline) if timeline.by_error else "<p>No driver errors.</p>",
     ]
@@ -194,16 +179,16 @@ def _windows(timeline: Timeline) -> str:
     return _section("Fault windows (shaded in the charts)", _table(["fault", "from s", "to s"], rows))
 
 
-def _not_ok(result: dict[str, Any]) -> str:
-    records = result["records"]
+def _not_ok(result: RunResult) -> str:
+    records = result.verification.not_ok
     if not records:
         return "<h2>Records not ok</h2><p>None: every record is ok.</p>"
     shown = records[:MAX_ROWS]
     rows = [
-        (r["key"]["bucket"], r["key"]["key"], r["record_id"], escape(r["class"]),
-         "yes" if r["silent"] else "", escape(r["driver_outcome"] or ""),
-         escape(r["last_error"] or ""), r["attempts"], r["writer"], r["batch"],
-         escape(r["found"] or ""))
+        (r.bucket, r.key, r.record_id, escape(r.record_class.value),
+         "yes" if r.silent else "", escape(r.outcome or ""),
+         escape(r.error_class or ""), r.attempts, r.writer, r.batch,
+         escape(r.found or ""))
         for r in shown
     ]  # fmt: skip
     columns = ["bucket", "key", "record", "class", "silent", "driver", "last error", "attempts",
@@ -241,11 +226,11 @@ _CSV_FIELDS = ["run_id", "bucket", "key", "record_id", "class", "silent", "drive
                "found"]  # fmt: skip
 
 
-def not_ok_csv(result: dict[str, Any]) -> str:
+def not_ok_csv(result: RunResult) -> str:
     """Every record that is not ok, one CSV row each (the page lists only the first MAX_ROWS)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, _CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    for record in result["records"]:
+    for record in result.to_json_dict()["records"]:
         writer.writerow({**record, **record["key"]})
     return out.getvalue()

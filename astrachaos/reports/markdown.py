@@ -3,61 +3,61 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from astrachaos.reports.junit import class_counts
+from astrachaos.run.result import RunResult
 
 SHOWN_KEYS = 20
 
 
-def render_markdown(result: dict[str, Any]) -> str:
-    """A Markdown summary of one `result.json` dict: verdict, headline, budgets, first keys."""
-    c = result["counts"]
-    mark = "✅" if result["exit_code"] == 0 else "❌"
-    silent = f"**{c['silent']}**" if c["silent"] else "0"
+def render_markdown(result: RunResult) -> str:
+    """A Markdown summary of one run: verdict, headline, budgets, first keys."""
+    v = result.verification
+    mark = "✅" if result.passed else "❌"
+    silent = f"**{v.silent}**" if v.silent else "0"
     lines = [
-        f"## {mark} astrachaos `{result['scenario']}`: exit {result['exit_code']}, {result['verdict']}",
+        f"## {mark} astrachaos `{result.scenario}`: exit {int(result.exit_code)}, {result.verdict}",
         "",
-        f"run `{result['run_id']}` · pattern `{result['pattern']}` · seed {result['seed']} · "
-        f"profile `{result['profile']}`",
+        f"run `{result.run_id}` · pattern `{result.pattern}` · seed {result.seed} · "
+        f"profile `{result.profile}`",
         "",
         *_table(
             ["records", "logged by the app", "acknowledged", "present", "silent"],
-            [[c["records"], c["app_logged_success"], c["acknowledged"], c["present"], silent]],
+            [[v.records, v.app_logged_success, v.acknowledged, v.present, silent]],
         ),
         "",
         f"Classes: {class_counts(result) or 'none'}",
         "",
     ]
-    if result["expectations"]:
+    if result.expectations:
         rows = [
-            [e["name"], f"{e['budget']:g}", f"{e['actual']:g}", "met" if e["met"] else "**BROKEN**"]
-            for e in result["expectations"]
+            [e.name, f"{e.budget:g}", f"{e.actual:g}", "met" if e.met else "**BROKEN**"]
+            for e in result.expectations
         ]
         lines += [*_table(["budget", "allowed", "actual", ""], rows), ""]
     lines += [_performance(result), ""]
     lines += _not_ok(result)
-    lines += [f"> note: {n}" for n in result.get("notes", [])]
+    lines += [f"> note: {n}" for n in result.notes]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _performance(result: dict[str, Any]) -> str:
-    lat, thr = result["latency_ms"], result["throughput"]
+def _performance(result: RunResult) -> str:
+    lat, thr = result.latency, result.throughput
     return (
-        f"Latency ms: p50 {lat['p50']:.2f} · p99 {lat['p99']:.2f} · max {lat['max']:.2f}. "
-        f"Throughput: {thr['writes_per_s']:.0f} acknowledged records/s over "
-        f"{thr['write_phase_s']:.1f} s."
+        f"Latency ms: p50 {lat.p50:.2f} · p99 {lat.p99:.2f} · max {lat.max:.2f}. "
+        f"Throughput: {thr.writes_per_s:.0f} acknowledged records/s over "
+        f"{thr.write_phase_s:.1f} s."
     )
 
 
-def _not_ok(result: dict[str, Any]) -> list[str]:
-    records = result["records"]
+def _not_ok(result: RunResult) -> list[str]:
+    records = result.verification.not_ok
     if not records:
         return []
-    shown = sorted(records, key=lambda r: not r["silent"])[:SHOWN_KEYS]  # silent ones first
+    shown = sorted(records, key=lambda r: not r.silent)[:SHOWN_KEYS]  # silent ones first
     rows = [
-        [r["key"]["bucket"], r["key"]["key"], r["record_id"], r["class"],
-         "yes" if r["silent"] else "", r["last_error"] or "", r["attempts"]]
+        [r.bucket, r.key, r.record_id, r.record_class.value,
+         "yes" if r.silent else "", r.error_class or "", r.attempts]
         for r in shown
     ]  # fmt: skip
     return [

@@ -156,7 +156,7 @@ def _injectors(runner: Runner, labels: dict[str, str]) -> Iterator[Metric]:
         labels=[*labels, "injector", "kind", "type"],
     )  # fmt: skip
     for side in runner.sides:
-        for stats in _stats_of(side):
+        for stats in _stats_of(side.plan):
             requests.add_metric([*labels.values(), stats.name, stats.kind], stats.requests)
             for fault_type, count in sorted(stats.by_type.items()):
                 injected.add_metric([*labels.values(), stats.name, stats.kind, fault_type], count)
@@ -164,9 +164,9 @@ def _injectors(runner: Runner, labels: dict[str, str]) -> Iterator[Metric]:
     yield injected
 
 
-def _stats_of(side: Any) -> list[Any]:
+def _stats_of(plan: Any) -> list[Any]:
     try:
-        return list(side.injectors.stats())
+        return list(plan.injectors.stats())
     except Exception:  # not started yet
         return []
 
@@ -188,14 +188,13 @@ class MetricsServer:
         self.server, self.thread = start_http_server(port, host, registry=self.registry)
         self.port = self.server.server_port
 
-    def progress_for(self, scenario: str, planned_total: int) -> MetricsProgress:
-        """The progress object to give the next run; its events feed these metrics."""
-        progress = MetricsProgress(planned_total, self.latency.labels(scenario=scenario))
-        self.collector.progress = progress
-        return progress
-
     def watch(self, runner: Runner) -> None:
-        """Read this run at each scrape."""
+        """Read this run at each scrape, and count its events (call before `runner.run()`)."""
+        scenario = runner.scenario
+        progress = MetricsProgress(scenario.workload.records, self.latency.labels(scenario=scenario.name))
+        progress.subscribe(runner.events)
+        runner.progress = progress  # the runner subscribes it to the writes' events too
+        self.collector.progress = progress
         self.collector.runner = runner
 
     def finished(self, runner: Runner, result: dict[str, Any]) -> None:

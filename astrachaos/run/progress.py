@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from astrachaos.events import EventBus, WriteCompleted
+from astrachaos.events import EventBus, FaultsActive, PhaseStarted, WriteCompleted
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,16 @@ class RunProgress:
         self._lock = threading.Lock()
 
     def subscribe(self, bus: EventBus) -> None:
-        """Listen to a run's events."""
+        """Listen to a run's events (its phases, its faults, the writes' answers)."""
         bus.subscribe(WriteCompleted, self._on_completed)
+        bus.subscribe(PhaseStarted, self._on_phase)
+        bus.subscribe(FaultsActive, self._on_faults)
+
+    def _on_phase(self, event: PhaseStarted) -> None:
+        self.phase = event.phase
+
+    def _on_faults(self, event: FaultsActive) -> None:
+        self.active_faults = event.names
 
     def _on_completed(self, event: WriteCompleted) -> None:
         n = len(event.record_ids)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from astrachaos.errors import ExitCode
-from astrachaos.scenario import Expect
+from astrachaos.errors import ExitCode, worst
+from astrachaos.scenario import Expect, Scenario
 from astrachaos.verify.classify import RecordClass
-from astrachaos.verify.partitions import Verification
+from astrachaos.verify.partitions import NotOk, Verification
 from astrachaos.workload.stats import Latency
 
 SCHEMA_VERSION = 1
@@ -67,10 +69,57 @@ class RunResult:
     injectors: list[dict[str, Any]] = field(default_factory=list)
     secondary: SecondaryResult | None = None
 
+    @property
+    def verdict(self) -> str:
+        """One line saying what the exit code means."""
+        return verdict_text(self.exit_code)
+
+    @property
+    def passed(self) -> bool:
+        """Every expectation was met and everything was read."""
+        return self.exit_code is ExitCode.OK
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunResult:
+        """The result a `result.json` (this or an earlier run's) holds; `to_json_dict` inverted."""
+        secondary = data.get("secondary")
+        return cls(
+            run_id=data["run_id"],
+            scenario=data["scenario"],
+            seed=int(data["seed"]),
+            keyspace=data["keyspace"],
+            table=data["table"],
+            profile=data["profile"],
+            pattern=data["pattern"],
+            started_at=data["started_at"],
+            finished_at=data["finished_at"],
+            verification=_verification_of(data),
+            throughput=Throughput(**data["throughput"]),
+            latency=Latency(**data["latency_ms"]),
+            throttler=dict(data.get("throttler") or {}),
+            expectations=[ExpectationOutcome(**e) for e in data.get("expectations", [])],
+            exit_code=ExitCode(data["exit_code"]),
+            notes=list(data.get("notes", [])),
+            injectors=list(data.get("injectors") or []),
+            secondary=None
+            if not secondary
+            else SecondaryResult(
+                profile=secondary["profile"],
+                keyspace=secondary["keyspace"],
+                table=secondary["table"],
+                strategy=secondary["strategy"],
+                verification=_verification_of(secondary),
+            ),
+        )
+
+    def counts(self) -> dict[str, int]:
+        """The headline counts and every class's count, as `result.json` names them."""
+        return _counts(self.verification)
+
     def to_json_dict(self, max_records: int | None = None) -> dict[str, Any]:
         """The documented `result.json` shape (see README, "result.json")."""
         v = self.verification
-        counts = _counts(v)
+        counts = self.counts()
         records = v.not_ok if max_records is None else v.not_ok[:max_records]
         return {
             "schema_version": SCHEMA_VERSION,
@@ -105,14 +154,14 @@ class RunResult:
                 for r in records
             ],
             "breakdown": {
-                "by_writer": _nest(v.by_writer),
-                "by_error": _nest(v.by_error),
+                "by_writer": nest(v.by_writer),
+                "by_error": nest(v.by_error),
                 "silent_by_error": dict(v.silent_by_error),
                 "by_batch": [
                     {"writer": w, "batch": b, "class": c, "count": n}
                     for (w, b, c), n in sorted(v.by_batch.items())
                 ],
-                "by_second": _nest(v.by_second),
+                "by_second": nest(v.by_second),
             },
             "throughput": asdict(self.throughput),
             "latency_ms": asdict(self.latency),
@@ -130,7 +179,58 @@ class RunResult:
         }
 
 
-def _nest(counter: Any) -> dict[str, dict[str, int]]:
+def _verification_of(data: dict[str, Any]) -> Verification:
+    """A verification as `result.json` records it (a secondary section has no breakdown)."""
+    c = data["counts"]
+    breakdown = data.get("breakdown") or {}
+    read = data.get("verification") or {}
+    return Verification(
+        counts=Counter({cls: c[cls.value] for cls in RecordClass if c.get(cls.value)}),
+        silent=c["silent"],
+        app_logged_success=c["app_logged_success"],
+        acknowledged=c["acknowledged"],
+        records=c["records"],
+        present=c["present"],
+        not_ok=[_not_ok_of(r) for r in data.get("records", [])],
+        by_writer=_unnest(breakdown.get("by_writer", {}), int),
+        by_batch=Counter(
+            {(b["writer"], b["batch"], b["class"]): b["count"] for b in breakdown.get("by_batch", [])}
+        ),
+        by_error=_unnest(breakdown.get("by_error", {}), str),
+        by_second=_unnest(breakdown.get("by_second", {}), int),
+        silent_by_error=Counter(breakdown.get("silent_by_error", {})),
+        unread_buckets=list(read.get("unread_buckets", [])),
+        reread_consistency=read.get("reread_consistency"),
+        rows_read=read.get("rows_read", 0),
+        seconds=read.get("seconds", 0.0),
+    )
+
+
+def _not_ok_of(r: dict[str, Any]) -> NotOk:
+    return NotOk(
+        record_id=r["record_id"],
+        bucket=r["key"]["bucket"],
+        key=r["key"]["key"],
+        record_class=RecordClass(r["class"]),
+        silent=r["silent"],
+        outcome=r.get("driver_outcome"),
+        attempts=r["attempts"],
+        error_class=r.get("last_error"),
+        error_message=r.get("last_error_message"),
+        writer=r.get("writer"),
+        batch=r.get("batch"),
+        app_logged=r.get("app_logged"),
+        found=r["found"],
+        faults=tuple(r.get("faults", ())),
+    )
+
+
+def _unnest(nested: dict[str, dict[str, int]], outer: Any) -> Counter[Any]:
+    return Counter({(outer(o), inner): n for o, cs in nested.items() for inner, n in cs.items()})
+
+
+def nest(counter: Any) -> dict[str, dict[str, int]]:
+    """A counter keyed by (outer, inner) as {outer: {inner: n}}, both as strings, sorted."""
     out: dict[str, dict[str, int]] = {}
     for (outer, inner), n in sorted(counter.items()):
         out.setdefault(str(outer), {})[str(inner)] = n
@@ -176,13 +276,90 @@ def check_expectations(
     return checks
 
 
-def decide_exit_code(expectations: list[ExpectationOutcome], v: Verification) -> ExitCode:
-    """Broken budgets on what was read prove a problem (1); unread data leaves it open (5)."""
+def decide_exit_code(expectations: Sequence[ExpectationOutcome], *verifications: Verification) -> ExitCode:
+    """A broken budget on what was read proves a problem (1), which unread data cannot undo;
+    otherwise unread data on any side leaves the verdict open (5)."""
     if any(not e.met for e in expectations):
         return ExitCode.EXPECTATIONS_UNMET
-    if v.unread_buckets:
-        return ExitCode.INCONCLUSIVE
-    return ExitCode.OK
+    return worst(ExitCode.INCONCLUSIVE for v in verifications if v.unread_buckets)
+
+
+def throughput_of(acknowledged: int, answered: int, seconds: float) -> Throughput:
+    """Write-phase throughput from record counts over the phase's length."""
+    return Throughput(
+        writes_per_s=acknowledged / seconds if seconds > 0 else 0.0,
+        records_per_s=answered / seconds if seconds > 0 else 0.0,
+        write_phase_s=round(seconds, 3),
+    )
+
+
+@dataclass(frozen=True)
+class VerifiedSide:
+    """One target of a run after verification: where it wrote and what was read back."""
+
+    profile: str
+    keyspace: str
+    table: str
+    verification: Verification
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What a run knows besides its verifications: ids, times and the write phase's measures."""
+
+    run_id: str
+    seed: int
+    started_at: str
+    finished_at: str
+    throughput: Throughput
+    latency: Latency
+    throttler: dict[str, int] = field(default_factory=dict)
+    injectors: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def build_result(
+    scenario: Scenario, facts: RunFacts, primary: VerifiedSide, secondary: VerifiedSide | None = None
+) -> RunResult:
+    """The result of a run (or of its re-verification): budgets checked on every side, exit code.
+
+    The one place a `RunResult` is assembled, so a run and its re-verification agree.
+    """
+    v = primary.verification
+    expectations = check_expectations(scenario.expect, v, facts.latency, facts.throughput)
+    second: SecondaryResult | None = None
+    if secondary is not None:
+        other = check_expectations(scenario.expect, secondary.verification, facts.latency, facts.throughput)
+        expectations += [
+            replace(e, name=f"secondary.{e.name}")
+            for e in other
+            if e.name not in ("p99_ms", "min_writes_per_s")  # write-path measures: one per run
+        ]
+        strategy = scenario.target.secondary.strategy.value if scenario.target.secondary else ""
+        second = SecondaryResult(
+            secondary.profile, secondary.keyspace, secondary.table, strategy, secondary.verification
+        )
+    verifications = [v] + ([secondary.verification] if secondary is not None else [])
+    return RunResult(
+        run_id=facts.run_id,
+        scenario=scenario.name,
+        seed=facts.seed,
+        keyspace=primary.keyspace,
+        table=primary.table,
+        profile=primary.profile,
+        pattern=scenario.pattern.name.value,
+        started_at=facts.started_at,
+        finished_at=facts.finished_at,
+        verification=v,
+        throughput=facts.throughput,
+        latency=facts.latency,
+        throttler=facts.throttler,
+        expectations=expectations,
+        exit_code=decide_exit_code(expectations, *verifications),
+        notes=facts.notes,
+        injectors=facts.injectors,
+        secondary=second,
+    )
 
 
 def verdict_text(code: ExitCode) -> str:

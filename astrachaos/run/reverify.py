@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
-from astrachaos.driver.table import run_table
-from astrachaos.errors import InvalidScenario
 from astrachaos.events import DriverOutcome
-from astrachaos.ledger.writer import Ledger, LedgerRecord
+from astrachaos.ledger.writer import LedgerRecord
 from astrachaos.run import rundir
-from astrachaos.run.result import RunResult, Throughput, check_expectations, decide_exit_code
-from astrachaos.run.runner import resolve_profile
-from astrachaos.scenario import Scenario
-from astrachaos.verify.partitions import PartitionReader, verify
+from astrachaos.run.result import RunFacts, RunResult, VerifiedSide, build_result, throughput_of
+from astrachaos.run.saved import SavedRun, SavedSide, open_run
+from astrachaos.verify.partitions import verify_run_table
 from astrachaos.workload.stats import Latency, latency_of, new_histogram, record_latency
+
+NOTE = "re-verified from the ledger; latency is per record from ledger timestamps"
 
 
 class _Timing:
@@ -40,58 +37,48 @@ class _Timing:
     def latency(self) -> Latency:
         return latency_of(self.histogram)
 
+    @property
+    def span_s(self) -> float:
+        return ((self.last or 0) - (self.first or 0)) / 1e9
+
 
 def reverify(path: Path) -> RunResult:
-    """Read the run's scenario and ledger, verify against the table, rewrite `result.json`."""
-    from astrachaos.driver.session import connect
+    """Read the run's scenario and ledgers, verify every side against its table, rewrite `result.json`.
 
-    run = rundir.RunDir(path)
-    if not run.ledger.is_file() or not run.scenario.is_file():
-        raise InvalidScenario(
-            f"{path} is not a run directory: it needs {rundir.SCENARIO_FILE} and {rundir.LEDGER_FILE}"
-        )
-    scenario = Scenario.model_validate(yaml.safe_load(run.scenario.read_text()))
-    ledger = Ledger.open(run.ledger)
-    try:
-        meta = ledger.meta()
-        profile = resolve_profile(scenario)
-        table = run_table(meta["keyspace"], meta["table"], astra=profile.kind == "astra")
-        timing = _Timing()
-        with connect(profile) as connection:
-            reader = PartitionReader(connection.session, table, meta["run_id"], scenario.verify.page_size)
-            started = int(meta.get("started_ns", "0") or 0)
-            windows = [(w.injector, w.start_ns, w.end_ns) for w in ledger.fault_windows()]
-            buckets = range(scenario.schema_.buckets)
-            verification = verify(reader, ledger, buckets, scenario.verify, started, windows=windows)
+    What only the live run could measure (throttler and injector statistics, its notes) is kept
+    from the result the run wrote, when there is one.
+    """
+    saved = open_run(path)
+    previous = saved.result_if_any()
+    primary = _verify_side(saved, saved.primary)
+    secondary = None if saved.secondary is None else _verify_side(saved, saved.secondary)
+    timing = _Timing()
+    with saved.primary.ledger() as ledger:
         for record in ledger.iter_records():
             timing.see(record)
-    finally:
-        ledger.close()
-    span = ((timing.last or 0) - (timing.first or 0)) / 1e9
-    throughput = Throughput(
-        writes_per_s=verification.acknowledged / span if span > 0 else 0.0,
-        records_per_s=timing.answered / span if span > 0 else 0.0,
-        write_phase_s=round(span, 3),
-    )
-    latency = timing.latency()
-    expectations = check_expectations(scenario.expect, verification, latency, throughput)
-    result = RunResult(
-        run_id=meta["run_id"],
-        scenario=scenario.name,
-        seed=scenario.seed or 0,
-        keyspace=table.keyspace,
-        table=table.name,
-        profile=profile.name,
-        pattern=scenario.pattern.name.value,
-        started_at=meta.get("started_at", ""),
+    facts = RunFacts(
+        run_id=saved.run_id,
+        seed=saved.scenario.seed or 0,
+        started_at=saved.primary.meta.get("started_at", ""),
         finished_at=rundir.now_iso(),
-        verification=verification,
-        throughput=throughput,
-        latency=latency,
-        throttler={},
-        expectations=expectations,
-        exit_code=decide_exit_code(expectations, verification),
-        notes=["re-verified from the ledger; latency is per record from ledger timestamps"],
+        throughput=throughput_of(primary.verification.acknowledged, timing.answered, timing.span_s),
+        latency=timing.latency(),
+        throttler=previous.throttler if previous else {},
+        injectors=previous.injectors if previous else [],
+        notes=[*(n for n in (previous.notes if previous else []) if n != NOTE), NOTE],
     )
-    rundir.write_result(run, result.to_json_dict())
+    result = build_result(saved.scenario, facts, primary, secondary)
+    rundir.write_result(saved.dir, result.to_json_dict())
     return result
+
+
+def _verify_side(saved: SavedRun, side: SavedSide) -> VerifiedSide:
+    from astrachaos.driver.session import connect
+
+    profile = saved.profile(side)
+    table = side.table(profile)
+    with side.ledger() as ledger, connect(profile) as connection:
+        verification = verify_run_table(
+            connection.session, table, saved.run_id, ledger, saved.scenario, side.started_ns
+        )
+    return VerifiedSide(profile.name, table.keyspace, table.name, verification)

@@ -17,6 +17,7 @@ from astrachaos.scenario import Scenario
 
 SCENARIO_FILE = "scenario.yaml"
 LEDGER_FILE = "ledger.sqlite"
+SECONDARY_LEDGER_FILE = "ledger-secondary.sqlite"
 APP_LOG_FILE = "app.log.jsonl"
 RESULT_FILE = "result.json"
 
@@ -36,6 +37,11 @@ class RunDir:
     def ledger(self) -> Path:
         """The durable ledger (SQLite, WAL)."""
         return self.path / LEDGER_FILE
+
+    @property
+    def secondary_ledger(self) -> Path:
+        """The ledger of a dual write's second target (only a dual-write run has one)."""
+        return self.path / SECONDARY_LEDGER_FILE
 
     @property
     def app_log(self) -> Path:

@@ -48,6 +48,11 @@ NOT_AS_WRITTEN = frozenset(
 )
 
 
+# Classes in which the record is where the application meant it to be (on time or late, or
+# despite an error the driver reported): the reports paint these green, every other class red.
+FINE = frozenset({RecordClass.OK, RecordClass.STALE, RecordClass.RECOVERED})
+
+
 def classify(outcome: DriverOutcome | None, first: Seen, reread: Seen | None) -> RecordClass:
     """Class of one record; `outcome` None means no answer was recorded (the run crashed).
 

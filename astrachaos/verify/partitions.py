@@ -22,7 +22,7 @@ from astrachaos.driver.table import RunTable
 from astrachaos.events import DriverOutcome
 from astrachaos.ledger.reader import AckedTotals, LedgerReader, LedgerRecord, second_of
 from astrachaos.ledger.writer import Ledger
-from astrachaos.scenario import Verify
+from astrachaos.scenario import Scenario, Verify
 from astrachaos.verify.classify import RecordClass, Seen, classify, is_silent
 from astrachaos.workload.plan import applied_digest, digest_of
 
@@ -227,6 +227,21 @@ def verify(
     return result
 
 
+def verify_run_table(
+    session: Any, table: RunTable, run_id: str, ledger: Ledger, scenario: Scenario, run_started_ns: int
+) -> Verification:
+    """`verify` of one side of a run: every bucket the scenario writes, its recorded fault windows."""
+    reader = PartitionReader(session, table, run_id, scenario.verify.page_size)
+    windows = [(w.injector, w.start_ns, w.end_ns) for w in ledger.fault_windows()]
+    buckets = range(scenario.schema_.buckets)
+    return verify(reader, ledger, buckets, scenario.verify, run_started_ns, windows=windows)
+
+
+def reread_levels(consistency: str) -> list[str]:
+    """Levels of the strong re-read, in order: ALL falls back to QUORUM (a replica may be down)."""
+    return [consistency] + (["QUORUM"] if consistency == "ALL" else [])
+
+
 def _totals(ledger: Ledger, run_started_ns: int) -> tuple[AckedTotals, int]:
     with ledger.reading() as records:
         return records.acked_totals(run_started_ns), records.app_logged_success()
@@ -335,7 +350,7 @@ def _reread(
     run_started_ns: int,
     taken: list[LedgerRecord],
 ) -> None:
-    levels = [spec.reread_consistency] + (["QUORUM"] if spec.reread_consistency == "ALL" else [])
+    levels = reread_levels(spec.reread_consistency)
     for bucket, entries in sorted(pending.items()):
         rows: dict[int, StoredRow] | None = None
         for level in levels:

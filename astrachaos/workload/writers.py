@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from astrachaos.events import EventBus, RecordsPlanned
-from astrachaos.patterns.interface import AppPattern
 from astrachaos.scenario import Scenario
+from astrachaos.workload.application import AppPattern
 from astrachaos.workload.channel import Channel, Corruption
 from astrachaos.workload.plan import PlannedRecord, RecordPlan
 
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class WritePhase:
+class WritersOutcome:
     """What the writers did: records handed over, errors in writer threads."""
 
     handed_over: int = 0
@@ -51,7 +51,7 @@ class Writers:
         self._errors: list[str] = []
         self._threads: list[threading.Thread] = []
 
-    def run(self) -> WritePhase:
+    def run(self) -> WritersOutcome:
         """Run every writer to the end and shut each application down."""
         self._threads = [
             threading.Thread(target=self._writer, args=(w,), name=f"writer-{w}", daemon=True)
@@ -61,12 +61,12 @@ class Writers:
             thread.start()
         return self.run_until_stopped()
 
-    def run_until_stopped(self) -> WritePhase:
+    def run_until_stopped(self) -> WritersOutcome:
         """Wait for the writer threads (after `stop` is set, they end at the next batch)."""
         for thread in self._threads:
             while thread.is_alive():
                 thread.join(0.2)
-        return WritePhase(self._handed, self._errors or None)
+        return WritersOutcome(self._handed, self._errors or None)
 
     def _writer(self, writer: int) -> None:
         pattern = self._patterns[writer]

@@ -120,3 +120,36 @@ def test_unreachable_host_exits_4_without_traceback(tmp_path: Path) -> None:
     assert done.returncode == 4, done.stderr
     assert "127.0.0.99" in done.stderr and "Traceback" not in done.stderr
     assert (tmp_path / "r" / "scenario.yaml").exists(), "the run directory is kept"
+
+
+def test_run_of_several_scenarios_exits_with_the_most_severe(local_cluster: Any, tmp_path: Path) -> None:
+    # The lossy scenario runs first: the clean one after it must not hide its exit 1.
+    done = subprocess.run(
+        [*CLI, "run", "queue-overflow", "queue-overflow-fixed", "--set", "workload.records=3000",
+         "--quiet", "--out", str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "queue-overflow: exit 1" in done.stdout and "queue-overflow-fixed: exit 0" in done.stdout
+    results = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/result.json")}
+    assert {name: r["exit_code"] for name, r in results.items()} == {
+        "queue-overflow": 1,
+        "queue-overflow-fixed": 0,
+    }
+
+
+def test_misspelled_driver_option_exits_3_before_any_run_directory(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("workload:\n  records: 10\ntarget:\n  driver: {max_queue_szie: 10}\n")
+    runs = tmp_path / "runs"
+    # A valid scenario first: every scenario is validated before the first one runs.
+    done = subprocess.run(
+        [*CLI, "run", "uploader-verification", str(bad), "--out", str(runs)],
+        capture_output=True, text=True, env={**os.environ, "ASTRACHAOS_RUNS": str(runs)}, timeout=120,
+    )  # fmt: skip
+
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert f"{bad}, line 4, field target.driver.max_queue_szie" in done.stderr
+    assert "did you mean 'max_queue_size'?" in done.stderr and "Traceback" not in done.stderr
+    assert not runs.exists(), "no run directory is created for an invalid scenario"

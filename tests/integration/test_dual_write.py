@@ -82,3 +82,33 @@ def test_reconcile_finds_the_dual_write_divergence_both_ways(local_cluster: Any,
     assert done.returncode == 1, done.stderr
     assert {(k["bucket"], k["key"]) for k in found["missing_in_target"]} == missing_on_secondary
     assert found["missing_in_source"] == [] and found["differing"] == []
+
+
+def test_reverify_of_a_dual_write_run_keeps_secondary_and_run_stats(
+    local_cluster: Any, tmp_path: Path
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    first = run("dual-write-secondary-faulted", tmp_path, "workload.records=1000")
+    run_dir = tmp_path / "dual-write-secondary-faulted"
+    done = subprocess.run(
+        [sys.executable, "-m", "astrachaos", "verify", str(run_dir)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    again = json.loads((run_dir / "result.json").read_text())
+
+    # The same verdict from the ledgers alone: both sides verified again, the secondary still blamed.
+    assert done.returncode == ExitCode.EXPECTATIONS_UNMET == first["exit_code"], done.stderr
+    assert again["secondary"] is not None
+    assert again["secondary"]["counts"] == first["secondary"]["counts"]
+    assert again["secondary"]["records"] == first["secondary"]["records"]
+    assert again["counts"] == first["counts"]
+    secondary_budgets = [e for e in first["expectations"] if e["name"].startswith("secondary.")]
+    assert secondary_budgets and secondary_budgets == [
+        e for e in again["expectations"] if e["name"].startswith("secondary.")
+    ]
+    # What only the live run measured is kept, not blanked.
+    assert again["throttler"] == first["throttler"] and first["throttler"]
+    assert again["injectors"] == first["injectors"] and first["injectors"]

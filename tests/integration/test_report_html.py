@@ -14,6 +14,7 @@ from astrachaos.config.loader import load_scenario
 from astrachaos.ledger.writer import Ledger
 from astrachaos.reports.files import ReportFormat, write_reports
 from astrachaos.run.runner import Runner
+from astrachaos.run.saved import open_run
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +56,8 @@ def report_page(local_cluster: Any, tmp_path_factory: pytest.TempPathFactory) ->
     with Ledger.open(run_dir / "ledger.sqlite") as ledger:
         origin = int(ledger.meta()["started_ns"])
         ledger.record_fault_window("unit-marker", "client", origin + 500_000_000, origin + 1_500_000_000)
-    path, _all_not_ok = write_reports(run_dir, [ReportFormat.HTML])
+    saved = open_run(run_dir)
+    path, _all_not_ok = write_reports(run_dir, [ReportFormat.HTML], saved.result(), saved.ledger_extracts())
     return path
 
 

@@ -92,11 +92,17 @@ def _fake(log: list[str]) -> Any:
     return Fake
 
 
-def _applied(monkeypatch: pytest.MonkeyPatch, params: list[dict[str, Any]], log: list[str]) -> Any:
+def _applied(
+    monkeypatch: pytest.MonkeyPatch, params: list[dict[str, Any]], log: list[str], events: Any = None
+) -> Any:
     fake = _fake(log)
     monkeypatch.setattr(active, "lookup", lambda name: fake)
     injectors = active.ActiveInjectors(
-        [InjectorSpec(name="fake", params=p) for p in params], profile=None, local_cluster=None, seed=1
+        [InjectorSpec(name="fake", params=p) for p in params],
+        profile=None,
+        local_cluster=None,
+        seed=1,
+        events=events,
     )
     for fault in injectors._faults:
         fault.tick(0.0)
@@ -142,3 +148,17 @@ def test_client_hooks_are_removed_by_equality_of_bound_methods() -> None:
     hooks.add(holder.decide)
     hooks.remove(holder.decide)
     assert hooks._hooks == []
+
+
+def test_a_run_observes_its_active_faults_through_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    from astrachaos.events import EventBus, PhaseStarted
+    from astrachaos.run.progress import RunProgress
+
+    bus, progress = EventBus(), RunProgress(10)
+    progress.subscribe(bus)
+    bus.publish(PhaseStarted("writing"))
+    injectors = _applied(monkeypatch, [{}, {}], [], events=bus)
+    assert progress.snapshot().phase == "writing"
+    assert progress.snapshot().active_faults == (injectors._faults[0].name, injectors._faults[1].name)
+    injectors.finish()
+    assert progress.snapshot().active_faults == ()

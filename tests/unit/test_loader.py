@@ -485,3 +485,53 @@ def test_a_value_that_contradicts_its_explicit_tag_is_invalid_not_a_crash(tmp_pa
     with pytest.raises(InvalidScenario) as caught:
         load_scenario(path)
     assert str(path) in caught.value.message
+
+
+# --- driver options: validated at load, before any run directory exists ----------------------
+
+
+def test_misspelled_driver_option_names_file_line_and_the_close_option(tmp_path: Path) -> None:
+    path = write(tmp_path, "target:\n  driver:\n    consistency: QUORUM\n    max_queue_szie: 10\n")
+    assert problem(path) == (
+        f"{path}, line 4, field target.driver.max_queue_szie: "
+        "unknown field 'max_queue_szie'; did you mean 'max_queue_size'?"
+    )
+
+
+def test_driver_option_values_and_the_secondary_side_are_checked_at_load(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        target:
+          driver: {consistency: QUORUM, retry.max_attempts: 0}
+          secondary:
+            driver:
+              request_timeout_ms: -5
+        """,
+    )
+    lines = problem(path).splitlines()
+    assert lines[0].startswith(f"{path}, line 2, field target.driver.retry.max_attempts: ")
+    assert lines[1].startswith(f"{path}, line 5, field target.secondary.driver.request_timeout_ms: ")
+    assert "(got -5)" in lines[1]
+
+
+def test_valid_driver_options_load_as_written(tmp_path: Path) -> None:
+    path = write(tmp_path, "target:\n  driver: {max_queue_size: 10, driver.consistency: ONE}\n")
+    assert load_scenario(path).target.driver == {"max_queue_size": 10, "driver.consistency": "ONE"}
+
+
+# --- other YAML files share the formatter: suites ----------------------------------------------
+
+
+def test_a_suite_problem_names_file_line_field_and_the_close_field(tmp_path: Path) -> None:
+    from astrachaos.run.suite import load_suite
+
+    path = write(tmp_path, "runs:\n  - {name: a, scenario: x}\n  - name: b\n    scenarioo: y\n")
+    with pytest.raises(InvalidScenario) as caught:
+        load_suite(path)
+    assert caught.value.message.splitlines() == [
+        f"{path}, line 3, field runs.1.scenario: Field required",
+        f"{path}, line 4, field runs.1.scenarioo: unknown field 'scenarioo'; did you mean 'scenario'?",
+    ]
+    with pytest.raises(InvalidScenario, match=r"line 2, column 1"):
+        load_suite(write(tmp_path, "runs: [\n"))

@@ -12,16 +12,26 @@ import pytest
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
+from astrachaos.config.catalog import resolve
+from astrachaos.config.loader import load_scenario
 from astrachaos.errors import EnvironmentProblem, ExitCode
 from astrachaos.events import AppLogged, DriverOutcome, EventBus, Record, RecordsPlanned, WriteCompleted
+from astrachaos.ledger.extracts import LedgerExtracts, build_timeline, extracts_of
 from astrachaos.ledger.writer import Ledger
 from astrachaos.reports.files import ReportFormat, render, write_reports
 from astrachaos.reports.hdr import render_hlog
-from astrachaos.reports.html import render_html
+from astrachaos.reports.html import page as html_page
 from astrachaos.reports.junit import render_junit
 from astrachaos.reports.markdown import render_markdown
-from astrachaos.reports.timeline import build_timeline
-from astrachaos.run.result import ExpectationOutcome, RunResult, Throughput, decide_exit_code
+from astrachaos.run import rundir
+from astrachaos.run.result import (
+    ExpectationOutcome,
+    RunResult,
+    SecondaryResult,
+    Throughput,
+    decide_exit_code,
+)
+from astrachaos.run.saved import open_run
 from astrachaos.verify.classify import RecordClass
 from astrachaos.verify.partitions import NotOk, Verification
 from astrachaos.workload.stats import Latency
@@ -31,8 +41,8 @@ S = 1_000_000_000
 MS = 1_000_000
 
 
-def result_dict(*, lost: int = 0, silent: int = 0, records: int = 100) -> dict[str, Any]:
-    """A `result.json` dict as a run writes it, with `lost` acknowledged-but-absent records."""
+def result_of(*, lost: int = 0, silent: int = 0, records: int = 100) -> RunResult:
+    """A run's result, with `lost` acknowledged-but-absent records and `silent` dropped ones."""
     v = Verification()
     v.records = records
     v.counts = Counter({RecordClass.OK: records - lost - silent, RecordClass.LOST: lost})
@@ -75,13 +85,20 @@ def result_dict(*, lost: int = 0, silent: int = 0, records: int = 100) -> dict[s
         throttler={},
         expectations=expectations,
         exit_code=decide_exit_code(expectations, v),
-    ).to_json_dict()
+    )
+
+
+def result_dict(*, lost: int = 0, silent: int = 0, records: int = 100) -> dict[str, Any]:
+    """The `result.json` dict a run writes for `result_of(...)`."""
+    return result_of(lost=lost, silent=silent, records=records).to_json_dict()
 
 
 def make_run_dir(path: Path, *, fault_window: bool = False) -> Path:
-    """A run directory with a ledger (40 acked records over 2 s, 10 dropped) and a result.json."""
+    """A run directory with a scenario, a ledger (40 acked records over 2 s, 10 dropped), a result.json."""
+    rundir.create(path, "run", load_scenario(resolve("uploader-verification")))
     bus = EventBus()
-    with Ledger.create(path / "ledger.sqlite", "run", {"started_ns": str(ORIGIN_NS)}) as ledger:
+    meta = {"run_id": "run", "started_ns": str(ORIGIN_NS), "keyspace": "ks", "table": "t"}
+    with Ledger.create(path / "ledger.sqlite", "run", meta) as ledger:
         ledger.subscribe(bus)
         records = tuple(Record(i, i % 2, 0, 0, i, "d") for i in range(50))
         bus.publish(RecordsPlanned(records, ORIGIN_NS))
@@ -102,8 +119,13 @@ def make_run_dir(path: Path, *, fault_window: bool = False) -> Path:
     return path
 
 
+def extracts(run: Path) -> LedgerExtracts:
+    with Ledger.open(run / "ledger.sqlite") as ledger:
+        return extracts_of(ledger)
+
+
 def test_junit_parses_and_passes_when_nothing_was_lost() -> None:
-    root = ET.fromstring(render_junit(result_dict()))
+    root = ET.fromstring(render_junit(result_of()))
 
     suite = root.find("testsuite")
     assert suite is not None and suite.get("name") == "unit"
@@ -112,7 +134,7 @@ def test_junit_parses_and_passes_when_nothing_was_lost() -> None:
 
 
 def test_junit_shows_a_failure_with_the_numbers_when_records_were_lost() -> None:
-    root = ET.fromstring(render_junit(result_dict(lost=3)))
+    root = ET.fromstring(render_junit(result_of(lost=3)))
 
     failures = {
         case.get("name"): case.find("failure")
@@ -127,7 +149,7 @@ def test_junit_shows_a_failure_with_the_numbers_when_records_were_lost() -> None
 
 
 def test_junit_properties_carry_the_run_and_the_counts() -> None:
-    root = ET.fromstring(render_junit(result_dict(lost=1)))
+    root = ET.fromstring(render_junit(result_of(lost=1)))
 
     props = {p.get("name"): p.get("value") for p in root.iter("property")}
     assert props["run_id"] == "20260101T000000-unit-abcdef"
@@ -135,7 +157,7 @@ def test_junit_properties_carry_the_run_and_the_counts() -> None:
 
 
 def test_markdown_leads_with_the_verdict_and_the_headline() -> None:
-    text = render_markdown(result_dict(silent=4))
+    text = render_markdown(result_of(silent=4))
 
     assert text.startswith("## ❌ astrachaos `unit`: exit 1")
     assert "| 100 | 100 | 96 | 96 | **4** |" in text
@@ -145,15 +167,14 @@ def test_markdown_leads_with_the_verdict_and_the_headline() -> None:
 
 
 def test_markdown_of_a_clean_run_has_no_key_table() -> None:
-    text = render_markdown(result_dict())
+    text = render_markdown(result_of())
 
     assert text.startswith("## ✅") and "<details>" not in text
 
 
 def test_hdr_log_decodes_back_to_the_acked_latencies(tmp_path: Path) -> None:
     run = make_run_dir(tmp_path)
-    with Ledger.open(run / "ledger.sqlite") as ledger:
-        (tmp_path / "latency.hlog").write_text(render_hlog(ledger))
+    (tmp_path / "latency.hlog").write_text(render_hlog(extracts(run).latency_log))
 
     reader = HistogramLogReader(str(tmp_path / "latency.hlog"), HdrHistogram(1, 3_600 * S, 3))
     histogram = reader.get_next_interval_histogram()
@@ -165,8 +186,7 @@ def test_hdr_log_decodes_back_to_the_acked_latencies(tmp_path: Path) -> None:
 
 def test_hdr_log_has_one_interval_per_fault_window(tmp_path: Path) -> None:
     run = make_run_dir(tmp_path, fault_window=True)
-    with Ledger.open(run / "ledger.sqlite") as ledger:
-        text = render_hlog(ledger)
+    text = render_hlog(extracts(run).latency_log)
     (tmp_path / "latency.hlog").write_text(text)
 
     reader = HistogramLogReader(str(tmp_path / "latency.hlog"), HdrHistogram(1, 3_600 * S, 3))
@@ -188,7 +208,8 @@ def test_timeline_counts_each_second_and_its_latency(tmp_path: Path) -> None:
 
 
 def test_html_is_self_contained_and_shades_fault_windows(tmp_path: Path) -> None:
-    page = render_html(make_run_dir(tmp_path, fault_window=True))
+    run = make_run_dir(tmp_path, fault_window=True)
+    page = html_page(open_run(run).result(), extracts(run).timeline)
 
     assert "<script src" not in page and "<link" not in page  # nothing fetched over the network
     assert "plotly.js (basic - minified) v" in page  # the library itself is inline
@@ -217,7 +238,8 @@ def test_html_lists_the_first_non_ok_records_and_links_a_csv_of_all(
 
     run = make_run_dir(tmp_path)
     monkeypatch.setattr(html, "MAX_ROWS", 4)
-    page_path, csv_path = write_reports(run, [ReportFormat.HTML])
+    saved = open_run(run)
+    page_path, csv_path = write_reports(run, [ReportFormat.HTML], saved.result(), saved.ledger_extracts())
 
     page = page_path.read_text()
     assert "Records not ok: 10 (the first 4)" in page
@@ -229,7 +251,8 @@ def test_html_lists_the_first_non_ok_records_and_links_a_csv_of_all(
 
 
 def test_html_without_fault_windows_says_so(tmp_path: Path) -> None:
-    page = render_html(make_run_dir(tmp_path))
+    run = make_run_dir(tmp_path)
+    page = html_page(open_run(run).result(), extracts(run).timeline)
 
     assert "No fault windows were recorded." in page and '"type":"rect"' not in page
 
@@ -237,16 +260,42 @@ def test_html_without_fault_windows_says_so(tmp_path: Path) -> None:
 def test_write_reports_writes_each_file_and_leaves_result_json(tmp_path: Path) -> None:
     run = make_run_dir(tmp_path)
     before = (run / "result.json").read_text()
+    saved = open_run(run)
+    formats = [ReportFormat.JUNIT, ReportFormat.MARKDOWN, ReportFormat.HDR, ReportFormat.JSON]
 
-    paths = write_reports(
-        run, [ReportFormat.JUNIT, ReportFormat.MARKDOWN, ReportFormat.HDR, ReportFormat.JSON]
-    )
+    paths = write_reports(run, formats, saved.result(), saved.ledger_extracts())
 
     assert [p.name for p in paths] == ["junit.xml", "summary.md", "latency.hlog", "result.json"]
     assert all(p.is_file() for p in paths) and (run / "result.json").read_text() == before
-    assert json.loads(render(run, ReportFormat.JSON)) == json.loads(before)
+    assert json.loads(render(ReportFormat.JSON, saved.result())) == json.loads(before)
+
+
+def test_reports_that_read_the_ledger_refuse_to_render_without_its_extracts() -> None:
+    with pytest.raises(ValueError, match="html"):
+        render(ReportFormat.HTML, result_of())
 
 
 def test_a_directory_without_result_json_is_a_clear_error(tmp_path: Path) -> None:
+    run = make_run_dir(tmp_path)
+    (run / "result.json").unlink()
     with pytest.raises(EnvironmentProblem, match=r"no result\.json"):
-        write_reports(tmp_path, [ReportFormat.MARKDOWN])
+        open_run(run).result()
+
+
+def test_result_json_reads_back_to_the_same_result() -> None:
+    result = result_of(lost=2, silent=3)
+    result.verification.by_batch[(1, 2, "dropped")] = 3
+    result.verification.unread_buckets.append(5)
+    secondary = result_of(lost=1)
+    dual = RunResult(
+        **{**result.__dict__, "secondary": SecondaryResult("other", "ks2", "t2", "async-secondary",
+                                                           secondary.verification)}
+    )  # fmt: skip
+
+    for original in (result, dual):
+        data = original.to_json_dict()
+        again = RunResult.from_json(json.loads(json.dumps(data)))
+        assert again.to_json_dict() == data
+        assert again.verification.counts == original.verification.counts
+        assert again.verification.not_ok == original.verification.not_ok
+        assert again.exit_code is original.exit_code

@@ -230,21 +230,22 @@ def test_unknown_field_names_file_line_and_field_and_suggests(tmp_path: Path) ->
     with pytest.raises(InvalidScenario) as caught:
         load_profile("lab")
     message = str(caught.value)
-    assert "configs/lab.yaml:3" in message
-    assert "driver.request_timout_ms" in message
-    assert "did you mean request_timeout_ms" in message
+    # The scenario loader's formatter: origin, field, problem, the close name.
+    assert "configs/lab.yaml:3, field driver.request_timout_ms: unknown field" in message
+    assert "did you mean 'request_timeout_ms'?" in message
 
 
 def test_wrong_type_names_file_line_and_field(tmp_path: Path) -> None:
     write(tmp_path / "configs", "lab.yaml", "kind: cassandra\nport: lots\n")
     with pytest.raises(InvalidScenario) as caught:
         load_profile("lab")
-    assert "configs/lab.yaml:2: port:" in str(caught.value)
+    assert "configs/lab.yaml:2, field port: " in str(caught.value)
+    assert "(got 'lots')" in str(caught.value)
 
 
 def test_unknown_consistency_level_is_refused(tmp_path: Path) -> None:
     write(tmp_path / "configs", "lab.yaml", "driver:\n  consistency: MOSTLY\n")
-    with pytest.raises(InvalidScenario, match=r"lab.yaml:2: driver.consistency: unknown"):
+    with pytest.raises(InvalidScenario, match=r"lab.yaml:2, field driver.consistency: unknown"):
         load_profile("lab")
 
 
@@ -299,7 +300,7 @@ def test_a_wrong_token_type_does_not_echo_the_value(tmp_path: Path) -> None:
     )
     with pytest.raises(InvalidScenario) as caught:
         load_profile("cloud")
-    assert "cloud.yaml:3: token" in str(caught.value)
+    assert "cloud.yaml:3, field token: " in str(caught.value)
     assert "AstraCS-not-a-string" not in str(caught.value)
 
 
@@ -317,7 +318,8 @@ def test_driver_overrides_accept_nested_and_dotted_keys() -> None:
 
 def test_driver_overrides_are_validated() -> None:
     profile = load_profile("local").profile
-    with pytest.raises(InvalidScenario, match=r"driver\.max_queue_sise: unknown setting"):
+    close = r"field driver\.max_queue_sise: unknown field .*did you mean 'max_queue_size'"
+    with pytest.raises(InvalidScenario, match=close):
         profile.with_driver_overrides({"max_queue_sise": 1})
 
 

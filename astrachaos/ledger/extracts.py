@@ -1,4 +1,7 @@
-"""Per-second series of a run from its ledger: acknowledged records, outcomes, errors, latency."""
+"""Typed extracts of a ledger for the reports: per-second series, and acknowledged latencies.
+
+The reports render these; only this module reads the ledger for them.
+"""
 
 from __future__ import annotations
 
@@ -61,10 +64,46 @@ def window_spans(windows: Iterable[FaultWindow], origin_ns: int) -> list[WindowS
     ]
 
 
+@dataclass(frozen=True)
+class LatencyLog:
+    """What an HdrHistogram log of a run needs: acknowledged latencies and the fault windows."""
+
+    latencies: list[tuple[int, int]]  # (completed_ns, latency_ns) of each acknowledged record
+    windows: list[FaultWindow]
+    origin_ns: int | None  # start of the write phase (monotonic ns); None in old ledgers
+    started_at: str  # wall clock of the run's start, ISO 8601 ("" when unknown)
+
+
+@dataclass(frozen=True)
+class LedgerExtracts:
+    """Everything the reports take from a ledger, read in one pass."""
+
+    timeline: Timeline
+    latency_log: LatencyLog
+
+
+def extracts_of(ledger: Ledger) -> LedgerExtracts:
+    """Read every record of the ledger once; the timeline and the latency log of the run."""
+    records = list(_answered(ledger.iter_records()))
+    windows = ledger.fault_windows()
+    origin = phase_origin_ns(ledger)
+    latency_log = LatencyLog(
+        latencies=list(acked_latencies(r for r, _ in records)),
+        windows=windows,
+        origin_ns=origin,
+        started_at=ledger.meta().get("started_at", ""),
+    )
+    return LedgerExtracts(_timeline(records, windows, origin), latency_log)
+
+
 def build_timeline(ledger: Ledger) -> Timeline:
     """Read every record of the ledger once and bucket it by the second it was answered in."""
-    records = list(_answered(ledger.iter_records()))
-    origin = phase_origin_ns(ledger)
+    return extracts_of(ledger).timeline
+
+
+def _timeline(
+    records: list[tuple[LedgerRecord, int]], windows: list[FaultWindow], origin: int | None
+) -> Timeline:
     if origin is None:  # a ledger from before `started_ns` was recorded
         origin = min((r.submitted_ns or done for r, done in records), default=0)
     outcomes: defaultdict[int, Counter[str]] = defaultdict(Counter)
@@ -87,7 +126,7 @@ def build_timeline(ledger: Ledger) -> Timeline:
         by_error=_series(errors, seconds),
         p50_ms=[p50 for p50, _ in pcts],
         p99_ms=[p99 for _, p99 in pcts],
-        windows=window_spans(ledger.fault_windows(), origin),
+        windows=window_spans(windows, origin),
     )
 
 
