@@ -15,21 +15,45 @@ app = typer.Typer(
     help="Chaos testing for applications that write to Apache Cassandra and Astra DB.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from astrachaos import __version__
+
+        typer.echo(f"astrachaos {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
     verbose: Annotated[
-        bool, typer.Option("-v", "--verbose", help="Print the traceback of an internal error.")
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            help="Debug logs on stderr: -v astrachaos's, -vv the Cassandra driver's too.",
+        ),
+    ] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print nothing but errors (the exit code tells).")
     ] = False,
 ) -> None:
     """Chaos testing for applications that write to Apache Cassandra and Astra DB."""
+    from astrachaos.cli.console import configure_output
+
+    configure_output(verbose, quiet)
     if verbose:
         from astrachaos.cli.crash import VERBOSE_ENV
 
-        os.environ[VERBOSE_ENV] = "1"
+        os.environ[VERBOSE_ENV] = "1"  # an internal error prints its traceback inline
 
 
 def _register() -> None:
@@ -65,7 +89,8 @@ def main() -> None:
     """Run the CLI; every AstrachaosError becomes a one-paragraph message and its exit code."""
     _register()
     try:
-        app()
+        # `python -m astrachaos` too is named astrachaos (usage lines, completion scripts).
+        app(prog_name="astrachaos")
     except AstrachaosError as error:
         from astrachaos.cli.console import print_error
 

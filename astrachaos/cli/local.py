@@ -97,11 +97,22 @@ def status(
     name: Annotated[
         str | None, typer.Option("--name", help="Only this cluster (default: every cluster).")
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")
+    ] = False,
 ) -> None:
     """Show every node of the local clusters: pid, state, version, data size."""
     from astrachaos.local.cluster import LocalCluster
 
     names = [name] if name else LocalCluster.names()
+    if as_json:
+        from dataclasses import asdict
+
+        from astrachaos.cli.console import print_json
+
+        statuses = [row for each in names for row in LocalCluster.load(each).status()]
+        print_json([asdict(row) | {"state": row.state.value} for row in statuses])
+        return
     if not names:
         stdout.print("No local cluster yet. Start one with `astrachaos local up`.")
         return
@@ -159,7 +170,12 @@ def _follow(path: Path) -> None:
 
 @contextmanager
 def _progress() -> Iterator[Callable[[UpProgress], None]]:
-    """A Rich progress display on stderr, fed by the library's plain callback."""
+    """A Rich progress display on stderr, fed by the library's plain callback; lines in a log."""
+    if not stderr.is_terminal:
+        from astrachaos.local.cluster import ProgressLines
+
+        yield ProgressLines(lambda line: stderr.print(line, soft_wrap=True))
+        return
     display = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),

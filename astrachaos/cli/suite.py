@@ -14,7 +14,12 @@ def register(app: typer.Typer) -> None:
 
 
 def suite(
-    file: Annotated[Path, typer.Argument(help="A suite YAML file (e.g. scenarios/suite.yaml).")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME|FILE", help="A shipped suite (`comprehensive`) or a suite YAML file."
+        ),
+    ],
     out: Annotated[
         Path | None, typer.Option(help="A new directory for the runs (default runs/suite-<name>-<time>).")
     ] = None,
@@ -25,17 +30,20 @@ def suite(
     from rich.table import Table
 
     from astrachaos.cli.console import stderr, stdout
+    from astrachaos.config.catalog import resolve_suite
     from astrachaos.reports.junit import render_junit_suites
     from astrachaos.run import signals
-    from astrachaos.run.autostart import ensure_local_for
+    from astrachaos.run.autostart import ensure_local_for, profiles_of
     from astrachaos.run.rundir import refuse_if_used, time_stamp
-    from astrachaos.run.suite import load_suite, run_suite, suite_exit_code
+    from astrachaos.run.suite import load_suite, run_suite, suite_exit_code, suite_scenarios
 
+    file = resolve_suite(name)
     spec = load_suite(file)
     signals.install()
     target = out or Path("runs") / f"suite-{spec.name}-{time_stamp()}"
     refuse_if_used(target)  # every entry's run directory must be new: refuse before running any
-    ensure_local_for("local", lambda msg: stderr.print(f"[dim]{msg}[/]"))
+    for profile in profiles_of(suite_scenarios(file)):
+        ensure_local_for(profile, lambda msg: stderr.print(f"[dim]{msg}[/]", soft_wrap=True))
     outcomes = run_suite(file, target, fail_fast, lambda e: stderr.print(f"[dim]… {e.name}[/]"))
     table = Table(title=f"suite {spec.name}", title_justify="left")
     for column in ("entry", "expected exit", "exit", "", "verdict"):

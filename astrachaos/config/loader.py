@@ -43,7 +43,8 @@ _Locations = dict[FieldPath, _Origin]
 
 
 def load_scenario(path: Path, overrides: Sequence[str] = (), seed: int | None = None) -> Scenario:
-    """Read, override and validate one scenario file; any problem is an InvalidScenario."""
+    """Read, override and validate one scenario file: InvalidScenario, or UsageProblem for a
+    `--set` argument that is not PATH=VALUE."""
     source = str(path)
     data, locations = _parse(_read(path), source)
     data.setdefault("name", path.stem)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import zipfile
@@ -14,6 +15,8 @@ from astrachaos.driver.hosts import HostWatch
 from astrachaos.driver.throttle import build_throttler
 from astrachaos.driver.throttled import ThrottledSession
 from astrachaos.errors import EnvironmentProblem
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,6 +58,11 @@ def connect(profile: Profile, *, keyspace: str | None = None, **cluster_options:
     """
     options = {**cluster_kwargs(profile), **cluster_options}
     from cassandra.cluster import Cluster
+
+    log.debug(
+        "connecting to profile %s (%s): %s port %s, keyspace %s",
+        profile.name, profile.kind, profile.contact_points, profile.port, keyspace,
+    )  # fmt: skip
 
     try:
         cluster = Cluster(**options)  # with a bundle, this reads it and asks Astra for metadata

@@ -99,6 +99,7 @@ class ActiveInjectors:
 
     def start(self) -> None:
         """Start the schedules (the write phase begins)."""
+        log.debug("fault schedules start: %s", ", ".join(f.name for f in self._faults) or "none")
         self._scheduler.start()
 
     def check(self) -> None:
@@ -117,6 +118,7 @@ class ActiveInjectors:
             self._scheduler.stop()
             failed: list[str] = []
             for fault in reversed(self._faults):
+                log.debug("rolling back %s", fault.name)
                 try:
                     fault.end()
                 except Exception as error:

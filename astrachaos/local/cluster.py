@@ -15,7 +15,7 @@ from astrachaos.local.layout import NodeLayout, cluster_dir, clusters_root
 from astrachaos.local.node import LocalNode, NodeState, StopOutcome
 from astrachaos.local.ports import check_ports_free
 from astrachaos.local.process import daemons_under
-from astrachaos.local.provision import Runtime, prepare_runtime
+from astrachaos.local.provision import DownloadCallback, DownloadStatus, Runtime, prepare_runtime
 from astrachaos.local.readiness import nodes_seeing_all
 from astrachaos.local.spec import CQL_PORT, ClusterSpec
 
@@ -30,6 +30,30 @@ class UpProgress:
 
 
 ProgressCallback = Callable[[UpProgress], None]
+
+
+class ProgressLines:
+    """Plain lines for a log (CI, a pipe): each new phase at once, the same phase every few s."""
+
+    def __init__(
+        self,
+        say: Callable[[str], None],
+        every_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._say, self._every_s, self._clock = say, every_s, clock
+        self._began = clock()
+        self._phase: str | None = None
+        self._last = float("-inf")
+
+    def __call__(self, step: UpProgress) -> None:
+        now = self._clock()
+        phase = step.message.split(":", 1)[0]
+        if phase == self._phase and now - self._last < self._every_s:
+            return
+        self._phase, self._last = phase, now
+        ready = f", {step.ready}/{step.total} nodes ready" if step.message.startswith("waiting") else ""
+        self._say(f"local up: {step.message}{ready} ({now - self._began:.0f} s)")
 
 
 @dataclass(frozen=True)
@@ -129,7 +153,7 @@ class LocalCluster:
         """The CQL port of every node."""
         return CQL_PORT
 
-    def runtime(self, on_download: Callable[[], None] | None = None) -> Runtime:
+    def runtime(self, on_download: DownloadCallback | None = None) -> Runtime:
         """Java 17 and the jars of this cluster's version, provisioned once."""
         if self._runtime is None:
             self._runtime = prepare_runtime(self.spec.version, on_download)
@@ -221,7 +245,7 @@ class LocalCluster:
         for node in to_start:
             check_ports_free(node.address)
         report("looking for Java 17")
-        self.runtime(lambda: report(f"downloading Cassandra {self.spec.version} jars (first run)"))
+        self.runtime(lambda status: report(_downloading(status)))
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "cluster.json").write_text(self.spec.to_json())
         for node in to_start:
@@ -294,6 +318,13 @@ class LocalCluster:
             )
             for node in self.nodes
         ]
+
+
+def _downloading(status: DownloadStatus) -> str:
+    return (
+        f"downloading Apache Cassandra {status.version} jars from Maven Central (first run): "
+        f"{status.artifacts} artifacts, {status.bytes / 1e6:.1f} MB"
+    )
 
 
 def requested_spec(

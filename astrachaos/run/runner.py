@@ -85,8 +85,10 @@ class Runner:
         self._process_injectors: list[dict[str, Any]] = []
         self._run_plans = self._plans(path)
         self.dir = rundir.create(path, scenario.model_copy(update={"seed": self.seed}))
+        self.sides: list[Side] = []  # the opened targets while the run lasts, for live observers
 
     def _phase(self, phase: str) -> None:
+        log.debug("run %s: %s", self.run_id, phase)
         self.events.publish(PhaseStarted(phase))
 
     def interrupt(self) -> bool:
@@ -139,6 +141,7 @@ class Runner:
                     )
                     for plan in plans
                 ]
+                self.sides = sides
                 write = self._write(sides)
                 for side in sides:
                     side.ledger.flush()

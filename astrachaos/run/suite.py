@@ -60,6 +60,12 @@ def load_suite(path: Path) -> Suite:
     return load_model(path, Suite, "suite")
 
 
+def suite_scenarios(path: Path) -> list[Scenario]:
+    """The scenario of every entry, overrides applied (what `run_suite` will run)."""
+    suite = load_suite(path)
+    return [load_scenario(_scenario_path(path, e.scenario), _overrides(e.set)) for e in suite.runs]
+
+
 def run_suite(
     path: Path,
     out: Path,
@@ -70,7 +76,7 @@ def run_suite(
     from astrachaos.run.runner import Runner
 
     suite = load_suite(path)
-    scenarios = [_load_entry(path, entry) for entry in suite.runs]
+    scenarios = suite_scenarios(path)
     outcomes: list[EntryOutcome] = []
     for entry, scenario in zip(suite.runs, scenarios, strict=True):
         on_entry(entry)

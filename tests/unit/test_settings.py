@@ -85,7 +85,7 @@ def test_builtin_profiles_work_outside_the_repo() -> None:
     assert load_profile("cassandra").profile.port == 9042
 
 
-@pytest.mark.parametrize("name", ["local", "cassandra", "astra"])
+@pytest.mark.parametrize("name", ["local", "local3", "cassandra", "astra"])
 def test_repo_configs_match_the_builtins(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASTRA_DB_APPLICATION_TOKEN", TOKEN)
     monkeypatch.setenv("ASTRACHAOS_SECURE_CONNECT_BUNDLE", "bundle.zip")
