@@ -6,9 +6,9 @@ the same planted differences, and that a Spark run killed mid-way resumes to the
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
-import contextlib
 import json
 import os
 import signal
