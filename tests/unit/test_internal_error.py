@@ -14,7 +14,7 @@ from astrachaos.errors import ExitCode
 
 
 def _crash_main(monkeypatch: pytest.MonkeyPatch) -> int:
-    def broken_command() -> None:
+    def broken_command(**_: object) -> None:  # called as app(prog_name=...)
         {}["missing"]  # the bug under test
 
     monkeypatch.setattr(cli, "_register", lambda: None)
@@ -80,7 +80,7 @@ def test_a_full_disk_is_an_environment_problem_not_a_bug(
 ) -> None:
     import errno
 
-    def disk_full() -> None:
+    def disk_full(**_: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "faults.json"))
 
     monkeypatch.setattr(crash, "current_run_dir", tmp_path)
