@@ -31,6 +31,7 @@ def suite(
 
     from astrachaos.cli.console import stderr, stdout
     from astrachaos.config.catalog import resolve_suite
+    from astrachaos.errors import InvalidScenario
     from astrachaos.reports.junit import render_junit_suites
     from astrachaos.run import signals
     from astrachaos.run.autostart import ensure_local_for, profiles_of
@@ -42,7 +43,8 @@ def suite(
     signals.install()
     target = out or Path("runs") / f"suite-{spec.name}-{time_stamp()}"
     refuse_if_used(target)  # every entry's run directory must be new: refuse before running any
-    for profile in profiles_of(suite_scenarios(file)):
+    valid = [s for s in suite_scenarios(file) if not isinstance(s, InvalidScenario)]
+    for profile in profiles_of(valid):
         ensure_local_for(profile, lambda msg: stderr.print(f"[dim]{msg}[/]", soft_wrap=True))
     outcomes = run_suite(file, target, fail_fast, lambda e: stderr.print(f"[dim]… {e.name}[/]"))
     table = Table(title=f"suite {spec.name}", title_justify="left")

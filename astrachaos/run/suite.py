@@ -60,10 +60,14 @@ def load_suite(path: Path) -> Suite:
     return load_model(path, Suite, "suite")
 
 
-def suite_scenarios(path: Path) -> list[Scenario]:
-    """The scenario of every entry, overrides applied (what `run_suite` will run)."""
+def suite_scenarios(path: Path) -> list[Scenario | InvalidScenario]:
+    """The scenario of every entry, overrides applied (what `run_suite` will run).
+
+    All are validated before any runs; an entry that must be refused (`expect_exit: 3`) keeps its
+    error in its place, any other invalid entry raises.
+    """
     suite = load_suite(path)
-    return [load_scenario(_scenario_path(path, e.scenario), _overrides(e.set)) for e in suite.runs]
+    return [_load_entry(path, entry) for entry in suite.runs]
 
 
 def run_suite(

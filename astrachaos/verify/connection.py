@@ -81,6 +81,9 @@ def _reader(
                 # The schema refresh at connect timed out (the driver only logs it): again.
                 connection.cluster.refresh_schema_metadata(max_schema_agreement_wait=5)
             return PartitionReader(connection.session, table, run_id, page_size)
+        except EnvironmentProblem:  # the table is gone: waiting will not bring it back
+            connection.close()
+            raise
         except Exception as error:  # NoHostAvailable, OperationTimedOut, DriverException
             if time.monotonic() + pause > deadline:
                 connection.close()

@@ -239,7 +239,9 @@ def test_reconcile_whose_match_keeps_no_line_is_exit_3_not_equal(
 def test_report_and_suite_and_local_failure_paths_are_clean(tmp_path: Path) -> None:
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "result.json").write_text("{")
-    assert _cli("report", str(tmp_path / "nowhere")).returncode == 3
+    # A directory that does not exist is a usage error for report and verify alike (issue 11).
+    assert _cli("report", str(tmp_path / "nowhere")).returncode == 2
+    assert _cli("verify", str(tmp_path / "nowhere")).returncode == 2
     broken = _cli("report", str(tmp_path / "bad"), "-f", "html")
     assert broken.returncode == 3 and "is not a run directory" in broken.stderr
     assert _cli("suite", str(tmp_path / "no-suite.yaml")).returncode == 3
