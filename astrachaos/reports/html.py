@@ -50,7 +50,14 @@ document.getElementById('shown').textContent=n;}
 @cache
 def plotly_js() -> str:
     """The vendored plotly.js bundle the page inlines (no network when the page is opened)."""
-    return resources.files("astrachaos.reports").joinpath("vendor", PLOTLY_BUNDLE).read_text("utf-8")
+    bundle = resources.files("astrachaos.reports").joinpath("vendor", PLOTLY_BUNDLE)
+    if bundle.is_file():
+        return bundle.read_text("utf-8")
+    # An install built without `make setup` (which fetches the basic bundle from npm): plotly for
+    # Python's own full bundle draws the same charts, also offline, in a page four times larger.
+    from plotly.offline import get_plotlyjs
+
+    return str(get_plotlyjs())
 
 
 def page(result: RunResult, timeline: Timeline) -> str:

@@ -299,3 +299,18 @@ def test_result_json_reads_back_to_the_same_result() -> None:
         assert again.verification.counts == original.verification.counts
         assert again.verification.not_ok == original.verification.not_ok
         assert again.exit_code is original.exit_code
+
+
+def test_without_the_fetched_basic_bundle_the_report_inlines_plotlys_full_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from plotly.offline import get_plotlyjs
+
+    from astrachaos.reports import html
+
+    monkeypatch.setattr(html, "PLOTLY_BUNDLE", "not-fetched.min.js")
+    html.plotly_js.cache_clear()
+    try:
+        assert html.plotly_js() == get_plotlyjs()
+    finally:
+        html.plotly_js.cache_clear()  # the next test reads the fetched bundle again
