@@ -158,7 +158,7 @@ class Ledger:
             raise EnvironmentProblem(f"a ledger already exists at {path}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = _connect(path)
+            conn = connect_wal(path)
             conn.executescript(f"BEGIN; {_SCHEMA}; PRAGMA user_version = {SCHEMA_VERSION};")
             values = {"run_id": run_id, "created_ns": str(time.time_ns()), "digest": RECORD_DIGEST, **meta}
             conn.executemany("INSERT INTO meta VALUES (?, ?)", values.items())
@@ -184,7 +184,7 @@ class Ledger:
         if not path.is_file():
             raise EnvironmentProblem(f"no ledger at {path}")
         try:
-            conn = _connect_read_only(path) if read_only else _connect(path)
+            conn = _connect_read_only(path) if read_only else connect_wal(path)
             (version,) = conn.execute("PRAGMA user_version").fetchone()
         except sqlite3.Error as exc:
             raise EnvironmentProblem(f"cannot open the ledger at {path}: {exc}") from exc
@@ -410,7 +410,7 @@ class Ledger:
         Returns the planned records it brought.
         """
         try:
-            conn = _connect(self.path)
+            conn = connect_wal(self.path)
         except sqlite3.Error as exc:
             raise EnvironmentProblem(f"cannot write the ledger at {self.path}: {exc}") from exc
         try:
@@ -484,7 +484,7 @@ class Ledger:
         try:
             if self._read_only:
                 return _connect_read_only(self._read_path)
-            conn = _connect(self.path)
+            conn = connect_wal(self.path)
             if not self._indexed:
                 conn.executescript(READ_INDEXES)
                 self._indexed = True
@@ -507,7 +507,7 @@ class Ledger:
         if self._read_only:
             raise RuntimeError(f"the ledger at {self.path} was opened read-only")
         try:
-            conn = _connect(self.path)
+            conn = connect_wal(self.path)
         except sqlite3.Error as exc:
             raise EnvironmentProblem(f"cannot write the ledger at {self.path}: {exc}") from exc
         try:
@@ -546,7 +546,8 @@ def _indexed_copy_if_needed(conn: sqlite3.Connection, path: Path) -> Path:
     return copy
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def connect_wal(path: Path) -> sqlite3.Connection:
+    """A writing connection in WAL mode, the durability every ledger relies on (else OperationalError)."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
     (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
