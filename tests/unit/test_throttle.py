@@ -306,7 +306,8 @@ def test_the_rate_limiter_admits_about_n_per_second() -> None:
 
 
 def test_the_rate_limiter_queue_is_bounded() -> None:
-    throttled = ThrottledSession(FakeSession(), RateLimitingThrottler(10, max_queue_size=5))
+    frozen = RateLimitingThrottler(10, max_queue_size=5, clock=lambda: 0.0)  # no refill: no timing
+    throttled = ThrottledSession(FakeSession(), frozen)
     futures = [throttled.execute_async(f"insert {n}") for n in range(30)]
     throttled.sync(5)
     stats = throttled.stats()
