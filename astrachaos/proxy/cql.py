@@ -68,6 +68,7 @@ class Envelope:
     stream: int
     opcode: int
     body: bytes
+    compressed: bool = False  # the body arrived compressed and is held inflated: compress it again
 
     def encode(self) -> bytes:
         """The envelope's bytes, header then body."""

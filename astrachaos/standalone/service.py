@@ -145,9 +145,7 @@ class StandaloneProxy:
 
         schema = SchemaCache(fetch)
         schema.refresh()
-        meta = {"proxy": json.dumps({"upstreams": [f"{h}:{p}" for h, p in self.routes],
-                                     "listen": [f"{h}:{p}" for h, p in self.routes.values()]})}  # fmt: skip
-        self.ledger = CaptureLedger(directory, meta)
+        self.ledger = CaptureLedger(directory, {"proxy": json.dumps(self._proxy_meta())})
         self.capture = WriteCapture(self.ledger, schema)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -173,12 +171,22 @@ class StandaloneProxy:
                 failed.append(f"{label}: {error}")
         self.proxies.close()
         if self.ledger is not None:
+            self.ledger.set_meta("proxy", json.dumps(self._proxy_meta()))
             self.ledger.set_meta("injectors", json.dumps(self.injector_summaries()))
             self.ledger.set_meta("stats", json.dumps(self.stats()))
             self.ledger.close()
             self.ledger = None
         if failed:
             raise RollbackFailed("rollback failed; these faults may still be active: " + "; ".join(failed))
+
+    def _proxy_meta(self) -> dict[str, Any]:
+        """What the capture's result.json says about the proxy: its routes, what it could not read."""
+        return {
+            "upstreams": [f"{h}:{p}" for h, p in self.routes],
+            "listen": [f"{h}:{p}" for h, p in self.routes.values()],
+            "not_followed": self.not_followed(),
+            "compressed_connections": self._compressed_connections(),
+        }
 
     # -- faults --------------------------------------------------------------------------------
 
@@ -304,8 +312,33 @@ class StandaloneProxy:
             "requests_seen_by_faults": requests,
             "injected": dict(injected),
             "topology": dict(self.counts),
+            "not_followed": self.not_followed(),
+            "compressed_connections": self._compressed_connections(),
             "capture": capture,
             "uptime_s": round(time.monotonic() - self._started, 1),
+        }
+
+    def not_followed(self) -> dict[str, int]:
+        """What passed unread, so uncaptured and out of reach of protocol faults (0 when all is read).
+
+        connections: streams relayed raw (not CQL, e.g. TLS; a CRC that did not match); refused:
+        connections asking for a compression the proxy cannot read; frames: compressed envelopes
+        that did not inflate; requests: writes whose body could not be decoded.
+        """
+        capture = self.capture.counts if self.capture is not None else Counter()
+        return {
+            "connections": self.counts["connections_not_followed"],
+            "refused": self.counts["compressed_connections_refused"],
+            "frames": self.counts["compressed_frames_not_followed"],
+            "requests": capture["compressed_requests_not_followed"] + capture["requests_not_read"],
+        }
+
+    def _compressed_connections(self) -> dict[str, int]:
+        prefix = "compressed_connections_"
+        return {
+            k[len(prefix) :]: v
+            for k, v in self.counts.items()
+            if k.startswith(prefix) and k != prefix + "refused"
         }
 
     def _relay(self, node: Address, listen: Address) -> CqlRelay:
