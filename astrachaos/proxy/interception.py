@@ -210,6 +210,8 @@ class CqlRelay:
         """`envelope` with its body decompressed (marked to be compressed again on the way out)."""
         if not envelope.flags & Flag.COMPRESSED:
             return envelope
+        if self._framed:  # v5 compresses segments; the flag the Java driver still sets is meaningless
+            return replace(envelope, flags=envelope.flags & ~Flag.COMPRESSED, compressed=True)
         if self._codec is None:
             self._count("compressed_frames_not_followed")
             return envelope
@@ -222,9 +224,9 @@ class CqlRelay:
         return replace(envelope, flags=envelope.flags & ~Flag.COMPRESSED, body=body, compressed=True)
 
     def _wire(self, envelope: Envelope) -> bytes:
-        """The envelope's bytes, its body compressed again if it arrived compressed."""
-        if envelope.compressed and self._codec is not None:
-            body = self._codec.compress(envelope.body)
+        """The envelope's bytes, flagged (and its body compressed again, v4) if it arrived so."""
+        if envelope.compressed:
+            body = envelope.body if self._codec is None else self._codec.compress(envelope.body)
             envelope = replace(envelope, flags=envelope.flags | Flag.COMPRESSED, body=body, compressed=False)
         return envelope.encode()
 

@@ -70,9 +70,12 @@ def java_client() -> str:
 def run_java_uploader(
     classpath: str, host: str, port: int, keyspace: str, table: str, records: int, batch: int,
     app_log: Path, linger_s: int, burst: bool = False, consistency: str = "LOCAL_ONE",
+    compression: str = "none", protocol: str | None = None,
 ) -> subprocess.Popen[str]:  # fmt: skip
     """Start the Java uploader against host:port (returns the running process)."""
-    command = [f"{JAVA_HOME}/bin/java", f"-Dconsistency={consistency}", "-cp", classpath, "Uploader",
+    options = [f"-Dconsistency={consistency}", f"-Dcompression={compression}"]
+    options += [f"-Dprotocol={protocol}"] if protocol else []
+    command = [f"{JAVA_HOME}/bin/java", *options, "-cp", classpath, "Uploader",
                host, str(port), keyspace,
                table, str(records), str(batch), str(app_log), str(linger_s)]  # fmt: skip
     command += ["burst"] if burst else []

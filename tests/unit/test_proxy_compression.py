@@ -11,7 +11,7 @@ import pytest
 from cassandra import connection as driver_connection
 from cassandra import segment as driver_segment
 
-from astrachaos.proxy.cql import Envelope, Flag, Opcode, split_envelopes
+from astrachaos.proxy.cql import Envelope, Flag, Opcode, Request, split_envelopes
 from astrachaos.proxy.error_frames import ErrorKind
 from astrachaos.proxy.interception import Action, CqlRelay, Decision, PreparedStatements, Topology
 from astrachaos.proxy.segments import SegmentReader, encode_segment
@@ -140,3 +140,20 @@ def test_an_empty_lz4_body_round_trips_as_the_driver_writes_it() -> None:
     compress, decompress = DRIVER_CODECS["lz4"]
     codec = BodyCodec("lz4")
     assert decompress(codec.compress(b"")) == b"" and codec.decompress(compress(b"")) == b""
+
+
+def test_a_v5_envelope_flagged_compressed_inside_lz4_segments_is_read_and_keeps_its_flag() -> None:
+    """The Java driver sets COMPRESSED on v5 envelopes whose bodies are plain (the segment is compressed)."""
+    counts: Counter[str] = Counter()
+    seen: list[Request] = []
+    topology = Topology(AddressMap({}), ("127.0.0.1", 9042), counts)
+    relay = CqlRelay(PreparedStatements(), lambda: [lambda r: seen.append(r)], topology=topology)
+    relay.from_client(_startup(5, "lz4").encode())
+    relay.from_server(Envelope(5, True, 0, 0, Opcode.READY, b"").encode())
+    query = _query(12, 5)
+    flagged = Envelope(5, False, Flag.COMPRESSED, 12, Opcode.QUERY, query.body)
+    upstream, _ = relay.from_client(encode_segment(flagged.encode(), compressed=True))
+    (segment,) = SegmentReader(compressed=True).feed(upstream)
+    assert split_envelopes(bytearray(segment.payload)) == [flagged]
+    assert counts["compressed_frames_not_followed"] == 0
+    assert [(r.stream, r.statements[0].table) for r in seen] == [(12, "t")]  # the policies read it
