@@ -58,6 +58,8 @@ class WriteObserver(Protocol):
 
     mark: int  # the latest durability number: hold the client's bytes until it is committed
 
+    async def prepare(self, envelopes: Sequence[Envelope]) -> None: ...
+
     def request(self, envelope: Envelope, fault: str | None, refused: str | None) -> None: ...
 
     def response(self, envelope: Envelope, replaced: Envelope | None) -> None: ...
@@ -157,12 +159,25 @@ class CqlRelay:
 
     def from_client(self, data: bytes) -> tuple[bytes, bytes]:
         """Client bytes in; (bytes for the server, bytes answered to the client) out."""
+        read = self.read_client(data)
+        return (read, b"") if isinstance(read, bytes) else self.answer_client(read)
+
+    def read_client(self, data: bytes) -> list[Envelope] | bytes:
+        """Client bytes cut into whole envelopes, or bytes to relay as they are (a raw stream)."""
         if self._raw:
-            return data, b""
+            return data
         try:
-            envelopes = self._envelopes(data, self._client_segments, self._client_buffer)
+            return self._envelopes(data, self._client_segments, self._client_buffer)
         except (FrameError, SegmentError) as error:
-            return self._give_up(error, data), b""
+            return self._give_up(error, data)
+
+    async def prepare(self, envelopes: Sequence[Envelope]) -> None:
+        """Wait, without blocking the loop, for what recording `envelopes` needs (a table's schema)."""
+        if self.capture is not None:
+            await self.capture.prepare(envelopes)
+
+    def answer_client(self, envelopes: Sequence[Envelope]) -> tuple[bytes, bytes]:
+        """Client envelopes in; (bytes for the server, bytes answered to the client) out."""
         upstream: list[Envelope] = []
         answers: list[Envelope] = []
         for envelope in envelopes:

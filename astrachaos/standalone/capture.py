@@ -2,19 +2,23 @@
 
 Keys come from the PREPARED metadata of prepared statements (bind marker names and types) or
 from the statement text of a QUERY with values, plus the table's primary key from
-`system_schema` (read over the proxy's own driver session and cached). A write whose key cannot
-be known is recorded as unverifiable with its reason. The answer the client gets is recorded
-on the same stream: RESULT, ERROR (class and message), or the connection closing first.
+`system_schema` (read over the proxy's own driver session and cached). A table not known yet is
+looked up in a worker thread while that one connection waits (its frames stay in order; every
+other connection keeps flowing). A write whose key cannot be known is recorded as unverifiable
+with its reason. The answer the client gets is recorded on the same stream: RESULT, ERROR
+(class and message), or the connection closing first.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,15 +53,26 @@ _KINDS = {Kind.INSERT: WriteKind.INSERT, Kind.UPDATE: WriteKind.UPDATE, Kind.DEL
 SchemaRows = Callable[[], Sequence[tuple[str, str, str, str, int, str]]]
 
 
-class SchemaCache:
-    """Primary keys of every table, from `system_schema.columns`; read again on a miss (≤ 1/s per table)."""
+TableName = tuple[str, str]
+RETRY_MISSING_S = 1.0  # a table still unknown after a read is looked up again at most this often
 
-    def __init__(self, fetch: SchemaRows) -> None:
+
+class SchemaCache:
+    """Primary keys of every table, from `system_schema.columns`; read again on a miss (≤ 1/s per table).
+
+    `get` never reads: the proxy loop must not block. `lookup` starts the read in the cache's own
+    worker thread (one at a time, shared by every connection that waits for it).
+    """
+
+    def __init__(self, fetch: SchemaRows, clock: Callable[[], float] = time.monotonic) -> None:
         self._fetch = fetch
-        self._tables: dict[tuple[str, str], TableKeys] = {}
+        self._clock = clock
+        self._tables: dict[TableName, TableKeys] = {}
         self._fetched_at = 0.0
-        self._missed: dict[tuple[str, str], float] = {}
+        self._missed: dict[TableName, float] = {}
         self._lock = threading.Lock()
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="proxy-schema")
+        self._pending: concurrent.futures.Future[None] | None = None
 
     def refresh(self) -> None:
         """Read every table's columns now."""
@@ -75,17 +90,39 @@ class SchemaCache:
             self._fetched_at = time.monotonic()
 
     def get(self, keyspace: str, table: str) -> TableKeys | None:
-        """The table's keys; a table not known yet makes one new read (at most once a second)."""
-        found = self._tables.get((keyspace, table))
-        now = time.monotonic()
-        if found is None and now - self._missed.get((keyspace, table), 0.0) > 1.0:
-            self._missed[(keyspace, table)] = now
-            try:
-                self.refresh()
-            except Exception as error:  # the database may be unreachable; the write stays counted
-                log.warning("cannot read system_schema: %s", error)
-            found = self._tables.get((keyspace, table))
-        return found
+        """The table's keys as last read (never reads: see `lookup`)."""
+        return self._tables.get((keyspace, table))
+
+    def lookup(self, tables: Iterable[TableName]) -> concurrent.futures.Future[None] | None:
+        """A read of system_schema to wait for, if one of `tables` is unknown; None: nothing to wait for.
+
+        A read already under way is joined; a table is read again at most once a second, so a
+        caller looping `while (f := lookup(t)) is not None: wait f` stops.
+        """
+        with self._lock:
+            unknown = [t for t in tables if t not in self._tables]
+            if not unknown:
+                return None
+            if self._pending is not None and not self._pending.done():
+                return self._pending
+            now = self._clock()
+            due = [t for t in unknown if now - self._missed.get(t, float("-inf")) > RETRY_MISSING_S]
+            if not due:
+                return None
+            for name in due:
+                self._missed[name] = now
+            self._pending = self._worker.submit(self._refresh_logged)
+            return self._pending
+
+    def _refresh_logged(self) -> None:
+        try:
+            self.refresh()
+        except Exception as error:  # the database may be unreachable; the writes stay counted
+            log.warning("cannot read system_schema: %s", error)
+
+    def close(self) -> None:
+        """Stop the worker thread (a read under way finishes on its own)."""
+        self._worker.shutdown(wait=False, cancel_futures=True)
 
 
 def driver_type(cql_type: str) -> Any:
@@ -133,6 +170,17 @@ class _Prepared:
     target: Statement
 
 
+@dataclass(frozen=True)
+class _Target:
+    """What one statement writes to, as far as its text and prepared metadata tell."""
+
+    prepared: _Prepared | None
+    text: str
+    shape: Shape
+    keyspace: str | None
+    table: str | None
+
+
 class WriteCapture:
     """The capture shared by every proxied connection: ledger, schema, prepared statements."""
 
@@ -162,8 +210,30 @@ class ConnectionCapture:
         self._preparing: dict[int, str] = {}
         self._using: dict[int, str] = {}
         self._unknown: dict[int, tuple[str, str | None]] = {}  # EXECUTE of an unseen PREPARE
+        self._read_ahead: dict[int, tuple[Envelope, BoundRequest | None]] = {}  # stream → prepare's read
 
     # -- requests ---------------------------------------------------------------------------
+
+    async def prepare(self, envelopes: Sequence[Envelope]) -> None:
+        """Before `envelopes` are relayed: wait (off the loop) for the schema of the tables they write."""
+        tables: set[TableName] = set()
+        for envelope in envelopes:
+            if envelope.opcode not in (Opcode.QUERY, Opcode.EXECUTE, Opcode.BATCH):
+                continue
+            if envelope.flags & Flag.COMPRESSED:
+                continue
+            request = read_bound(envelope)
+            self._read_ahead[envelope.stream] = (envelope, request)
+            if request is None:
+                continue
+            for statement in request.statements:
+                target = self._target(request, statement)
+                if isinstance(target, _Target) and target.keyspace and target.table:
+                    tables.add((target.keyspace, target.table))
+        schema = self.capture.schema
+        while (reading := schema.lookup(tables)) is not None:
+            self.capture.counts["schema_lookups_waited"] += 1
+            await asyncio.wrap_future(reading)
 
     def request(self, envelope: Envelope, fault: str | None, refused: str | None) -> None:
         """A client request: capture its writes. `refused`: the error class answered instead."""
@@ -181,7 +251,8 @@ class ConnectionCapture:
         if envelope.flags & Flag.COMPRESSED:
             self.capture.counts["compressed_requests_not_followed"] += 1
             return
-        request = read_bound(envelope)
+        ahead = self._read_ahead.pop(envelope.stream, None)
+        request = ahead[1] if ahead is not None and ahead[0] is envelope else read_bound(envelope)
         if request is None:
             self.capture.counts["requests_not_read"] += 1
             return
@@ -201,28 +272,40 @@ class ConnectionCapture:
         else:
             self._in_flight[envelope.stream] = ids
 
-    def _write(self, request: BoundRequest, statement: BoundStatement, fault: str | None) -> int | None:
-        capture = self.capture
-        prepared = capture.prepared.get(statement.prepared_id) if statement.prepared_id else None
+    def _target(self, request: BoundRequest, statement: BoundStatement) -> _Target | str | None:
+        """Where a statement writes; the prepared id's hex when it is unknown; None: not a write."""
+        prepared = self.capture.prepared.get(statement.prepared_id) if statement.prepared_id else None
         if statement.prepared_id is not None and prepared is None:
-            if request.opcode == Opcode.BATCH:  # only writes go in a batch
-                return self._unverifiable(
-                    Reason.UNKNOWN_PREPARED, None, None, statement.prepared_id.hex(), fault
-                )
-            self._unknown[request.stream] = (statement.prepared_id.hex(), fault)  # a read or a write?
-            return None
+            return statement.prepared_id.hex()
         text = prepared.text if prepared is not None else statement.text or ""
         shape = prepared.shape if prepared is not None else shape_of(text)
         if shape.kind is Kind.OTHER:
-            if text.lstrip()[:5].upper() == "BEGIN":
-                return self._unverifiable(Reason.UNPARSED, None, None, text, fault)
-            return None
+            return _Target(None, text, shape, None, None)
         target = prepared.target if prepared is not None else statement_of(text)
         keyspace = target.keyspace or request.keyspace or self.keyspace
         table = target.table
         if prepared is not None and prepared.bind.columns:
             keyspace, table = prepared.bind.columns[0].keyspace, prepared.bind.columns[0].table
         if is_system_keyspace(keyspace):
+            return None
+        return _Target(prepared, text, shape, keyspace, table)
+
+    def _write(self, request: BoundRequest, statement: BoundStatement, fault: str | None) -> int | None:
+        capture = self.capture
+        target = self._target(request, statement)
+        if target is None:
+            return None
+        if isinstance(target, str):  # a prepared id this proxy never saw prepared
+            if request.opcode == Opcode.BATCH:  # only writes go in a batch
+                return self._unverifiable(Reason.UNKNOWN_PREPARED, None, None, target, fault)
+            self._unknown[request.stream] = (target, fault)  # a read or a write?
+            return None
+        prepared, text, shape, keyspace, table = (
+            target.prepared, target.text, target.shape, target.keyspace, target.table
+        )
+        if shape.kind is Kind.OTHER:
+            if text.lstrip()[:5].upper() == "BEGIN":
+                return self._unverifiable(Reason.UNPARSED, None, None, text, fault)
             return None
         capture.counts["writes_seen"] += 1
         if keyspace is None or table is None:

@@ -176,6 +176,8 @@ class StandaloneProxy:
             self.ledger.set_meta("stats", json.dumps(self.stats()))
             self.ledger.close()
             self.ledger = None
+        if self.capture is not None:
+            self.capture.schema.close()
         if failed:
             raise RollbackFailed("rollback failed; these faults may still be active: " + "; ".join(failed))
 

@@ -134,6 +134,28 @@ def test_a_compressed_client_is_read_faulted_and_captured_with_nothing_unread(
     assert {base + i for i in range(30)} & present == {base + i for i in [*range(20), *range(25, 30)]}
 
 
+def test_a_table_created_mid_run_is_looked_up_and_its_writes_keyed(direct: Any, tmp_path: Path) -> None:
+    capture, out = tmp_path / "capture", tmp_path / "out"
+    table = f"mid_run_{uuid.uuid4().hex[:8]}"
+    with running_proxy(["--upstream", "127.0.0.1:9042", "--capture", str(capture)]) as proxy:
+        host, port = proxy.listen[0]
+        cluster = Cluster([host], port=port, load_balancing_policy=RoundRobinPolicy(), compression=False)
+        session = cluster.connect()
+        session.execute(f"CREATE TABLE {KS}.{table} (k int PRIMARY KEY, v text)")  # after the proxy started
+        session.execute(session.prepare(f"INSERT INTO {KS}.{table} (k, v) VALUES (?, ?)"), (1, "a"))
+        session.execute(session.prepare(f"UPDATE {KS}.{table} SET v = ? WHERE k = ?"), ("b", 2))
+        stats = json.loads(proxy.ctl("stats").stdout)
+        cluster.shutdown()
+        assert proxy.interrupt() == 130
+    assert stats["capture"].get("schema_lookups_waited", 0) >= 1
+    verify = subprocess.run([*ASTRACHAOS, "verify", "--capture", str(capture), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    result = json.loads((out / "result.json").read_text())
+    counts, reasons = result["counts"], result["unverifiable_reasons"]
+    assert (counts["captured"], counts["ok"], counts["unverifiable"]) == (2, 2, 0), reasons
+
+
 def test_kill_9_of_the_proxy_loses_no_answer_a_client_got(direct: Any, tmp_path: Path) -> None:
     capture = tmp_path / "capture"
     acknowledged: list[int] = []
