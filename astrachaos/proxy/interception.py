@@ -374,7 +374,9 @@ class CqlRelay:
         return encode_envelopes(data, self._lz4_segments) if self._framed else data
 
     def _give_up(self, error: Exception, data: bytes) -> bytes:
-        log.warning("cannot follow the CQL stream (%s): relaying this connection raw", error)
+        tls = data[:1] == b"\x16"  # a TLS handshake record
+        log.warning("cannot follow the CQL stream (%s): relaying this connection raw%s", error,
+                    " (a TLS client: run the proxy with --tcp)" if tls else "")  # fmt: skip
         self._count("connections_not_followed")  # e.g. TLS: bytes pass, uncaptured
         self._raw = True
         return data

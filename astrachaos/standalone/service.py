@@ -3,7 +3,8 @@
 One listener per upstream node; answers that name nodes are rewritten to listener addresses
 (`topology.py`); faults are the scenario injectors of the network and protocol kinds, added from
 a file or at run time and always rolled back; with a capture directory every write that passes
-is recorded (`capture.py`) for `astrachaos verify --capture`.
+is recorded (`capture.py`) for `astrachaos verify --capture`. In TCP mode (`passthrough`, for
+TLS clients) bytes are forwarded unread: network faults only, no capture, no rewriting.
 """
 
 from __future__ import annotations
@@ -110,9 +111,16 @@ class StandaloneProxy:
         capture_dir: Path | None = None,
         schema_session: Any = None,
         seed: int = 0,
+        passthrough: bool = False,
     ) -> None:
         if not upstreams:
             raise UsageProblem("give at least one --upstream HOST:PORT (or --profile)")
+        if passthrough and capture_dir is not None:
+            raise UsageProblem(
+                "--tcp forwards bytes it does not read (TLS): it cannot capture writes",
+                hint="capture needs plaintext CQL between the client and the proxy",
+            )
+        self.passthrough = passthrough
         self.routes = listen_addresses(upstreams, listen)
         self.addresses = AddressMap.resolve(self.routes)
         self.counts: Counter[str] = Counter()
@@ -126,7 +134,8 @@ class StandaloneProxy:
         self.ledger: Any = None
         if capture_dir is not None:
             self._open_capture(capture_dir, schema_session)
-        self.proxies = ProxySet([], 0, seed=seed, routes=self.routes, relay_factory=self._relay)
+        relay = None if passthrough else self._relay
+        self.proxies = ProxySet([], 0, seed=seed, routes=self.routes, relay_factory=relay)
         self._ticker = threading.Thread(target=self._tick, name="proxy-faults", daemon=True)
 
     def _open_capture(self, directory: Path, session: Any) -> None:
@@ -184,6 +193,7 @@ class StandaloneProxy:
     def _proxy_meta(self) -> dict[str, Any]:
         """What the capture's result.json says about the proxy: its routes, what it could not read."""
         return {
+            "mode": "tcp" if self.passthrough else "cql",
             "upstreams": [f"{h}:{p}" for h, p in self.routes],
             "listen": [f"{h}:{p}" for h, p in self.routes.values()],
             "not_followed": self.not_followed(),
@@ -206,6 +216,11 @@ class StandaloneProxy:
         if factory.kind not in PROXY_KINDS:
             raise InvalidScenario(
                 f"injector {spec.name!r} is of kind {factory.kind}; the proxy takes {PROXY_KINDS}"
+            )
+        if self.passthrough and factory.kind != "network":
+            raise UsageProblem(
+                f"injector {spec.name!r} reads CQL frames; this proxy runs --tcp (bytes unread): "
+                "network faults only"
             )
         try:
             params = factory.Params.model_validate(spec.params)
@@ -306,6 +321,7 @@ class StandaloneProxy:
             injected.update(fault["by_type"])
         capture = dict(self.capture.counts) if self.capture is not None else {}
         return {
+            "mode": "tcp" if self.passthrough else "cql",
             "connections": counters.connections,
             "open_connections": counters.open_connections,
             "bytes_upstream": counters.bytes_upstream,
@@ -328,8 +344,9 @@ class StandaloneProxy:
         that did not inflate; requests: writes whose body could not be decoded.
         """
         capture = self.capture.counts if self.capture is not None else Counter()
+        unread = self.proxies.counters().connections if self.passthrough else 0  # --tcp: by design
         return {
-            "connections": self.counts["connections_not_followed"],
+            "connections": self.counts["connections_not_followed"] + unread,
             "refused": self.counts["compressed_connections_refused"],
             "frames": self.counts["compressed_frames_not_followed"],
             "requests": capture["compressed_requests_not_followed"] + capture["requests_not_read"],
