@@ -28,7 +28,9 @@ from tests.integration.proxy_harness import (
     ASTRACHAOS,
     java_client,
     listening,
+    node_client,
     run_java_uploader,
+    run_node_uploader,
     running_proxy,
 )
 from tests.integration.raw import raw_session
@@ -219,6 +221,36 @@ def test_the_java_driver_with_lz4_is_read_and_captured_completely(
     assert counts["told_success"] == counts["ok"] == stopped["acknowledged"] == counts["captured"]
     assert code == (1 if counts["silent"] else 0)  # only writes the app dropped at shutdown are silent
     assert result["proxy"]["not_followed"] == stats["not_followed"]
+
+
+def test_the_node_driver_through_the_proxy_every_class_matches_a_raw_read(
+    session: Any, tmp_path: Path
+) -> None:
+    """A careful Node.js writer (logs only acknowledged writes) under forward-then-timeout."""
+    home = node_client()
+    table = _table(session, "node_writes")
+    faults = tmp_path / "faults.yaml"
+    faults.write_text(yaml.safe_dump({"injectors": [TIMEOUT_FAULT]}))
+    capture, app_log, out = tmp_path / "capture", tmp_path / "app.log", tmp_path / "out"
+    with running_proxy(
+        ["--upstream", "127.0.0.1:9042", "--faults", str(faults), "--capture", str(capture)]
+    ) as proxy:
+        host, port = proxy.listen[0]
+        writer = run_node_uploader(home, host, port, KS, table, 300, app_log)
+        output, _ = writer.communicate(timeout=180)
+        assert writer.returncode == 0, output
+        stats = json.loads(proxy.ctl("stats").stdout)
+        assert proxy.interrupt() == 130
+    stopped = json.loads(app_log.read_text().splitlines()[-1])
+    assert stopped["hosts"] == [f"{host}:{port}"]  # the driver knows the node by its proxy address only
+    assert stats["not_followed"] == {"connections": 0, "refused": 0, "frames": 0, "requests": 0}
+    code, result = _verify(capture, out, app_log, table)
+    _check_against_raw_reads(session, table, result, _logged_keys(app_log), _captured_keys(capture))
+    counts = result["counts"]
+    assert counts["captured"] == 300 and counts["unverifiable"] == 0
+    assert counts["told_success"] == stopped["acknowledged"] and stopped["failed"] > 0
+    assert counts["recovered"] + counts["overwritten"] == stopped["failed"]  # told WriteTimeout, applied
+    assert (code, counts["silent"], counts["never_sent"]) == (0, 0, 0)  # it logs only what was acknowledged
 
 
 def _cqlsh() -> list[str]:
