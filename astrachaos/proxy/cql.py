@@ -8,6 +8,7 @@ consistency level of each, and the id in a RESULT Prepared.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from dataclasses import dataclass, field
@@ -182,6 +183,7 @@ class Statement:
     table: str | None = None
 
 
+@functools.lru_cache(maxsize=4096)
 def statement_of(text: str | None) -> Statement:
     """The statement with keyspace and table read from its text (names lowercased unless quoted)."""
     if text is None:
