@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,18 @@ def _wait_for_lines(path: Path, count: int, client: subprocess.Popen[str]) -> No
     raise AssertionError(f"the client did not log {count} lines in time (exit {client.poll()})")
 
 
+def _wait_until_injected(proxy: Any, label: str, count: int, client: subprocess.Popen[str]) -> None:
+    """Until the fault `label` has answered `count` requests (a condition, not a duration)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and client.poll() is None:
+        with urllib.request.urlopen(f"http://{proxy.api}/faults", timeout=30) as answer:
+            faults = {f["label"]: f for f in json.loads(answer.read())}
+        if faults[label]["injected"] >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{label} did not answer {count} requests during the run (exit {client.poll()})")
+
+
 def test_java_uploader_through_the_proxy_every_class_matches_a_raw_read(session: Any, tmp_path: Path) -> None:
     classpath = java_client()
     table = _table(session, "java_uploads")
@@ -142,9 +155,11 @@ def test_java_uploader_through_the_proxy_every_class_matches_a_raw_read(session:
         host, port = proxy.listen[0]
         uploader = run_java_uploader(classpath, host, port, KS, table, 600, 4, app_log, linger_s=4)
         _wait_for_lines(app_log, 150, uploader)  # mid-run: refuse 10 % with Overloaded, via the API
-        added = proxy.ctl("add", json.dumps(OVERLOADED_FAULT))
-        assert added.returncode == 0, added.stdout + added.stderr
-        _wait_for_lines(app_log, 400, uploader)
+        # straight over HTTP: `ctl add` starts a Python process, which may outlast the run's middle
+        request = urllib.request.Request(f"http://{proxy.api}/faults", json.dumps(OVERLOADED_FAULT).encode())
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 201
+        _wait_until_injected(proxy, "overloaded-10", 3, uploader)
         removed = proxy.ctl("remove", "overloaded-10")
         assert removed.returncode == 0, removed.stdout + removed.stderr
         listed = json.loads(proxy.ctl("list").stdout)
