@@ -300,6 +300,8 @@ class StandaloneProxy:
         return label
 
     def _tick(self) -> None:
+        recorded = self.not_followed()
+        ticks = 0
         while not self._stop.wait(0.01):
             with self._lock:
                 faults = list(self._faults.values())
@@ -308,6 +310,19 @@ class StandaloneProxy:
                     fault.scheduled.tick(time.monotonic() - fault.added_at)
                 except Exception:
                     log.exception("fault %s could not change state", fault.label)
+            ticks += 1
+            if ticks % 100 == 0 and self.not_followed() != recorded:
+                recorded = self._record_unread()
+
+    def _record_unread(self) -> dict[str, int]:
+        """Put what passed unread in the capture now, so a kill -9 does not hide it (once a second)."""
+        unread, ledger = self.not_followed(), self.ledger
+        if ledger is not None:
+            try:
+                ledger.set_meta("proxy", json.dumps(self._proxy_meta()))
+            except Exception as error:  # closing under us: close() writes it last anyway
+                log.debug("proxy meta not recorded: %s", error)
+        return unread
 
     # -- observation ----------------------------------------------------------------------------
 

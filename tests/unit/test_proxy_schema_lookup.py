@@ -96,3 +96,35 @@ def test_a_table_still_unknown_is_read_again_at_most_once_a_second() -> None:
     assert len(reads) == 2
     assert schema.lookup([("ks", "known")]) is None  # known tables never wait
     schema.close()
+
+
+class _SchemaSession:
+    """What the proxy's capture asks of its session: system_schema.columns rows."""
+
+    def execute(self, query: str) -> list[tuple[str, str, str, str, int, str]]:
+        return KNOWN
+
+
+def test_what_passed_unread_reaches_the_capture_while_the_proxy_runs(tmp_path: Path) -> None:
+    """Not only at a clean exit: after a kill -9 the capture still says what it did not see."""
+    import json
+    import time
+
+    from astrachaos.standalone.service import StandaloneProxy
+
+    proxy = StandaloneProxy([("127.0.0.1", 9)], ("127.0.0.1", 0), capture_dir=tmp_path,
+                            schema_session=_SchemaSession())  # fmt: skip
+    proxy.start()
+    try:
+        proxy.counts["connections_not_followed"] += 1  # as the relay counts a TLS client
+        deadline = time.monotonic() + 60
+        while True:
+            proxy.ledger.flush()
+            with CaptureReader(tmp_path) as reader:
+                unread = json.loads(reader.meta()["proxy"])["not_followed"]
+            if unread["connections"] == 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert unread == {"connections": 1, "refused": 0, "frames": 0, "requests": 0}
+    finally:
+        proxy.close()
