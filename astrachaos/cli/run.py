@@ -33,7 +33,9 @@ def run(
     from astrachaos.run.autostart import ensure_local_for
     from astrachaos.run.runner import Runner
 
-    loaded = [load_scenario(resolve(name), set_ or (), seed) for name in scenarios]
+    loaded = [
+        load_scenario(resolve(name), set_ or (), seed, with_profiles=True) for name in scenarios
+    ]
     _terminate_as_interrupt()
     codes: list[ExitCode] = []
     for scenario in loaded:

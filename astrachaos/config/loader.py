@@ -16,7 +16,7 @@ from astrachaos.config.overrides import FieldPath, apply_override, parse_overrid
 from astrachaos.config.problems import describe_problems, dotted
 from astrachaos.errors import InvalidScenario
 from astrachaos.injectors.registry import lookup
-from astrachaos.scenario import Scenario
+from astrachaos.scenario import DriverOverrides, Scenario
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 # Aliases can expand a small file into a huge tree ("billion laughs"); no scenario comes close.
@@ -42,8 +42,18 @@ class _Origin:
 _Locations = dict[FieldPath, _Origin]
 
 
-def load_scenario(path: Path, overrides: Sequence[str] = (), seed: int | None = None) -> Scenario:
-    """Read, override and validate one scenario file; any problem is an InvalidScenario."""
+def load_scenario(
+    path: Path,
+    overrides: Sequence[str] = (),
+    seed: int | None = None,
+    *,
+    with_profiles: bool = False,
+) -> Scenario:
+    """Read, override and validate one scenario file; any problem is an InvalidScenario.
+
+    `with_profiles`: also load the profiles it names and check its driver options over theirs
+    (what a run does before it creates its directory).
+    """
     source = str(path)
     data, locations = _parse(_read(path), source)
     data.setdefault("name", path.stem)
@@ -59,7 +69,7 @@ def load_scenario(path: Path, overrides: Sequence[str] = (), seed: int | None = 
         raise InvalidScenario(
             _describe(error, Scenario, (), locations, source), hint=_HINT
         ) from None
-    problems = list(_check_driver_options(scenario, locations, source))
+    problems = list(_check_driver_options(scenario, locations, source, with_profiles))
     if problems:
         hint = "`astrachaos config show` lists every driver option with its value"
         raise InvalidScenario("\n".join(problems), hint=hint)
@@ -294,25 +304,45 @@ def _describe(
     return describe_problems(error, model, prefix, lambda loc: str(_origin(locations, loc, source)))
 
 
-def _check_driver_options(scenario: Scenario, locations: _Locations, source: str) -> Iterator[str]:
-    """`target.driver` and `target.secondary.driver` are driver options with valid values.
+def _check_driver_options(
+    scenario: Scenario, locations: _Locations, source: str, with_profiles: bool
+) -> Iterator[str]:
+    """`target.driver` and `target.secondary.driver` hold valid driver options.
 
-    Checked against the options' defaults here, at load; the run checks them once more merged
-    with the profile's own options (a combination only the profile can break).
+    Checked over the options' defaults, then (`with_profiles`) over each side's profile: a
+    combination only the profile can break (`throttler: rate` without a rate) fails here too,
+    before any run directory exists.
     """
-    from astrachaos.config.settings import DriverOptions, nested_driver_overrides
+    from astrachaos.config.settings import DriverOptions, load_profile
 
+    sides: list[tuple[FieldPath, str, DriverOverrides]] = [
+        (("target", "driver"), scenario.target.profile, scenario.target.driver)
+    ]
     secondary = scenario.target.secondary
-    sides: list[tuple[FieldPath, dict[str, Any]]] = [(("target", "driver"), scenario.target.driver)]
     if secondary is not None:
-        sides.append((("target", "secondary", "driver"), secondary.driver))
-    for prefix, overrides in sides:
+        sides.append((("target", "secondary", "driver"), secondary.profile, secondary.driver))
+    for prefix, profile_name, overrides in sides:
         if not overrides:
             continue
+        combined: ValidationError | None = None
+        if with_profiles:
+            profile = load_profile(profile_name).profile
+            try:
+                DriverOptions.model_validate(profile.driver_options_with(overrides))
+                continue
+            except ValidationError as error:
+                combined = error
         try:
-            DriverOptions.model_validate(nested_driver_overrides(overrides))
+            DriverOptions.model_validate(overrides.as_options())
         except ValidationError as error:
             yield _describe(error, DriverOptions, prefix, locations, source)
+            continue
+        if combined is not None:  # fine alone, wrong over this profile's options
+            problems = _describe(combined, DriverOptions, prefix, locations, source)
+            yield "\n".join(
+                f"{line} (over the driver options of profile {profile_name!r})"
+                for line in problems.splitlines()
+            )
 
 
 def _check_injectors(scenario: Scenario, locations: _Locations, source: str) -> Iterator[str]:

@@ -30,6 +30,7 @@ from pydantic_settings import (
 
 from astrachaos.config.problems import describe_problems
 from astrachaos.errors import InvalidScenario
+from astrachaos.scenario import DriverOverrides
 
 ENV_PREFIX = "ASTRACHAOS_"
 ASTRA_TOKEN_ENV = "ASTRA_DB_APPLICATION_TOKEN"
@@ -256,12 +257,16 @@ class Profile(BaseSettings):
             raise ValueError("; ".join(problems))
         return self
 
-    def with_driver_overrides(self, overrides: Mapping[str, Any]) -> Profile:
-        """A copy with some driver options replaced (nested or dotted keys, as in `config show`)."""
+    def driver_options_with(self, overrides: DriverOverrides) -> dict[str, Any]:
+        """The profile's driver options as written, with what a scenario set laid over them."""
         merged = self.driver.model_dump(exclude_unset=True)
-        _overlay(merged, nested_driver_overrides(overrides), lambda _p: "", {}, ())
+        _overlay(merged, overrides.as_options(), lambda _p: "", {}, ())
+        return merged
+
+    def with_driver_overrides(self, overrides: DriverOverrides) -> Profile:
+        """A copy with the driver options a scenario set replaced (the loader checked them)."""
         try:
-            driver = DriverOptions.model_validate(merged)
+            driver = DriverOptions.model_validate(self.driver_options_with(overrides))
         except ValidationError as error:
             where = f"profile {self.name!r} with the scenario's driver options"
             problems = describe_problems(error, DriverOptions, ("driver",), lambda loc: where)
@@ -462,15 +467,6 @@ def _env_name(names: set[str], path: tuple[str, ...]) -> str:
     return (ENV_PREFIX + "__".join(path)).upper()
 
 
-def nested_driver_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Driver-option overrides as one nested mapping (keys may be dotted and start with `driver.`)."""
-    nested: dict[str, Any] = {}
-    for key, value in overrides.items():
-        path = tuple(str(key).removeprefix("driver.").split("."))
-        _overlay(nested, _nest(path, value), lambda _p: "", {}, ())
-    return nested
-
-
 def _overlay(
     base: dict[str, Any],
     layer: Mapping[str, Any],
@@ -492,12 +488,6 @@ def _overlay(
         else:
             base[key] = value
             sources[path] = label(path)
-
-
-def _nest(path: tuple[str, ...], value: Any) -> dict[str, Any]:
-    for key in reversed(path[1:]):
-        value = {key: value}
-    return {path[0]: value}
 
 
 def _leaves(data: Mapping[str, Any], prefix: tuple[str, ...]) -> Iterator[tuple[str, Any]]:

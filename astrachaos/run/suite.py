@@ -69,7 +69,10 @@ def run_suite(
     from astrachaos.run.runner import Runner
 
     suite = load_suite(path)
-    scenarios = [load_scenario(_scenario_path(path, e.scenario), _overrides(e.set)) for e in suite.runs]
+    scenarios = [
+        load_scenario(_scenario_path(path, e.scenario), _overrides(e.set), with_profiles=True)
+        for e in suite.runs
+    ]
     outcomes: list[EntryOutcome] = []
     for entry, scenario in zip(suite.runs, scenarios, strict=True):
         on_entry(entry)

@@ -132,7 +132,7 @@ def test_overrides_replace_file_values() -> None:
     )
     assert scenario.workload.records == 5000
     assert scenario.pattern.name is PatternName.CAREFUL
-    assert scenario.target.driver == {"max_queue_size": 50, "request_timeout_ms": 2000}
+    assert scenario.target.driver.as_options() == {"max_queue_size": 50, "request_timeout_ms": 2000}
 
 
 def test_an_unknown_path_names_the_set_argument() -> None:

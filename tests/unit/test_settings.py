@@ -6,11 +6,23 @@ import os
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from astrachaos import cli
-from astrachaos.config.settings import DriverOptions, Profile, load_profile
+from astrachaos.config.settings import (
+    DriverOptions,
+    Profile,
+    RetryOptions,
+    SpeculativeExecutionOptions,
+    load_profile,
+)
 from astrachaos.errors import InvalidScenario
+from astrachaos.scenario import (
+    DriverOverrides,
+    RetryOverrides,
+    SpeculativeExecutionOverrides,
+)
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TOKEN = "AstraCS:very-secret-token-value"
@@ -55,7 +67,6 @@ def test_driver_defaults_are_the_seeds() -> None:
 
 
 def test_every_setting_has_a_description() -> None:
-    from pydantic import BaseModel
 
     from astrachaos.config.settings import RetryOptions, SpeculativeExecutionOptions, SslOptions
 
@@ -307,7 +318,9 @@ def test_a_wrong_token_type_does_not_echo_the_value(tmp_path: Path) -> None:
 def test_driver_overrides_accept_nested_and_dotted_keys() -> None:
     profile = load_profile("local").profile
     changed = profile.with_driver_overrides(
-        {"retry": {"max_attempts": 2}, "driver.max_queue_size": 100, "consistency": "one"}
+        DriverOverrides.model_validate(
+            {"retry": {"max_attempts": 2}, "driver.max_queue_size": 100, "consistency": "one"}
+        )
     )
     assert changed.driver.retry.max_attempts == 2
     assert changed.driver.retry.base_delay_ms == profile.driver.retry.base_delay_ms
@@ -318,16 +331,33 @@ def test_driver_overrides_accept_nested_and_dotted_keys() -> None:
 
 def test_driver_overrides_are_validated() -> None:
     profile = load_profile("local").profile
-    close = r"field driver\.max_queue_sise: unknown field .*did you mean 'max_queue_size'"
-    with pytest.raises(InvalidScenario, match=close):
-        profile.with_driver_overrides({"max_queue_sise": 1})
+    with pytest.raises(InvalidScenario, match=r"field driver\.max_queue_size: .*greater than"):
+        profile.with_driver_overrides(DriverOverrides(max_queue_size=-1))
+
+
+def test_the_overrides_model_names_every_driver_option() -> None:
+    def names(model: type[BaseModel]) -> dict[str, object]:
+        nested = {"retry": RetryOptions, "speculative_execution": SpeculativeExecutionOptions}
+        return {name: names(nested[name]) if name in nested else None for name in model.model_fields}
+
+    overrides = {"retry": RetryOverrides, "speculative_execution": SpeculativeExecutionOverrides}
+
+    def override_names(model: type[BaseModel]) -> dict[str, object]:
+        return {
+            name: override_names(overrides[name]) if name in overrides else None
+            for name in model.model_fields
+        }
+
+    assert override_names(DriverOverrides) == names(DriverOptions)
 
 
 def test_a_rate_selects_the_rate_throttler_unless_one_is_chosen() -> None:
     assert DriverOptions(max_requests_per_second=100).throttler == "rate"
     explicit = DriverOptions(max_requests_per_second=100, throttler="none")
     assert explicit.throttler == "none"
-    profile = load_profile("local").profile.with_driver_overrides({"max_requests_per_second": 50})
+    profile = load_profile("local").profile.with_driver_overrides(
+        DriverOverrides(max_requests_per_second=50)
+    )
     assert profile.driver.throttler == "rate"
     with pytest.raises(ValueError, match="needs max_requests_per_second"):
         DriverOptions(throttler="rate")
