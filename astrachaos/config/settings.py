@@ -29,6 +29,7 @@ from pydantic_settings import (
 )
 
 from astrachaos.config.problems import describe_problems
+from astrachaos.config.yamlfile import origin_at, parse, read_text
 from astrachaos.errors import InvalidScenario
 from astrachaos.scenario import DriverOverrides
 
@@ -305,9 +306,7 @@ class ResolvedProfile:
     def settings(self) -> list[ResolvedSetting]:
         """Every setting, flattened, secrets redacted, in model order."""
         return [
-            ResolvedSetting(
-                key, _redact(key, value), self.source_of(key), key not in NOT_APPLIED_KEYS
-            )
+            ResolvedSetting(key, _redact(key, value), self.source_of(key), key not in NOT_APPLIED_KEYS)
             for key, value in _leaves(self.profile.model_dump(), ())
         ]
 
@@ -336,9 +335,7 @@ def config_dirs(config_dir: Path | None = None) -> list[Path]:
     return [Path(from_env)] if from_env else [Path("configs")]
 
 
-def load_profile(
-    name: str, config_dir: Path | None = None, env_file: Path | None = None
-) -> ResolvedProfile:
+def load_profile(name: str, config_dir: Path | None = None, env_file: Path | None = None) -> ResolvedProfile:
     """Resolve a profile: built-in or YAML < `.env` < environment; invalid → InvalidScenario."""
     merged: dict[str, Any] = {"name": name}
     sources: Sources = {}
@@ -361,15 +358,14 @@ def load_profile(
     return ResolvedProfile(profile, {".".join(p): s for p, s in sources.items()})
 
 
-def _overlay_file(
-    name: str, config_dir: Path | None, merged: dict[str, Any], sources: Sources
-) -> str:
+def _overlay_file(name: str, config_dir: Path | None, merged: dict[str, Any], sources: Sources) -> str:
     dirs = config_dirs(config_dir)
     path = next((d / f"{name}.yaml" for d in dirs if (d / f"{name}.yaml").is_file()), None)
     if path is not None:
-        data, lines = _read_yaml(path)
-        sources[("name",)] = str(path)
-        _overlay(merged, data, lambda p: f"{path}:{_line_of(lines, p)}", sources, ())
+        source = str(path)
+        data, locations = parse(read_text(path, "profile"), source, "profile", empty_ok=True)
+        sources[("name",)] = source
+        _overlay(merged, data, lambda p: str(origin_at(locations, p, source)), sources, ())
         return str(path)
     if name in BUILTIN_PROFILES:
         sources[("name",)] = f"built-in {name}"
@@ -380,51 +376,6 @@ def _overlay_file(
         f"unknown profile {name!r}: no {name}.yaml in {searched}",
         hint=f"built-in profiles: {', '.join(BUILTIN_PROFILES)}; or set {CONFIG_DIR_ENV}",
     )
-
-
-def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
-    try:
-        loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise InvalidScenario(f"{path}: cannot read the profile: {error}") from None
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else {}
-    except yaml.MarkedYAMLError as error:
-        line = error.problem_mark.line + 1 if error.problem_mark else 1
-        raise InvalidScenario(f"{path}:{line}: not valid YAML: {error.problem}") from None
-    except yaml.YAMLError as error:
-        raise InvalidScenario(f"{path}: not valid YAML: {error}") from None
-    finally:
-        loader.dispose()
-    if node is None:
-        return {}, {}
-    if not isinstance(node, yaml.MappingNode):
-        line = node.start_mark.line + 1
-        raise InvalidScenario(f"{path}:{line}: a profile must be a mapping of settings")
-    lines: dict[tuple[str, ...], int] = {}
-    _collect_lines(path, node, (), lines)
-    return data, lines
-
-
-def _collect_lines(
-    path: Path, node: yaml.MappingNode, prefix: tuple[str, ...], out: dict[tuple[str, ...], int]
-) -> None:
-    for key_node, value_node in node.value:
-        key = (*prefix, str(key_node.value))
-        line = key_node.start_mark.line + 1
-        if key in out:
-            raise InvalidScenario(f"{path}:{line}: {'.'.join(key)} is set twice")
-        out[key] = line
-        if isinstance(value_node, yaml.MappingNode):
-            _collect_lines(path, value_node, key, out)
-
-
-def _line_of(lines: Mapping[tuple[str, ...], int], path: tuple[str, ...]) -> int:
-    for end in range(len(path), 0, -1):
-        if path[:end] in lines:
-            return lines[path[:end]]
-    return 1
 
 
 class _EnvLayer(EnvSettingsSource):
@@ -441,9 +392,7 @@ class _DotEnvLayer(DotEnvSettingsSource):
         super().__init__(Profile, env_file=env_file, dotenv_filtering="only_existing")
 
 
-def _overlay_env(
-    merged: dict[str, Any], sources: Sources, layer: EnvSettingsSource, label: str
-) -> set[str]:
+def _overlay_env(merged: dict[str, Any], sources: Sources, layer: EnvSettingsSource, label: str) -> set[str]:
     """Overlay one environment layer; return the top-level settings it set."""
     names = {name.lower() for name in layer.env_vars}
     token = layer.env_vars.get(ASTRA_TOKEN_ENV.lower())
