@@ -156,8 +156,9 @@ def _windows(timeline: Timeline) -> str:
     if not timeline.windows:
         return "<p class='meta'>No fault windows were recorded.</p>"
     rows = [
-        (escape(w.label), f"{w.start_s:.2f}", "still open" if w.end_s is None else f"{w.end_s:.2f}")
+        (escape(w.label), f"{start:.2f}", "still open" if end is None else f"{end:.2f}")
         for w in timeline.windows
+        for start, end in [timeline.seconds_of(w)]
     ]
     return _section("Fault windows (shaded in the charts)", _table(["fault", "from s", "to s"], rows))
 

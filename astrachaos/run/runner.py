@@ -24,7 +24,7 @@ from astrachaos.driver.resettable import ResettableSession
 from astrachaos.driver.retry import is_retryable
 from astrachaos.driver.table import RunTable, run_table
 from astrachaos.errors import Interrupted, InvalidScenario, RollbackFailed
-from astrachaos.events import EventBus, PhaseStarted
+from astrachaos.events import EventBus, FaultWindow, PhaseStarted
 from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.patterns.interface import PatternContext, SharedAppState
 from astrachaos.patterns.registry import build
@@ -230,9 +230,9 @@ class Runner:
 
     def _save_faults(self, sides: list[SidePlan]) -> None:
         timeline = [
-            {"side": side.name, "injector": name, "kind": kind, "start_ns": w.start_ns, "end_ns": w.end_ns}
+            {"side": side.name, **_window_json(w)}
             for side in sides
-            for name, kind, w in side.injectors.windows()
+            for w in side.injectors.windows()
         ]
         (self.dir.path / FAULTS_FILE).write_text(json.dumps(timeline, indent=2))
 
@@ -290,3 +290,13 @@ def _finish_all(sides: list[SidePlan]) -> None:
             failure = failure or error
     if failure is not None:
         raise failure
+
+
+def _window_json(window: FaultWindow) -> dict[str, object]:
+    """A fault window as faults.json has always written it."""
+    return {
+        "injector": window.injector,
+        "kind": window.kind,
+        "start_ns": window.start_ns,
+        "end_ns": window.end_ns,
+    }

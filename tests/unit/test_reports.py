@@ -15,7 +15,15 @@ from hdrh.log import HistogramLogReader
 from astrachaos.config.catalog import resolve
 from astrachaos.config.loader import load_scenario
 from astrachaos.errors import EnvironmentProblem, ExitCode
-from astrachaos.events import AppLogged, DriverOutcome, EventBus, Record, RecordsPlanned, WriteCompleted
+from astrachaos.events import (
+    AppLogged,
+    DriverOutcome,
+    EventBus,
+    FaultWindow,
+    Record,
+    RecordsPlanned,
+    WriteCompleted,
+)
 from astrachaos.ledger.extracts import LedgerExtracts, build_timeline, extracts_of
 from astrachaos.ledger.writer import Ledger
 from astrachaos.reports.files import ReportFormat, render, write_reports
@@ -114,7 +122,8 @@ def make_run_dir(path: Path, *, fault_window: bool = False) -> Path:
         bus.publish(AppLogged(tuple(range(50)), True, ORIGIN_NS))
         ledger.flush()
         if fault_window:
-            ledger.record_fault_window("proxy-latency", "network", ORIGIN_NS + S, ORIGIN_NS + 2 * S)
+            window = FaultWindow("proxy-latency", "network", ORIGIN_NS + S, ORIGIN_NS + 2 * S)
+            ledger.record_fault_window(window)
     (path / "result.json").write_text(json.dumps(result_dict(silent=10, records=50)))
     return path
 
