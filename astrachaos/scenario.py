@@ -143,9 +143,7 @@ class Secondary(_Strict):
     """The second target of a dual write."""
 
     profile: str = Field("local", description="Connection profile of the secondary target.")
-    keyspace: str = Field(
-        "astrachaos_secondary", description="Keyspace of the secondary's run table."
-    )
+    keyspace: str = Field("astrachaos_secondary", description="Keyspace of the secondary's run table.")
     strategy: DualWrite = Field(DualWrite.SYNC_BOTH, description="How the app writes both.")
     driver: DriverOverrides = Field(
         default_factory=DriverOverrides, description="Driver-option overrides for the secondary."
@@ -184,9 +182,7 @@ class Workload(_Strict):
 
     writers: int = Field(1, ge=1, le=256, description="Concurrent writer threads.")
     records: int = Field(1000, ge=0, le=100_000_000, description="Records in total, all writers.")
-    batch_size: int = Field(
-        100, ge=1, le=100_000, description="Records a writer hands to the app at once."
-    )
+    batch_size: int = Field(100, ge=1, le=100_000, description="Records a writer hands to the app at once.")
     delay_ms: float = Field(0, ge=0, description="Pause between a writer's batches.")
     stagger_ms: float = Field(0, ge=0, description="Writer w starts w × stagger_ms after writer 0.")
     rate: float | None = Field(
@@ -203,9 +199,7 @@ class Workload(_Strict):
 class SessionReset(_Strict):
     """Close and reopen the session mid-stream, with requests in flight."""
 
-    after_records: int = Field(
-        ..., ge=1, description="Reset once this many records were handed over."
-    )
+    after_records: int = Field(..., ge=1, description="Reset once this many records were handed over.")
 
 
 class Pattern(_Strict):
@@ -281,7 +275,9 @@ class Scenario(_Strict):
 
     name: str = Field(..., description="Scenario name (the file name without .yaml).")
     description: str = Field("", description="What this scenario shows.")
-    seed: int | None = Field(None, description="Random seed; recorded so a run can be repeated.")
+    random_seed: int | None = Field(
+        None, alias="seed", description="Random seed; recorded so a run can be repeated."
+    )
     target: Target = Field(default_factory=Target)
     schema_: Schema = Field(default_factory=Schema, alias="schema")
     workload: Workload = Field(default_factory=Workload)

@@ -20,7 +20,9 @@ def run(
     scenarios: Annotated[list[str], typer.Argument(help="Scenario names or YAML files.")],
     out: Annotated[Path | None, typer.Option(help="Run directory (several: one per scenario).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field: path=value.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (recorded in the run).")] = None,
+    random_seed: Annotated[
+        int | None, typer.Option("--seed", help="Random seed (recorded in the run).")
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="Print only the verdict line.")] = False,
     html: Annotated[bool, typer.Option(help="Also write report.html into the run directory.")] = False,
 ) -> None:
@@ -34,7 +36,7 @@ def run(
     from astrachaos.run.runner import Runner
 
     loaded = [
-        load_scenario(resolve(name), set_ or (), seed, with_profiles=True) for name in scenarios
+        load_scenario(resolve(name), set_ or (), random_seed, with_profiles=True) for name in scenarios
     ]
     _terminate_as_interrupt()
     codes: list[ExitCode] = []

@@ -25,7 +25,7 @@ _INJECTOR_HINT = "`astrachaos injectors list` shows the registered injectors"
 def load_scenario(
     path: Path,
     overrides: Sequence[str] = (),
-    seed: int | None = None,
+    random_seed: int | None = None,
     *,
     with_profiles: bool = False,
 ) -> Scenario:
@@ -40,8 +40,8 @@ def load_scenario(
     for argument in overrides:
         override = parse_override(argument)
         record(locations, apply_override(data, override), Origin(override.source))
-    if seed is not None:
-        data["seed"] = seed
+    if random_seed is not None:
+        data["seed"] = random_seed
         record(locations, ("seed",), Origin("command line, --seed"))
     try:
         scenario = Scenario.model_validate(data)

@@ -31,7 +31,7 @@ class ActiveInjectors:
         specs: Sequence[InjectorSpec],
         profile: Any,
         local_cluster: Any | None,
-        seed: int,
+        random_seed: int,
         ledger: Any | None = None,
         events: EventBus | None = None,
     ) -> None:
@@ -44,7 +44,7 @@ class ActiveInjectors:
         for index, spec in enumerate(specs):
             factory = lookup(spec.name)
             params = factory.Params.model_validate(spec.params)
-            rng = random.Random(seed * 7919 + index)
+            rng = random.Random(random_seed * 7919 + index)
             context = InjectorContext(
                 profile=profile,
                 local_cluster=local_cluster,

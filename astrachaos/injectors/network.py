@@ -105,14 +105,14 @@ class NetworkInjector:
         self._context = context
         self._toxic = toxic_of(params)
         self._targets, self._port = proxy_targets(context)
-        self._seed = context.rng.randrange(2**32)
+        self._random_seed = context.rng.randrange(2**32)
         self._proxies: ProxySet | None = None
         self._active: ActiveToxic | None = None
 
     def prepare(self) -> ConnectOverrides | None:
         """Start the proxies in pass-through mode; the driver must connect through them."""
         if self._proxies is None:
-            self._proxies = hub.acquire(self._targets, self._port, seed=self._seed)
+            self._proxies = hub.acquire(self._targets, self._port, random_seed=self._random_seed)
         return connect_through(self._proxies)
 
     def apply(self) -> None:

@@ -83,7 +83,7 @@ class ProtocolInjector:
     def prepare(self) -> ConnectOverrides | None:
         """Start (or share) the proxies, CQL-aware; the driver must connect through them."""
         if self._proxies is None:
-            self._proxies = hub.acquire(self._targets, self._port, seed=self._rng.randrange(2**32))
+            self._proxies = hub.acquire(self._targets, self._port, random_seed=self._rng.randrange(2**32))
             self._proxies.add_policy(self.decide)
         return connect_through(self._proxies)
 

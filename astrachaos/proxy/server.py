@@ -71,10 +71,10 @@ class LoopThread:
 class ProxySet:
     """Proxies for `targets` (loopback node addresses sharing `port`), toxics and CQL policies."""
 
-    def __init__(self, targets: Sequence[str], port: int, *, seed: int = 0) -> None:
+    def __init__(self, targets: Sequence[str], port: int, *, random_seed: int = 0) -> None:
         self.port = port
         self.mapping = allocate_proxy_addresses(targets, port)  # node address → proxy address
-        self.rng = random.Random(seed)
+        self.rng = random.Random(random_seed)
         self.prepared = PreparedStatements()
         self.cql = False
         self._toxics: tuple[ActiveToxic, ...] = ()

@@ -63,7 +63,7 @@ def _header(result: RunResult) -> str:
     return (
         f"<h1>astrachaos · {escape(result.scenario)}</h1>"
         f"<p class='meta'>run {escape(result.run_id)} · pattern {escape(result.pattern)} · "
-        f"seed {result.seed} · profile {escape(result.profile)} · table "
+        f"seed {result.random_seed} · profile {escape(result.profile)} · table "
         f"{escape(result.keyspace)}.{escape(result.table)} · {escape(result.started_at)}"
         f" → {escape(result.finished_at)}</p>"
         f"<div class='verdict {'pass' if ok else 'fail'}' id='verdict'>exit {int(result.exit_code)}: "

@@ -52,7 +52,7 @@ class RunResult:
 
     run_id: str
     scenario: str
-    seed: int
+    random_seed: int
     keyspace: str
     table: str
     profile: str
@@ -86,7 +86,7 @@ class RunResult:
         return cls(
             run_id=data["run_id"],
             scenario=data["scenario"],
-            seed=int(data["seed"]),
+            random_seed=int(data["seed"]),
             keyspace=data["keyspace"],
             table=data["table"],
             profile=data["profile"],
@@ -127,7 +127,7 @@ class RunResult:
             "verdict": verdict_text(self.exit_code),
             "run_id": self.run_id,
             "scenario": self.scenario,
-            "seed": self.seed,
+            "seed": self.random_seed,
             "profile": self.profile,
             "pattern": self.pattern,
             "keyspace": self.keyspace,
@@ -308,7 +308,7 @@ class RunFacts:
     """What a run knows besides its verifications: ids, times and the write phase's measures."""
 
     run_id: str
-    seed: int
+    random_seed: int
     started_at: str
     finished_at: str
     throughput: Throughput
@@ -343,7 +343,7 @@ def build_result(
     return RunResult(
         run_id=facts.run_id,
         scenario=scenario.name,
-        seed=facts.seed,
+        random_seed=facts.random_seed,
         keyspace=primary.keyspace,
         table=primary.table,
         profile=primary.profile,

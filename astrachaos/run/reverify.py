@@ -58,7 +58,7 @@ def reverify(path: Path) -> RunResult:
             timing.see(record)
     facts = RunFacts(
         run_id=saved.run_id,
-        seed=saved.scenario.seed or 0,
+        random_seed=saved.scenario.random_seed or 0,
         started_at=saved.primary.meta.get("started_at", ""),
         finished_at=rundir.now_iso(),
         throughput=throughput_of(primary.verification.acknowledged, timing.answered, timing.span_s),

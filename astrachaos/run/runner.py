@@ -61,9 +61,12 @@ class Runner:
 
     def __init__(self, scenario: Scenario, out: Path | None = None) -> None:
         self.scenario = scenario
-        self.seed = scenario.seed if scenario.seed is not None else random.randrange(2**31)
+        self.random_seed = (
+            scenario.random_seed if scenario.random_seed is not None else random.randrange(2**31)
+        )
         self.run_id = rundir.new_run_id(scenario.name)
-        self.dir = rundir.create(out, self.run_id, scenario.model_copy(update={"seed": self.seed}))
+        recorded = scenario.model_copy(update={"random_seed": self.random_seed})
+        self.dir = rundir.create(out, self.run_id, recorded)
         self.stop = threading.Event()
         self.interrupted = False
         self.events = EventBus()  # the run's own events (phases, active faults); subscribe before run()
@@ -133,7 +136,7 @@ class Runner:
     def _injectors(self, side: str, profile: Profile) -> ActiveInjectors:
         specs = [spec for spec in self.scenario.injectors if spec.side == side]
         events = self.events if side == "primary" else None
-        return ActiveInjectors(specs, profile, local_cluster_for(profile), self.seed, events=events)
+        return ActiveInjectors(specs, profile, local_cluster_for(profile), self.random_seed, events=events)
 
     def _write(self, sides: list[Side]) -> _WriteMeasures:
         scenario = self.scenario
@@ -150,7 +153,7 @@ class Runner:
             channel = DualChannel(channels[0], channels[1], scenario.target.secondary.strategy)
         app_log = ApplicationLog(self.dir.app_log, primary.bus, scenario.pattern.name.value)
         patterns = self._patterns(channel, app_log)
-        plan = RecordPlan(scenario.workload, self.run_id, scenario.schema_.buckets, self.seed)
+        plan = RecordPlan(scenario.workload, self.run_id, scenario.schema_.buckets, self.random_seed)
         writers = Writers(
             scenario, plan, patterns, channel, primary.bus, self._reset_trigger(primary.sessions), self.stop
         )
@@ -213,7 +216,7 @@ class Runner:
         answered = sum(write.stats.outcomes.values())
         facts = RunFacts(
             run_id=self.run_id,
-            seed=self.seed,
+            random_seed=self.random_seed,
             started_at=started_at,
             finished_at=rundir.now_iso(),
             throughput=throughput_of(verifications[0].acknowledged, answered, write.seconds),
@@ -253,7 +256,7 @@ class Runner:
         return {
             "run_id": self.run_id,
             "scenario": self.scenario.name,
-            "seed": str(self.seed),
+            "seed": str(self.random_seed),
             "profile": profile.name,
             "keyspace": table.keyspace,
             "table": table.name,

@@ -42,7 +42,7 @@ def problem(path: Path, text: str = "") -> str:
 def test_full_example_loads_every_section() -> None:
     scenario = load_scenario(DATA / "full.yaml")
     assert scenario.name == "full-example"
-    assert scenario.seed == 42
+    assert scenario.random_seed == 42
     assert scenario.description.splitlines()[1] == "Second line of the description."
     assert scenario.target.driver.as_options() == {"max_queue_size": 100, "request_timeout_ms": 2000}
     assert scenario.schema_.buckets == 8

@@ -80,7 +80,7 @@ def result_of(*, lost: int = 0, silent: int = 0, records: int = 100) -> RunResul
     return RunResult(
         run_id="20260101T000000-unit-abcdef",
         scenario="unit",
-        seed=7,
+        random_seed=7,
         keyspace="astrachaos",
         table="records",
         profile="local",
