@@ -116,7 +116,8 @@ def _check_driver_options(
     combination only the profile can break (`throttler: rate` without a rate) fails here too,
     before any run directory exists.
     """
-    from astrachaos.config.settings import DriverOptions, load_profile
+    from astrachaos.config.driver_options import DriverOptions
+    from astrachaos.config.settings import load_profile
 
     sides: list[tuple[FieldPath, str, DriverOverrides]] = [
         (("target", "driver"), scenario.target.profile, scenario.target.driver)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from astrachaos.config.settings import DriverOptions
+    from astrachaos.config.driver_options import DriverOptions
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,12 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from astrachaos import cli
-from astrachaos.config.settings import (
+from astrachaos.config.driver_options import (
     DriverOptions,
-    Profile,
     RetryOptions,
     SpeculativeExecutionOptions,
-    load_profile,
 )
+from astrachaos.config.settings import Profile, load_profile
 from astrachaos.errors import InvalidScenario
 from astrachaos.scenario import (
     DriverOverrides,
@@ -68,7 +67,8 @@ def test_driver_defaults_are_the_seeds() -> None:
 
 def test_every_setting_has_a_description() -> None:
 
-    from astrachaos.config.settings import RetryOptions, SpeculativeExecutionOptions, SslOptions
+    from astrachaos.config.driver_options import RetryOptions, SpeculativeExecutionOptions
+    from astrachaos.config.settings import SslOptions
 
     models: list[type[BaseModel]] = [
         Profile,
