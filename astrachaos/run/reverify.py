@@ -7,8 +7,9 @@ from pathlib import Path
 from astrachaos.events import DriverOutcome
 from astrachaos.ledger.writer import LedgerRecord
 from astrachaos.run import rundir
-from astrachaos.run.result import RunFacts, RunResult, VerifiedSide, build_result, throughput_of
+from astrachaos.run.result import RunResult
 from astrachaos.run.saved import SavedRun, SavedSide, open_run
+from astrachaos.run.verdict import RunFacts, VerifiedSide, build_result, throughput_of
 from astrachaos.verify.partitions import verify_run_table
 from astrachaos.workload.stats import Latency, latency_of, new_histogram, record_latency
 

@@ -30,9 +30,10 @@ from astrachaos.patterns.interface import PatternContext, SharedAppState
 from astrachaos.patterns.registry import build
 from astrachaos.run import rundir
 from astrachaos.run.progress import RunProgress
-from astrachaos.run.result import RunFacts, RunResult, VerifiedSide, build_result, throughput_of
+from astrachaos.run.result import RunResult
 from astrachaos.run.side import Side, SidePlan, open_side
 from astrachaos.run.targets import local_cluster_for, resolve_profile, secondary_profile, target_table
+from astrachaos.run.verdict import RunFacts, VerifiedSide, build_result, throughput_of
 from astrachaos.scenario import Scenario
 from astrachaos.verify.partitions import Verification
 from astrachaos.workload.applog import ApplicationLog

@@ -37,9 +37,9 @@ from astrachaos.run.result import (
     RunResult,
     SecondaryResult,
     Throughput,
-    decide_exit_code,
 )
 from astrachaos.run.saved import open_run
+from astrachaos.run.verdict import decide_exit_code
 from astrachaos.verify.classify import RecordClass
 from astrachaos.verify.partitions import NotOk, Verification
 from astrachaos.workload.stats import Latency
