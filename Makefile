@@ -28,11 +28,12 @@ lint: $(STAMP)
 demo: $(STAMP)  ## the headline: silent loss under a client queue overflow, against a local node
 	$(BIN)/astrachaos run queue-overflow
 
-bench: $(STAMP)  ## engine vs raw-driver ratios, medians of several runs; then proxy and reconcile
+bench: $(STAMP)  ## engine vs raw-driver ratios, medians of several runs; then proxy, reconcile, capture
 	$(BIN)/astrachaos local up --nodes 1
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.proxy 50000
 	$(BIN)/python -m bench.reconcile_bench 1000000
+	$(BIN)/python -m bench.capture_proxy 1000000 20000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache runs

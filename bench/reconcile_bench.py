@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import tempfile
 import time
@@ -38,6 +39,7 @@ def run(rows: int = 1_000_000) -> dict[str, Any]:
             result = compare_tables(a, b, TableOptions(splits=SPLITS, concurrency=CONCURRENCY), Path(out))
             seconds = time.perf_counter() - began
         reconcile_peak = _peak_rss_mb()
+        workers = _workers(rows)
         _, second_raw_s = _raw_scan(session)
         raw_seconds = (first_raw_s + second_raw_s) / 2  # before and after: no warm-cache bias
         session.execute(f"DROP KEYSPACE {KEYSPACE}")
@@ -53,21 +55,93 @@ def run(rows: int = 1_000_000) -> dict[str, Any]:
         "differences": result.differences,
         "peak_rss_mb_after_load": rss_before,
         "peak_rss_mb_during_reconcile": reconcile_peak,
+        **workers,
     }
 
 
-def _load(session: Any, rows: int) -> float:
+def _workers(rows: int, repetitions: int = 3) -> dict[str, Any]:
+    """`--workers 2` vs `--workers 1` (threads in one process) on the same tables, interleaved;
+    the ratio of medians of rows/s (above 1: two processes are faster). Cassandra shares the cores."""
+    import statistics
+
+    from astrachaos.reconcile.engines.choice import EngineKind, build_engine
+    from astrachaos.reconcile.sides import open_sides
+    from astrachaos.reconcile.tables import TableOptions, compare_tables
+
+    seconds: dict[int, list[float]] = {1: [], 2: []}
+    client_cpu: dict[int, list[float]] = {1: [], 2: []}
+    server_cpu: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(repetitions):
+        for workers in (1, 2):
+            engine = build_engine(EngineKind.LOCAL, workers=workers, concurrency=CONCURRENCY)
+            with (
+                open_sides([f"{KEYSPACE}.a", f"{KEYSPACE}.b"], "local") as (a, b),
+                tempfile.TemporaryDirectory() as out,
+            ):
+                client, server = _client_cpu_s(), _cassandra_cpu_s()
+                began = time.perf_counter()
+                result = compare_tables(a, b, TableOptions(splits=SPLITS, concurrency=CONCURRENCY),
+                                        Path(out), engine=engine)  # fmt: skip
+                seconds[workers].append(time.perf_counter() - began)
+                client_cpu[workers].append(_client_cpu_s() - client)
+                server_cpu[workers].append(_cassandra_cpu_s() - server)
+            assert result.differences == 0 and result.counts["source_rows"] == rows, result.counts
+    one, two = (statistics.median(seconds[w]) for w in (1, 2))
+    per_million = 1_000_000 / (2 * rows)
+    return {
+        "workers_1_rows_per_s": round(2 * rows / one),
+        "workers_2_rows_per_s": round(2 * rows / two),
+        "workers_2_vs_1_ratio": round(one / two, 3),
+        "workers_seconds": {str(w): [round(s, 2) for s in seconds[w]] for w in (1, 2)},
+        # CPU seconds per million rows read (both tables): what a row costs the reconciling side
+        # (all its processes) and the Cassandra node; they share this machine's cores.
+        "client_cpu_s_per_million_rows": {
+            str(w): round(statistics.median(client_cpu[w]) * per_million, 2) for w in (1, 2)
+        },
+        "cassandra_cpu_s_per_million_rows": {
+            str(w): round(statistics.median(server_cpu[w]) * per_million, 2) for w in (1, 2)
+        },
+        "cores": os.cpu_count(),
+    }
+
+
+def _client_cpu_s() -> float:
+    """CPU seconds of this process and its finished children (the --workers processes)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _cassandra_cpu_s() -> float:
+    """CPU seconds of the default cluster's Cassandra JVM (the `local` profile's node), from /proc;
+    0 when none is found. Other clusters on the machine (local3) are not counted."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            if b"CassandraDaemon" not in cmdline or b"/clusters/default/" not in cmdline:
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def _load(session: Any, rows: int, keyspace: str = KEYSPACE) -> float:
     from cassandra.concurrent import execute_concurrent_with_args
 
-    session.execute(f"DROP KEYSPACE IF EXISTS {KEYSPACE}")
-    session.execute(f"CREATE KEYSPACE {KEYSPACE} WITH replication = "
+    session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+    session.execute(f"CREATE KEYSPACE {keyspace} WITH replication = "
                     "{'class': 'SimpleStrategy', 'replication_factor': 1}")  # fmt: skip
     began = time.perf_counter()
     for table in ("a", "b"):
-        session.execute(f"CREATE TABLE {KEYSPACE}.{table} (p int, c int, name text, amount decimal,"
+        session.execute(f"CREATE TABLE {keyspace}.{table} (p int, c int, name text, amount decimal,"
                         " tags set<text>, PRIMARY KEY (p, c))")  # fmt: skip
         insert = session.prepare(
-            f"INSERT INTO {KEYSPACE}.{table} (p, c, name, amount, tags) VALUES (?, ?, ?, ?, ?)"
+            f"INSERT INTO {keyspace}.{table} (p, c, name, amount, tags) VALUES (?, ?, ?, ?, ?)"
         )
         from decimal import Decimal
 

@@ -24,6 +24,7 @@ def _register() -> None:
         doctor,
         injectors,
         local,
+        proxy,
         reconcile,
         report,
         run,
@@ -37,6 +38,7 @@ def _register() -> None:
     app.add_typer(scenarios.app, name="scenarios")
     app.add_typer(table.app, name="table")
     app.add_typer(injectors.app, name="injectors")
+    app.add_typer(proxy.app, name="proxy")
     doctor.register(app)
     run.register(app)
     report.register(app)

@@ -10,8 +10,9 @@ import typer
 from astrachaos.errors import ExitCode, UsageProblem
 
 if TYPE_CHECKING:
+    from astrachaos.reconcile.engines import Engine
     from astrachaos.reconcile.result import ReconcileResult
-    from astrachaos.reconcile.tables import Progress
+    from astrachaos.reconcile.tables import Progress, TableOptions
 
 _SHOWN = 10  # differences listed on the console; all are in result.json
 
@@ -53,6 +54,22 @@ def reconcile(
     ] = 0.0,
     page_size: Annotated[int, typer.Option(min=1, help="Rows per page.")] = 5000,
     resume: Annotated[bool, typer.Option(help="Skip ranges already in OUT/checkpoint.jsonl.")] = False,
+    engine: Annotated[
+        str, typer.Option(help="Where ranges are diffed: local (this machine) or spark (Spark tasks).")
+    ] = "local",
+    workers: Annotated[
+        int, typer.Option(min=1, help="--engine local: processes, each reading --concurrency ranges.")
+    ] = 1,
+    spark_master: Annotated[
+        str | None, typer.Option(help="--engine spark: master URL (local[4], spark://H:7077, yarn).")
+    ] = None,
+    spark_conf: Annotated[
+        list[str] | None, typer.Option(help="--engine spark: a Spark setting KEY=VALUE (repeatable).")
+    ] = None,
+    max_rows_per_s: Annotated[
+        float | None,
+        typer.Option(min=1, help="Rows read per second per worker (both tables; Spark: per task slot)."),
+    ] = None,
     repair: Annotated[
         bool, typer.Option(help="Write rows missing on a side (plan only without --yes).")
     ] = False,
@@ -65,6 +82,8 @@ def reconcile(
     modes = [run is not None, expected is not None, source is not None or target is not None]
     if sum(modes) != 1:
         raise UsageProblem("give exactly one of --run, --expected (with --table), or --source with --target")
+    if not modes[2] and (engine != "local" or workers != 1 or spark_master or spark_conf):
+        raise UsageProblem("--engine, --workers and --spark-* apply to --source/--target comparisons")
     if run is not None:
         from astrachaos.reconcile.ledger_run import reconcile_run
 
@@ -76,8 +95,10 @@ def reconcile(
     else:
         if source is None or target is None:
             raise UsageProblem("--source and --target go together")
-        result = _tables(source, target, profile, out, splits, concurrency, columns,
-                         writetime_tolerance_ms, grace_s, page_size, resume, repair, yes)  # fmt: skip
+        options = _table_options(splits, concurrency, page_size, resume, grace_s, columns,
+                                 writetime_tolerance_ms, max_rows_per_s)  # fmt: skip
+        chosen = _engine(engine, workers, concurrency, spark_master, spark_conf)
+        result = _tables(source, target, profile, out, options, chosen, repair, yes)
     paths = write_files(result, out)
     stdout.print(_render(result))
     stdout.print(f"[dim]result: {paths[0]}[/]")
@@ -109,24 +130,48 @@ def _expected(
         return reconcile_keys(path, spec, side, Strategy(lookup), concurrency)
 
 
+def _table_options(
+    splits: int, concurrency: int, page_size: int, resume: bool, grace_s: float, columns: str | None,
+    tolerance: int | None, max_rows_per_s: float | None,
+) -> TableOptions:  # fmt: skip
+    from astrachaos.reconcile.tables import TableOptions
+
+    return TableOptions(
+        splits=splits, concurrency=concurrency, page_size=page_size, resume=resume, grace_s=grace_s,
+        columns=None if columns is None else [c.strip() for c in columns.split(",") if c.strip()],
+        writetime_tolerance_ms=tolerance, max_rows_per_s=max_rows_per_s,
+    )  # fmt: skip
+
+
+def _engine(
+    engine: str, workers: int, concurrency: int, spark_master: str | None, spark_conf: list[str] | None
+) -> Engine:
+    from astrachaos.cli.console import stderr
+    from astrachaos.reconcile.engines.choice import EngineKind, build_engine
+    from astrachaos.reconcile.keyfile import parse_assignments
+
+    if engine not in {k.value for k in EngineKind}:
+        raise UsageProblem(f"--engine must be one of {', '.join(k.value for k in EngineKind)}")
+    return build_engine(
+        EngineKind(engine), workers=workers, concurrency=concurrency, spark_master=spark_master,
+        spark_conf=parse_assignments(spark_conf or [], "--spark-conf"),
+        notice=lambda text: stderr.print(text, soft_wrap=True, markup=False),
+    )  # fmt: skip
+
+
 def _tables(
-    source: str, target: str, profile: str, out: Path, splits: int, concurrency: int,
-    columns: str | None, tolerance: int | None, grace_s: float, page_size: int, resume: bool,
+    source: str, target: str, profile: str, out: Path, options: TableOptions, engine: Engine,
     repair: bool, yes: bool,
 ) -> ReconcileResult:  # fmt: skip
     from astrachaos.cli.console import stdout
     from astrachaos.reconcile.repair import repair as apply_repair
     from astrachaos.reconcile.repair import write_plan
     from astrachaos.reconcile.sides import open_sides
-    from astrachaos.reconcile.tables import TableOptions, compare_tables
+    from astrachaos.reconcile.tables import compare_tables
 
-    options = TableOptions(
-        splits=splits, concurrency=concurrency, page_size=page_size, resume=resume, grace_s=grace_s,
-        columns=None if columns is None else [c.strip() for c in columns.split(",") if c.strip()],
-        writetime_tolerance_ms=tolerance,
-    )  # fmt: skip
+    concurrency = options.concurrency
     with open_sides([source, target], profile) as (src, tgt), _progress() as progress:
-        result = compare_tables(src, tgt, options, out, progress)
+        result = compare_tables(src, tgt, options, out, progress, engine)
     if repair and result.differences:
         plan = write_plan(result, out)
         stdout.print(

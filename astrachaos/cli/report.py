@@ -16,7 +16,9 @@ def register(app: typer.Typer) -> None:
 
 
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory (holds result.json).")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="A run directory, or a capture verification --out (holds result.json).")
+    ],
     format_: Annotated[
         list[ReportFormat] | None,
         typer.Option(
@@ -35,6 +37,9 @@ def report(
     from astrachaos.reports.files import needs_ledger, render, write_reports
     from astrachaos.run.saved import open_run
 
+    if _is_capture(run_dir):
+        _capture_report(run_dir)
+        return
     formats = list(dict.fromkeys(format_ or [ReportFormat.HTML]))
     saved = open_run(run_dir)
     result = saved.result()
@@ -46,3 +51,28 @@ def report(
     extracts = saved.ledger_extracts() if needs_ledger(formats) else None
     for path in write_reports(run_dir, formats, result, extracts):
         console.print(f"[dim]wrote[/] {escape(str(path))}", soft_wrap=True)
+
+
+def _is_capture(directory: Path) -> bool:
+    import json
+
+    try:
+        return bool(
+            json.loads((directory / "result.json").read_text(encoding="utf-8")).get("kind") == "capture"
+        )
+    except (OSError, ValueError):
+        return False
+
+
+def _capture_report(directory: Path) -> None:
+    """A capture verification: print it and write summary.md next to result.json."""
+    import json
+
+    from astrachaos.cli.console import stdout
+    from astrachaos.reports.capture import render_capture_console, render_capture_markdown
+
+    result = json.loads((directory / "result.json").read_text(encoding="utf-8"))
+    stdout.print(render_capture_console(result))
+    path = directory / "summary.md"
+    path.write_text(render_capture_markdown(result), encoding="utf-8")
+    stdout.print(f"[dim]wrote[/] {path}", soft_wrap=True)

@@ -63,9 +63,38 @@ def run(
 
 
 def verify_run(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory (also one whose run crashed).")],
+    run_dir: Annotated[
+        Path | None, typer.Argument(help="A run directory (also one whose run crashed).")
+    ] = None,
+    capture: Annotated[
+        Path | None, typer.Option(help="A capture directory (astrachaos proxy --capture).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="With --capture: directory for result.json.")] = None,
+    profile: Annotated[
+        str, typer.Option(help="With --capture: the profile to read the tables with.")
+    ] = "local",
+    app_log: Annotated[Path | None, typer.Option(help="The app's log: keys it logged as stored.")] = None,
+    expected: Annotated[Path | None, typer.Option(help="A key file of keys the app claims stored.")] = None,
+    table: Annotated[str | None, typer.Option(help="KS.TABLE the claimed keys belong to.")] = None,
+    key: Annotated[str | None, typer.Option(help="Key columns COL[,COL...] the claims fill.")] = None,
+    key_path: Annotated[str | None, typer.Option(help="JSON lines: dotted path to the key(s).")] = None,
+    key_regex: Annotated[
+        str | None, typer.Option(help="Any text: regex with named groups = columns.")
+    ] = None,
+    match: Annotated[list[str] | None, typer.Option(help="JSON lines: keep lines with FIELD=VALUE.")] = None,
+    settle_s: Annotated[float, typer.Option(min=0, help="Wait before re-reading at ALL.")] = 1.0,
 ) -> None:
-    """Re-verify an earlier or crashed run from its ledger; rewrite its result.json."""
+    """Re-verify a run from its ledger, or (--capture) judge every write an application made."""
+    if capture is not None:
+        from astrachaos.cli.capture import verify_capture_command
+
+        verify_capture_command(capture, out, profile, app_log, expected, table, key, key_path, key_regex,
+                               match, settle_s)  # fmt: skip
+        return
+    if run_dir is None:
+        from astrachaos.errors import UsageProblem
+
+        raise UsageProblem("give a run directory, or --capture DIR --out OUT")
     from astrachaos.cli.console import stdout
     from astrachaos.reports.console import render
     from astrachaos.run.reverify import reverify

@@ -47,6 +47,8 @@ class InjectorContext:
     rng: random.Random
     probability: float = 1.0
     reset_session: Callable[[], None] | None = None  # set once the session exists
+    proxies: Any | None = None  # a running ProxySet to act on (the standalone proxy) instead of a new one
+    label: str | None = None  # the fault's own name where several of one kind run (standalone proxy)
 
 
 class Injector(Protocol):

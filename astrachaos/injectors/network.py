@@ -104,13 +104,16 @@ class NetworkInjector:
         self._params = params
         self._context = context
         self._toxic = toxic_of(params)
-        self._targets, self._port = proxy_targets(context)
+        self._shared: ProxySet | None = context.proxies
+        self._targets, self._port = ([], 0) if self._shared is not None else proxy_targets(context)
         self._random_seed = context.rng.randrange(2**32)
-        self._proxies: ProxySet | None = None
+        self._proxies: ProxySet | None = self._shared
         self._active: ActiveToxic | None = None
 
     def prepare(self) -> ConnectOverrides | None:
         """Start the proxies in pass-through mode; the driver must connect through them."""
+        if self._shared is not None:
+            return None  # the standalone proxy: clients already connect through it
         if self._proxies is None:
             self._proxies = hub.acquire(self._targets, self._port, random_seed=self._random_seed)
         return connect_through(self._proxies)
@@ -126,6 +129,7 @@ class NetworkInjector:
                 self._toxic,
                 Direction(self._params.direction),
                 self._context.probability if toxicity is None else toxicity,
+                self._context.label or self.name,
             )
 
     def rollback(self) -> None:
@@ -138,7 +142,7 @@ class NetworkInjector:
         """Roll back and stop the proxies (when no other injector holds them)."""
         self.rollback()
         proxies, self._proxies = self._proxies, None
-        if proxies is not None:
+        if proxies is not None and proxies is not self._shared:
             hub.release(proxies)
 
     def stats(self) -> InjectorStats:

@@ -65,7 +65,8 @@ class ProtocolInjector:
     def __init__(self, params: ProtocolParams, context: InjectorContext) -> None:
         self._params = params
         self._context = context
-        self._targets, self._port = proxy_targets(context)
+        self._shared: ProxySet | None = context.proxies
+        self._targets, self._port = ([], 0) if self._shared is not None else proxy_targets(context)
         self._rng = random.Random(context.rng.randrange(2**32))
         self._opcodes = {OPCODES[o] for o in params.opcodes}
         self._keyspace = _cql_name(params.keyspace)
@@ -83,9 +84,12 @@ class ProtocolInjector:
     def prepare(self) -> ConnectOverrides | None:
         """Start (or share) the proxies, CQL-aware; the driver must connect through them."""
         if self._proxies is None:
-            self._proxies = hub.acquire(self._targets, self._port, random_seed=self._rng.randrange(2**32))
+            if self._shared is not None:
+                self._proxies = self._shared
+            else:
+                self._proxies = hub.acquire(self._targets, self._port, random_seed=self._rng.randrange(2**32))
             self._proxies.add_policy(self.decide)
-        return connect_through(self._proxies)
+        return None if self._shared is not None else connect_through(self._proxies)
 
     def apply(self) -> None:
         """Start answering matching requests."""
@@ -103,7 +107,8 @@ class ProtocolInjector:
         proxies, self._proxies = self._proxies, None
         if proxies is not None:
             proxies.remove_policy(self.decide)
-            hub.release(proxies)
+            if proxies is not self._shared:
+                hub.release(proxies)
 
     def stats(self) -> InjectorStats:
         """Matching requests seen while active, and how many were injected, by error."""
@@ -118,7 +123,7 @@ class ProtocolInjector:
             return None
         label = "dropped" if self._action is Action.DROP else self._error.value
         self._counters.seen(label)
-        return Decision(self._action, self._error)
+        return Decision(self._action, self._error, self._context.label or self.name)
 
     def matches(self, request: Request) -> bool:
         """Whether the request is targeted: opcode, and a statement on the keyspace/table."""

@@ -147,6 +147,7 @@ class ProxyConnection:
         self._on_closed = on_closed
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._durable_mark = 0
         self.closed = False
 
     def affecting(self, way: Direction) -> list[ActiveToxic]:
@@ -225,6 +226,8 @@ class ProxyConnection:
             timer.cancel()
         for writer in (self.client_writer, self.server_writer):
             writer.close()
+        if self.relay is not None:
+            self.relay.connection_closed()
         current = asyncio.current_task()
         for task in self._tasks:
             if task is not current:
@@ -238,13 +241,38 @@ class ProxyConnection:
                 continue
             upstream, answers = self.relay.from_client(data)
             await self.upstream.put(upstream)
+            if answers:
+                await self._durable(self.relay.mark)
             await self.downstream.put(answers)
         await self.upstream.queue.put(None)
 
     async def _pump_server(self) -> None:
         while data := await _read(self.server_reader):
-            await self.downstream.put(data if self.relay is None else self.relay.from_server(data))
+            if self.relay is None:
+                await self.downstream.put(data)
+                continue
+            out = self.relay.from_server(data)
+            await self._durable(self.relay.mark)
+            await self.downstream.put(out)
         await self.downstream.queue.put(None)
+
+    async def _durable(self, mark: int) -> None:
+        """Hold the client's answers until the capture ledger committed what they tell."""
+        if mark <= self._durable_mark or self.relay is None or self.relay.capture is None:
+            return
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def resolve() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(resolve)
+
+        self.relay.capture.when_durable(mark, wake)
+        await done
+        self._durable_mark = mark
 
 
 async def _read(reader: asyncio.StreamReader) -> bytes:

@@ -90,12 +90,16 @@ def split_envelopes(buffer: bytearray, limit: int | None = None) -> list[Envelop
     return envelopes
 
 
+_Int = int  # `int` is also a method name of the cursor below
+
+
 class _Body:
     """A cursor over an envelope body, with the spec's notations as readers."""
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.at = 0
+        self.last_size = 0
 
     def take(self, size: int) -> bytes:
         if size < 0 or self.at + size > len(self.data):
@@ -135,6 +139,18 @@ class _Body:
     def skip_string_list(self) -> None:
         for _ in range(self.short()):
             self.string()
+
+    def long(self) -> _Int:
+        return _Int(struct.unpack(">q", self.take(8))[0])
+
+    def bytes_value(self) -> bytes | None:
+        """A [bytes] value: None for null (and for unset, -2, which a caller tells apart by `last`)."""
+        size = self.int()
+        self.last_size = size
+        return self.take(size) if size >= 0 else None
+
+
+BodyReader = _Body  # the cursor, for the modules that decode more of a body (capture, topology)
 
 
 _TABLE = re.compile(

@@ -4,19 +4,26 @@ Both directions are cut into envelopes (unframed before the STARTUP handshake an
 inside v5 segments after READY/AUTHENTICATE). Each QUERY/EXECUTE/BATCH is offered to the
 active request policies, which may answer it with an ERROR without forwarding, or forward it
 and then replace or drop the server's answer. Whatever is forwarded is framed again.
-A stream this relay cannot follow (lz4 in v5, a CRC it cannot verify) is passed through raw.
+A stream this relay cannot follow (lz4 in v5, a CRC it cannot verify) is passed through raw,
+unless the connection fronts a standalone proxy (`topology` given): then compression is taken
+out of SUPPORTED and a client that asks for it anyway is refused with a ProtocolError, so no
+connection escapes the address rewriting or the capture.
 """
 
 from __future__ import annotations
 
 import logging
+import struct
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from astrachaos.proxy.cql import (
     Envelope,
+    Flag,
     FrameError,
     Opcode,
     Request,
@@ -27,6 +34,31 @@ from astrachaos.proxy.cql import (
 )
 from astrachaos.proxy.error_frames import ErrorKind, error_envelope
 from astrachaos.proxy.segments import SegmentError, SegmentReader, encode_envelopes
+from astrachaos.proxy.topology import (
+    Address,
+    AddressMap,
+    rewrite_event,
+    rewrite_rows,
+    strip_compression,
+    system_table,
+)
+
+
+class WriteObserver(Protocol):
+    """What records a connection's writes and their answers (the standalone proxy's capture)."""
+
+    mark: int  # the latest durability number: hold the client's bytes until it is committed
+
+    def request(self, envelope: Envelope, fault: str | None, refused: str | None) -> None: ...
+
+    def response(self, envelope: Envelope, replaced: Envelope | None) -> None: ...
+
+    def dropped(self, stream: int) -> None: ...
+
+    def closed(self) -> None: ...
+
+    def when_durable(self, number: int, callback: Callable[[], None]) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +79,16 @@ class Decision:
 
     action: Action
     error: ErrorKind = ErrorKind.WRITE_TIMEOUT
+    fault: str | None = None  # the fault's name, recorded with captured writes
+
+
+@dataclass(frozen=True)
+class Topology:
+    """What a standalone proxy's relay rewrites: node addresses, for the node this connection reaches."""
+
+    addresses: AddressMap
+    node: Address
+    counts: Counter[str]
 
 
 RequestPolicy = Callable[[Request], Decision | None]
@@ -73,9 +115,19 @@ class PreparedStatements:
 class CqlRelay:
     """The CQL state of one proxied connection; called from its two pumps on the proxy loop."""
 
-    def __init__(self, prepared: PreparedStatements, policies: Callable[[], Sequence[RequestPolicy]]) -> None:
+    def __init__(
+        self,
+        prepared: PreparedStatements,
+        policies: Callable[[], Sequence[RequestPolicy]],
+        *,
+        topology: Topology | None = None,
+        capture: WriteObserver | None = None,
+    ) -> None:
         self._prepared = prepared
         self._policies = policies
+        self._topology = topology
+        self.capture = capture
+        self._system: dict[int, str] = {}
         self._raw = False
         self._framed = False
         self._version = 4
@@ -147,6 +199,11 @@ class CqlRelay:
         """None to forward `envelope`, or the answer to send back instead."""
         if envelope.opcode == Opcode.STARTUP:
             self._version = envelope.version
+            if self._topology is not None and startup_compression(envelope):
+                self._topology.counts["compressed_connections_refused"] += 1
+                return _protocol_error(
+                    envelope, "astrachaos proxy: compression is not supported; connect without it"
+                )
             if envelope.version >= 5 and startup_compression(envelope):
                 # lz4 segments are not decoded here: relay this connection untouched.
                 log.warning("v5 connection with compression: protocol faults are off for it")
@@ -154,30 +211,70 @@ class CqlRelay:
             return None
         request = read_request(envelope, self._prepared.snapshot())
         if request is None:
+            if self._topology is not None and envelope.flags & Flag.COMPRESSED:
+                self._topology.counts["compressed_frames_not_followed"] += 1
             return None
         if request.opcode == Opcode.PREPARE:
             self._pending_prepare[request.stream] = request.statements[0].text or ""
+            if self.capture is not None:
+                self.capture.request(envelope, None, None)
             return None
+        if self._topology is not None:
+            table = system_table(request.statements[0].text if request.statements else None)
+            if table is not None:
+                self._system[request.stream] = table
         for policy in self._policies():
             decision = policy(request)
             if decision is None:
                 continue
             if decision.action is Action.REPLY:
-                return error_envelope(decision.error, request, envelope.version)
+                answer = error_envelope(decision.error, request, envelope.version)
+                if self.capture is not None:
+                    refused = ERROR_CLASS_NAMES.get(decision.error, decision.error.value)
+                    self.capture.request(envelope, decision.fault, refused)
+                return answer
             if decision.action is Action.REPLACE:
                 self._replace[request.stream] = (decision.error, request)
             else:
                 self._drop.add(request.stream)
+            if self.capture is not None:
+                self.capture.request(envelope, decision.fault, None)
             return None
+        if self.capture is not None:
+            self.capture.request(envelope, None, None)
         return None
+
+    def connection_closed(self) -> None:
+        """The proxied connection closed (either side): writes in flight learn it."""
+        if self.capture is not None:
+            self.capture.closed()
+
+    @property
+    def mark(self) -> int:
+        """The capture ledger number the client's next bytes must wait for (0: none)."""
+        return 0 if self.capture is None else self.capture.mark
 
     def _server_envelope(self, envelope: Envelope) -> Envelope | None:
         """The envelope to pass to the client in place of `envelope` (None: swallow it)."""
         stream = envelope.stream
         if envelope.opcode in (Opcode.READY, Opcode.AUTHENTICATE) and self._version >= 5:
             self._framed = not self._raw
+        topology = self._topology
+        if topology is not None:
+            if envelope.opcode == Opcode.SUPPORTED:
+                return strip_compression(envelope)
+            if envelope.opcode == Opcode.EVENT:
+                rewritten = rewrite_event(envelope, topology.addresses)
+                topology.counts["events_rewritten" if rewritten else "events_dropped"] += 1
+                return rewritten
         if stream < 0 or envelope.opcode not in (Opcode.RESULT, Opcode.ERROR):
             return envelope
+        table = self._system.pop(stream, None)
+        if topology is not None and table is not None and envelope.opcode == Opcode.RESULT:
+            result = rewrite_rows(envelope, table, topology.node, topology.addresses)
+            topology.counts["peer_rows_dropped"] += result.dropped_rows
+            topology.counts[f"{table}_rewritten" if result.readable else f"{table}_not_rewritten"] += 1
+            envelope = result.envelope
         text = self._pending_prepare.pop(stream, None)
         if text is not None:
             prepared_id = prepared_id_of(envelope)
@@ -185,11 +282,18 @@ class CqlRelay:
                 self._prepared.learn(prepared_id, text)
         if stream in self._drop:
             self._drop.discard(stream)
+            if self.capture is not None:
+                self.capture.dropped(stream)
             return None
         replacement = self._replace.pop(stream, None)
         if replacement is not None:
             kind, request = replacement
-            return error_envelope(kind, request, envelope.version)
+            answer = error_envelope(kind, request, envelope.version)
+            if self.capture is not None:
+                self.capture.response(envelope, answer)
+            return answer
+        if self.capture is not None:
+            self.capture.response(envelope, None)
         return envelope
 
     def _encode(self, envelopes: list[Envelope]) -> bytes:
@@ -200,5 +304,22 @@ class CqlRelay:
 
     def _give_up(self, error: Exception, data: bytes) -> bytes:
         log.warning("cannot follow the CQL stream (%s): relaying this connection raw", error)
+        if self._topology is not None:
+            self._topology.counts["connections_not_followed"] += 1  # e.g. TLS: bytes pass, uncaptured
         self._raw = True
         return data
+
+
+ERROR_CLASS_NAMES = {
+    ErrorKind.OVERLOADED: "Overloaded",
+    ErrorKind.WRITE_TIMEOUT: "WriteTimeout",
+    ErrorKind.UNAVAILABLE: "Unavailable",
+    ErrorKind.SERVER_ERROR: "ServerError",
+    ErrorKind.IS_BOOTSTRAPPING: "IsBootstrapping",
+}
+
+
+def _protocol_error(envelope: Envelope, message: str) -> Envelope:
+    text = message.encode()
+    body = struct.pack(">iH", 0x000A, len(text)) + text
+    return Envelope(envelope.version, True, 0, envelope.stream, Opcode.ERROR, body)

@@ -14,7 +14,7 @@ import logging
 import random
 import threading
 from collections import Counter
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -26,6 +26,10 @@ from astrachaos.proxy.toxics import ActiveToxic, Direction, Down, Toxic
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CONNECT_TIMEOUT_S = 5.0
+
+Address = tuple[str, int]
+# Builds the CQL relay of one accepted connection: (upstream node, listen address) → relay.
+RelayFactory = Callable[[Address, Address], CqlRelay]
 
 
 @dataclass(frozen=True)
@@ -69,14 +73,32 @@ class LoopThread:
 
 
 class ProxySet:
-    """Proxies for `targets` (loopback node addresses sharing `port`), toxics and CQL policies."""
+    """Proxies for `targets` (loopback node addresses sharing `port`), toxics and CQL policies.
 
-    def __init__(self, targets: Sequence[str], port: int, *, random_seed: int = 0) -> None:
+    `routes` (upstream node → listen address) replaces the automatic loopback allocation (the
+    standalone proxy); `relay_factory` makes every connection CQL-aware with the relay it builds.
+    """
+
+    def __init__(
+        self,
+        targets: Sequence[str],
+        port: int,
+        *,
+        random_seed: int = 0,
+        routes: Mapping[Address, Address] | None = None,
+        relay_factory: RelayFactory | None = None,
+    ) -> None:
         self.port = port
-        self.mapping = allocate_proxy_addresses(targets, port)  # node address → proxy address
+        if routes is None:
+            self.mapping = allocate_proxy_addresses(targets, port)  # node address → proxy address
+            self.routes = {(node, port): (proxy, port) for node, proxy in self.mapping.items()}
+        else:
+            self.routes = dict(routes)
+            self.mapping = {node[0]: listen[0] for node, listen in self.routes.items()}
         self.rng = random.Random(random_seed)
         self.prepared = PreparedStatements()
-        self.cql = False
+        self.cql = relay_factory is not None
+        self._relay_factory = relay_factory
         self._toxics: tuple[ActiveToxic, ...] = ()
         self._policies: tuple[RequestPolicy, ...] = ()
         self._next_key = 0
@@ -105,11 +127,16 @@ class ProxySet:
         """The proxy addresses the driver must be given instead of the nodes."""
         return list(self.mapping.values())
 
-    def add_toxic(self, toxic: Toxic, direction: Direction, toxicity: float) -> ActiveToxic:
+    @property
+    def listening(self) -> list[Address]:
+        """Where the proxy listens, one address per upstream node."""
+        return list(self.routes.values())
+
+    def add_toxic(self, toxic: Toxic, direction: Direction, toxicity: float, label: str = "") -> ActiveToxic:
         """Put a toxic in force; returns the handle `remove_toxic` takes."""
         with self._lock:
             self._next_key += 1
-            active = ActiveToxic(self._next_key, toxic, direction, toxicity)
+            active = ActiveToxic(self._next_key, toxic, direction, toxicity, label)
         self._call(self._set_toxics((*self._toxics, active)))
         return active
 
@@ -197,10 +224,11 @@ class ProxySet:
         return any(isinstance(t.toxic, Down) for t in self._toxics)
 
     async def _listen_all(self) -> None:
-        for node, address in self.mapping.items():
-            if address not in self._servers:
-                self._servers[address] = await asyncio.start_server(
-                    functools.partial(self._accept, node), address, self.port
+        for node, (host, port) in self.routes.items():
+            key = f"{host}:{port}"
+            if key not in self._servers:
+                self._servers[key] = await asyncio.start_server(
+                    functools.partial(self._accept, node), host, port, reuse_address=True
                 )
 
     async def _stop_listening(self) -> None:
@@ -215,19 +243,25 @@ class ProxySet:
         for connection in list(self._connections):
             connection.close()
 
-    async def _accept(self, node: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept(
+        self, node: Address, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.count("connections")
         try:
-            server = await asyncio.wait_for(asyncio.open_connection(node, self.port), CONNECT_TIMEOUT_S)
+            server = await asyncio.wait_for(asyncio.open_connection(*node), CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as error:
-            log.info("proxy cannot reach %s:%s: %s", node, self.port, error)
+            log.info("proxy cannot reach %s:%s: %s", *node, error)
+            self.count("upstream_unreachable")
             writer.close()
             return
         if self._is_down():  # went down while this connection was being set up
             writer.close()
             server[1].close()
             return
-        relay = CqlRelay(self.prepared, self.policies) if self.cql else None
+        if self._relay_factory is not None:
+            relay: CqlRelay | None = self._relay_factory(node, self.routes[node])
+        else:
+            relay = CqlRelay(self.prepared, self.policies) if self.cql else None
         connection = ProxyConnection(self, (reader, writer), server, relay, self._connections.discard)
         self._connections.add(connection)
         await connection.run()

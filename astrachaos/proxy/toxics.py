@@ -96,3 +96,4 @@ class ActiveToxic:
     toxic: Toxic
     direction: Direction = Direction.DOWNSTREAM
     toxicity: float = 1.0
+    label: str = ""  # the fault's name where several are in force (the standalone proxy)

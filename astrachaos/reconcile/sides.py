@@ -7,6 +7,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from astrachaos.errors import EnvironmentProblem
+from astrachaos.reconcile.portable import PortableProfile
 from astrachaos.reconcile.schema import parse_table, read_schema
 from astrachaos.reconcile.tables import Side
 
@@ -25,12 +26,14 @@ def open_sides(specs: Sequence[str], default_profile: str) -> Iterator[list[Side
         sides = []
         for profile_name, keyspace, table in parsed:
             if profile_name not in sessions:
-                connection = stack.enter_context(connect(load_profile(profile_name).profile))
-                sessions[profile_name] = connection.session
+                profile = load_profile(profile_name).profile
+                connection = stack.enter_context(connect(profile))
+                portable = PortableProfile.of(profile)
+                sessions[profile_name] = (connection.session, portable, portable.secret_env(profile))
                 _require_murmur3(connection.session, profile_name)
-            session = sessions[profile_name]
+            session, portable, secrets = sessions[profile_name]
             schema = read_schema(session, keyspace, table)
-            sides.append(Side(f"{profile_name}:{keyspace}.{table}", session, schema))
+            sides.append(Side(f"{profile_name}:{keyspace}.{table}", session, schema, portable, secrets))
         yield sides
 
 

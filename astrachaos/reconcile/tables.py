@@ -1,6 +1,8 @@
 """Two-way comparison of whole tables, token range by token range, in parallel, resumable.
 
-Each range is read from both tables with `token(pk) > ? AND token(pk) <= ?` (the ring's first
+Each range is diffed by `rangediff.diff_range`, run by an engine (threads of this process, local
+processes, or Spark tasks) whose outcomes land in one checkpoint and one result. Each range is
+read from both tables with `token(pk) > ? AND token(pk) <= ?` (the ring's first
 range uses `>=` so the minimum token is covered) and merged in (token, primary key) order. Every
 key found different is then re-read by key on both sides with WRITETIME of each compared column:
 what is equal by then is dropped, what involves a write newer than scan start − grace is
@@ -11,15 +13,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from astrachaos.errors import UsageProblem
 from astrachaos.reconcile.checkpoint import CHECKPOINT_FILE, Checkpoint
-from astrachaos.reconcile.merge import Finding, MergeCounts, Mismatch, Row, merge, same_value
+from astrachaos.reconcile.engines.interface import Engine, EngineContext
+from astrachaos.reconcile.engines.threads import Threads
+from astrachaos.reconcile.portable import PortableProfile
+from astrachaos.reconcile.rangediff import RangeJob, RangeOutcome, SideSpec
 from astrachaos.reconcile.result import (
     ColumnDifference,
     InFlight,
@@ -27,21 +31,32 @@ from astrachaos.reconcile.result import (
     ReconcileResult,
     RowDifference,
 )
-from astrachaos.reconcile.schema import Column, JsonValue, TableSchema, encode
+from astrachaos.reconcile.schema import Column, JsonValue, TableSchema
 from astrachaos.reconcile.tokens import TokenRange, split_ring
 
 log = logging.getLogger(__name__)
-_ATTEMPTS = 3
 Progress = Callable[[int, int], None]  # (ranges done, ranges in all)
 
 
 @dataclass(frozen=True)
 class Side:
-    """One table to compare, reached through an open session; `label` is PROFILE:KS.TABLE."""
+    """One table to compare, reached through an open session; `label` is PROFILE:KS.TABLE.
+
+    `profile` lets other processes open their own session to the same database; `secret_env`
+    carries the profile's secrets to them (see `portable.py`). Without a profile, only the
+    in-process engine can read the table.
+    """
 
     label: str
     session: Any
     schema: TableSchema
+    profile: PortableProfile | None = None
+    secret_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def portable(self) -> PortableProfile:
+        """The profile workers use; a stand-in naming the label when the side has none."""
+        return self.profile or PortableProfile(f"unbound {self.label}", "{}")
 
 
 @dataclass(frozen=True)
@@ -56,46 +71,7 @@ class TableOptions:
     page_size: int = 5000
     resume: bool = False
     recheck_concurrency: int = 32
-
-
-class _Reader:
-    """Prepared range scan and key lookup of one side; rows are plain tuples."""
-
-    def __init__(self, side: Side, columns: tuple[Column, ...], with_writetime: bool) -> None:
-        from cassandra.cluster import EXEC_PROFILE_DEFAULT
-        from cassandra.query import tuple_factory
-
-        schema = side.schema
-        self.session = side.session
-        self.profile = side.session.execution_profile_clone_update(
-            EXEC_PROFILE_DEFAULT, row_factory=tuple_factory
-        )
-        pk = ", ".join(c.quoted for c in schema.partition_key)
-        keys = [c.quoted for c in schema.primary_key]
-        values = [c.quoted for c in columns]
-        times = [f"WRITETIME({c.quoted})" for c in columns]
-        scanned = ", ".join([f"token({pk})", *keys, *values, *(times if with_writetime else [])])
-        base = f"SELECT {scanned} FROM {schema.qualified} WHERE token({pk})"
-        self.first = side.session.prepare(f"{base} >= ? AND token({pk}) <= ?")
-        self.rest = side.session.prepare(f"{base} > ? AND token({pk}) <= ?")
-        where = " AND ".join(f"{k} = ?" for k in keys)
-        fetched = ", ".join([*keys, *values, *times])
-        self.by_key = side.session.prepare(f"SELECT {fetched} FROM {schema.qualified} WHERE {where}")
-
-    def scan(self, token_range: TokenRange, page_size: int) -> Iterator[Row]:
-        statement = self.first if token_range.includes_start else self.rest
-        bound = statement.bind((token_range.start, token_range.end))
-        bound.fetch_size = page_size
-        yield from self.session.execute(bound, execution_profile=self.profile)
-
-    def lookup(self, keys: Sequence[Row], concurrency: int) -> list[Row | None]:
-        from cassandra.concurrent import execute_concurrent_with_args
-
-        results = execute_concurrent_with_args(
-            self.session, self.by_key, keys, concurrency=concurrency, raise_on_first_error=True,
-            execution_profile=self.profile,
-        )  # fmt: skip
-        return [next(iter(result.result_or_exc), None) for result in results]
+    max_rows_per_s: float | None = None  # per worker process (or Spark task slot)
 
 
 def compare_tables(
@@ -104,14 +80,12 @@ def compare_tables(
     options: TableOptions,
     out: Path,
     progress: Progress | None = None,
+    engine: Engine | None = None,
 ) -> ReconcileResult:
-    """Compare every row of `source` and `target`; checkpoint each range into `out`."""
+    """Compare every row of `source` and `target` with `engine` (threads here by default);
+    checkpoint each range into `out`."""
     columns = _compared_columns(source.schema, target.schema, options.columns)
     tolerance_us = None if options.writetime_tolerance_ms is None else options.writetime_tolerance_ms * 1000
-    readers = (
-        _Reader(source, columns, tolerance_us is not None),
-        _Reader(target, columns, tolerance_us is not None),
-    )
     ranges = split_ring(options.splits)
     header: dict[str, JsonValue] = {
         "source": source.label,
@@ -122,25 +96,40 @@ def compare_tables(
     }
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = Checkpoint(out / CHECKPOINT_FILE, header, options.resume)
-    scan = _RangeScan(source.schema, columns, readers, options, tolerance_us, time.time())
+    job = RangeJob(
+        source=SideSpec(source.label, source.portable, source.schema),
+        target=SideSpec(target.label, target.portable, target.schema),
+        columns=columns,
+        page_size=options.page_size,
+        tolerance_us=tolerance_us,
+        fresh_after_us=int((time.time() - options.grace_s) * 1_000_000),
+        recheck_concurrency=options.recheck_concurrency,
+        max_rows_per_s=options.max_rows_per_s,
+    )
+    context = EngineContext(
+        sessions={source.portable: source.session, target.portable: target.session},
+        secret_env={**source.secret_env, **target.secret_env},
+    )
     done = {r: checkpoint.completed[r] for r in ranges if r in checkpoint.completed}
     failed: list[TokenRange] = []
     began = time.monotonic()
     if progress:
         progress(len(done), len(ranges))
+
+    def record(outcome: RangeOutcome) -> None:
+        token_range = outcome.token_range
+        if outcome.findings is None:
+            log.warning("token range %s not read: %s", token_range, outcome.error)
+            failed.append(token_range)
+        elif token_range not in done:  # an engine that ran a range twice still reports it once
+            checkpoint.record(token_range, outcome.findings)
+            done[token_range] = outcome.findings
+        if progress:
+            progress(len(done) + len(failed), len(ranges))
+
     try:
-        with ThreadPoolExecutor(max_workers=options.concurrency) as pool:
-            futures = {pool.submit(scan.run, r): r for r in ranges if r not in done}
-            for future in as_completed(futures):
-                token_range = futures[future]
-                findings = future.result()
-                if findings is None:
-                    failed.append(token_range)
-                else:
-                    checkpoint.record(token_range, findings)
-                    done[token_range] = findings
-                if progress:
-                    progress(len(done) + len(failed), len(ranges))
+        todo = [r for r in ranges if r not in done]
+        (engine or Threads(options.concurrency)).run(job, todo, record, context)
     finally:
         checkpoint.close()
     return _result(source, target, options, header, ranges, done, failed, time.monotonic() - began,
@@ -174,121 +163,6 @@ def _compared_columns(
         if extra:
             log.info("columns only in the target are not compared: %s", sorted(extra))
     return chosen
-
-
-class _RangeScan:
-    """Reads, merges and re-checks one token range; returns its findings as JSON-safe data."""
-
-    def __init__(
-        self,
-        schema: TableSchema,
-        columns: tuple[Column, ...],
-        readers: tuple[_Reader, _Reader],
-        options: TableOptions,
-        tolerance_us: int | None,
-        started_s: float,
-    ) -> None:
-        self.keys = schema.primary_key
-        self.columns = columns
-        self.readers = readers
-        self.options = options
-        self.tolerance_us = tolerance_us
-        self.key_width = 1 + len(self.keys)
-        self.fresh_after_us = int((started_s - options.grace_s) * 1_000_000)
-
-    def run(self, token_range: TokenRange) -> dict[str, Any] | None:
-        """The range's findings, or None when it failed `_ATTEMPTS` times."""
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                return self._once(token_range)
-            except Exception as error:  # timeouts, unavailable: the whole range is read again
-                log.warning("range %s failed (attempt %s): %s", token_range, attempt, error)
-                if attempt < _ATTEMPTS:
-                    time.sleep(0.5 * attempt)
-        return None
-
-    def _once(self, token_range: TokenRange) -> dict[str, Any]:
-        counts = MergeCounts()
-        source, target = self.readers
-        page = self.options.page_size
-        mismatches = list(
-            merge(source.scan(token_range, page), target.scan(token_range, page), self.key_width, counts)
-        )
-        findings: dict[str, Any] = {
-            "source_rows": counts.source_rows,
-            "target_rows": counts.target_rows,
-            "equal": counts.equal,
-            "rechecked_equal": 0,
-            "missing_in_target": [],
-            "missing_in_source": [],
-            "differing": [],
-            "in_flight": [],
-        }
-        if mismatches:
-            self._recheck(mismatches, findings)
-        return findings
-
-    def _recheck(self, mismatches: list[Mismatch], findings: dict[str, Any]) -> None:
-        keys = [m.key for m in mismatches]
-        concurrency = self.options.recheck_concurrency
-        now_source = self.readers[0].lookup(keys, concurrency)
-        now_target = self.readers[1].lookup(keys, concurrency)
-        width = len(self.keys)
-        n = len(self.columns)
-        for key, s, t in zip(keys, now_source, now_target, strict=True):
-            encoded = {c.name: encode(v) for c, v in zip(self.keys, key, strict=True)}
-            if s is None and t is None:
-                findings["rechecked_equal"] += 1
-                continue
-            if s is None or t is None:
-                kind = Finding.MISSING_IN_SOURCE if s is None else Finding.MISSING_IN_TARGET
-                present = t if s is None else s
-                assert present is not None
-                newest = _newest(present[width + n :])
-                entry: Any = encoded
-            else:
-                diffs = self._column_differences(s[width:], t[width:])
-                if not diffs:
-                    findings["rechecked_equal"] += 1
-                    continue
-                kind = Finding.DIFFERING
-                newest = _newest(s[width + n :] + t[width + n :])
-                entry = RowDifference(encoded, diffs).to_json()
-            if newest is not None and newest >= self.fresh_after_us:
-                findings["in_flight"].append(InFlight(encoded, kind.value, newest).to_json())
-            else:
-                findings[kind.value].append(entry)
-
-    def _column_differences(self, s: Row, t: Row) -> tuple[ColumnDifference, ...]:
-        n = len(self.columns)
-        diffs = []
-        for i, column in enumerate(self.columns):
-            sv, tv, sw, tw = s[i], t[i], s[n + i], t[n + i]
-            if same_value(sv, tv) and (self.tolerance_us is None or _within(sw, tw, self.tolerance_us)):
-                continue
-            diffs.append(ColumnDifference(column.name, encode(sv), encode(tv), encode(sw), encode(tw)))
-        return tuple(diffs)
-
-
-def _flat(times: Any) -> list[int]:
-    if times is None:
-        return []
-    if isinstance(times, int):
-        return [times]
-    return [t for t in times if t is not None]  # a non-frozen collection: one per element
-
-
-def _newest(times: Row) -> int | None:
-    flat = [t for value in times for t in _flat(value)]
-    return max(flat) if flat else None
-
-
-def _within(a: Any, b: Any, tolerance_us: int) -> bool:
-    """Writetimes within tolerance: a collection compares its newest element's writetime."""
-    fa, fb = _flat(a), _flat(b)
-    if not fa or not fb:
-        return not fa and not fb
-    return abs(max(fa) - max(fb)) <= tolerance_us
 
 
 def _result(

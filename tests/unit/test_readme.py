@@ -55,5 +55,8 @@ def test_every_command_is_documented() -> None:
         "config show",
         "doctor",
         "table drop",
+        "proxy",
+        "proxy ctl",
+        "verify --capture",
     ):
         assert f"`astrachaos {command}" in README, command

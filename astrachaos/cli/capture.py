@@ -1,0 +1,49 @@
+"""`astrachaos verify --capture`: the capture of a proxy (or the Python API) against the tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from astrachaos.errors import UsageProblem
+
+
+def verify_capture_command(
+    capture: Path, out: Path | None, profile: str, app_log: Path | None, expected: Path | None,
+    table: str | None, key: str | None, key_path: str | None, key_regex: str | None,
+    match: list[str] | None, settle_s: float,
+) -> None:  # fmt: skip
+    """Classify every captured write; print the summary; exit 0, 1 (lost/silent) or 5 (unread)."""
+    from astrachaos.capture.verify import Claims, verify_capture
+    from astrachaos.cli.console import stdout
+    from astrachaos.config.settings import load_profile
+    from astrachaos.driver.session import connect
+    from astrachaos.reconcile.keyfile import KeySpec, guess_format, parse_assignments
+    from astrachaos.reports.capture import render_capture_console
+
+    if out is None:
+        raise UsageProblem("--capture needs --out OUT (the directory for result.json)")
+    if app_log is not None and expected is not None:
+        raise UsageProblem("give --app-log or --expected, not both")
+    claims = None
+    source = app_log or expected
+    if source is not None:
+        if table is None or key is None:
+            raise UsageProblem("--app-log/--expected need --table KS.TABLE and --key COL[,COL...]")
+        keyspace, dot, name = table.partition(".")
+        if not dot:
+            raise UsageProblem(f"--table {table!r} is not KS.TABLE")
+        spec = KeySpec(
+            columns=tuple(c.strip() for c in key.split(",") if c.strip()),
+            format=guess_format(source, key_regex),
+            key_path=key_path,
+            regex=key_regex,
+            match=parse_assignments(match or [], "--match"),
+        )
+        claims = Claims(source, spec, keyspace, name)
+    with connect(load_profile(profile).profile) as connection:
+        result = verify_capture(capture, connection.session, claims, out, settle_s=settle_s)
+    stdout.print(render_capture_console(result.to_json()))
+    stdout.print(f"[dim]result: {out / 'result.json'}[/]")
+    raise typer.Exit(int(result.exit_code))

@@ -1,0 +1,402 @@
+"""Write capture on the proxy: every INSERT/UPDATE/DELETE that passes, its key, and its answer.
+
+Keys come from the PREPARED metadata of prepared statements (bind marker names and types) or
+from the statement text of a QUERY with values, plus the table's primary key from
+`system_schema` (read over the proxy's own driver session and cached). A write whose key cannot
+be known is recorded as unverifiable with its reason. The answer the client gets is recorded
+on the same stream: RESULT, ERROR (class and message), or the connection closing first.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from astrachaos.capture.keys import Keyed, Reason, TableKeys, is_system_keyspace, key_of, table_keys_from_rows
+from astrachaos.capture.ledger import CaptureLedger
+from astrachaos.capture.model import CapturedWrite, Told, Unverifiable, WriteKind
+from astrachaos.proxy.bound import UNSET, BoundRequest, BoundStatement, PreparedShape, read_bound
+from astrachaos.proxy.cql import BodyReader, Envelope, Flag, FrameError, Opcode, Statement, statement_of
+from astrachaos.proxy.statements import Kind, Shape, shape_of
+
+log = logging.getLogger(__name__)
+
+ERROR_CLASSES = {
+    0x0000: "ServerError", 0x000A: "ProtocolError", 0x0100: "AuthenticationError",
+    0x1000: "Unavailable", 0x1001: "Overloaded", 0x1002: "IsBootstrapping",
+    0x1003: "TruncateError", 0x1100: "WriteTimeout", 0x1200: "ReadTimeout",
+    0x1300: "ReadFailure", 0x1400: "FunctionFailure", 0x1500: "WriteFailure",
+    0x1600: "CDCWriteFailure", 0x1700: "CASWriteUnknown", 0x2000: "SyntaxException",
+    0x2100: "Unauthorized", 0x2200: "InvalidRequest", 0x2300: "ConfigurationException",
+    0x2400: "AlreadyExists", 0x2500: "Unprepared",
+}  # fmt: skip
+_KINDS = {Kind.INSERT: WriteKind.INSERT, Kind.UPDATE: WriteKind.UPDATE, Kind.DELETE: WriteKind.DELETE}
+SchemaRows = Callable[[], Sequence[tuple[str, str, str, str, int, str]]]
+
+
+class SchemaCache:
+    """Primary keys of every table, from `system_schema.columns`; read again on a miss (≤ 1/s per table)."""
+
+    def __init__(self, fetch: SchemaRows) -> None:
+        self._fetch = fetch
+        self._tables: dict[tuple[str, str], TableKeys] = {}
+        self._fetched_at = 0.0
+        self._missed: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        """Read every table's columns now."""
+        rows = self._fetch()
+        grouped: dict[tuple[str, str], list[tuple[str, str, int, str]]] = {}
+        for keyspace, table, column, kind, position, cql_type in rows:
+            grouped.setdefault((keyspace, table), []).append((column, kind, position, cql_type))
+        tables = {}
+        for (keyspace, table), columns in grouped.items():
+            keys = table_keys_from_rows(keyspace, table, columns)
+            if keys is not None:
+                tables[(keyspace, table)] = keys
+        with self._lock:
+            self._tables = tables
+            self._fetched_at = time.monotonic()
+
+    def get(self, keyspace: str, table: str) -> TableKeys | None:
+        """The table's keys; a table not known yet makes one new read (at most once a second)."""
+        found = self._tables.get((keyspace, table))
+        now = time.monotonic()
+        if found is None and now - self._missed.get((keyspace, table), 0.0) > 1.0:
+            self._missed[(keyspace, table)] = now
+            try:
+                self.refresh()
+            except Exception as error:  # the database may be unreachable; the write stays counted
+                log.warning("cannot read system_schema: %s", error)
+            found = self._tables.get((keyspace, table))
+        return found
+
+
+def driver_type(cql_type: str) -> Any:
+    """The driver's type class for a CQL type text (None for types it cannot build from text)."""
+    from cassandra import cqltypes
+
+    text = cql_type.strip()
+    lower = text.lower()
+    if lower.startswith("frozen<") and lower.endswith(">"):
+        return driver_type(text[7:-1])
+    if "<" not in text:
+        return cqltypes._cqltypes.get(lower)
+    outer, inner = text.split("<", 1)
+    outer = outer.strip().lower()
+    if outer not in ("list", "set", "map") or not inner.endswith(">"):
+        return None
+    parts = _split_top(inner[:-1])
+    types = [driver_type(p) for p in parts]
+    if any(t is None for t in types):
+        return None
+    return cqltypes._cqltypes[outer].apply_parameters(types)
+
+
+def _split_top(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in text:
+        if char == "<":
+            depth += 1
+        elif char == ">":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    parts.append(current.strip())
+    return parts
+
+
+@dataclass
+class _Prepared:
+    text: str
+    shape: Shape
+    bind: PreparedShape
+    target: Statement
+
+
+class WriteCapture:
+    """The capture shared by every proxied connection: ledger, schema, prepared statements."""
+
+    def __init__(self, ledger: CaptureLedger, schema: SchemaCache) -> None:
+        self.ledger = ledger
+        self.schema = schema
+        self.prepared: dict[bytes, _Prepared] = {}
+        self.counts: Counter[str] = Counter()
+        self._next_connection = 0
+
+    def connection(self, node: str, faults_now: Callable[[], str | None]) -> ConnectionCapture:
+        """The capture state of one new connection to `node`."""
+        self._next_connection += 1
+        return ConnectionCapture(self, f"c{self._next_connection}@{node}", faults_now)
+
+
+class ConnectionCapture:
+    """One connection's writes in flight (stream → ledger ids) and its current keyspace."""
+
+    def __init__(self, capture: WriteCapture, name: str, faults_now: Callable[[], str | None]) -> None:
+        self.capture = capture
+        self.name = name
+        self.faults_now = faults_now
+        self.keyspace: str | None = None
+        self.mark = 0  # ledger number of the latest answer recorded: hold the client until durable
+        self._in_flight: dict[int, list[int]] = {}
+        self._preparing: dict[int, str] = {}
+        self._using: dict[int, str] = {}
+        self._unknown: dict[int, tuple[str, str | None]] = {}  # EXECUTE of an unseen PREPARE
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def request(self, envelope: Envelope, fault: str | None, refused: str | None) -> None:
+        """A client request: capture its writes. `refused`: the error class answered instead."""
+        if envelope.opcode == Opcode.PREPARE:
+            text = _query_text(envelope)
+            if text is not None:
+                self._preparing[envelope.stream] = text
+            return
+        if envelope.opcode == Opcode.QUERY:
+            text = _query_text(envelope)
+            if text is not None and text.lstrip()[:4].upper() == "USE ":
+                self._using[envelope.stream] = text.strip()[4:].strip().strip(";").strip('"')
+        if envelope.opcode not in (Opcode.QUERY, Opcode.EXECUTE, Opcode.BATCH):
+            return
+        if envelope.flags & Flag.COMPRESSED:
+            self.capture.counts["compressed_requests_not_followed"] += 1
+            return
+        request = read_bound(envelope)
+        if request is None:
+            self.capture.counts["requests_not_read"] += 1
+            return
+        faults = ", ".join(f for f in (fault, self.faults_now()) if f) or None
+        ids = []
+        for statement in request.statements:
+            write_id = self._write(request, statement, faults)
+            if write_id is not None:
+                ids.append(write_id)
+        if not ids:
+            return
+        if refused is not None:
+            for write_id in ids:
+                self.mark = self.capture.ledger.answered(
+                    write_id, Told.ERROR, refused, "astrachaos: injected"
+                )
+        else:
+            self._in_flight[envelope.stream] = ids
+
+    def _write(self, request: BoundRequest, statement: BoundStatement, fault: str | None) -> int | None:
+        capture = self.capture
+        prepared = capture.prepared.get(statement.prepared_id) if statement.prepared_id else None
+        if statement.prepared_id is not None and prepared is None:
+            if request.opcode == Opcode.BATCH:  # only writes go in a batch
+                return self._unverifiable(
+                    Reason.UNKNOWN_PREPARED, None, None, statement.prepared_id.hex(), fault
+                )
+            self._unknown[request.stream] = (statement.prepared_id.hex(), fault)  # a read or a write?
+            return None
+        text = prepared.text if prepared is not None else statement.text or ""
+        shape = prepared.shape if prepared is not None else shape_of(text)
+        if shape.kind is Kind.OTHER:
+            if text.lstrip()[:5].upper() == "BEGIN":
+                return self._unverifiable(Reason.UNPARSED, None, None, text, fault)
+            return None
+        target = prepared.target if prepared is not None else statement_of(text)
+        keyspace = target.keyspace or request.keyspace or self.keyspace
+        table = target.table
+        if prepared is not None and prepared.bind.columns:
+            keyspace, table = prepared.bind.columns[0].keyspace, prepared.bind.columns[0].table
+        if is_system_keyspace(keyspace):
+            return None
+        capture.counts["writes_seen"] += 1
+        if keyspace is None or table is None:
+            return self._unverifiable(Reason.UNPARSED, keyspace, table, text, fault)
+        if shape.conditional:
+            return self._unverifiable(Reason.CONDITIONAL, keyspace, table, text, fault)
+        if shape.column_delete:
+            return self._unverifiable(Reason.COLUMN_DELETE, keyspace, table, text, fault)
+        keys = capture.schema.get(keyspace, table)
+        if keys is None:
+            return self._unverifiable(Reason.UNKNOWN_TABLE, keyspace, table, text, fault)
+        if not statement.values and shape.literal:
+            return self._unverifiable(Reason.LITERALS, keyspace, table, text, fault)
+        bound = _decode(statement, prepared, shape, keys, request.timestamp)
+        if isinstance(bound, Reason):
+            return self._unverifiable(bound, keyspace, table, text, fault)
+        pairs, timestamp, comparable = bound
+        kind = _KINDS[shape.kind]
+        keyed = key_of(
+            keys, pairs, kind, comparable=comparable and not shape.arithmetic, literal=list(shape.literal)
+        )
+        if isinstance(keyed, Reason):
+            return self._unverifiable(keyed, keyspace, table, text, fault)
+        return capture.ledger.sent(
+            _captured(keyed, keyspace, table, kind, self.name, request.stream, timestamp, fault)
+        )
+
+    def _unverifiable(
+        self, reason: Reason, keyspace: str | None, table: str | None, text: str, fault: str | None
+    ) -> int | None:
+        """Count the write as unverifiable; None (it has no ledger id)."""
+        self.capture.counts["unverifiable"] += 1
+        self.capture.ledger.unverifiable(
+            Unverifiable(reason.value, keyspace, table, text, self.name, time.time(), fault)
+        )
+        return None
+
+    # -- responses --------------------------------------------------------------------------
+
+    def response(self, envelope: Envelope, replaced: Envelope | None) -> None:
+        """The server's answer on a stream; `replaced`: what the client gets instead (None: nothing)."""
+        stream = envelope.stream
+        text = self._preparing.pop(stream, None)
+        if text is not None:
+            self._learn(envelope, text)
+        keyspace = self._using.pop(stream, None)
+        if keyspace is not None and envelope.opcode == Opcode.RESULT:
+            self.keyspace = keyspace
+        unknown = self._unknown.pop(stream, None)
+        if unknown is not None and not _is_rows(envelope):  # no rows back: it was not a read
+            self._unverifiable(Reason.UNKNOWN_PREPARED, None, None, unknown[0], unknown[1])
+        ids = self._in_flight.pop(stream, None)
+        if not ids:
+            return
+        told = replaced if replaced is not None else envelope
+        if told.opcode == Opcode.ERROR:
+            error_class, message = _error_of(told)
+            for write_id in ids:
+                self.mark = self.capture.ledger.answered(write_id, Told.ERROR, error_class, message)
+        else:
+            for write_id in ids:
+                self.mark = self.capture.ledger.answered(write_id, Told.RESULT)
+
+    def when_durable(self, number: int, callback: Callable[[], None]) -> None:
+        """Call `callback` once the capture ledger committed row `number`."""
+        self.capture.ledger.when_durable(number, callback)
+
+    def dropped(self, stream: int) -> None:
+        """The server's answer on `stream` was swallowed: the client is told nothing (yet)."""
+        self._in_flight.pop(stream, None)
+
+    def closed(self) -> None:
+        """The connection closed: writes still in flight were never answered."""
+        for ids in self._in_flight.values():
+            for write_id in ids:
+                self.mark = self.capture.ledger.answered(write_id, Told.CLOSED)
+        self._in_flight.clear()
+
+    def _learn(self, envelope: Envelope, text: str) -> None:
+        from astrachaos.proxy.bound import read_prepared
+
+        bind = read_prepared(envelope)
+        if bind is not None:
+            self.capture.prepared[bind.prepared_id] = _Prepared(
+                text, shape_of(text), bind, statement_of(text)
+            )
+
+
+def _decode(
+    statement: BoundStatement,
+    prepared: _Prepared | None,
+    shape: Shape,
+    keys: TableKeys,
+    timestamp: int | None,
+) -> tuple[list[tuple[str, Any]], int | None, bool] | Reason:
+    if prepared is not None:
+        names = [c.name for c in prepared.bind.columns]
+        types = [c.cql_type for c in prepared.bind.columns]
+    else:
+        names_or_none = statement.names or shape.markers
+        if names_or_none is None or len(names_or_none) != len(statement.values):
+            return Reason.UNPARSED
+        names = list(names_or_none)
+        types = [driver_type(keys.types[n]) if n in keys.types else None for n in names]
+    if len(names) != len(statement.values):
+        return Reason.UNPARSED
+    pairs: list[tuple[str, Any]] = []
+    comparable = True
+    key_columns = set(keys.primary_key)
+    for name, cql_type, raw in zip(names, types, statement.values, strict=True):
+        if raw is UNSET:
+            continue
+        if name == "[timestamp]" and raw is not None and len(raw) == 8:
+            timestamp = struct.unpack(">q", raw)[0]
+            continue
+        if name.startswith("["):
+            continue
+        if raw is None:
+            pairs.append((name, None))
+            continue
+        try:
+            value = cql_type.from_binary(raw, 5) if cql_type is not None else None
+        except Exception:  # a value the driver cannot read: judged on presence only
+            value = None
+        if value is None:
+            if name in key_columns:
+                return Reason.KEY_TYPE
+            comparable = False
+            value = raw.hex()
+        pairs.append((name, value))
+    return pairs, timestamp, comparable
+
+
+def _captured(
+    keyed: Keyed, keyspace: str, table: str, kind: WriteKind, connection: str, stream: int,
+    timestamp: int | None, fault: str | None,
+) -> CapturedWrite:  # fmt: skip
+    return CapturedWrite(
+        keyspace=keyspace, table=table, key=keyed.key, key_types=keyed.key_types,
+        value_digest=keyed.value_digest, kind=kind, connection=connection, stream=stream,
+        sent_at=time.time(), value_columns=keyed.value_columns, write_timestamp=timestamp, fault=fault,
+    )  # fmt: skip
+
+
+def _query_text(envelope: Envelope) -> str | None:
+    if envelope.flags & Flag.COMPRESSED:
+        return None
+    body = BodyReader(envelope.body)
+    try:
+        if envelope.flags & Flag.CUSTOM_PAYLOAD:
+            body.skip_bytes_map()
+        return body.long_string()
+    except FrameError:
+        return None
+
+
+def _is_rows(envelope: Envelope) -> bool:
+    """Whether a RESULT carries rows (the answer to a read)."""
+    if envelope.opcode != Opcode.RESULT:
+        return False
+    body = BodyReader(envelope.body)
+    try:
+        if envelope.flags & Flag.TRACING:
+            body.take(16)
+        if envelope.flags & Flag.WARNING:
+            body.skip_string_list()
+        if envelope.flags & Flag.CUSTOM_PAYLOAD:
+            body.skip_bytes_map()
+        return body.int() == 0x0002
+    except FrameError:
+        return False
+
+
+def _error_of(envelope: Envelope) -> tuple[str, str]:
+    body = BodyReader(envelope.body)
+    try:
+        if envelope.flags & Flag.TRACING:
+            body.take(16)
+        if envelope.flags & Flag.WARNING:
+            body.skip_string_list()
+        if envelope.flags & Flag.CUSTOM_PAYLOAD:
+            body.skip_bytes_map()
+        code = body.int()
+        return ERROR_CLASSES.get(code, f"Error{code:#06x}"), body.string()
+    except FrameError:
+        return "Error", ""

@@ -1,0 +1,181 @@
+"""`astrachaos proxy --capture` benchmarks, against the local node, medians of interleaved runs.
+
+1. A client's write throughput through the proxy with capture on and no fault vs straight to the
+   node, in the same run (goal ≥ 0.8). The proxy is the real CLI in its own process.
+2. The proxy's peak RSS (VmHWM) over N captured writes (goal ≤ 300 MB at 1,000,000).
+3. `verify_capture` of those N writes vs a raw paged scan of the same rows (goal ≥ 0.8).
+
+    python -m bench.capture_proxy [N] [THROUGHPUT_ROWS]
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+KS = "proxy_bench"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class _Proxy:
+    """`astrachaos proxy --capture DIR` in a subprocess; its peak RSS read from /proc."""
+
+    def __init__(self, capture: Path) -> None:
+        self.port = _free_port()
+        command = [sys.executable, "-m", "astrachaos", "proxy", "--upstream", "127.0.0.1:9042",
+                   "--listen", f"127.0.0.1:{self.port}", "--capture", str(capture), "--no-api"]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith("contact point"):
+                break
+        threading.Thread(target=lambda: [None for _ in self.process.stdout or []], daemon=True).start()
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=120)
+
+
+def _session(port: int) -> Any:
+    from cassandra.cluster import Cluster
+    from cassandra.policies import RoundRobinPolicy
+
+    cluster = Cluster(["127.0.0.1"], port=port, load_balancing_policy=RoundRobinPolicy(), protocol_version=5)
+    return cluster, cluster.connect()
+
+
+def _write(session: Any, table: str, first: int, rows: int, concurrency: int) -> float:
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    insert = session.prepare(f"INSERT INTO {KS}.{table} (bucket, id, payload) VALUES (?, ?, ?)")
+    args = [(i % 1024, i, "x" * 64) for i in range(first, first + rows)]
+    began = time.perf_counter()
+    for start in range(0, rows, 50_000):
+        execute_concurrent_with_args(session, insert, args[start : start + 50_000], concurrency=concurrency,
+                                     raise_on_first_error=True)  # fmt: skip
+    return rows / (time.perf_counter() - began)
+
+
+def _write_batches(session: Any, table: str, total: int, per_batch: int, concurrency: int) -> float:
+    """`total` rows as unlogged batches of `per_batch` prepared inserts to one partition each."""
+    from cassandra.concurrent import execute_concurrent
+    from cassandra.query import BatchStatement, BatchType
+
+    insert = session.prepare(f"INSERT INTO {KS}.{table} (bucket, id, payload) VALUES (?, ?, ?)")
+    began = time.perf_counter()
+    for start in range(0, total, 100_000):
+        statements = []
+        for first in range(start, min(total, start + 100_000), per_batch):
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            for i in range(first, min(total, first + per_batch)):
+                batch.add(insert, (first // per_batch, i, "x" * 64))
+            statements.append((batch, ()))
+        execute_concurrent(session, statements, concurrency=concurrency, raise_on_first_error=True)
+    return total / (time.perf_counter() - began)
+
+
+def _table(session: Any) -> str:
+    session.execute(f"CREATE KEYSPACE IF NOT EXISTS {KS} WITH replication = "
+                    "{'class': 'SimpleStrategy', 'replication_factor': 1}")  # fmt: skip
+    table = f"w{uuid.uuid4().hex[:12]}"
+    session.execute(
+        f"CREATE TABLE {KS}.{table} (bucket int, id bigint, payload text, PRIMARY KEY (bucket, id))"
+    )
+    return table
+
+
+def throughput(rows: int = 20_000, concurrency: int = 64, repetitions: int = 3) -> dict[str, Any]:
+    """Median rows/s direct and through the capturing proxy, alternating; their ratio."""
+    direct_rates, proxied_rates = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        proxy = _Proxy(Path(tmp) / "capture")
+        try:
+            direct_cluster, direct = _session(9042)
+            table = _table(direct)
+            proxied_cluster, proxied = _session(proxy.port)
+            for rep in range(repetitions):
+                direct_rates.append(_write(direct, table, 2 * rep * rows, rows, concurrency))
+                proxied_rates.append(_write(proxied, table, (2 * rep + 1) * rows, rows, concurrency))
+            direct.execute(f"DROP TABLE {KS}.{table}")
+            direct_cluster.shutdown()
+            proxied_cluster.shutdown()
+        finally:
+            proxy.stop()
+    d, p = statistics.median(direct_rates), statistics.median(proxied_rates)
+    return {
+        "direct_rows_per_s": round(d), "proxied_rows_per_s": round(p), "ratio": round(p / d, 3),
+        "direct_runs": [round(r) for r in direct_rates], "proxied_runs": [round(r) for r in proxied_rates],
+        "rows_per_run": rows, "concurrency": concurrency,
+    }  # fmt: skip
+
+
+def memory_and_verification(total: int = 1_000_000, repetitions: int = 2) -> dict[str, Any]:
+    """Peak RSS of the proxy over `total` captured writes; verification vs raw scan, alternating."""
+    from cassandra import ConsistencyLevel
+    from cassandra.query import SimpleStatement
+
+    from astrachaos.capture.verify import verify_capture
+
+    with tempfile.TemporaryDirectory() as tmp:
+        capture = Path(tmp) / "capture"
+        proxy = _Proxy(capture)
+        cluster, session = _session(proxy.port)
+        try:
+            table = _table(session)
+            rate = _write_batches(session, table, total, 50, 16)
+            peak_mb = proxy.peak_rss_mb()
+        finally:
+            cluster.shutdown()
+            proxy.stop()
+        direct_cluster, direct = _session(9042)
+        try:
+            verify_s, scan_s, counts = [], [], {}
+            for _ in range(repetitions):
+                began = time.perf_counter()
+                result = verify_capture(capture, direct, settle_s=0)
+                verify_s.append(time.perf_counter() - began)
+                counts = result.counts
+                began = time.perf_counter()
+                statement = SimpleStatement(f"SELECT bucket, id, payload FROM {KS}.{table}", fetch_size=5000,
+                                            consistency_level=ConsistencyLevel.LOCAL_QUORUM)  # fmt: skip
+                rows = sum(1 for _ in direct.execute(statement, timeout=120))
+                scan_s.append(time.perf_counter() - began)
+            direct.execute(f"DROP TABLE {KS}.{table}")
+        finally:
+            direct_cluster.shutdown()
+    v, s = statistics.median(verify_s), statistics.median(scan_s)
+    return {
+        "captured_writes": total, "write_rate_through_proxy": round(rate),
+        "proxy_peak_rss_mb": round(peak_mb, 1), "verify_s": round(v, 1), "raw_scan_s": round(s, 1),
+        "ratio_scan_over_verify": round(s / v, 3), "verify_runs_s": [round(x, 1) for x in verify_s],
+        "scan_runs_s": [round(x, 1) for x in scan_s], "rows_scanned": rows, "ok": counts.get("ok"),
+        "lost": counts.get("lost"),
+    }  # fmt: skip
+
+
+if __name__ == "__main__":
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    rows = int(sys.argv[2]) if len(sys.argv) > 2 else 20_000
+    print(json.dumps({"throughput": throughput(rows)}, indent=2), flush=True)
+    print(json.dumps({"memory_and_verification": memory_and_verification(n)}, indent=2), flush=True)
