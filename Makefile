@@ -6,7 +6,16 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup test unit integration lint demo bench clean
 
-$(STAMP): pyproject.toml
+# plotly.js's basic bundle (1.2 MB) inlined by the offline HTML report: fetched from npm, never kept in git.
+PLOTLY_BASIC := astrachaos/reports/vendor/plotly-basic.min.js
+PLOTLY_NPM   := plotly.js-basic-dist-min@4.1.1
+
+$(PLOTLY_BASIC):
+	tmp=$$(mktemp -d) && cd $$tmp && npm pack -q $(PLOTLY_NPM) >/dev/null \
+	  && tar xzf *.tgz package/plotly-basic.min.js && cd - >/dev/null \
+	  && mv $$tmp/package/plotly-basic.min.js $@ && rm -rf $$tmp
+
+$(STAMP): pyproject.toml $(PLOTLY_BASIC)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

@@ -23,6 +23,8 @@ class ExitCode(IntEnum):
     """Verification could not read everything."""
     ROLLBACK_FAILED = 6
     """A fault may still be active."""
+    INTERNAL_ERROR = 70
+    """A bug in astrachaos (an unexpected exception); never a verdict about the data."""
     INTERRUPTED = 130
     """Interrupted by the user, after rollback."""
 
@@ -34,6 +36,7 @@ SEVERITY: tuple[ExitCode, ...] = (
     ExitCode.INVALID_SCENARIO,
     ExitCode.USAGE,
     ExitCode.ENVIRONMENT,
+    ExitCode.INTERNAL_ERROR,
     ExitCode.ROLLBACK_FAILED,
     ExitCode.INTERRUPTED,
 )

@@ -27,6 +27,9 @@ class DriverOutcome(StrEnum):
     DROPPED = "dropped"  # never sent: throttled, queue overflow, or the app gave up before sending
 
 
+RECORD_DIGEST = "xxh3-64"  # how Record.digest is made; ledgers name it in their meta
+
+
 @dataclass(frozen=True, slots=True)
 class FaultWindow:
     """When one injector's fault was active, in monotonic ns; `end_ns` None: still (or cut off).

@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -181,8 +182,22 @@ class Workload(_Strict):
     """The load: who writes how many records, how fast, in what shape."""
 
     writers: int = Field(1, ge=1, le=256, description="Concurrent writer threads.")
-    records: int = Field(1000, ge=0, le=100_000_000, description="Records in total, all writers.")
-    batch_size: int = Field(100, ge=1, le=100_000, description="Records a writer hands to the app at once.")
+    processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Writer processes, each with its own driver Cluster and ledger segment; the "
+        "writers are spread over them (at most one process per writer).",
+    )
+    records: int = Field(1000, le=100_000_000, description="Records in total, all writers.")
+    batch_size: int = Field(
+        100, ge=1, le=100_000, description="Records a writer hands to the app at once."
+    )
+    max_duration_s: float | None = Field(
+        None,
+        gt=0,
+        description="Stop handing over records after this long; what is still pending is dropped.",
+    )
     delay_ms: float = Field(0, ge=0, description="Pause between a writer's batches.")
     stagger_ms: float = Field(0, ge=0, description="Writer w starts w × stagger_ms after writer 0.")
     rate: float | None = Field(
@@ -195,6 +210,25 @@ class Workload(_Strict):
         False, description="Put quotes, newlines and non-ASCII text into payloads."
     )
 
+    @model_validator(mode="after")
+    def _a_process_per_writer_at_most(self) -> Workload:
+        if self.processes > self.writers:
+            raise ValueError(
+                f"processes ({self.processes}) cannot exceed writers ({self.writers}): "
+                "the writers are spread over the processes"
+            )
+        return self
+
+    @field_validator("records")
+    @classmethod
+    def _at_least_one(cls, records: int) -> int:
+        if records < 1:
+            raise ValueError(
+                f"must be at least 1, not {records}: a run that writes nothing has nothing to "
+                "verify and would pass whatever the application does"
+            )
+        return records
+
 
 class SessionReset(_Strict):
     """Close and reopen the session mid-stream, with requests in flight."""
@@ -205,7 +239,10 @@ class SessionReset(_Strict):
 class Pattern(_Strict):
     """The application write pattern and its knobs."""
 
-    name: PatternName = Field(PatternName.CAREFUL, description="Application write pattern.")
+    name: PatternName | str = Field(
+        PatternName.CAREFUL,
+        description="Application write pattern: built-in, registered plugin, or 'package.module:factory'.",
+    )
     max_attempts: int = Field(5, ge=1, le=100, description="careful: attempts per statement.")
     retry_delay_ms: float = Field(
         1000, ge=0, description="uploader: fixed pause before each retry (the seed used 1 s)."
@@ -217,6 +254,18 @@ class Pattern(_Strict):
     corrupt_fraction: float = Field(
         0, ge=0, le=1, description="Fraction of records the app corrupts (wrong partition, null)."
     )
+
+
+    @field_validator("name", mode="after")
+    @classmethod
+    def _known_pattern(cls, name: PatternName | str) -> PatternName | str:
+        """Built-in names become PatternName; any other name must resolve now (at load)."""
+        if name in PatternName._value2member_map_:
+            return PatternName(name)
+        from astrachaos.plugins import load
+
+        load("astrachaos.patterns", str(name), "pattern", ("write", "shutdown"))  # a ValueError if wrong
+        return name
 
 
 class Schedule(_Strict):

@@ -34,8 +34,13 @@ FULL = BenchPlan()
 QUICK = replace(FULL, records=15_000, repetitions=3, warmup_records=3_000, rss_records=100_000)
 
 
-def bench_scenario(plan: BenchPlan, records: int, name: str = "bench-careful") -> Scenario:
-    """The `careful` scenario under test: ledger on, a throttler that never throttles."""
+def bench_scenario(
+    plan: BenchPlan, records: int, name: str = "bench-careful", processes: int = 1
+) -> Scenario:
+    """The `careful` scenario under test: ledger on, a throttler that never throttles.
+
+    With `processes`, the same writers are spread over that many writer processes.
+    """
     return Scenario.model_validate(
         {
             "name": name,
@@ -44,6 +49,7 @@ def bench_scenario(plan: BenchPlan, records: int, name: str = "bench-careful") -
             "schema": {"table": BENCH_TABLE, "buckets": plan.buckets},
             "workload": {
                 "writers": plan.writers,
+                "processes": processes,
                 "records": records,
                 "batch_size": plan.batch_size,
                 "payload_bytes": plan.payload_bytes,

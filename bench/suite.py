@@ -25,6 +25,7 @@ from bench.writes import BenchFailure, EngineRun, RawWrite, raw_write, run_engin
 
 Say = Callable[[str], None]
 WRITE_GOAL = 0.9
+PROCESSES_GOAL = 1.3
 VERIFY_GOAL = 0.9
 RSS_CEILING_MB = 300.0
 NOTES = (
@@ -36,6 +37,9 @@ NOTES = (
     "the raw scan only iterates the rows, one partition after another, with the driver's default "
     "rows; the second baseline reads as the engine does (tuple rows, "
     f"{READ_AHEAD} partitions in flight), so its ratio is the engine's own cost alone",
+    "writes, 2 processes: the same writers spread over two writer processes (each its own "
+    "Cluster), against the same single-process raw baseline; Cassandra runs on the same 2 cores, "
+    "so the client can only take what the server leaves",
     "peak RSS: the child is forked from `bench.isolated`, not from the bench, whose own "
     "high-water mark Linux would otherwise carry into the child's ru_maxrss",
 )
@@ -53,8 +57,18 @@ def run_suite(
     with connect(profile) as raw:
         try:
             ensure_table(raw.session, table, scenario.schema_.replication_factor, astra=False)
-            engines, writes, scans, like_engine = _repetitions(plan, raw, workdir, say)
+            engines, writes, scans, like_engine, two = _repetitions(plan, raw, workdir, say)
             metrics, notes = _ratio_metrics(engines, writes, scans, like_engine), list(NOTES)
+            metrics.insert(
+                1,
+                ratio_metric(
+                    "write throughput, 2 writer processes",
+                    "writes/s",
+                    [e.writes_per_s for e in two],
+                    [w.writes_per_s for w in writes],
+                    PROCESSES_GOAL,
+                ),
+            )
             if measure_rss:
                 try:
                     metrics.append(_memory(plan, workdir, say))
@@ -78,8 +92,9 @@ def run_suite(
 
 def _repetitions(
     plan: BenchPlan, raw: Connection, workdir: Path, say: Say
-) -> tuple[list[EngineRun], list[RawWrite], list[RawScan], list[RawScan]]:
+) -> tuple[list[EngineRun], list[RawWrite], list[RawScan], list[RawScan], list[EngineRun]]:
     scenario = bench_scenario(plan, plan.records)
+    two_processes = bench_scenario(plan, plan.records, name="bench-careful-2p", processes=2)
     warmup = bench_scenario(plan, plan.warmup_records, name="bench-warmup")
     table = target_table(scenario, raw.profile)
     say(f"warm-up: {plan.warmup_records:,} records through each side")
@@ -89,12 +104,16 @@ def _repetitions(
     writes: list[RawWrite] = []
     scans: list[RawScan] = []
     like_engine: list[RawScan] = []
+    two: list[EngineRun] = []
+    order = ["engine", "raw", "two"]
     for rep in range(plan.repetitions):
-        # Alternate who goes first, so a drift in the machine's load favours neither side.
-        sides = ["engine", "raw"] if rep % 2 == 0 else ["raw", "engine"]
+        # Rotate who goes first, so a drift in the machine's load favours no side.
+        sides = order[rep % 3 :] + order[: rep % 3]
         for side in sides:
             if side == "engine":
                 engines.append(run_engine(scenario, workdir / f"engine-{rep}"))
+            elif side == "two":
+                two.append(run_engine(two_processes, workdir / f"two-{rep}"))
             else:
                 writes.append(raw_write(raw.session, table, scenario, _raw_run_id(str(rep)),
                                         plan.concurrency))  # fmt: skip
@@ -110,13 +129,14 @@ def _repetitions(
             raise BenchFailure(f"the raw scan read {scans[-1].rows} rows, the engine {engines[-1].rows_read}")
         say(
             f"repetition {rep + 1}/{plan.repetitions}: writes/s engine "
-            f"{engines[-1].writes_per_s:,.0f} raw {writes[-1].writes_per_s:,.0f}; "
+            f"{engines[-1].writes_per_s:,.0f} raw {writes[-1].writes_per_s:,.0f} "
+            f"2 processes {two[-1].writes_per_s:,.0f}; "
             f"verify rows/s engine {engines[-1].verify_rows_per_s:,.0f} "
             f"raw {scans[-1].rows_per_s:,.0f} (read like the engine {like_engine[-1].rows_per_s:,.0f}); "
             "CPU us/record engine "
             f"{engines[-1].write_cpu_us_per_record:,.0f} raw {writes[-1].cpu_us_per_record:,.0f}"
         )
-    return engines, writes, scans, like_engine
+    return engines, writes, scans, like_engine, two
 
 
 def _ratio_metrics(

@@ -23,6 +23,7 @@ from typing import Any
 from astrachaos.capture.keys import key_identity
 from astrachaos.capture.model import Answer, CapturedWrite, StoredWrite, Told, Unverifiable, WriteKind
 from astrachaos.errors import EnvironmentProblem, Inconclusive
+from astrachaos.ledger.writer import connect_wal
 from astrachaos.reconcile.schema import Column, cast
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class CaptureLedger:
         self.path = capture_file(directory)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = _connect(self.path)
+            self._conn = connect_wal(self.path)
             self._conn.executescript(f"BEGIN; {_SCHEMA}; COMMIT;")
             self._conn.execute("PRAGMA cache_size = -32768")  # 32 MB: commits stay in memory
             (version,) = self._conn.execute("PRAGMA user_version").fetchone()
@@ -342,12 +343,3 @@ def _excerpt(text: str | None, limit: int = 300) -> str | None:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-    (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-    if mode != "wal":
-        conn.close()
-        raise sqlite3.OperationalError(f"the file system does not allow WAL mode ({mode})")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    return conn

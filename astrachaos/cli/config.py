@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -31,12 +31,24 @@ def show(
     env_file: Path | None = typer.Option(
         None, "--env-file", help="A .env file (default: ./.env, if present)."
     ),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")
+    ] = False,
 ) -> None:
     """Every resolved setting of a profile, its value (secrets hidden) and its source."""
     from astrachaos.cli.console import stdout
     from astrachaos.config.settings import load_profile
 
-    stdout.print(settings_table(load_profile(profile, config_dir, env_file)))
+    resolved = load_profile(profile, config_dir, env_file)
+    if as_json:
+        from dataclasses import asdict
+
+        from astrachaos.cli.console import print_json
+
+        settings = [asdict(setting) for setting in resolved.settings()]
+        print_json({"profile": profile, "kind": resolved.profile.kind, "settings": settings})
+        return
+    stdout.print(settings_table(resolved))
 
 
 def settings_table(resolved: ResolvedProfile) -> Table:

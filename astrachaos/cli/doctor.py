@@ -14,11 +14,21 @@ _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 def doctor(
     profile: Annotated[str, typer.Option(help="Profile whose database to reach.")] = "local",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")
+    ] = False,
 ) -> None:
     """Check that this machine can run astrachaos; exit 4 if something must be fixed."""
     from astrachaos.doctor import exit_code, run_doctor
 
     checks = run_doctor(profile)
+    if as_json:
+        from dataclasses import asdict
+
+        from astrachaos.cli.console import print_json
+
+        print_json({"exit_code": int(exit_code(checks)), "checks": [asdict(c) for c in checks]})
+        raise typer.Exit(int(exit_code(checks)))
     table = Table(title="astrachaos doctor")
     for column in ("check", "status", "detail", "fix"):
         table.add_column(column, overflow="fold")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -96,11 +97,22 @@ def status(
     name: Annotated[
         str | None, typer.Option("--name", help="Only this cluster (default: every cluster).")
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")
+    ] = False,
 ) -> None:
     """Show every node of the local clusters: pid, state, version, data size."""
     from astrachaos.local.cluster import LocalCluster
 
     names = [name] if name else LocalCluster.names()
+    if as_json:
+        from dataclasses import asdict
+
+        from astrachaos.cli.console import print_json
+
+        statuses = [row for each in names for row in LocalCluster.load(each).status()]
+        print_json([asdict(row) | {"state": row.state.value} for row in statuses])
+        return
     if not names:
         stdout.print("No local cluster yet. Start one with `astrachaos local up`.")
         return
@@ -158,7 +170,12 @@ def _follow(path: Path) -> None:
 
 @contextmanager
 def _progress() -> Iterator[Callable[[UpProgress], None]]:
-    """A Rich progress display on stderr, fed by the library's plain callback."""
+    """A Rich progress display on stderr, fed by the library's plain callback; lines in a log."""
+    if not stderr.is_terminal:
+        from astrachaos.local.cluster import ProgressLines
+
+        yield ProgressLines(lambda line: stderr.print(line, soft_wrap=True))
+        return
     display = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -181,6 +198,11 @@ def _progress() -> Iterator[Callable[[UpProgress], None]]:
 def _render_up(cluster: LocalCluster, result: UpResult) -> None:
     spec = result.spec
     where = ", ".join(spec.addresses)
+    for repair in result.repaired:
+        stdout.print(f"[yellow]{escape(repair)}[/]", soft_wrap=True)
+    if result.already_up and result.repaired:
+        stdout.print(f"Cluster [bold]{spec.name}[/] serves CQL again ({where}).")
+        return
     if result.already_up:
         stdout.print(f"Cluster [bold]{spec.name}[/] is already up ({where}); nothing to do.")
         return

@@ -74,11 +74,16 @@ def reconcile(
         bool, typer.Option(help="Write rows missing on a side (plan only without --yes).")
     ] = False,
     yes: Annotated[bool, typer.Option(help="With --repair: write.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print result.json on stdout, not tables.")] = False,
 ) -> None:
     """Compare what should be in a table with what it holds; exit 0 equal, 1 differences, 5 inconclusive."""
     from astrachaos.cli.console import stdout
     from astrachaos.reconcile.output import write_files
+    from astrachaos.run import signals
 
+    signals.install()  # SIGTERM stops like Ctrl-C: compared ranges are checkpointed
+    if out.exists() and not out.is_dir():
+        raise UsageProblem(f"--out {out} is a file; give a directory for the reconcile's results")
     modes = [run is not None, expected is not None, source is not None or target is not None]
     if sum(modes) != 1:
         raise UsageProblem("give exactly one of --run, --expected (with --table), or --source with --target")
@@ -87,7 +92,8 @@ def reconcile(
     if run is not None:
         from astrachaos.reconcile.ledger_run import reconcile_run
 
-        result = reconcile_run(run)
+        with _progress("buckets") as progress:
+            result = reconcile_run(run, progress=progress)
     elif expected is not None:
         result = _expected(
             expected, table, key, key_path, key_regex, match, where, lookup, profile, concurrency
@@ -100,6 +106,11 @@ def reconcile(
         chosen = _engine(engine, workers, concurrency, spark_master, spark_conf)
         result = _tables(source, target, profile, out, options, chosen, repair, yes)
     paths = write_files(result, out)
+    if as_json:
+        from astrachaos.cli.console import print_json
+
+        print_json(result.to_json_dict())
+        raise typer.Exit(int(result.exit_code))
     stdout.print(_render(result))
     stdout.print(f"[dim]result: {paths[0]}[/]")
     raise typer.Exit(int(result.exit_code))
@@ -126,8 +137,8 @@ def _expected(
         match=parse_assignments(match or [], "--match"),
         fixed=parse_assignments(where or [], "--where"),
     )
-    with open_sides([table], profile) as (side,):
-        return reconcile_keys(path, spec, side, Strategy(lookup), concurrency)
+    with open_sides([table], profile) as (side,), _progress("keys") as progress:
+        return reconcile_keys(path, spec, side, Strategy(lookup), concurrency, progress)
 
 
 def _table_options(
@@ -170,7 +181,7 @@ def _tables(
     from astrachaos.reconcile.tables import compare_tables
 
     concurrency = options.concurrency
-    with open_sides([source, target], profile) as (src, tgt), _progress() as progress:
+    with open_sides([source, target], profile) as (src, tgt), _progress("token ranges") as progress:
         result = compare_tables(src, tgt, options, out, progress, engine)
     if repair and result.differences:
         plan = write_plan(result, out)
@@ -200,27 +211,46 @@ class _RepairFailed(UsageProblem):
 
 
 class _progress:
-    """A Rich progress bar over token ranges on stderr, fed by the engine's callback."""
+    """Progress on stderr, fed by the engine's (done, total) callback: a Rich bar on a terminal,
+    a line every 5 s in a log (CI, a pipe)."""
+
+    def __init__(self, unit: str) -> None:
+        self._unit = unit
 
     def __enter__(self) -> Progress:
+        import time
+
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from astrachaos.cli.console import stderr
 
+        self._bar: Progress | None = None
+        if not stderr.is_terminal:
+            began, last = time.monotonic(), [float("-inf")]
+
+            def line(done: int, total: int) -> None:
+                now = time.monotonic()
+                if now - last[0] >= 5.0 or done == total:
+                    last[0] = now
+                    stderr.print(f"reconcile: {done}/{total} {self._unit} ({now - began:.0f} s)")
+
+            return line
         self._bar = Progress(
-            TextColumn("token ranges"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn(self._unit), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=stderr, transient=True,
         )  # fmt: skip
-        self._task = self._bar.add_task("ranges", total=None)
+        self._task = self._bar.add_task(self._unit, total=None)
         self._bar.start()
 
         def update(done: int, total: int) -> None:
+            assert self._bar is not None
             self._bar.update(self._task, completed=done, total=total)
 
         return update
 
     def __exit__(self, *_: object) -> None:
-        self._bar.stop()
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def _render(result: ReconcileResult) -> object:

@@ -17,7 +17,12 @@ def register(app: typer.Typer) -> None:
 
 def report(
     run_dir: Annotated[
-        Path, typer.Argument(help="A run directory, or a capture verification --out (holds result.json).")
+        Path,
+        typer.Argument(
+            exists=True,
+            file_okay=False,
+            help="A run directory, or a capture verification --out (holds result.json).",
+        ),
     ],
     format_: Annotated[
         list[ReportFormat] | None,

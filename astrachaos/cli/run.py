@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from astrachaos.errors import ExitCode, worst
+
+if TYPE_CHECKING:
+    from astrachaos.run.metrics import MetricsServer
 
 
 def register(app: typer.Typer) -> None:
@@ -25,40 +28,71 @@ def run(
     ] = None,
     quiet: Annotated[bool, typer.Option(help="Print only the verdict line.")] = False,
     html: Annotated[bool, typer.Option(help="Also write report.html into the run directory.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print result.json on stdout.")] = False,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics of the runs on this port.")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address the metrics are served on.")] = "127.0.0.1",
+    metrics_linger: Annotated[
+        float, typer.Option(help="Seconds to keep serving metrics after the last run.")
+    ] = 0.0,
 ) -> None:
     """Run scenarios against the database, verify every record, exit with the verdict."""
+    from astrachaos.cli import crash
     from astrachaos.cli.console import stderr, stdout
     from astrachaos.cli.live import live_progress
     from astrachaos.config.catalog import resolve
     from astrachaos.config.loader import load_scenario
     from astrachaos.reports.console import render
-    from astrachaos.run.autostart import ensure_local_for
+    from astrachaos.run import signals
+    from astrachaos.run.autostart import ensure_local_for, profiles_of
     from astrachaos.run.runner import Runner
 
     loaded = [
         load_scenario(resolve(name), set_ or (), random_seed, with_profiles=True) for name in scenarios
     ]
-    _terminate_as_interrupt()
+    signals.install()
     codes: list[ExitCode] = []
+    results: list[object] = []
+    metrics = _metrics_server(metrics_port, metrics_host)
     for scenario in loaded:
-        ensure_local_for(scenario.target.profile, lambda msg: stderr.print(f"[dim]{msg}[/]"))
+        for profile in profiles_of([scenario]):
+            ensure_local_for(profile, lambda msg: stderr.print(f"[dim]{msg}[/]", soft_wrap=True))
         target = out if out is None or len(loaded) == 1 else out / scenario.name
         runner = Runner(scenario, target)
+        crash.current_run_dir = runner.dir.path
+        if metrics:
+            metrics.watch(runner)
         with live_progress(runner.progress, stderr, quiet):
             result = runner.run()
-        if quiet:
+        if metrics:
+            metrics.finished(runner, result.to_json_dict(max_records=0))
+        if as_json:
+            results.append(result.to_json_dict())
+        elif quiet:
             stdout.print(f"{scenario.name}: exit {int(result.exit_code)} ({result.verdict})")
         else:
             stdout.print(render(result))
-        stdout.print(f"[dim]run directory: {runner.dir.path}[/]")
+        # With --json, stdout holds the JSON alone: the paths go to stderr.
+        paths = stderr if as_json else stdout
+        paths.print(f"[dim]run directory: {runner.dir.path}[/]")
         if html:
             from astrachaos.reports.files import ReportFormat, write_reports
             from astrachaos.run.saved import open_run
 
             extracts = open_run(runner.dir.path).ledger_extracts()
             for path in write_reports(runner.dir.path, [ReportFormat.HTML], result, extracts):
-                stdout.print(f"[dim]report: {path}[/]")
+                paths.print(f"[dim]report: {path}[/]")
         codes.append(result.exit_code)
+    if as_json:
+        from astrachaos.cli.console import print_json
+
+        print_json(results[0] if len(results) == 1 else results)
+    if metrics:
+        import time
+
+        time.sleep(metrics_linger)
+        metrics.close()
     raise typer.Exit(int(worst(codes)))  # the most severe scenario decides
 
 
@@ -95,6 +129,10 @@ def verify_run(
         from astrachaos.errors import UsageProblem
 
         raise UsageProblem("give a run directory, or --capture DIR --out OUT")
+    if not run_dir.is_dir():
+        from astrachaos.errors import UsageProblem
+
+        raise UsageProblem(f"{run_dir}: no such run directory")
     from astrachaos.cli.console import stdout
     from astrachaos.reports.console import render
     from astrachaos.run.reverify import reverify
@@ -105,11 +143,17 @@ def verify_run(
     raise typer.Exit(int(result.exit_code))
 
 
-def _terminate_as_interrupt() -> None:
-    """SIGTERM is handled like Ctrl-C: stop writing, roll faults back, keep the run, exit 130."""
-    import signal
+def _metrics_server(port: int | None, host: str) -> MetricsServer | None:
+    if port is None:
+        return None
+    from astrachaos.cli.console import stderr
+    from astrachaos.errors import EnvironmentProblem
+    from astrachaos.run.metrics import MetricsServer
 
-    def raise_interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+    try:
+        server = MetricsServer(port, host)
+    except OSError as error:
+        raise EnvironmentProblem(f"cannot serve metrics on {host}:{port}: {error.strerror}") from None
+    stderr.print(f"[dim]metrics: http://{host}:{server.port}/metrics[/]", soft_wrap=True)
+    return server
 
-    signal.signal(signal.SIGTERM, raise_interrupt)

@@ -20,13 +20,20 @@ _SET_HELP = "Override a field: PATH=VALUE, e.g. workload.records=5000 (repeatabl
 
 
 @app.command("list")
-def list_() -> None:
+def list_(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")
+    ] = False,
+) -> None:
     """List the scenarios found on the search path, one row each."""
-    from astrachaos.cli.console import stdout
+    from astrachaos.cli.console import print_json, stdout
     from astrachaos.config.catalog import entries
 
-    rows = [_row(name, path) for name, path in entries().items()]
-    stdout.print(_table(rows, stdout.width))
+    summaries = [_summary(name, path) for name, path in entries().items()]
+    if as_json:
+        print_json(summaries)
+        return
+    stdout.print(_table([_row(summary) for summary in summaries], stdout.width))
 
 
 _HEADERS = ("name", "description", "pattern", f"writers{_TIMES}records", "injectors")
@@ -52,22 +59,39 @@ def _table(rows: list[tuple[str, str, str, str, str]], width: int) -> Table:
     return table
 
 
-def _row(name: str, path: Path) -> tuple[str, str, str, str, str]:
+def _summary(name: str, path: Path) -> dict[str, object]:
     from astrachaos.config.loader import load_scenario
     from astrachaos.errors import InvalidScenario
 
     try:
         scenario = load_scenario(path)
     except InvalidScenario as error:
-        return (name, f"invalid: {error.message.splitlines()[0]}", "", "", "")
+        return {"name": name, "path": str(path), "error": error.message.splitlines()[0]}
     lines = scenario.description.strip().splitlines()
-    workload = scenario.workload
+    return {
+        "name": name,
+        "path": str(path),
+        "description": lines[0] if lines else "",
+        "profile": scenario.target.profile,
+        "pattern": str(scenario.pattern.name),
+        "writers": scenario.workload.writers,
+        "records": scenario.workload.records,
+        "injectors": [spec.name for spec in scenario.injectors],
+    }
+
+
+def _row(summary: dict[str, object]) -> tuple[str, str, str, str, str]:
+    name = str(summary["name"])
+    if "error" in summary:
+        return (name, f"invalid: {summary['error']}", "", "", "")
+    injectors = summary["injectors"]
+    assert isinstance(injectors, list)
     return (
         name,
-        lines[0] if lines else "",
-        scenario.pattern.name.value,
-        f"{workload.writers}{_TIMES}{workload.records}",
-        ", ".join(spec.name for spec in scenario.injectors) or "-",
+        str(summary["description"]),
+        str(summary["pattern"]),
+        f"{summary['writers']}{_TIMES}{summary['records']}",
+        ", ".join(injectors) or "-",
     )
 
 

@@ -58,8 +58,9 @@ class DriverOptions(_Options):
     max_requests_per_connection: int = Field(
         2048,
         ge=1,
-        description=NOT_APPLIED + "protocol v3+ gives each connection 32768 stream ids "
-        "(set_max_requests_per_connection raises).",
+        le=16384,
+        description="Requests in flight per host connection (the throttler keeps them below the "
+        "driver's 32768 stream ids, so that its orphaned-stream replacement still works).",
     )
     max_queue_size: int = Field(
         25000, ge=0, description="Throttler queue; a request beyond it fails at once (throttled)."

@@ -29,7 +29,8 @@ def load_scenario(
     *,
     with_profiles: bool = False,
 ) -> Scenario:
-    """Read, override and validate one scenario file; any problem is an InvalidScenario.
+    """Read, override and validate one scenario file: InvalidScenario, or UsageProblem for a
+    `--set` argument that is not PATH=VALUE.
 
     `with_profiles`: also load the profiles it names and check its driver options over theirs
     (what a run does before it creates its directory).

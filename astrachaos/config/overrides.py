@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from astrachaos.errors import InvalidScenario
+from astrachaos.errors import InvalidScenario, UsageProblem
 
 FieldPath = tuple[str | int, ...]
 """A position in scenario data, as pydantic reports it: `("injectors", 0, "params", "rate")`."""
@@ -40,7 +40,8 @@ def parse_override(argument: str) -> Override:
     dotted, equals, text = argument.partition("=")
     path = tuple(part.strip() for part in dotted.split("."))
     if not equals or not all(path):
-        raise InvalidScenario(f"{where}: expected PATH=VALUE", hint=_HINT)
+        # The shape of the argument is a command-line mistake (exit 2), not a scenario's (3).
+        raise UsageProblem(f"{where}: expected PATH=VALUE", hint=_HINT)
     try:
         if any(isinstance(token, yaml.AnchorToken | yaml.AliasToken) for token in yaml.scan(text)):
             raise InvalidScenario(f"{where}: anchors and aliases are not allowed in a value")

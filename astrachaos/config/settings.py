@@ -28,6 +28,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from astrachaos.config.catalog import profiles_dir
 from astrachaos.config.driver_options import NOT_APPLIED_KEYS, DriverOptions
 from astrachaos.config.problems import describe_problems
 from astrachaos.config.yamlfile import origin_at, parse, read_text
@@ -195,18 +196,12 @@ class ResolvedProfile:
         ]
 
 
-# Used when neither $ASTRACHAOS_CONFIG_DIR nor ./configs has the file: the tool works anywhere.
-BUILTIN_PROFILES: Mapping[str, Mapping[str, Any]] = {
-    "local": {"kind": "local", "contact_points": ["127.0.0.1"], "local_dc": "datacenter1"},
-    "cassandra": {"kind": "cassandra", "contact_points": ["127.0.0.1"]},
-    "astra": {"kind": "astra"},
-}
 
 Sources = dict[tuple[str, ...], str]
 
 
 def config_dirs(config_dir: Path | None = None) -> list[Path]:
-    """Where profiles are looked for, in order (the built-ins come after these)."""
+    """Where the user's profiles are looked for, in order (the shipped ones come after these)."""
     if config_dir is not None:
         return [config_dir]
     from_env = os.environ.get(CONFIG_DIR_ENV)
@@ -245,15 +240,23 @@ def _overlay_file(name: str, config_dir: Path | None, merged: dict[str, Any], so
         sources[("name",)] = source
         _overlay(merged, data, lambda p: str(origin_at(locations, p, source)), sources, ())
         return str(path)
-    if name in BUILTIN_PROFILES:
+    # Used when neither $ASTRACHAOS_CONFIG_DIR nor ./configs has the file: the tool works anywhere.
+    shipped = profiles_dir() / f"{name}.yaml"
+    if shipped.is_file():
+        data, _ = parse(read_text(shipped, "profile"), str(shipped), "profile", empty_ok=True)
         sources[("name",)] = f"built-in {name}"
-        _overlay(merged, BUILTIN_PROFILES[name], lambda _p: f"built-in {name}", sources, ())
-        return f"built-in profile {name}"
+        _overlay(merged, data, lambda _p: f"built-in {name}", sources, ())
+        return f"built-in profile {name} ({shipped})"
     searched = ", ".join(str(d) for d in dirs)
     raise InvalidScenario(
         f"unknown profile {name!r}: no {name}.yaml in {searched}",
-        hint=f"built-in profiles: {', '.join(BUILTIN_PROFILES)}; or set {CONFIG_DIR_ENV}",
+        hint=f"built-in profiles: {', '.join(shipped_profiles())}; or set {CONFIG_DIR_ENV}",
     )
+
+
+def shipped_profiles() -> list[str]:
+    """The names of the profiles the package ships."""
+    return sorted(path.stem for path in profiles_dir().glob("*.yaml"))
 
 
 class _EnvLayer(EnvSettingsSource):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import zipfile
@@ -11,8 +12,12 @@ from typing import Any
 
 from astrachaos.config.driver_options import DriverOptions
 from astrachaos.config.settings import Profile, SslOptions
-from astrachaos.driver.throttle import ThrottledSession, build_throttler
+from astrachaos.driver.hosts import HostWatch
+from astrachaos.driver.throttle import build_throttler
+from astrachaos.driver.throttled import ThrottledSession
 from astrachaos.errors import EnvironmentProblem
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -23,6 +28,7 @@ class Connection:
     cluster: Any
     session: Any
     throttled: ThrottledSession
+    hosts: HostWatch = field(default_factory=HostWatch)
     _closed: bool = field(default=False, repr=False)
 
     def close(self) -> None:
@@ -54,23 +60,34 @@ def connect(profile: Profile, *, keyspace: str | None = None, **cluster_options:
     options = {**cluster_kwargs(profile), **cluster_options}
     from cassandra.cluster import Cluster
 
+    log.debug(
+        "connecting to profile %s (%s): %s port %s, keyspace %s",
+        profile.name, profile.kind, profile.contact_points, profile.port, keyspace,
+    )  # fmt: skip
+
     try:
         cluster = Cluster(**options)  # with a bundle, this reads it and asks Astra for metadata
     except Exception as error:
         raise _problem(profile, error) from None
+    hosts = HostWatch()
+    cluster.register_listener(hosts)
     try:
         session = cluster.connect(keyspace)
     except Exception as error:
         cluster.shutdown()
         raise _problem(profile, error) from None
     driver = profile.driver
+    # One connection per host (protocol v3+): in flight per connection stays where the driver's
+    # orphaned-stream replacement (at 3/4 of 32,768 stream ids) can still happen, and the driver
+    # never blocks a sender for want of a stream id.
+    hosts_known = max(1, len(cluster.metadata.all_hosts()))
     throttled = ThrottledSession(
         session,
-        build_throttler(driver),
+        build_throttler(driver, max_in_flight=driver.max_requests_per_connection * hosts_known),
         default_timeout_s=driver.request_timeout_ms / 1000,
         default_idempotence=driver.default_idempotence,
     )
-    return Connection(profile, cluster, session, throttled)
+    return Connection(profile, cluster, session, throttled, hosts)
 
 
 def cluster_kwargs(profile: Profile) -> dict[str, Any]:
@@ -181,6 +198,12 @@ def _ssl_context(profile: Profile, options: SslOptions) -> ssl.SSLContext:
     return context
 
 
+def preflight(profile: Profile) -> None:
+    """Every check of a profile that needs no database (the Astra bundle); run before any write."""
+    if profile.kind == "astra":
+        _check_bundle(profile)
+
+
 def _check_bundle(profile: Profile) -> None:
     bundle = profile.secure_connect_bundle
     if bundle is None or not bundle.is_file():
@@ -193,8 +216,14 @@ def _check_bundle(profile: Profile) -> None:
             f"profile {profile.name!r}: the secure connect bundle {bundle} is not a zip file",
             hint="download the bundle again from the Astra console",
         )
-    with zipfile.ZipFile(bundle) as archive:
-        missing = sorted(BUNDLE_FILES - set(archive.namelist()))
+    try:
+        with zipfile.ZipFile(bundle) as archive:
+            missing = sorted(BUNDLE_FILES - set(archive.namelist()))
+    except (OSError, zipfile.BadZipFile) as error:
+        raise EnvironmentProblem(
+            f"profile {profile.name!r}: cannot read the secure connect bundle {bundle}: {error}",
+            hint="download the bundle again from the Astra console",
+        ) from None
     if missing:
         raise EnvironmentProblem(
             f"profile {profile.name!r}: the secure connect bundle {bundle} lacks {', '.join(missing)}",

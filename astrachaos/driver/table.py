@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from astrachaos.errors import EnvironmentProblem, InvalidScenario
+from astrachaos.errors import EnvironmentProblem, InvalidScenario, UsageProblem
 
 OWNER_MARK = "owned by astrachaos: run records"
 ASTRA_PREFIX = "astrachaos_"
@@ -60,7 +60,7 @@ class RunTable:
     def partition_cql(self) -> str:
         """Read one partition of a run, in clustering order; never ALLOW FILTERING."""
         return (
-            f"SELECT bucket, key, record_id, payload, applied FROM {self.qualified}"
+            f"SELECT key, record_id, payload, applied FROM {self.qualified}"
             " WHERE run_id = ? AND bucket = ?"
         )
 
@@ -104,10 +104,10 @@ def ensure_table(session: Any, table: RunTable, replication_factor: int, astra: 
 
 
 def drop_table(session: Any, table: RunTable) -> None:
-    """Drop a table astrachaos owns (the CLI asks for --yes first)."""
+    """Drop a table astrachaos owns (the CLI asks for --yes first); a missing one is an error."""
     existing = _comment_of(session, table)
     if existing is None:
-        return
+        raise UsageProblem(f"table {table.qualified} does not exist; nothing was dropped")
     if existing != OWNER_MARK:
         raise EnvironmentProblem(f"refusing to drop {table.qualified}: not owned by astrachaos")
     session.execute(f"DROP TABLE {table.qualified}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -70,6 +71,8 @@ class ActiveInjectors:
                 )
             )
         self._scheduler = Scheduler(self._faults)
+        # finish may run on a signal's rollback thread and on the main thread: one at a time.
+        self._finish_lock = threading.Lock()
 
     def attach_session_reset(self, reset: Callable[[], None]) -> None:
         """Let injectors reset the application's session (requests in flight are cut off)."""
@@ -96,6 +99,7 @@ class ActiveInjectors:
 
     def start(self) -> None:
         """Start the schedules (the write phase begins)."""
+        log.debug("fault schedules start: %s", ", ".join(f.name for f in self._faults) or "none")
         self._scheduler.start()
 
     def check(self) -> None:
@@ -110,14 +114,16 @@ class ActiveInjectors:
         naming what may still be active. Proxies stay up (pass-through) until `close`, so the
         driver can still read through them during verification.
         """
-        self._scheduler.stop()
-        failed: list[str] = []
-        for fault in reversed(self._faults):
-            try:
-                fault.end()
-            except Exception as error:
-                log.exception("rollback of %s failed", fault.name)
-                failed.append(f"{fault.name} ({type(error).__name__}: {error})")
+        with self._finish_lock:
+            self._scheduler.stop()
+            failed: list[str] = []
+            for fault in reversed(self._faults):
+                log.debug("rolling back %s", fault.name)
+                try:
+                    fault.end()
+                except Exception as error:
+                    log.exception("rollback of %s failed", fault.name)
+                    failed.append(f"{fault.name} ({type(error).__name__}: {error})")
         if failed:
             raise RollbackFailed(
                 "rollback failed; these faults may still be active: " + "; ".join(failed),

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import atexit
 import logging
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 from collections import deque
@@ -23,6 +25,7 @@ from typing import Any
 
 from astrachaos.errors import EnvironmentProblem
 from astrachaos.events import (
+    RECORD_DIGEST,
     AppLogged,
     DriverOutcome,
     EventBus,
@@ -121,6 +124,8 @@ class Ledger:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._indexed = False
+        self._read_only = False
+        self._read_path = path
 
     @classmethod
     def create(
@@ -138,9 +143,9 @@ class Ledger:
             raise EnvironmentProblem(f"a ledger already exists at {path}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = _connect(path)
+            conn = connect_wal(path)
             conn.executescript(f"BEGIN; {_SCHEMA}; PRAGMA user_version = {SCHEMA_VERSION};")
-            values = {"run_id": run_id, "created_ns": str(time.time_ns()), **meta}
+            values = {"run_id": run_id, "created_ns": str(time.time_ns()), "digest": RECORD_DIGEST, **meta}
             conn.executemany("INSERT INTO meta VALUES (?, ?)", values.items())
             conn.execute("COMMIT")
         except (OSError, sqlite3.Error) as exc:
@@ -154,12 +159,17 @@ class Ledger:
         )
 
     @classmethod
-    def open(cls, path: Path) -> Ledger:
-        """Open an existing ledger, also one whose writer was killed (SQLite recovers the WAL)."""
+    def open(cls, path: Path, *, read_only: bool = True) -> Ledger:
+        """Open an existing ledger (read-only unless asked), also one whose writer was killed.
+
+        Reading is evidence-safe: the file is opened with SQLite's `mode=ro` (and `immutable=1`
+        when no write-ahead log is beside it, so not even a -wal or -shm file is created), and a
+        ledger from before the read indexes is indexed in a temporary copy, never in place.
+        """
         if not path.is_file():
             raise EnvironmentProblem(f"no ledger at {path}")
         try:
-            conn = _connect(path)
+            conn = _connect_read_only(path) if read_only else connect_wal(path)
             (version,) = conn.execute("PRAGMA user_version").fetchone()
         except sqlite3.Error as exc:
             raise EnvironmentProblem(f"cannot open the ledger at {path}: {exc}") from exc
@@ -172,7 +182,17 @@ class Ledger:
                 else f"is not an astrachaos ledger (schema {version})"
             )
             raise EnvironmentProblem(f"{path} {what}")
-        return cls(path, conn)
+        ledger = cls(path, conn)
+        if not read_only:
+            return ledger
+        ledger._read_only = True
+        try:
+            ledger._read_path = _indexed_copy_if_needed(conn, path)
+        except (OSError, sqlite3.Error) as exc:
+            conn.close()
+            raise EnvironmentProblem(f"cannot read the ledger at {path}: {exc}") from exc
+        ledger._indexed = True
+        return ledger
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -273,6 +293,8 @@ class Ledger:
                 if self.pending_rows and self._error is None:
                     log.warning("%d rows arrived while the ledger closed", self.pending_rows)
             self._conn.close()
+            if self._read_path != self.path:
+                shutil.rmtree(self._read_path.parent, ignore_errors=True)
         self._raise_if_failed()
 
     def __enter__(self) -> Ledger:
@@ -366,6 +388,38 @@ class Ledger:
         with self._writing() as conn:
             conn.execute("UPDATE fault_windows SET end_ns = ? WHERE window_id = ?", (end_ns, window_id))
 
+    def absorb(self, segment: Path) -> int:
+        """Merge a writer process's ledger segment into this ledger, then delete the segment.
+
+        One transaction: a crash leaves either the segment or its rows here, never both halves.
+        Returns the planned records it brought.
+        """
+        try:
+            conn = connect_wal(self.path)
+        except sqlite3.Error as exc:
+            raise EnvironmentProblem(f"cannot write the ledger at {self.path}: {exc}") from exc
+        try:
+            conn.execute("ATTACH DATABASE ? AS segment", (str(segment),))
+            conn.execute("BEGIN IMMEDIATE")
+            (planned,) = conn.execute("SELECT COUNT(*) FROM segment.planned").fetchone()
+            conn.execute("INSERT INTO planned SELECT * FROM segment.planned")
+            conn.execute("INSERT INTO completions SELECT * FROM segment.completions")
+            conn.execute("INSERT INTO app_logs SELECT * FROM segment.app_logs")
+            conn.execute(
+                "INSERT INTO fault_windows (injector, kind, start_ns, end_ns)"
+                " SELECT injector, kind, start_ns, end_ns FROM segment.fault_windows"
+            )
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise EnvironmentProblem(f"cannot merge the ledger segment {segment}: {exc}") from exc
+        finally:
+            conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{segment}{suffix}").unlink(missing_ok=True)
+        return int(planned)
+
     # -- reading -------------------------------------------------------------------------------
 
     def iter_records(self) -> Iterator[LedgerRecord]:
@@ -416,7 +470,9 @@ class Ledger:
 
     def _reader(self) -> sqlite3.Connection:
         try:
-            conn = _connect(self.path)
+            if self._read_only:
+                return _connect_read_only(self._read_path)
+            conn = connect_wal(self.path)
             if not self._indexed:
                 conn.executescript(READ_INDEXES)
                 self._indexed = True
@@ -436,8 +492,10 @@ class Ledger:
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
+        if self._read_only:
+            raise RuntimeError(f"the ledger at {self.path} was opened read-only")
         try:
-            conn = _connect(self.path)
+            conn = connect_wal(self.path)
         except sqlite3.Error as exc:
             raise EnvironmentProblem(f"cannot write the ledger at {self.path}: {exc}") from exc
         try:
@@ -450,7 +508,34 @@ class Ledger:
             conn.close()
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot change the file; without a -wal beside it, not even create one."""
+    wal = path.with_name(path.name + "-wal")
+    flags = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?{flags}", uri=True, isolation_level=None, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def _indexed_copy_if_needed(conn: sqlite3.Connection, path: Path) -> Path:
+    """`path` if it has the read indexes; else a temporary copy that has them (deleted on close)."""
+    present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    if {"planned_by_bucket", "completions_by_record", "app_logs_by_record"} <= present:
+        return path
+    copy = Path(tempfile.mkdtemp(prefix="astrachaos-ledger-")) / path.name
+    target = sqlite3.connect(copy)
+    try:
+        conn.backup(target)
+        target.executescript(READ_INDEXES)
+    finally:
+        target.close()
+    return copy
+
+
+def connect_wal(path: Path) -> sqlite3.Connection:
+    """A writing connection in WAL mode, the durability every ledger relies on (else OperationalError)."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
     (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()

@@ -15,7 +15,7 @@ from astrachaos.local.layout import NodeLayout, cluster_dir, clusters_root
 from astrachaos.local.node import LocalNode, NodeState, StopOutcome
 from astrachaos.local.ports import check_ports_free
 from astrachaos.local.process import daemons_under
-from astrachaos.local.provision import Runtime, prepare_runtime
+from astrachaos.local.provision import DownloadCallback, DownloadStatus, Runtime, prepare_runtime
 from astrachaos.local.readiness import nodes_seeing_all
 from astrachaos.local.spec import CQL_PORT, ClusterSpec
 
@@ -32,6 +32,30 @@ class UpProgress:
 ProgressCallback = Callable[[UpProgress], None]
 
 
+class ProgressLines:
+    """Plain lines for a log (CI, a pipe): each new phase at once, the same phase every few s."""
+
+    def __init__(
+        self,
+        say: Callable[[str], None],
+        every_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._say, self._every_s, self._clock = say, every_s, clock
+        self._began = clock()
+        self._phase: str | None = None
+        self._last = float("-inf")
+
+    def __call__(self, step: UpProgress) -> None:
+        now = self._clock()
+        phase = step.message.split(":", 1)[0]
+        if phase == self._phase and now - self._last < self._every_s:
+            return
+        self._phase, self._last = phase, now
+        ready = f", {step.ready}/{step.total} nodes ready" if step.message.startswith("waiting") else ""
+        self._say(f"local up: {step.message}{ready} ({now - self._began:.0f} s)")
+
+
 @dataclass(frozen=True)
 class UpResult:
     """What `up` did."""
@@ -42,6 +66,7 @@ class UpResult:
     release_version: str | None
     elapsed_s: float
     directory: Path
+    repaired: tuple[str, ...] = ()  # what `up` found wrong with running nodes and fixed
 
 
 @dataclass(frozen=True)
@@ -67,6 +92,9 @@ class NodeStatus:
     version: str
     data_bytes: int
     jmx_port: int
+
+
+_REPAIRED_READY_S = 60.0
 
 
 def default_timeout(nodes: int) -> float:
@@ -125,7 +153,7 @@ class LocalCluster:
         """The CQL port of every node."""
         return CQL_PORT
 
-    def runtime(self, on_download: Callable[[], None] | None = None) -> Runtime:
+    def runtime(self, on_download: DownloadCallback | None = None) -> Runtime:
         """Java 17 and the jars of this cluster's version, provisioned once."""
         if self._runtime is None:
             self._runtime = prepare_runtime(self.spec.version, on_download)
@@ -163,11 +191,37 @@ class LocalCluster:
         began = time.monotonic()
         with self._lock():
             self._check_compatible()
+            repaired = self._repair(progress)
             if self.is_up():
-                return UpResult(self.spec, True, (), None, time.monotonic() - began, self.directory)
+                version = self.wait_ready(_REPAIRED_READY_S, progress) if repaired else None
+                elapsed = time.monotonic() - began
+                return UpResult(self.spec, True, (), version, elapsed, self.directory, repaired)
             version, started = self._start(progress, timeout_s)
         elapsed = time.monotonic() - began
-        return UpResult(self.spec, False, started, version, elapsed, self.directory)
+        return UpResult(self.spec, False, started, version, elapsed, self.directory, repaired)
+
+    def _repair(self, progress: ProgressCallback | None) -> tuple[str, ...]:
+        """Thaw paused nodes, turn CQL back on where it was turned off; say what was done.
+
+        A run killed with kill -9 cannot roll its node faults back: a SIGSTOPped node would make
+        `up` wait on a node that can never answer.
+        """
+        done: list[str] = []
+        for node in self.nodes:
+            state = node.state()
+            if state is NodeState.PAUSED:
+                what = f"{node.name} was paused (SIGSTOP, e.g. a node fault of a killed run)"
+                if progress is not None:
+                    progress(UpProgress(f"{what}: resuming it", 0, self.spec.nodes))
+                node.resume()
+                done.append(f"{what}: resumed it with SIGCONT")
+            elif state is NodeState.CQL_OFF:
+                what = f"{node.name} ran with its CQL port off (nodetool disablebinary)"
+                if progress is not None:
+                    progress(UpProgress(f"{what}: enabling it", 0, self.spec.nodes))
+                node.nodetool(["enablebinary"])
+                done.append(f"{what}: ran nodetool enablebinary")
+        return tuple(done)
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
@@ -191,7 +245,7 @@ class LocalCluster:
         for node in to_start:
             check_ports_free(node.address)
         report("looking for Java 17")
-        self.runtime(lambda: report(f"downloading Cassandra {self.spec.version} jars (first run)"))
+        self.runtime(lambda status: report(_downloading(status)))
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "cluster.json").write_text(self.spec.to_json())
         for node in to_start:
@@ -264,6 +318,13 @@ class LocalCluster:
             )
             for node in self.nodes
         ]
+
+
+def _downloading(status: DownloadStatus) -> str:
+    return (
+        f"downloading Apache Cassandra {status.version} jars from Maven Central (first run): "
+        f"{status.artifacts} artifacts, {status.bytes / 1e6:.1f} MB"
+    )
 
 
 def requested_spec(

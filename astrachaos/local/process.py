@@ -8,11 +8,14 @@ import time
 from enum import Enum
 from pathlib import Path
 
+import psutil
+
 DAEMON_CLASS = "org.apache.cassandra.service.CassandraDaemon"
+_GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied)
 
 
 class ProcessState(Enum):
-    """What /proc says about a process."""
+    """What the kernel says about a process."""
 
     RUNNING = "running"
     STOPPED = "stopped"
@@ -22,10 +25,9 @@ class ProcessState(Enum):
 def cmdline(pid: int) -> list[str]:
     """The argument vector of a process; empty if it is gone or a zombie."""
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        return psutil.Process(pid).cmdline()
+    except _GONE:
         return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
 def is_daemon_of(pid: int, config_uri: str) -> bool:
@@ -37,23 +39,22 @@ def is_daemon_of(pid: int, config_uri: str) -> bool:
 def process_state(pid: int) -> ProcessState:
     """Running, stopped (SIGSTOP) or gone (absent, or a fully exited zombie nobody reaped)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        process = psutil.Process(pid)
+        status = process.status()
+    except _GONE:
         return ProcessState.GONE
-    # The command name may hold spaces or parentheses: the state follows the last ')'.
-    state = stat[stat.rindex(")") + 2]
-    if state in "ZX":
+    if status in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
         # A dead main thread leaves the other threads exiting (and holding the sockets) a while.
-        return ProcessState.GONE if _live_threads(pid) <= 1 else ProcessState.RUNNING
-    if state in "Tt":
+        return ProcessState.GONE if _live_threads(process) <= 1 else ProcessState.RUNNING
+    if status in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP):
         return ProcessState.STOPPED
     return ProcessState.RUNNING
 
 
-def _live_threads(pid: int) -> int:
+def _live_threads(process: psutil.Process) -> int:
     try:
-        return len(os.listdir(f"/proc/{pid}/task"))
-    except OSError:
+        return process.num_threads()
+    except _GONE:
         return 0
 
 
@@ -90,10 +91,8 @@ def daemons_under(directory: Path) -> list[int]:
     """Pids of every CassandraDaemon whose configuration lives under a directory."""
     marker = f"-Dcassandra.config={directory.as_uri()}/"
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        argv = cmdline(int(entry.name))
+    for process in psutil.process_iter(["cmdline"]):
+        argv = process.info["cmdline"] or []
         if DAEMON_CLASS in argv and any(arg.startswith(marker) for arg in argv):
-            found.append(int(entry.name))
+            found.append(process.pid)
     return found

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -20,6 +21,29 @@ from astrachaos.local.layout import jar_dir
 MAVEN_TIMEOUT_S = 1200
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TAIL_LINES = 15
+# Maven in batch mode logs one line per artifact fetched: "Downloaded from central: URL (55 kB at …)".
+_DOWNLOADED = re.compile(r"Downloaded from [^:]+: \S+ \((\d+(?:\.\d+)?) (B|kB|MB|GB)\b")
+_UNIT = {"B": 1, "kB": 1000, "MB": 1000**2, "GB": 1000**3}
+
+
+@dataclass(frozen=True)
+class DownloadStatus:
+    """How far the first download of a version's jars is: artifacts and bytes Maven fetched."""
+
+    version: str
+    artifacts: int
+    bytes: int
+
+
+DownloadCallback = Callable[[DownloadStatus], None]
+
+
+def downloaded_bytes(line: str) -> int | None:
+    """The size of the artifact a Maven "Downloaded from" line reports, else None."""
+    match = _DOWNLOADED.search(_ANSI.sub("", line))
+    if match is None:
+        return None
+    return int(float(match.group(1)) * _UNIT[match.group(2)])
 
 
 @dataclass(frozen=True)
@@ -52,8 +76,7 @@ def maven_command(mvn: str, pom: Path, out: Path) -> list[str]:
     """The mvn invocation copying every runtime jar into out; honours $ASTRACHAOS_MAVEN_REPO."""
     command = [
         mvn,
-        "-B",
-        "-q",
+        "-B",  # batch mode: one "Downloaded from" line per artifact, the progress we show
         "-Dstyle.color=never",
         "-f",
         str(pom),
@@ -78,9 +101,7 @@ def find_maven() -> str:
     return mvn
 
 
-def ensure_jars(
-    version: str, java: JavaHome, on_download: Callable[[], None] | None = None
-) -> Path:
+def ensure_jars(version: str, java: JavaHome, on_download: DownloadCallback | None = None) -> Path:
     """Return the cached jar directory of a version, downloading it first if needed."""
     lib = cached_jars(version)
     if lib is not None:
@@ -94,39 +115,26 @@ def ensure_jars(
         lib = cached_jars(version)
         if lib is not None:
             return lib
-        if on_download is not None:
-            on_download()
-        _download(mvn, version, java, target)
+        report = on_download or (lambda status: None)
+        report(DownloadStatus(version, 0, 0))
+        _download(mvn, version, java, target, report)
     return target
 
 
-def _download(mvn: str, version: str, java: JavaHome, target: Path) -> None:
+def _download(
+    mvn: str, version: str, java: JavaHome, target: Path, report: DownloadCallback
+) -> None:
     work = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
     try:
         pom = work / "pom.xml"
         pom.write_text(pom_text(version))
         out = work / "lib"
-        try:
-            done = subprocess.run(
-                maven_command(mvn, pom, out),
-                env=java_env(java),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                timeout=MAVEN_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise EnvironmentProblem(
-                f"Maven did not finish downloading Cassandra {version} in {MAVEN_TIMEOUT_S} s",
-                hint="check that Maven Central is reachable (proxy: ~/.m2/settings.xml)",
-            ) from None
-        if done.returncode != 0 or not (out / f"cassandra-all-{version}.jar").is_file():
-            tail = "\n".join(_meaningful_lines(done.stdout)[-_TAIL_LINES:])
+        returncode, output = _run_maven(maven_command(mvn, pom, out), java, version, report)
+        if returncode != 0 or not (out / f"cassandra-all-{version}.jar").is_file():
+            tail = "\n".join(_meaningful_lines(output)[-_TAIL_LINES:])
             raise EnvironmentProblem(
                 f"could not download Apache Cassandra {version} from Maven Central "
-                f"(mvn exit {done.returncode}). Last lines of its output:\n{tail}",
+                f"(mvn exit {returncode}). Last lines of its output:\n{tail}",
                 hint="check that Maven Central is reachable (proxy: ~/.m2/settings.xml) "
                 "and that the version exists",
             )
@@ -136,12 +144,52 @@ def _download(mvn: str, version: str, java: JavaHome, target: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _run_maven(
+    command: list[str], java: JavaHome, version: str, report: DownloadCallback
+) -> tuple[int, str]:
+    """Run Maven, reporting each artifact it fetches; its exit code and its whole output."""
+    process = subprocess.Popen(
+        command,
+        env=java_env(java),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    timed_out = threading.Event()
+
+    def kill() -> None:
+        timed_out.set()
+        process.kill()
+
+    timer = threading.Timer(MAVEN_TIMEOUT_S, kill)
+    timer.start()
+    lines: list[str] = []
+    artifacts = fetched = 0
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            size = downloaded_bytes(line)
+            if size is not None:
+                artifacts, fetched = artifacts + 1, fetched + size
+                report(DownloadStatus(version, artifacts, fetched))
+        returncode = process.wait()
+    finally:
+        timer.cancel()
+    if timed_out.is_set():
+        raise EnvironmentProblem(
+            f"Maven did not finish downloading Cassandra {version} in {MAVEN_TIMEOUT_S} s",
+            hint="check that Maven Central is reachable (proxy: ~/.m2/settings.xml)",
+        )
+    return returncode, "".join(lines)
+
 def _meaningful_lines(output: str) -> list[str]:
     lines = (_ANSI.sub("", line).rstrip() for line in output.splitlines())
     return [line for line in lines if line and line != "[ERROR]"]
 
 
-def prepare_runtime(version: str, on_download: Callable[[], None] | None = None) -> Runtime:
+def prepare_runtime(version: str, on_download: DownloadCallback | None = None) -> Runtime:
     """Find Java 17 and make sure the jars of a version are cached."""
     java = find_java_home()
     return Runtime(java=java, lib=ensure_jars(version, java, on_download), version=version)

@@ -7,7 +7,6 @@ import itertools
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
 from typing import Any
 
 from astrachaos.patterns.interface import PatternContext
@@ -74,18 +73,18 @@ class Careful:
         self._slots.acquire()
         with self._lock:
             self._pending += 1
-        future = self._ctx.channel.send(group, attempt)
-        future.add_done_callback(lambda f: self._answered(f, group, attempt, progress))
+        self._ctx.channel.submit(
+            group, attempt, lambda error: self._answered(error, group, attempt, progress)
+        )
 
     def _answered(
         self,
-        future: Future[None],
+        error: BaseException | None,
         group: Sequence[PlannedRecord],
         attempt: int,
         progress: _BatchProgress,
     ) -> None:
         self._slots.release()
-        error = future.exception()
         retry = (
             error is not None
             and attempt < self._ctx.spec.max_attempts

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from concurrent.futures import Future
 
 from astrachaos.patterns.interface import PatternContext
 from astrachaos.workload.plan import PlannedRecord
@@ -19,8 +18,8 @@ class FireAndForget:
     def write(self, batch: Sequence[PlannedRecord], batch_no: int) -> None:
         """Send every statement without awaiting any; log the batch as written."""
         for group in self._ctx.channel.groups(batch):
-            self._ctx.channel.send(group).add_done_callback(
-                functools.partial(self._answered, group=group, batch_no=batch_no)
+            self._ctx.channel.submit(
+                group, 1, functools.partial(self._answered, group=group, batch_no=batch_no)
             )
         self._ctx.log.success(batch, "records written", batch=batch_no, writer=self._ctx.writer)
 
@@ -28,9 +27,8 @@ class FireAndForget:
         """Nothing to drain: the application never tracked its writes."""
 
     def _answered(
-        self, future: Future[None], group: Sequence[PlannedRecord], batch_no: int
+        self, error: BaseException | None, group: Sequence[PlannedRecord], batch_no: int
     ) -> None:
-        error = future.exception()
         if error is not None:
             self._ctx.log.note(
                 "debug",

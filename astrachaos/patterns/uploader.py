@@ -8,11 +8,11 @@ fixed delay, forever; retries still pending when the application shuts down are 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 
 from astrachaos.patterns.interface import PatternContext, all_of
+from astrachaos.patterns.retry_timer import RetryTimer
 from astrachaos.workload.plan import PlannedRecord
 
 
@@ -21,9 +21,7 @@ class Uploader:
 
     def __init__(self, ctx: PatternContext) -> None:
         self._ctx = ctx
-        self._timers: set[threading.Timer] = set()
-        self._lock = threading.Lock()
-        self._stopping = False
+        self._retries = RetryTimer(f"uploader-retries-{ctx.writer}")
 
     def write(self, batch: Sequence[PlannedRecord], batch_no: int) -> None:
         """Fire every statement of the batch and log it as uploaded straight away."""
@@ -32,14 +30,9 @@ class Uploader:
 
     def shutdown(self) -> None:
         """Stop: pending retries are cancelled and their records silently dropped."""
-        with self._lock:
-            self._stopping = True
-            timers = list(self._timers)
-            self._timers.clear()
-        for timer in timers:
-            timer.cancel()
-        if timers:
-            self._ctx.log.note("info", "uploader stopped", pending_retries_dropped=len(timers))
+        dropped = self._retries.cancel_all()
+        if dropped:
+            self._ctx.log.note("info", "uploader stopped", pending_retries_dropped=dropped)
 
     def _upload(self, batch: Sequence[PlannedRecord], batch_no: int, attempt: int) -> None:
         futures = [self._ctx.channel.send(g, attempt) for g in self._ctx.channel.groups(batch)]
@@ -59,18 +52,4 @@ class Uploader:
 
     def _schedule_retry(self, batch: Sequence[PlannedRecord], batch_no: int, attempt: int) -> None:
         delay = self._ctx.spec.retry_delay_ms / 1000
-
-        def retry() -> None:
-            with self._lock:
-                self._timers.discard(timer)
-                if self._stopping:
-                    return
-            self._upload(batch, batch_no, attempt)
-
-        timer = threading.Timer(delay, retry)
-        timer.daemon = True
-        with self._lock:
-            if self._stopping:
-                return
-            self._timers.add(timer)
-        timer.start()
+        self._retries.call_later(delay, lambda: self._upload(batch, batch_no, attempt))

@@ -11,7 +11,7 @@ import io
 from dataclasses import dataclass
 from typing import Any, Final
 
-from astrachaos.proxy.cql import BodyReader, Envelope, Flag, FrameError, Opcode
+from astrachaos.proxy.cql import BodyReader, Envelope, Flag, FrameError, Opcode, response_body
 
 UNSET: Final = b"\x00unset"  # a sentinel no real value can be identical to (compared by identity)
 
@@ -135,14 +135,8 @@ def read_prepared(envelope: Envelope) -> PreparedShape | None:
 
     if not envelope.is_response or envelope.opcode != Opcode.RESULT or envelope.flags & Flag.COMPRESSED:
         return None
-    body = BodyReader(envelope.body)
     try:
-        if envelope.flags & Flag.TRACING:
-            body.take(16)
-        if envelope.flags & Flag.WARNING:
-            body.skip_string_list()
-        if envelope.flags & Flag.CUSTOM_PAYLOAD:
-            body.skip_bytes_map()
+        body = response_body(envelope)
         if body.int() != RESULT_PREPARED:
             return None
         prepared_id = body.short_bytes()

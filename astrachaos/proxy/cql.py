@@ -150,6 +150,18 @@ class _Body:
         return self.take(size) if size >= 0 else None
 
 
+def response_body(envelope: Envelope) -> _Body:
+    """A cursor past a response's optional tracing id, warnings and custom payload; FrameError if short."""
+    body = _Body(envelope.body)
+    if envelope.flags & Flag.TRACING:
+        body.take(16)
+    if envelope.flags & Flag.WARNING:
+        body.skip_string_list()
+    if envelope.flags & Flag.CUSTOM_PAYLOAD:
+        body.skip_bytes_map()
+    return body
+
+
 BodyReader = _Body  # the cursor, for the modules that decode more of a body (capture, topology)
 
 
@@ -248,14 +260,8 @@ def prepared_id_of(envelope: Envelope) -> bytes | None:
         return None
     if envelope.flags & Flag.COMPRESSED:
         return None
-    body = _Body(envelope.body)
     try:
-        if envelope.flags & Flag.TRACING:
-            body.take(16)
-        if envelope.flags & Flag.WARNING:
-            body.skip_string_list()
-        if envelope.flags & Flag.CUSTOM_PAYLOAD:
-            body.skip_bytes_map()
+        body = response_body(envelope)
         if body.int() != RESULT_PREPARED:
             return None
         return body.short_bytes()

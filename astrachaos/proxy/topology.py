@@ -18,7 +18,7 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from astrachaos.proxy.cql import BodyReader, Envelope, Flag, FrameError
+from astrachaos.proxy.cql import BodyReader, Envelope, FrameError, response_body
 
 Address = tuple[str, int]
 
@@ -96,9 +96,8 @@ class Rewritten:
 
 def rewrite_rows(envelope: Envelope, table: str, node: Address, addresses: AddressMap) -> Rewritten:
     """The Rows answer of a system.local/peers/peers_v2 query with proxy addresses in it."""
-    body = BodyReader(envelope.body)
     try:
-        _skip_response_prefix(body, envelope.flags)
+        body = response_body(envelope)
         start = body.at
         if body.int() != RESULT_ROWS:
             return Rewritten(envelope)
@@ -185,15 +184,6 @@ def _rewrite_cell(kind: int, name: str, cell: bytes | None, listen: Address) -> 
     if kind == _INT and name in _PORT_COLUMNS and len(cell) == 4:
         return struct.pack(">i", listen[1])
     return cell
-
-
-def _skip_response_prefix(body: BodyReader, flags: int) -> None:
-    if flags & Flag.TRACING:
-        body.take(16)
-    if flags & Flag.WARNING:
-        body.skip_string_list()
-    if flags & Flag.CUSTOM_PAYLOAD:
-        body.skip_bytes_map()
 
 
 def _skip_option(body: BodyReader) -> int:

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from astrachaos.errors import InvalidScenario
 from astrachaos.reconcile.keyfile import KeySpec, read_keys
-from astrachaos.reconcile.lookup import Strategy, key_columns, lookup
+from astrachaos.reconcile.lookup import KeyProgress, Strategy, key_columns, lookup
 from astrachaos.reconcile.result import Mode, ReconcileResult
 from astrachaos.reconcile.tables import Side
 
 
 def reconcile_keys(
-    path: Path, spec: KeySpec, side: Side, strategy: Strategy, concurrency: int
-) -> ReconcileResult:
+    path: Path, spec: KeySpec, side: Side, strategy: Strategy, concurrency: int,
+    progress: KeyProgress | None = None,
+) -> ReconcileResult:  # fmt: skip
     """Type the file's keys by the table's column types and list those absent from the table."""
     columns = key_columns(side.schema, spec.columns)
-    found = lookup(side.session, side.schema, columns, read_keys(path, spec), strategy, concurrency)
+    found = lookup(side.session, side.schema, columns, read_keys(path, spec), strategy, concurrency, progress)
+    if found.expected == 0:
+        filtered = f" after --match {dict(spec.match)}" if spec.match else ""
+        raise InvalidScenario(
+            f"{path}: no expected key was read{filtered}; a reconcile of nothing would call any "
+            "table equal",
+            hint="check --key, --key-path/--key-regex and --match against a line of the file",
+        )
     return ReconcileResult(
         mode=Mode.EXPECTED,
         source=str(path),

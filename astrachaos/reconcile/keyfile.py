@@ -55,7 +55,7 @@ def guess_format(path: Path, regex: str | None) -> KeyFormat:
 def read_keys(path: Path, spec: KeySpec) -> Iterator[RawKey]:
     """Every key occurrence in the file, as column → raw value (text or JSON scalar)."""
     if not path.is_file():
-        raise UsageProblem(f"{path}: no such file")
+        raise UsageProblem(f"{path}: {'a directory, not a file' if path.is_dir() else 'no such file'}")
     from_file = tuple(c for c in spec.columns if c not in spec.fixed)
     for key in _raw(path, spec, from_file):
         yield {**key, **spec.fixed}
@@ -72,36 +72,53 @@ def _raw(path: Path, spec: KeySpec, columns: tuple[str, ...]) -> Iterator[RawKey
             yield from _regex(path, columns, spec.regex)
 
 
+def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a UTF-8 file; a byte that is not UTF-8 is named by file and line."""
+    try:
+        handle = path.open("rb")
+    except OSError as error:
+        raise UsageProblem(f"{path}: cannot read: {error.strerror}") from None
+    with handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as error:
+                raise UsageProblem(
+                    f"{path}:{number}: not UTF-8 text (byte 0x{raw[error.start]:02x} at column "
+                    f"{error.start + 1})",
+                    hint="convert the file to UTF-8 (e.g. `iconv -f LATIN1 -t UTF-8`)",
+                ) from None
+            yield number, text
+
+
 def _csv(path: Path, columns: tuple[str, ...]) -> Iterator[RawKey]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        absent = [c for c in columns if c not in (reader.fieldnames or ())]
-        if absent:
-            raise UsageProblem(f"{path}: the header has no column {', '.join(absent)} ({reader.fieldnames})")
-        for row in reader:
-            yield {c: row[c] for c in columns}
+    reader = csv.DictReader(text for _, text in _text_lines(path))
+    absent = [c for c in columns if c not in (reader.fieldnames or ())]
+    if absent:
+        raise UsageProblem(f"{path}: the header has no column {', '.join(absent)} ({reader.fieldnames})")
+    for row in reader:
+        yield {c: row[c] for c in columns}
 
 
 def _jsonl(
     path: Path, columns: tuple[str, ...], key_path: str | None, match: Mapping[str, str]
 ) -> Iterator[RawKey]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise UsageProblem(f"{path}:{number}: not JSON: {error}") from None
-            if not isinstance(entry, dict) or not _matches(entry, match):
-                continue
-            value = _at(entry, key_path) if key_path else entry
-            if value is _ABSENT:
-                continue
-            for key in _keys_of(value, columns):
-                if any(c not in key for c in columns):
-                    raise UsageProblem(f"{path}:{number}: a key lacks {columns}: {key}")
-                yield key
+    for number, line in _text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UsageProblem(f"{path}:{number}: not JSON: {error}") from None
+        if not isinstance(entry, dict) or not _matches(entry, match):
+            continue
+        value = _at(entry, key_path) if key_path else entry
+        if value is _ABSENT:
+            continue
+        for key in _keys_of(value, columns):
+            if any(c not in key for c in columns):
+                raise UsageProblem(f"{path}:{number}: a key lacks {columns}: {key}")
+            yield key
 
 
 _ABSENT = object()

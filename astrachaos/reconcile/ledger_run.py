@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
-from astrachaos.errors import Inconclusive
+from astrachaos.errors import Inconclusive, InvalidScenario
 from astrachaos.events import DriverOutcome
 from astrachaos.ledger.writer import LedgerRecord
 from astrachaos.reconcile.result import Mode, ReconcileResult
@@ -13,9 +14,12 @@ from astrachaos.run.saved import open_run
 from astrachaos.verify.partitions import PartitionReader, StoredRow, reread_levels
 
 log = logging.getLogger(__name__)
+BucketProgress = Callable[[int, int], None]  # (buckets read, buckets in all)
 
 
-def reconcile_run(path: Path, profile_name: str | None = None) -> ReconcileResult:
+def reconcile_run(
+    path: Path, profile_name: str | None = None, progress: BucketProgress | None = None
+) -> ReconcileResult:
     """Read every bucket of the run at the strongest level and list expected records that are absent.
 
     Expected = acknowledged by the driver or logged as stored by the application. A bucket that
@@ -30,6 +34,7 @@ def reconcile_run(path: Path, profile_name: str | None = None) -> ReconcileResul
     table = saved.primary.table(profile)
     run_id = saved.run_id
     with saved.primary.ledger() as ledger:
+        total_buckets, read_buckets = len(ledger.buckets()), 0
         records = expected = present = 0
         missing: list[dict[str, object]] = []
         with connect(profile) as connection:
@@ -41,6 +46,9 @@ def reconcile_run(path: Path, profile_name: str | None = None) -> ReconcileResul
                 if record.bucket != current:
                     current = record.bucket
                     bucket_rows = _read(reader, current, scenario.verify.reread_consistency)
+                    read_buckets += 1
+                    if progress is not None:
+                        progress(read_buckets, total_buckets)
                 if not _expected(record):
                     continue
                 expected += 1
@@ -57,6 +65,11 @@ def reconcile_run(path: Path, profile_name: str | None = None) -> ReconcileResul
                             "app_logged": record.app_logged,
                         }
                     )
+    if records == 0:
+        raise InvalidScenario(
+            f"{path}: the ledger holds no planned record; a reconcile of nothing would call the "
+            "table equal"
+        )
     return ReconcileResult(
         mode=Mode.RUN,
         source=str(path),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -11,6 +11,8 @@ from astrachaos.errors import Inconclusive, UsageProblem
 from astrachaos.reconcile.schema import Column, TableSchema, cast, encode
 
 _IN_CHUNK = 100  # clustering values per IN: keeps one request small on the coordinator
+_PROGRESS_EVERY = 2000  # statements between two progress reports
+KeyProgress = Callable[[int, int], None]  # (keys looked up, unique keys in all)
 
 
 class Strategy(StrEnum):
@@ -53,6 +55,7 @@ def lookup(
     raw_keys: Iterable[dict[str, Any]],
     strategy: Strategy,
     concurrency: int,
+    progress: KeyProgress | None = None,
 ) -> Lookup:
     """Type every key by the table's column types, look each unique key up once."""
     expected = 0
@@ -63,9 +66,9 @@ def lookup(
     keys = list(unique)
     width = len(schema.partition_key)
     if strategy is Strategy.KEY or len(columns) == width:
-        present = _per_key(session, schema, columns, keys, concurrency)
+        present = _per_key(session, schema, columns, keys, concurrency, progress)
     else:
-        present = _per_partition(session, schema, columns, keys, concurrency)
+        present = _per_partition(session, schema, columns, keys, concurrency, progress)
     missing = tuple(
         {c.name: encode(v) for c, v in zip(columns, key, strict=True)}
         for key in keys
@@ -74,24 +77,38 @@ def lookup(
     return Lookup(expected, len(keys), len(keys) - len(missing), missing)
 
 
-def _per_key(
-    session: Any, schema: TableSchema, columns: tuple[Column, ...], keys: list[tuple[Any, ...]],
-    concurrency: int,
-) -> set[tuple[Any, ...]]:  # fmt: skip
+def _execute(
+    session: Any, statement: Any, args: Sequence[Any], concurrency: int,
+    keys_per_arg: Sequence[int], progress: KeyProgress | None,
+) -> list[Any]:  # fmt: skip
+    """Every statement at `concurrency`, in slices so progress can be told between them."""
     from cassandra.concurrent import execute_concurrent_with_args
 
+    results: list[Any] = []
+    done, total = 0, sum(keys_per_arg)
+    for start in range(0, len(args), _PROGRESS_EVERY):
+        part = args[start : start + _PROGRESS_EVERY]
+        results += execute_concurrent_with_args(session, statement, part, concurrency=concurrency)
+        done += sum(keys_per_arg[start : start + _PROGRESS_EVERY])
+        if progress is not None:
+            progress(done, total)
+    return results
+
+
+def _per_key(
+    session: Any, schema: TableSchema, columns: tuple[Column, ...], keys: list[tuple[Any, ...]],
+    concurrency: int, progress: KeyProgress | None = None,
+) -> set[tuple[Any, ...]]:  # fmt: skip
     where = " AND ".join(f"{c.quoted} = ?" for c in columns)
     statement = session.prepare(f"SELECT {columns[0].quoted} FROM {schema.qualified} WHERE {where} LIMIT 1")
-    results = execute_concurrent_with_args(session, statement, keys, concurrency=concurrency)
+    results = _execute(session, statement, keys, concurrency, [1] * len(keys), progress)
     return {_identity(key) for key, r in zip(keys, results, strict=True) if _rows(r)}
 
 
 def _per_partition(
     session: Any, schema: TableSchema, columns: tuple[Column, ...], keys: list[tuple[Any, ...]],
-    concurrency: int,
+    concurrency: int, progress: KeyProgress | None = None,
 ) -> set[tuple[Any, ...]]:  # fmt: skip
-    from cassandra.concurrent import execute_concurrent_with_args
-
     width = len(schema.partition_key)
     pk, ck = columns[:width], columns[width:]
     where = " AND ".join(f"{c.quoted} = ?" for c in pk)
@@ -109,7 +126,7 @@ def _per_partition(
         for partition, values in by_partition.items()
         for i in range(0, len(values), _IN_CHUNK)
     ]
-    results = execute_concurrent_with_args(session, statement, args, concurrency=concurrency)
+    results = _execute(session, statement, args, concurrency, [len(a[-1]) for a in args], progress)
     present: set[tuple[Any, ...]] = set()
     for arg, result in zip(args, results, strict=True):
         for row in _rows(result):

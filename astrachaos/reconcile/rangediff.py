@@ -74,12 +74,32 @@ def diff_range(job: RangeJob, start: int, end: int) -> RangeOutcome:
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return RangeOutcome(start, end, _RangeScan(job).once(token_range))
+        except RangeStopped:
+            return RangeOutcome(start, end, None, STOPPED)
         except Exception as failure:  # timeouts, unavailable, a lost connection
             error = f"{type(failure).__name__}: {failure}"
             log.warning("range %s failed (attempt %s): %s", token_range, attempt, error)
             if attempt < ATTEMPTS:
                 time.sleep(0.5 * attempt)
     return RangeOutcome(start, end, None, error)
+
+
+class RangeStopped(Exception):
+    """A range scan gave up because this process is stopping (an interrupt): it runs on resume."""
+
+
+STOPPED = "stopped"  # the error of an outcome abandoned on stop: neither compared nor failed
+_STOP = threading.Event()
+
+
+def stop_scans() -> None:
+    """Make every range scan of this process give up at its next row (on an interrupt)."""
+    _STOP.set()
+
+
+def allow_scans() -> None:
+    """Let range scans run again (a new comparison in the same process)."""
+    _STOP.clear()
 
 
 @contextmanager
@@ -189,12 +209,11 @@ class _Reader:
         bound = statement.bind((token_range.start, token_range.end))
         bound.fetch_size = page_size
         rows = self.session.execute(bound, execution_profile=self.profile)
-        if limiter is None:
-            yield from rows
-            return
-        step = max(1, min(page_size, int(limiter.rate) // 10 or 1))  # sleep often enough to be smooth
+        step = max(1, min(page_size, int(limiter.rate) // 10 or 1)) if limiter else 0  # smooth sleeps
         for count, row in enumerate(rows, 1):
-            if count % step == 0:
+            if _STOP.is_set():
+                raise RangeStopped
+            if limiter is not None and count % step == 0:
                 limiter.take(step)
             yield row
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from astrachaos.errors import UsageProblem
+from astrachaos.errors import Interrupted, UsageProblem
 from astrachaos.reconcile.checkpoint import CHECKPOINT_FILE, Checkpoint
 from astrachaos.reconcile.engines.interface import Engine, EngineContext
 from astrachaos.reconcile.engines.threads import Threads
@@ -130,6 +130,13 @@ def compare_tables(
     try:
         todo = [r for r in ranges if r not in done]
         (engine or Threads(options.concurrency)).run(job, todo, record, context)
+    except KeyboardInterrupt:
+        # The engine kept every range finished by now (checkpointed above); the rest run on resume.
+        raise Interrupted(
+            f"interrupted: {len(done)} of {len(ranges)} token ranges compared and "
+            f"checkpointed in {checkpoint.path}",
+            hint="run the same command with --resume to continue from there",
+        ) from None
     finally:
         checkpoint.close()
     return _result(source, target, options, header, ranges, done, failed, time.monotonic() - began,

@@ -89,4 +89,15 @@ def write_reports(
             tmp.write_text(text, encoding="utf-8")
             tmp.replace(path)
         paths.append(path)
+        if fmt is ReportFormat.HTML:
+            paths.append(_write_not_ok_csv(directory, result))
     return paths
+
+
+def _write_not_ok_csv(directory: Path, result: RunResult) -> Path:
+    # The HTML page lists the first non-ok records; the file it links to has them all.
+    from astrachaos.reports.html import NOT_OK_CSV, not_ok_csv
+
+    path = directory / NOT_OK_CSV
+    path.write_text(not_ok_csv(result), encoding="utf-8")
+    return path

@@ -63,6 +63,14 @@ class RunProgress:
             if event.error_class:
                 self._errors[event.error_class] += n
 
+    def add(self, answered: int, acked: int, dropped: int, errors: dict[str, int]) -> None:
+        """Counts answered elsewhere (a writer process), added to this run's."""
+        with self._lock:
+            self._answered += answered
+            self._acked += acked
+            self._dropped += dropped
+            self._errors.update(errors)
+
     def snapshot(self) -> ProgressSnapshot:
         """The counters now (answered counts every attempt, so retries can exceed the total)."""
         with self._lock:

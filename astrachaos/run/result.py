@@ -66,6 +66,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     injectors: list[dict[str, Any]] = field(default_factory=list)
     secondary: SecondaryResult | None = None
+    driver: dict[str, int] = field(default_factory=dict)  # host_downs, duplicate answers, ...
 
     @property
     def verdict(self) -> str:
@@ -164,6 +165,7 @@ class RunResult:
             "throughput": asdict(self.throughput),
             "latency_ms": asdict(self.latency),
             "throttler": self.throttler,
+            "driver": self.driver,
             "verification": {
                 "rows_read": v.rows_read,
                 "seconds": round(v.seconds, 3),

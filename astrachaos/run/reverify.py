@@ -7,10 +7,11 @@ from pathlib import Path
 from astrachaos.events import DriverOutcome
 from astrachaos.ledger.writer import LedgerRecord
 from astrachaos.run import rundir
+from astrachaos.run.processes import segments
 from astrachaos.run.result import RunResult
 from astrachaos.run.saved import SavedRun, SavedSide, open_run
 from astrachaos.run.verdict import RunFacts, VerifiedSide, build_result, throughput_of
-from astrachaos.verify.partitions import verify_run_table
+from astrachaos.verify.connection import verify_run_table
 from astrachaos.workload.stats import Latency, latency_of, new_histogram, record_latency
 
 NOTE = "re-verified from the ledger; latency is per record from ledger timestamps"
@@ -74,12 +75,10 @@ def reverify(path: Path) -> RunResult:
 
 
 def _verify_side(saved: SavedRun, side: SavedSide) -> VerifiedSide:
-    from astrachaos.driver.session import connect
-
     profile = saved.profile(side)
     table = side.table(profile)
-    with side.ledger() as ledger, connect(profile) as connection:
-        verification = verify_run_table(
-            connection.session, table, saved.run_id, ledger, saved.scenario, side.started_ns
-        )
+    with side.ledger() as ledger:
+        for segment in segments(saved.path) if side is saved.primary else ():  # left by a killed run
+            ledger.absorb(segment)
+        verification = verify_run_table(profile, table, saved.run_id, ledger, saved.scenario, side.started_ns)
     return VerifiedSide(profile.name, table.keyspace, table.name, verification)

@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from astrachaos.config.settings import Profile
+from astrachaos.driver.hosts import HostDown
 from astrachaos.driver.resettable import ResettableSession
 from astrachaos.driver.table import RunTable, ensure_table
-from astrachaos.events import EventBus
+from astrachaos.events import EventBus, FaultWindow
 from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.ledger.writer import Ledger
 from astrachaos.scenario import Scenario
-from astrachaos.verify.partitions import Verification, verify_run_table
+from astrachaos.verify.connection import verify_run_table
+from astrachaos.verify.partitions import Verification
 from astrachaos.workload.channel import WriteChannel
 from astrachaos.workload.stats import WriteStats
 
@@ -53,6 +55,7 @@ class Side:
     channel: WriteChannel
     stats: WriteStats
     bus: EventBus = field(default_factory=EventBus)
+    connect_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -75,22 +78,44 @@ class Side:
         return self.plan.injectors
 
     def verify(self, scenario: Scenario, run_id: str, started_ns: int) -> Verification:
-        """Read this side's table back and classify every record of its ledger."""
-        session = self.sessions.current().connection.session
-        return verify_run_table(session, self.table, run_id, self.ledger, scenario, started_ns)
+        """Read this side's table back with a Cluster of its own; classify every record."""
+        return verify_run_table(self.profile, self.table, run_id, self.ledger, scenario, started_ns)
+
+    def host_downs(self) -> list[HostDown]:
+        """Every time the driver marked a host of this side down, over every session opened."""
+        downs = [d for live in self.sessions.all_sessions() for d in live.connection.hosts.downs()]
+        return sorted(downs, key=lambda d: d.down_ns)
+
+    def record_host_downs(self, origin_ns: int) -> list[str]:
+        """Put the driver's host downs in the ledger as fault windows; one note for each."""
+        notes = []
+        for down in self.host_downs():
+            self.ledger.record_fault_window(
+                FaultWindow(f"driver: {down.address} down", "host-down", down.down_ns, down.up_ns)
+            )
+            notes.append(f"{self.name}: {down.describe(origin_ns)}")
+        return notes
 
 
 @contextmanager
-def open_side(plan: SidePlan, scenario: Scenario, run_id: str, meta: dict[str, str]) -> Iterator[Side]:
+def open_side(
+    plan: SidePlan,
+    scenario: Scenario,
+    run_id: str,
+    meta: dict[str, str],
+    connect_to: dict[str, Any] | None = None,
+) -> Iterator[Side]:
     """Prepare the injectors (a proxy may change how to connect), connect, make the table, create
     the ledger and the write channel; on exit close the ledger, the session and the injectors'
-    proxies (each step logged, never raised, so one failure does not keep the others open)."""
+    proxies (each step logged, never raised, so one failure does not keep the others open).
+
+    `connect_to`: contact points and port another process's injectors said to connect to."""
     from astrachaos.driver.session import connect
 
     with ExitStack() as opened:
         opened.callback(_quietly, plan.name, plan.injectors.close)
         overrides = plan.injectors.prepare()
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = dict(connect_to or {})
         if overrides is not None:
             extra = {"contact_points": overrides.contact_points, "port": overrides.port}
             if overrides.address_translator is not None:
@@ -124,7 +149,7 @@ def open_side(plan: SidePlan, scenario: Scenario, run_id: str, meta: dict[str, s
             request_timeout_s=plan.request_timeout_s,
         )
         channel.hooks = plan.injectors.client_hooks
-        yield Side(plan, sessions, ledger, channel, stats, bus)
+        yield Side(plan, sessions, ledger, channel, stats, bus, extra)
 
 
 def _quietly(side: str, close: Any) -> None:

@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from astrachaos.config.catalog import resolve
 from astrachaos.config.loader import load_model, load_scenario
-from astrachaos.errors import AstrachaosError, ExitCode, worst
+from astrachaos.errors import AstrachaosError, ExitCode, InvalidScenario, worst
 from astrachaos.run.result import RunResult
+from astrachaos.scenario import Scenario
 
 
 class SuiteEntry(BaseModel):
@@ -59,6 +60,16 @@ def load_suite(path: Path) -> Suite:
     return load_model(path, Suite, "suite")
 
 
+def suite_scenarios(path: Path) -> list[Scenario | InvalidScenario]:
+    """The scenario of every entry, overrides applied (what `run_suite` will run).
+
+    All are validated before any runs; an entry that must be refused (`expect_exit: 3`) keeps its
+    error in its place, any other invalid entry raises.
+    """
+    suite = load_suite(path)
+    return [_load_entry(path, entry) for entry in suite.runs]
+
+
 def run_suite(
     path: Path,
     out: Path,
@@ -69,14 +80,14 @@ def run_suite(
     from astrachaos.run.runner import Runner
 
     suite = load_suite(path)
-    scenarios = [
-        load_scenario(_scenario_path(path, e.scenario), _overrides(e.set), with_profiles=True)
-        for e in suite.runs
-    ]
+    scenarios = suite_scenarios(path)
     outcomes: list[EntryOutcome] = []
     for entry, scenario in zip(suite.runs, scenarios, strict=True):
         on_entry(entry)
         run_dir = out / entry.name
+        if isinstance(scenario, InvalidScenario):  # an entry that must be refused, and was
+            outcomes.append(EntryOutcome(entry.name, entry.expect_exit, 3, run_dir, scenario.message))
+            continue
         result: RunResult | None = None
         try:
             result = Runner(scenario.model_copy(update={"name": entry.name}), run_dir).run()
@@ -89,6 +100,18 @@ def run_suite(
         if fail_fast and not outcomes[-1].passed:
             break
     return outcomes
+
+
+def _load_entry(path: Path, entry: SuiteEntry) -> Scenario | InvalidScenario:
+    """The entry's scenario; an invalid one is kept as its error only if the entry expects exit 3."""
+    try:
+        return load_scenario(
+            _scenario_path(path, entry.scenario), _overrides(entry.set), with_profiles=True
+        )
+    except InvalidScenario as error:
+        if entry.expect_exit != ExitCode.INVALID_SCENARIO:
+            raise
+        return error
 
 
 def suite_exit_code(outcomes: Sequence[EntryOutcome], total: int) -> ExitCode:

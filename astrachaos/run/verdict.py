@@ -96,6 +96,7 @@ class RunFacts:
     throttler: dict[str, int] = field(default_factory=dict)
     injectors: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    driver: dict[str, int] = field(default_factory=dict)  # host_downs, expired, duplicate answers
 
 
 def build_result(
@@ -127,7 +128,7 @@ def build_result(
         keyspace=primary.keyspace,
         table=primary.table,
         profile=primary.profile,
-        pattern=scenario.pattern.name.value,
+        pattern=str(scenario.pattern.name),
         started_at=facts.started_at,
         finished_at=facts.finished_at,
         verification=v,
@@ -139,4 +140,5 @@ def build_result(
         notes=facts.notes,
         injectors=facts.injectors,
         secondary=second,
+        driver=facts.driver,
     )

@@ -22,7 +22,16 @@ from astrachaos.capture.keys import Keyed, Reason, TableKeys, is_system_keyspace
 from astrachaos.capture.ledger import CaptureLedger
 from astrachaos.capture.model import CapturedWrite, Told, Unverifiable, WriteKind
 from astrachaos.proxy.bound import UNSET, BoundRequest, BoundStatement, PreparedShape, read_bound
-from astrachaos.proxy.cql import BodyReader, Envelope, Flag, FrameError, Opcode, Statement, statement_of
+from astrachaos.proxy.cql import (
+    BodyReader,
+    Envelope,
+    Flag,
+    FrameError,
+    Opcode,
+    Statement,
+    response_body,
+    statement_of,
+)
 from astrachaos.proxy.statements import Kind, Shape, shape_of
 
 log = logging.getLogger(__name__)
@@ -374,28 +383,16 @@ def _is_rows(envelope: Envelope) -> bool:
     """Whether a RESULT carries rows (the answer to a read)."""
     if envelope.opcode != Opcode.RESULT:
         return False
-    body = BodyReader(envelope.body)
     try:
-        if envelope.flags & Flag.TRACING:
-            body.take(16)
-        if envelope.flags & Flag.WARNING:
-            body.skip_string_list()
-        if envelope.flags & Flag.CUSTOM_PAYLOAD:
-            body.skip_bytes_map()
+        body = response_body(envelope)
         return body.int() == 0x0002
     except FrameError:
         return False
 
 
 def _error_of(envelope: Envelope) -> tuple[str, str]:
-    body = BodyReader(envelope.body)
     try:
-        if envelope.flags & Flag.TRACING:
-            body.take(16)
-        if envelope.flags & Flag.WARNING:
-            body.skip_string_list()
-        if envelope.flags & Flag.CUSTOM_PAYLOAD:
-            body.skip_bytes_map()
+        body = response_body(envelope)
         code = body.int()
         return ERROR_CLASSES.get(code, f"Error{code:#06x}"), body.string()
     except FrameError:

@@ -19,16 +19,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from astrachaos.driver.table import RunTable
+from astrachaos.errors import EnvironmentProblem
 from astrachaos.events import DriverOutcome, FaultWindow
 from astrachaos.ledger.reader import AckedTotals, LedgerReader, LedgerRecord, second_of
 from astrachaos.ledger.writer import Ledger
-from astrachaos.scenario import Scenario, Verify
+from astrachaos.scenario import Verify
 from astrachaos.verify.classify import RecordClass, Seen, classify, is_silent
-from astrachaos.workload.plan import applied_digest, digest_of
+from astrachaos.workload.plan import Digest, applied_digest, digest_of
 
 log = logging.getLogger(__name__)
 _READ_ATTEMPTS = 3
-READ_AHEAD = 2  # partitions read while one is joined
+READ_AHEAD = 3  # partitions read while one is joined
 Stored = tuple[int, "int | None", str, int]  # key, record_id, digest, applications: a row as read
 
 
@@ -92,17 +93,28 @@ class PartitionReader:
     `rows_read` counts every row, from whichever thread read it.
     """
 
-    def __init__(self, session: Any, table: RunTable, run_id: str, page_size: int) -> None:
+    def __init__(
+        self, session: Any, table: RunTable, run_id: str, page_size: int, digest: Digest = digest_of
+    ) -> None:
+        from cassandra import InvalidRequest
         from cassandra.cluster import EXEC_PROFILE_DEFAULT
         from cassandra.query import tuple_factory
 
         self._session = session
-        self._prepared = session.prepare(table.partition_cql())
+        try:
+            self._prepared = session.prepare(table.partition_cql())
+        except InvalidRequest as error:  # the run's table (or keyspace) was dropped since the run
+            raise EnvironmentProblem(
+                f"cannot read the run table {table.qualified}: {_server_message(error)}; "
+                "nothing can be verified against it (the ledger is intact)",
+                hint="a dropped table cannot be verified; re-run the scenario to test again",
+            ) from None
         self._profile = session.execution_profile_clone_update(
             EXEC_PROFILE_DEFAULT, row_factory=tuple_factory
         )
         self._run_id = run_id
         self._page_size = page_size
+        self.digest = digest
         self._count_lock = threading.Lock()
         self.rows_read = 0
 
@@ -117,7 +129,8 @@ class PartitionReader:
                 bound.fetch_size = self._page_size
                 bound.consistency_level = level
                 rows = self._session.execute(bound, execution_profile=self._profile)
-                stored = [_stored(row) for row in rows]
+                digest = self.digest
+                stored = [_stored(row, digest) for row in rows]
                 with self._count_lock:
                     self.rows_read += len(stored)
                 return stored
@@ -133,12 +146,12 @@ class PartitionReader:
         return {row[0]: StoredRow(*row) for row in self.scan(bucket, consistency)}
 
 
-def _stored(row: Sequence[Any]) -> Stored:
-    """A row read as (bucket, key, record_id, payload, applied), with its applications counted.
+def _stored(row: Sequence[Any], digest_of: Digest) -> Stored:
+    """A row read as (key, record_id, payload, applied), with its applications counted.
 
     A row written more than once by a list append gets a digest no planned record has.
     """
-    _, key, record_id, payload, applied = row
+    key, record_id, payload, applied = row
     digest = digest_of(key, record_id, payload)
     if applied is None or len(applied) < 2:  # written once, or by INSERT: the common case
         return key, record_id, digest, 1
@@ -211,10 +224,11 @@ def verify(
     began = time.monotonic()
     result = Verification(windows=list(windows))
     taken: list[LedgerRecord] = []  # acknowledged records found not `ok` (or left unread)
-    with ThreadPoolExecutor(1, thread_name_prefix="verify-totals") as pool:
+    with ThreadPoolExecutor(2, thread_name_prefix="verify-totals") as pool:
         totals = pool.submit(_totals, ledger, run_started_ns)
+        unacked = pool.submit(_unacknowledged, ledger)  # meanwhile the first partitions are read
         with ledger.reading() as records:
-            ok = _classify(reader, records, buckets, spec, run_started_ns, sleep, result, taken)
+            ok = _classify(reader, records, buckets, spec, run_started_ns, sleep, result, taken, unacked)
         acked, result.app_logged_success = totals.result()
     result.acknowledged = acked.count
     for record in taken:
@@ -224,15 +238,6 @@ def verify(
     result.rows_read = reader.rows_read
     result.seconds = time.monotonic() - began
     return result
-
-
-def verify_run_table(
-    session: Any, table: RunTable, run_id: str, ledger: Ledger, scenario: Scenario, run_started_ns: int
-) -> Verification:
-    """`verify` of one side of a run: every bucket the scenario writes, its recorded fault windows."""
-    reader = PartitionReader(session, table, run_id, scenario.verify.page_size)
-    buckets = range(scenario.schema_.buckets)
-    return verify(reader, ledger, buckets, scenario.verify, run_started_ns, windows=ledger.fault_windows())
 
 
 def reread_levels(consistency: str) -> list[str]:
@@ -245,6 +250,11 @@ def _totals(ledger: Ledger, run_started_ns: int) -> tuple[AckedTotals, int]:
         return records.acked_totals(run_started_ns), records.app_logged_success()
 
 
+def _unacknowledged(ledger: Ledger) -> set[str]:
+    with ledger.reading() as records:
+        return records.unacknowledged()
+
+
 def _classify(
     reader: PartitionReader,
     ledger: LedgerReader,
@@ -254,9 +264,10 @@ def _classify(
     sleep: Callable[[float], None],
     result: Verification,
     taken: list[LedgerRecord],
+    unacknowledged: Future[set[str]],
 ) -> int:
     """Classify the records that are not `ok` into `result`; return how many are."""
-    unacked = ledger.unacknowledged()
+    unacked: set[str] | None = None
     ledger_buckets = set(ledger.buckets())
     pending: dict[int, list[tuple[LedgerRecord, Seen, dict[int, LedgerRecord]]]] = {}
     present_by_bucket: dict[int, int] = {}
@@ -274,6 +285,8 @@ def _classify(
             continue
         present_by_bucket[bucket] = len(rows)
         settled = planned.intersection([row[2] for row in rows])
+        if unacked is None:
+            unacked = unacknowledged.result()
         settled -= unacked
         ok += len(settled)
         if len(settled) == len(planned) == len(rows):
@@ -468,3 +481,12 @@ def _found(record: LedgerRecord, row: StoredRow | None, seen: Seen, by_id: dict[
     ):
         found += ", acknowledged before this one was sent: last-write-wins kept the older write"
     return found
+
+
+def _server_message(error: Exception) -> str:
+    """The server's own words from a driver error ('table t does not exist'), else the error."""
+    text = str(error)
+    marker = 'message="'
+    if marker in text:
+        return text.split(marker, 1)[1].rstrip('"')
+    return text

@@ -1,16 +1,27 @@
-"""The simulated application's own log (JSON lines, like a real app's) and its AppLogged events."""
+"""The simulated application's own log (JSON lines, like a real app's) and its AppLogged events.
+
+Lines are queued by the thread that logs (a writer, or a session's completion thread) and written
+in bulk by the log's own thread: no thread waits on the file, nor on another thread writing it.
+Each write is whole lines to a file opened for appending, so writer processes share one log.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from astrachaos.events import AppLogged, EventBus
 from astrachaos.workload.plan import PlannedRecord
+
+log = logging.getLogger(__name__)
+_FLUSH_INTERVAL_S = 0.05
 
 
 class ApplicationLog:
@@ -20,8 +31,11 @@ class ApplicationLog:
         self.path = path
         self._bus = bus
         self._pattern = pattern
-        self._file: IO[str] = path.open("a", encoding="utf-8", buffering=1 << 16)
-        self._lock = threading.Lock()
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lines: deque[str] = deque()
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._write_lines, name="app-log", daemon=True)
+        self._thread.start()
 
     def success(self, records: Sequence[PlannedRecord], message: str, **fields: Any) -> None:
         """The application logs these records as stored (whether or not they are)."""
@@ -40,12 +54,13 @@ class ApplicationLog:
         self._emit(level, message, (), fields)
 
     def close(self) -> None:
-        """Flush and close the log file."""
-        with self._lock:
-            self._file.close()
+        """Write what is queued, then close the log file."""
+        self._closing.set()
+        self._thread.join()
+        os.close(self._fd)
 
     def _publish(self, records: Sequence[PlannedRecord], success: bool) -> None:
-        ids = tuple(p.record.record_id for p in records)
+        ids = tuple([p.record.record_id for p in records])
         self._bus.publish(AppLogged(record_ids=ids, success=success, at_ns=time.monotonic_ns()))
 
     def _emit(
@@ -62,6 +77,20 @@ class ApplicationLog:
             line["count"] = len(records)
             line["keys"] = [[p.record.bucket, p.record.key] for p in records]
             line["record_ids"] = [p.record.record_id for p in records]
-        text = json.dumps(line, ensure_ascii=False, default=str)
-        with self._lock:
-            self._file.write(text + "\n")
+        self._lines.append(json.dumps(line, ensure_ascii=False, default=str))
+
+    def _write_lines(self) -> None:
+        lines = self._lines
+        while True:
+            closing = self._closing.wait(_FLUSH_INTERVAL_S)
+            try:
+                while lines:
+                    chunk = [lines.popleft() for _ in range(min(len(lines), 2000))]
+                    data = ("\n".join(chunk) + "\n").encode("utf-8")
+                    while data:  # one append of whole lines (a short write is finished at once)
+                        data = data[os.write(self._fd, data) :]
+            except OSError:  # a full disk must not stop the run; the ledger holds the truth
+                log.exception("the application log could not be written")
+                lines.clear()
+            if closing:
+                return

@@ -22,7 +22,8 @@ from astrachaos.workload.delays import DelayLine
 from astrachaos.workload.plan import PlannedRecord
 
 _INDETERMINATE = {"OperationTimedOut", "WriteTimeout", "WriteFailure", "ConnectionShutdown"}
-_NEVER_SENT = {"RequestThrottlingError", "NoConnectionsAvailable", "ConnectionBusy"}
+_NEVER_SENT = {"RequestThrottlingError", "TimedOutInQueue", "NoConnectionsAvailable", "ConnectionBusy"}
+Answered = Callable[[BaseException | None], None]
 
 
 def outcome_of(error: BaseException | None) -> DriverOutcome:
@@ -58,6 +59,10 @@ class Channel(Protocol):
 
     def send(self, group: Sequence[PlannedRecord], attempt: int = 1) -> Future[None]:
         """Send one statement."""
+        ...
+
+    def submit(self, group: Sequence[PlannedRecord], attempt: int, on_done: Answered) -> None:
+        """Send one statement; `on_done(error or None)` runs once, never on the driver's thread."""
         ...
 
     def wait_idle(self, timeout_s: float) -> bool:
@@ -115,23 +120,27 @@ class WriteChannel:
         return [(planned,) for planned in batch]
 
     def send(self, group: Sequence[PlannedRecord], attempt: int = 1) -> Future[None]:
-        """Send one statement; the future resolves when the driver answers (or raises its error).
+        """Send one statement; the future resolves when the driver answers (or raises its error)."""
+        done: Future[None] = Future()
+        self.submit(group, attempt, lambda error: _resolve(done, error))
+        return done
 
+    def submit(self, group: Sequence[PlannedRecord], attempt: int, on_done: Answered) -> None:
+        """Send one statement; `on_done(error or None)` once the driver answers.
+
+        The outcome is published first (ledger, statistics), then `on_done` runs, on the
+        session's completion thread (or this one, for a statement refused before it left).
         Client injectors act here: a statement may fail before it is sent, wait, be dropped while
         reported as written, or be sent and then reported as failed.
         """
-        done: Future[None] = Future()
-        ids = tuple(p.record.record_id for p in group)
+        ids = tuple([p.record.record_id for p in group])
         submitted = time.monotonic_ns()
         with self._idle:
             self._in_flight += 1
 
         def finish(error: BaseException | None) -> None:
             self._publish(ids, attempt, submitted, error)
-            if error is None:
-                done.set_result(None)
-            else:
-                done.set_exception(error)
+            on_done(error)
 
         action = self.hooks.decide(group[0].record.writer, len(group)) if self.hooks else None
         if action is None:
@@ -144,7 +153,6 @@ class WriteChannel:
             reply = _held(finish, action.delay_after_s, action.error_after_ack, self._timeout_s, self._later)
             skew = action.timestamp_skew_us
             self._later(action.delay_before_s, lambda: self._dispatch(group, reply, skew))
-        return done
 
     def _dispatch(
         self, group: Sequence[PlannedRecord], finish: Callable[[BaseException | None], None], skew_us: int
@@ -152,11 +160,10 @@ class WriteChannel:
         try:
             session = self._sessions.current()
             statement = self._statement(session, group, skew_us)
-            response = session.throttled.execute_async(statement)
-        except Exception as error:  # refused before it left: throttled, closed session, ...
+        except Exception as error:  # refused before it left: closed session, unpreparable, ...
             finish(error)
             return
-        response.add_done_callback(_relay(finish))
+        session.throttled.submit(statement, lambda _response, error: finish(error))
 
     def _later(self, delay_s: float, fn: Callable[[], None]) -> None:
         if delay_s > 0:
@@ -254,11 +261,11 @@ class WriteChannel:
         )
 
 
-def _relay(finish: Callable[[BaseException | None], None]) -> Callable[[Future[Any]], None]:
-    def on_done(future: Future[Any]) -> None:
-        finish(future.exception())
-
-    return on_done
+def _resolve(future: Future[None], error: BaseException | None) -> None:
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 def _held(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
 from astrachaos.events import AppLogged, EventBus, RecordsPlanned
@@ -47,6 +47,12 @@ class DualChannel:
             case DualWrite.BEST_EFFORT_SECONDARY:
                 self.secondary.send(group, attempt)
                 return self.primary.send(group, attempt)
+
+    def submit(
+        self, group: Sequence[PlannedRecord], attempt: int, on_done: Callable[[BaseException | None], None]
+    ) -> None:
+        """One application write, told by callback (follows the strategy like `send`)."""
+        self.send(group, attempt).add_done_callback(lambda f: on_done(f.exception()))
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Both sides have answered everything (the async secondary included)."""

@@ -6,7 +6,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from astrachaos.events import EventBus, RecordsPlanned
@@ -33,11 +33,12 @@ class Writers:
         self,
         scenario: Scenario,
         plan: RecordPlan,
-        patterns: list[AppPattern],
+        patterns: list[AppPattern] | dict[int, AppPattern],
         channel: Channel,
         bus: EventBus,
         on_handed_over: Callable[[int], None] = lambda total: None,
         stop: threading.Event | None = None,
+        writer_ids: Sequence[int] | None = None,
     ) -> None:
         self._scenario = scenario
         self._plan = plan
@@ -46,6 +47,8 @@ class Writers:
         self._bus = bus
         self._on_handed_over = on_handed_over
         self.stop = stop or threading.Event()
+        # In a writer process, only its own writers (the patterns are indexed by writer id).
+        self._ids = list(range(len(patterns))) if writer_ids is None else list(writer_ids)
         self._handed = 0
         self._lock = threading.Lock()
         self._errors: list[str] = []
@@ -55,7 +58,7 @@ class Writers:
         """Run every writer to the end and shut each application down."""
         self._threads = [
             threading.Thread(target=self._writer, args=(w,), name=f"writer-{w}", daemon=True)
-            for w in range(len(self._patterns))
+            for w in self._ids
         ]
         for thread in self._threads:
             thread.start()

@@ -309,7 +309,10 @@ def test_app_log_and_run_ledger_find_exactly_the_dropped_records(
     found = json.loads((tmp_path / "log" / "result.json").read_text())
     assert sorted((k["bucket"], k["key"]) for k in found["missing"]) == absent
     assert found["counts"]["present"] == run["counts"]["present"]
+    unique_keys = run["counts"]["app_logged_success"]
+    assert f"reconcile: {unique_keys}/{unique_keys} keys" in from_log.stderr  # progress in a log too
     from_run = cli("reconcile", "--run", str(run_dir), "--out", str(tmp_path / "ledger"))
     assert from_run.returncode == (1 if absent else 0)
+    assert "reconcile: 16/16 buckets" in from_run.stderr
     ledger = json.loads((tmp_path / "ledger" / "result.json").read_text())
     assert sorted((k["bucket"], k["key"]) for k in ledger["missing"]) == absent

@@ -34,13 +34,12 @@ def layout(tmp_path: Path) -> dict[str, Path]:
     }
 
 
-def test_the_search_path_is_env_then_cwd_then_checkout_then_package(
-    layout: dict[str, Path],
-) -> None:
+def test_the_search_path_is_env_then_cwd_then_package(layout: dict[str, Path]) -> None:
     found = catalog.search_path(
         {catalog.ENV_VAR: str(layout["env"])}, layout["cwd"], layout["package"]
     )
-    assert found == [layout["env"], layout["work"], layout["checkout"], layout["packaged"]]
+    # The checkout's top-level scenarios/ is a link to the package's: never searched on its own.
+    assert found == [layout["env"], layout["work"], layout["packaged"]]
 
 
 def test_the_env_variable_may_list_several_directories(tmp_path: Path) -> None:
@@ -82,13 +81,29 @@ def test_the_environment_variable_is_read_by_default(
     assert catalog.resolve("only-mine") == mine / "only-mine.yaml"
 
 
-def test_the_repository_scenarios_are_found_from_a_checkout(
+def test_the_shipped_scenarios_live_in_the_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(catalog.ENV_VAR, raising=False)
     monkeypatch.chdir(tmp_path)
-    repository = Path(catalog.__file__).resolve().parents[2] / "scenarios"
-    assert repository in catalog.search_path()
+    packaged = Path(catalog.__file__).resolve().parents[1] / "scenarios"
+    assert catalog.search_path() == [packaged]
+    assert "queue-overflow" in catalog.entries()
+
+
+def test_the_repository_folders_are_links_to_the_package_folders() -> None:
+    checkout = Path(catalog.__file__).resolve().parents[2]
+    for top, inside in (("scenarios", "scenarios"), ("configs", "profiles")):
+        assert (checkout / top).is_symlink()
+        assert (checkout / top).resolve() == checkout / "astrachaos" / inside
+
+
+def test_a_suite_is_found_by_name_apart_from_the_scenarios(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert catalog.resolve_suite("comprehensive").parent.name == "suites"
+    assert "comprehensive" not in catalog.entries()
 
 
 def test_resolve_returns_an_existing_file_as_given(tmp_path: Path) -> None:
@@ -126,3 +141,12 @@ def test_resolve_with_no_scenarios_anywhere_says_so() -> None:
     with pytest.raises(InvalidScenario) as caught:
         catalog.resolve("anything", [])
     assert caught.value.message == "unknown scenario 'anything'; known scenarios: (none)"
+
+
+def test_an_unknown_suite_is_named_a_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidScenario) as caught:
+        catalog.resolve_suite("comprehensve")
+    assert caught.value.message == (
+        "unknown suite 'comprehensve' (did you mean 'comprehensive'?); known suites: comprehensive"
+    )

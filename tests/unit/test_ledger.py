@@ -375,3 +375,110 @@ def test_open_names_a_ledger_of_an_older_schema(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(EnvironmentProblem, match=r"older astrachaos \(ledger schema 1, this one reads 2\)"):
         Ledger.open(old)
+
+
+def test_a_ledger_names_its_digest_and_an_older_one_is_read_with_blake2b(tmp_path: Path) -> None:
+    from astrachaos.events import RECORD_DIGEST
+    from astrachaos.workload.plan import blake2b_digest_of, digest_named, digest_of
+
+    with Ledger.create(tmp_path / "l.sqlite", "run", {}) as ledger:
+        assert ledger.meta()["digest"] == RECORD_DIGEST
+    assert digest_named(RECORD_DIGEST) is digest_of
+    assert digest_named(None) is blake2b_digest_of  # a ledger from before the name was kept
+    assert len(digest_of(1, 1, "p")) == len(blake2b_digest_of(1, 1, "p")) == 16
+
+
+def test_a_writer_process_segment_is_merged_once_and_removed(tmp_path: Path) -> None:
+    from astrachaos.events import DriverOutcome, EventBus, Record, RecordsPlanned, WriteCompleted
+
+    segment = tmp_path / "ledger-p1.sqlite"
+    with Ledger.create(segment, "run", {}) as part:
+        bus = EventBus()
+        part.subscribe(bus)
+        bus.publish(RecordsPlanned((Record(7, 1, 0, 3, 7, "d"),), 1))
+        bus.publish(WriteCompleted((7,), DriverOutcome.ACKED, 1, 2, 3))
+        part.record_fault_window(FaultWindow("client", "client", 1, 2))
+        part.flush()
+    with Ledger.create(tmp_path / "ledger.sqlite", "run", {}) as ledger:
+        assert ledger.absorb(segment) == 1
+        assert not segment.exists()
+        (record,) = list(ledger.iter_records())
+        assert (record.record_id, record.outcome) == (7, DriverOutcome.ACKED)
+        assert [w.injector for w in ledger.fault_windows()] == ["client"]
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def _read_everything(path: Path) -> list[tuple[int, DriverOutcome | None]]:
+    with Ledger.open(path) as ledger:
+        ledger.meta()
+        ledger.counts()
+        ledger.fault_windows()
+        return [(r.record_id, r.outcome) for r in ledger.iter_records()]
+
+
+def test_reading_a_closed_ledger_changes_no_byte_and_creates_no_file(tmp_path: Path, bus: EventBus) -> None:
+    path = tmp_path / "ledger.sqlite"
+    with Ledger.create(path, "run", {}) as ledger:
+        ledger.subscribe(bus)
+        _plan(bus, _record(1), _record(2))
+        _complete(bus, 1)
+    before = _files(tmp_path)
+    assert _read_everything(path) == [(1, ACKED), (2, None)]
+    assert _files(tmp_path) == before
+
+
+def test_reading_a_crashed_ledger_sees_its_write_ahead_log_and_changes_neither_file(
+    tmp_path: Path, bus: EventBus
+) -> None:
+    path = tmp_path / "ledger.sqlite"
+    with Ledger.create(path, "run", {}) as ledger:
+        ledger.subscribe(bus)
+        _plan(bus, _record(1))
+    # A writer that never checkpoints stands for a process killed mid-run: rows only in the -wal.
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute("INSERT INTO planned SELECT 2, writer, batch, bucket, 2, digest, planned_ns FROM planned")
+    wal = tmp_path / "ledger.sqlite-wal"
+    main_before, wal_before = path.read_bytes(), wal.read_bytes()
+    try:
+        assert [record_id for record_id, _ in _read_everything(path)] == [1, 2]
+        assert path.read_bytes() == main_before
+        assert wal.read_bytes() == wal_before
+    finally:
+        writer.close()
+
+
+def test_a_zero_length_ledger_is_refused_and_stays_zero_length(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    path.touch()
+    with pytest.raises(EnvironmentProblem, match="not an astrachaos ledger"):
+        Ledger.open(path)
+    assert _files(tmp_path) == {"ledger.sqlite": b""}
+
+
+def test_a_ledger_without_read_indexes_is_indexed_in_a_copy_not_in_place(
+    tmp_path: Path, bus: EventBus
+) -> None:
+    path = tmp_path / "ledger.sqlite"
+    with Ledger.create(path, "run", {}) as ledger:
+        ledger.subscribe(bus)
+        _plan(bus, _record(1), _record(2))
+        _complete(bus, 2)
+    conn = sqlite3.connect(path)  # a ledger written before the indexes were in the schema
+    for index in ("planned_by_bucket", "completions_by_record", "app_logs_by_record"):
+        conn.execute(f"DROP INDEX {index}")
+    conn.commit()
+    conn.close()
+    before = _files(tmp_path)
+    assert _read_everything(path) == [(1, None), (2, ACKED)]
+    assert _files(tmp_path) == before
+
+
+def test_a_ledger_opened_for_reading_refuses_to_write(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    Ledger.create(path, "run", {}).close()
+    with Ledger.open(path) as ledger, pytest.raises(RuntimeError, match="read-only"):
+        ledger.set_meta({"finished_at": "now"})

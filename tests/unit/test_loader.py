@@ -156,8 +156,9 @@ def test_wrong_type_for_a_section_names_the_value(tmp_path: Path) -> None:
 def test_misspelt_choice_suggests_the_closest_member(tmp_path: Path) -> None:
     path = write(tmp_path, "pattern:\n  name: fire-and-forgot\n")
     assert problem(path) == (
-        f"{path}, line 2, field pattern.name: Input should be 'careful', 'fire-and-forget', "
-        "'uploader' or 'empty-retry' (got 'fire-and-forgot'); did you mean 'fire-and-forget'?"
+        f"{path}, line 2, field pattern.name: unknown pattern 'fire-and-forgot' (did you mean "
+        "'fire-and-forget'?); registered: careful, empty-retry, fire-and-forget, uploader; or your own as "
+        "'package.module:factory' (got 'fire-and-forgot')"
     )
 
 

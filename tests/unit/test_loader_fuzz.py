@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from astrachaos.config.loader import dump_scenario, load_scenario
-from astrachaos.errors import InvalidScenario
+from astrachaos.errors import InvalidScenario, UsageProblem
 from astrachaos.scenario import Scenario
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -115,7 +115,7 @@ def directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def load_or_refuse(path: Path, overrides: Sequence[str] = ()) -> None:
     try:
         scenario = load_scenario(path, overrides)
-    except InvalidScenario as error:
+    except (InvalidScenario, UsageProblem) as error:  # UsageProblem: a --set without PATH=
         assert error.message  # a message a person can read, never empty
         event("refused: " + error.message.split(": ", 1)[-1].split("(")[0][:40])
         return

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from astrachaos.config.loader import load_scenario
 from astrachaos.config.overrides import apply_override, parse_override
-from astrachaos.errors import InvalidScenario
+from astrachaos.errors import InvalidScenario, UsageProblem
 from astrachaos.injectors import registry
 from astrachaos.scenario import PatternName
 
@@ -56,10 +56,11 @@ def test_the_path_is_split_on_dots() -> None:
 
 
 @pytest.mark.parametrize("argument", ["workload.records", "=5", "workload..records=5", "a.=1"])
-def test_a_malformed_argument_is_named(argument: str) -> None:
-    assert message(parse_override, argument) == (
-        f"command line, --set {argument}: expected PATH=VALUE"
-    )
+def test_a_malformed_argument_is_a_usage_error_that_names_it(argument: str) -> None:
+    with pytest.raises(UsageProblem) as caught:
+        parse_override(argument)
+    assert caught.value.message == f"command line, --set {argument}: expected PATH=VALUE"
+    assert caught.value.exit_code == 2
 
 
 def test_a_malformed_value_is_named() -> None:

@@ -103,7 +103,7 @@ def result_dict(*, lost: int = 0, silent: int = 0, records: int = 100) -> dict[s
 
 def make_run_dir(path: Path, *, fault_window: bool = False) -> Path:
     """A run directory with a scenario, a ledger (40 acked records over 2 s, 10 dropped), a result.json."""
-    rundir.create(path, "run", load_scenario(resolve("uploader-verification")))
+    rundir.create(path, load_scenario(resolve("uploader-verification")))
     bus = EventBus()
     meta = {"run_id": "run", "started_ns": str(ORIGIN_NS), "keyspace": "ks", "table": "t"}
     with Ledger.create(path / "ledger.sqlite", "run", meta) as ledger:
@@ -221,10 +221,42 @@ def test_html_is_self_contained_and_shades_fault_windows(tmp_path: Path) -> None
     page = html_page(open_run(run).result(), extracts(run).timeline)
 
     assert "<script src" not in page and "<link" not in page  # nothing fetched over the network
-    assert "plotly.js v" in page  # the library itself is inline
+    assert "plotly.js (basic - minified) v" in page  # the library itself is inline
     assert "proxy-latency (network)" in page and '"type":"rect"' in page
     assert "id='count-silent'><div class='n'>10<" in page
     assert "filterKeys" in page and "RequestThrottlingError" in page
+
+
+def test_the_inlined_plotly_bundle_is_the_basic_one_of_the_python_packages_major(
+) -> None:
+    from plotly.offline.offline import get_plotlyjs_version
+
+    from astrachaos.reports.html import PLOTLY_VERSION, plotly_js
+
+    assert f"plotly.js (basic - minified) v{PLOTLY_VERSION}" in plotly_js()[:200]
+    assert len(plotly_js()) < 1_300_000
+    assert PLOTLY_VERSION.split(".")[0] == get_plotlyjs_version().split(".")[0]
+
+
+def test_html_lists_the_first_non_ok_records_and_links_a_csv_of_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import csv
+
+    from astrachaos.reports import html
+
+    run = make_run_dir(tmp_path)
+    monkeypatch.setattr(html, "MAX_ROWS", 4)
+    saved = open_run(run)
+    page_path, csv_path = write_reports(run, [ReportFormat.HTML], saved.result(), saved.ledger_extracts())
+
+    page = page_path.read_text()
+    assert "Records not ok: 10 (the first 4)" in page
+    assert page.count("<td>absent</td>") == 4  # the found column, one per listed record
+    assert "href='not-ok.csv'" in page and csv_path.name == "not-ok.csv"
+    rows = list(csv.DictReader(csv_path.open()))
+    assert len(rows) == 10 and {r["class"] for r in rows} == {"dropped"}
+    assert rows[0]["last_error"] == "RequestThrottlingError" and rows[0]["run_id"]
 
 
 def test_html_without_fault_windows_says_so(tmp_path: Path) -> None:
@@ -276,3 +308,18 @@ def test_result_json_reads_back_to_the_same_result() -> None:
         assert again.verification.counts == original.verification.counts
         assert again.verification.not_ok == original.verification.not_ok
         assert again.exit_code is original.exit_code
+
+
+def test_without_the_fetched_basic_bundle_the_report_inlines_plotlys_full_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from plotly.offline import get_plotlyjs
+
+    from astrachaos.reports import html
+
+    monkeypatch.setattr(html, "PLOTLY_BUNDLE", "not-fetched.min.js")
+    html.plotly_js.cache_clear()
+    try:
+        assert html.plotly_js() == get_plotlyjs()
+    finally:
+        html.plotly_js.cache_clear()  # the next test reads the fetched bundle again

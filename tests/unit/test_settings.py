@@ -83,7 +83,7 @@ def test_every_setting_has_a_description() -> None:
 
 
 def test_not_applied_options_say_so() -> None:
-    for name in ("max_local_connections_per_host", "max_requests_per_connection"):
+    for name in ("max_local_connections_per_host",):
         description = DriverOptions.model_fields[name].description or ""
         assert "not applied" in description
 
@@ -96,7 +96,7 @@ def test_builtin_profiles_work_outside_the_repo() -> None:
     assert load_profile("cassandra").profile.port == 9042
 
 
-@pytest.mark.parametrize("name", ["local", "cassandra", "astra"])
+@pytest.mark.parametrize("name", ["local", "local3", "cassandra", "astra"])
 def test_repo_configs_match_the_builtins(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASTRA_DB_APPLICATION_TOKEN", TOKEN)
     monkeypatch.setenv("ASTRACHAOS_SECURE_CONNECT_BUNDLE", "bundle.zip")
@@ -154,7 +154,8 @@ def test_every_resolved_setting_is_listed_flat_with_a_source() -> None:
     keys = {s.key: s for s in load_profile("local").settings()}
     assert "driver.request_timeout_ms" in keys
     assert "driver.retry.max_attempts" in keys
-    assert keys["driver.max_requests_per_connection"].applied is False
+    assert keys["driver.max_local_connections_per_host"].applied is False
+    assert keys["driver.max_requests_per_connection"].applied is True
     assert keys["driver.request_timeout_ms"].source == "default"
 
 

@@ -16,9 +16,9 @@ from astrachaos.driver.throttle import (
     PassThroughThrottler,
     RateLimitingThrottler,
     RequestThrottlingError,
-    ThrottledSession,
     build_throttler,
 )
+from astrachaos.driver.throttled import ThrottledSession
 from astrachaos.errors import AstrachaosError
 
 
@@ -40,6 +40,8 @@ class FakeResponse:
         callback_args: tuple[Any, ...] = (),
         errback_args: tuple[Any, ...] = (),
     ) -> None:
+        self.errback = lambda error: errback(error, *errback_args)
+
         def fire() -> None:
             if self._error is None:
                 callback(self._result, *callback_args)
@@ -118,13 +120,38 @@ def burst(submit: Callable[[int], object], threads: int, per_thread: int) -> Non
         worker.join()
 
 
-def complete_all_from_another_thread(session: FakeSession) -> None:
+def settled(throttled: ThrottledSession, timeout_s: float = 10) -> None:
+    """Wait until the completion thread has answered everything (nothing queued or in flight)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        stats = throttled.stats()
+        if not stats.in_flight and not stats.queued:
+            assert throttled.sync(timeout_s)
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"still busy: {throttled.stats()}")
+
+
+def eventually(condition: Callable[[], bool], timeout_s: float = 5) -> None:
+    """Wait for something the completion thread does."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.002)
+
+
+def complete_all_from_another_thread(session: FakeSession, throttled: ThrottledSession) -> None:
     """Complete every request, including those started by completions, from one other thread."""
 
     def completer() -> None:
-        while pending := session.pending():
+        while True:
+            pending = session.pending()
             for response in pending:
                 response.complete(f"result of {response.statement.query_string}")
+            stats = throttled.stats()
+            if not pending and not stats.in_flight and not stats.queued:
+                return
+            time.sleep(0.001)
 
     thread = threading.Thread(target=completer)
     thread.start()
@@ -150,7 +177,8 @@ def test_a_burst_from_many_threads_respects_both_bounds() -> None:
     assert stats.throttled == 16 * 200 - 550
     assert len(session.sent) == 50
 
-    complete_all_from_another_thread(session)
+    complete_all_from_another_thread(session, throttled)
+    settled(throttled)
 
     stats = throttled.stats()
     assert session.max_open == 50
@@ -165,7 +193,8 @@ def test_queued_requests_start_in_fifo_order() -> None:
     session = FakeSession()
     throttled = ThrottledSession(session, ConcurrencyLimitingThrottler(1, 100))
     futures = [throttled.execute_async(f"insert {n}") for n in range(20)]
-    complete_all_from_another_thread(session)
+    complete_all_from_another_thread(session, throttled)
+    settled(throttled)
     assert [r.statement.query_string for r in session.sent] == [f"insert {n}" for n in range(20)]
     assert [f.result(timeout=5) for f in futures] == [f"result of insert {n}" for n in range(20)]
 
@@ -176,8 +205,7 @@ def test_a_full_queue_fails_at_once_with_its_own_error_class() -> None:
     throttled.execute_async("a")
     throttled.execute_async("b")
     refused = throttled.execute_async("c")
-    assert refused.done()
-    error = refused.exception()
+    error = refused.exception(timeout=1)  # refused at once, told on the completion thread
     assert isinstance(error, RequestThrottlingError)
     assert not isinstance(error, AstrachaosError)
     assert "max_queue_size=1" in str(error)
@@ -222,6 +250,7 @@ def test_time_in_the_queue_counts_against_the_timeout() -> None:
     time.sleep(0.1)
     session.sent[0].complete("done")
     assert isinstance(late.exception(timeout=5), OperationTimedOut)
+    eventually(lambda: len(session.sent) == 2)
     assert [r.statement.query_string for r in session.sent] == ["slow", "in time"]
     assert session.timeouts[1] is not None and 4 < session.timeouts[1] < 5
     session.sent[1].complete("ok")
@@ -236,6 +265,7 @@ def test_a_request_cancelled_while_queued_is_skipped() -> None:
     throttled.execute_async("c")
     assert cancelled.cancel()
     session.sent[0].complete()
+    eventually(lambda: len(session.sent) == 2)
     assert [r.statement.query_string for r in session.sent] == ["a", "c"]
 
 
@@ -257,6 +287,7 @@ def test_a_long_queue_of_instant_completions_does_not_recurse() -> None:
     session._complete_at_once = True
     futures = [throttled.execute_async(f"insert {n}") for n in range(10_000)]
     session.sent[0].complete("ok")
+    settled(throttled)
     assert all(f.done() for f in futures)
     assert throttled.stats().admitted == 10_001
 
@@ -275,8 +306,10 @@ def test_the_rate_limiter_admits_about_n_per_second() -> None:
 
 
 def test_the_rate_limiter_queue_is_bounded() -> None:
-    throttled = ThrottledSession(FakeSession(), RateLimitingThrottler(10, max_queue_size=5))
+    frozen = RateLimitingThrottler(10, max_queue_size=5, clock=lambda: 0.0)  # no refill: no timing
+    throttled = ThrottledSession(FakeSession(), frozen)
     futures = [throttled.execute_async(f"insert {n}") for n in range(30)]
+    throttled.sync(5)
     stats = throttled.stats()
     assert (stats.admitted, stats.queued, stats.throttled) == (10, 5, 15)
     refused = [f for f in futures if f.done() and isinstance(f.exception(), RequestThrottlingError)]
@@ -290,7 +323,8 @@ def test_pass_through_admits_everything() -> None:
     burst(lambda n: throttled.execute_async(f"insert {n}"), threads=8, per_thread=100)
     assert len(session.sent) == 800
     assert throttled.stats().throttled == 0
-    complete_all_from_another_thread(session)
+    complete_all_from_another_thread(session, throttled)
+    settled(throttled)
     assert throttled.stats().in_flight == 0
 
 
@@ -304,3 +338,88 @@ def test_pass_through_admits_everything() -> None:
 )
 def test_the_options_choose_the_throttler(options: DriverOptions, expected: type) -> None:
     assert isinstance(build_throttler(options), expected)
+
+
+def test_driver_callbacks_only_hand_the_answer_to_the_completion_thread() -> None:
+    session = FakeSession()
+    throttled = ThrottledSession(session, ConcurrencyLimitingThrottler(1, 10))
+    ran_on: list[str] = []
+    throttled.submit("first", lambda _r, _e: ran_on.append(threading.current_thread().name))
+    throttled.submit("queued", lambda _r, _e: ran_on.append(threading.current_thread().name))
+    io_thread = threading.Thread(target=lambda: session.sent[0].complete("ok"), name="driver-io")
+    io_thread.start()
+    io_thread.join()
+    eventually(lambda: len(session.sent) == 2)  # the next request was started, not by driver-io
+    session.sent[1].complete("ok")
+    throttled.sync(5)
+    assert ran_on == ["astrachaos-completions", "astrachaos-completions"]
+
+
+def test_an_errback_called_twice_frees_the_slot_once() -> None:
+    session = FakeSession()
+    throttled = ThrottledSession(session, ConcurrencyLimitingThrottler(1, 10))
+    answers: list[BaseException | None] = []
+    throttled.submit("a", lambda _r, e: answers.append(e))
+    throttled.submit("b", lambda _r, e: answers.append(e))
+    throttled.submit("c", lambda _r, e: answers.append(e))
+    error = ValueError("connection lost")
+    # The driver has been seen calling one request's errback twice (InvalidStateError on main).
+    session.sent[0].errback(error)
+    session.sent[0].errback(error)
+    eventually(lambda: len(session.sent) == 2)
+    throttled.sync(5)
+    assert answers == [error]
+    assert len(session.sent) == 2  # "c" still waits: the slot was freed once, not twice
+    stats = throttled.stats()
+    assert (stats.in_flight, stats.queued, stats.duplicate_answers) == (1, 1, 1)
+
+
+def test_queued_requests_expire_in_bulk_on_a_timer() -> None:
+    from astrachaos.events import DriverOutcome
+    from astrachaos.workload.channel import outcome_of
+
+    session = FakeSession()
+    throttled = ThrottledSession(
+        session, ConcurrencyLimitingThrottler(1, 100), default_timeout_s=0.05, expiry_interval_s=0.02
+    )
+    errors: list[BaseException | None] = []
+    throttled.submit("stuck", lambda _r, e: None)  # never answered: nothing else frees the slot
+    for n in range(50):
+        throttled.submit(f"queued {n}", lambda _r, e: errors.append(e))
+    eventually(lambda: len(errors) == 50)
+    assert len(session.sent) == 1
+    assert all(outcome_of(e) is DriverOutcome.DROPPED for e in errors)  # never sent
+    assert "timed out in the throttler queue" in str(errors[0])
+    stats = throttled.stats()
+    assert (stats.expired_in_queue, stats.queued, stats.in_flight) == (50, 0, 1)
+
+
+def test_in_flight_never_exceeds_the_connection_bound_even_without_a_throttler() -> None:
+    session = FakeSession()
+    throttled = ThrottledSession(session, PassThroughThrottler(max_in_flight=10))
+    futures = [throttled.execute_async(f"insert {n}") for n in range(100)]
+    assert len(session.sent) == 10
+    complete_all_from_another_thread(session, throttled)
+    settled(throttled)
+    assert session.max_open == 10
+    assert all(f.result(timeout=5) == f"result of insert {n}" for n, f in enumerate(futures))
+    assert throttled.stats().throttled == 0
+
+
+def test_the_host_watch_pairs_each_down_with_the_next_up() -> None:
+    from types import SimpleNamespace
+
+    from astrachaos.driver.hosts import HostWatch
+
+    watch = HostWatch()
+    host = SimpleNamespace(endpoint=SimpleNamespace(address="127.0.0.1"))
+    other = SimpleNamespace(endpoint=SimpleNamespace(address="127.0.0.2"))
+    watch.on_up(host)  # at connect: no down to pair
+    watch.on_down(host)
+    watch.on_down(other)
+    watch.on_up(host)
+    downs = watch.downs()
+    assert [(d.address, d.up_ns is None) for d in downs] == [("127.0.0.1", False), ("127.0.0.2", True)]
+    origin = downs[0].down_ns - 34_200_000_000
+    assert downs[0].describe(origin).startswith("127.0.0.1 marked down by the driver at 34.2 s, back at ")
+    assert downs[1].describe(origin).endswith("not back before the write phase ended")
