@@ -26,6 +26,21 @@ _NEVER_SENT = {"RequestThrottlingError", "TimedOutInQueue", "NoConnectionsAvaila
 Answered = Callable[[BaseException | None], None]
 
 
+def completion(
+    ids: tuple[int, ...], attempt: int, submitted_ns: int, error: BaseException | None
+) -> WriteCompleted:
+    """The event of a statement's records answered now: the driver's `error`, or None (acked)."""
+    return WriteCompleted(
+        record_ids=ids,
+        outcome=outcome_of(error),
+        attempts=attempt,
+        submitted_ns=submitted_ns,
+        completed_ns=time.monotonic_ns(),
+        error_class=None if error is None else type(error).__name__,
+        error_message=None if error is None else str(error)[:300],
+    )
+
+
 def outcome_of(error: BaseException | None) -> DriverOutcome:
     """What a driver answer means for the records of the statement.
 
@@ -172,17 +187,7 @@ class WriteChannel:
     def _publish(
         self, ids: tuple[int, ...], attempt: int, submitted: int, error: BaseException | None
     ) -> None:
-        self._bus.publish(
-            WriteCompleted(
-                record_ids=ids,
-                outcome=outcome_of(error),
-                attempts=attempt,
-                submitted_ns=submitted,
-                completed_ns=time.monotonic_ns(),
-                error_class=None if error is None else type(error).__name__,
-                error_message=None if error is None else str(error)[:300],
-            )
-        )
+        self._bus.publish(completion(ids, attempt, submitted, error))
         self._in_flight.answered()
 
     def wait_idle(self, timeout_s: float) -> bool:
