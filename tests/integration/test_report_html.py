@@ -11,6 +11,7 @@ import pytest
 
 from astrachaos.config.catalog import resolve
 from astrachaos.config.loader import load_scenario
+from astrachaos.events import FaultWindow
 from astrachaos.ledger.writer import Ledger
 from astrachaos.reports.files import ReportFormat, write_reports
 from astrachaos.run.runner import Runner
@@ -55,7 +56,8 @@ def report_page(local_cluster: Any, tmp_path_factory: pytest.TempPathFactory) ->
     Runner(load_scenario(resolve("queue-overflow"), ["workload.records=3000"]), run_dir).run()
     with Ledger.open(run_dir / "ledger.sqlite", read_only=False) as ledger:
         origin = int(ledger.meta()["started_ns"])
-        ledger.record_fault_window("unit-marker", "client", origin + 500_000_000, origin + 1_500_000_000)
+        window = FaultWindow("unit-marker", "client", origin + 500_000_000, origin + 1_500_000_000)
+        ledger.record_fault_window(window)
     saved = open_run(run_dir)
     path, _all_not_ok = write_reports(run_dir, [ReportFormat.HTML], saved.result(), saved.ledger_extracts())
     return path
