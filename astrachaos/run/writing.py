@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from astrachaos.driver.retry import is_retryable
 from astrachaos.patterns.interface import AppPattern, PatternContext, SharedAppState
@@ -79,10 +79,18 @@ def reset_trigger(scenario: Scenario, reset: Callable[[], None]) -> Callable[[in
     return maybe_reset
 
 
+class _Stop(Protocol):
+    """A stop flag: a threading.Event, or a multiprocessing one shared with writer processes."""
+
+    def is_set(self) -> bool: ...
+
+    def set(self) -> None: ...
+
+
 class WriteBudget:
     """`workload.max_duration_s`: when it runs out, the writers stop handing over records."""
 
-    def __init__(self, seconds: float | None, stop: threading.Event) -> None:
+    def __init__(self, seconds: float | None, stop: _Stop) -> None:
         self.seconds = seconds or 0.0
         self.reached = False
         self._stop = stop
