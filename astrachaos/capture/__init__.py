@@ -21,8 +21,9 @@ CaptureResult, Claims.
 """
 
 from astrachaos.capture.keys import Keyed, TableKeys, key_of, value_digest
-from astrachaos.capture.ledger import CaptureLedger, CaptureReader
+from astrachaos.capture.ledger import CaptureLedger
 from astrachaos.capture.model import Answer, CapturedWrite, Told, Unverifiable, WriteClass, WriteKind
+from astrachaos.capture.reader import CaptureReader
 from astrachaos.capture.verify import CaptureResult, Claims, verify_capture
 
 __all__ = [
