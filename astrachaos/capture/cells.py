@@ -1,4 +1,4 @@
-"""Captured keys and values as serialized cells: the same bytes on the proxy, in the table, and at verification.
+"""Captured keys and values as serialized cells: the same bytes on the proxy, in the table, at verification.
 
 A write is kept as the CQL serialized bytes its client bound (the proxy never decodes them):
 
@@ -29,7 +29,16 @@ FIXED_WIDTH = {
     "int": 4, "bigint": 8, "counter": 8, "timestamp": 8, "uuid": 16, "timeuuid": 16, "boolean": 1,
     "double": 8, "float": 4, "date": 4, "time": 8, "smallint": 2, "tinyint": 1,
 }  # fmt: skip
-NATIVE = frozenset(FIXED_WIDTH) | {"ascii", "text", "varchar", "blob", "inet", "varint", "decimal", "duration"}
+NATIVE = frozenset(FIXED_WIDTH) | {
+    "ascii",
+    "text",
+    "varchar",
+    "blob",
+    "inet",
+    "varint",
+    "decimal",
+    "duration",
+}
 NULL_DIGEST = 0x2B0F_31C4_5D1E_77A9  # a single null value (a real digest equals it with odds 2**-63)
 _MIN_TOKEN, _MAX_TOKEN = -(2**63), 2**63 - 1
 _LENGTH = struct.Struct(">i")
@@ -68,7 +77,8 @@ class KeyCodec:
         if self.simple:
             return b"".join(cells)
         return b"".join(
-            _LENGTH.pack(len(c)) + c if prefixed else c for c, prefixed in zip(cells, self._prefixed, strict=True)
+            _LENGTH.pack(len(c)) + c if prefixed else c
+            for c, prefixed in zip(cells, self._prefixed, strict=True)
         )
 
     def split(self, key: bytes) -> list[bytes]:

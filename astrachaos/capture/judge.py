@@ -126,7 +126,9 @@ class Judge:
         if isinstance(write.digest, str):  # the digest of Python values (keys.value_digest)
             names = self.column_sets.get(write.column_set, ()) if write.column_set is not None else ()
             positions = self.positions(write.column_set) or []
-            values = {n: decode(row[p], self._types.get(n, "")) for n, p in zip(names, positions, strict=False)}
+            values = {
+                n: decode(row[p], self._types.get(n, "")) for n, p in zip(names, positions, strict=False)
+            }
             return value_digest(values) == write.digest
         return self.row_digest(write.column_set, row) == write.digest
 
@@ -145,8 +147,11 @@ class Judge:
             tally.counts[WriteClass.NEVER_SENT.value] += 1
             silent = row is None
             tally.counts["silent"] += int(silent)
-            tally.records.append(CaptureRecord(self.schema.keyspace, self.schema.table, self.shown(key),
-                                               WriteClass.NEVER_SENT, silent, None, None, None, 0))  # fmt: skip
+            record = CaptureRecord(
+                self.schema.keyspace, self.schema.table, self.shown(key), WriteClass.NEVER_SENT, silent,
+                None, None, None, 0,
+            )  # fmt: skip
+            tally.records.append(record)
             return
         ordered = sorted(writes, key=_order)
         classes = [self._class_of(w, ordered[i + 1 :], row) for i, w in enumerate(ordered)]

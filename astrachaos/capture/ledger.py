@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tables (
     id INTEGER PRIMARY KEY, keyspace TEXT NOT NULL, tbl TEXT NOT NULL, key_columns TEXT NOT NULL,
     key_types TEXT NOT NULL, partition_columns INTEGER);
-CREATE TABLE IF NOT EXISTS column_sets (id INTEGER PRIMARY KEY, table_id INTEGER NOT NULL, columns TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS column_sets (
+    id INTEGER PRIMARY KEY, table_id INTEGER NOT NULL, columns TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS writes (
     id INTEGER PRIMARY KEY, table_id INTEGER NOT NULL, token INTEGER, key BLOB NOT NULL,
     column_set INTEGER, digest, fingerprint INTEGER, write_timestamp INTEGER, kind TEXT NOT NULL,
@@ -105,13 +106,13 @@ class CaptureLedger:
             self._conn.execute("PRAGMA cache_size = -32768")  # 32 MB: commits stay in memory
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             (last,) = self._conn.execute("SELECT coalesce(max(id), 0) FROM writes").fetchone()
-            self._tables = {
+            self._tables: dict[tuple[str, str], tuple[int, dict[str, str], int | None]] = {
                 (ks, tb): (i, json.loads(types), parts)
                 for i, ks, tb, types, parts in self._conn.execute(
                     "SELECT id, keyspace, tbl, key_types, partition_columns FROM tables"
                 )
             }
-            self._column_sets = {
+            self._column_sets: dict[tuple[int, tuple[str, ...]], int] = {
                 (t, tuple(json.loads(c))): i
                 for i, t, c in self._conn.execute("SELECT id, table_id, columns FROM column_sets")
             }
@@ -141,7 +142,10 @@ class CaptureLedger:
     def table_id(self, keys: TableKeys) -> int:
         """The id of a table's registration (its key columns, types, partition columns)."""
         return self._register(
-            keys.keyspace, keys.table, {c: keys.types.get(c, "") for c in keys.primary_key}, len(keys.partition)
+            keys.keyspace,
+            keys.table,
+            {c: keys.types.get(c, "") for c in keys.primary_key},
+            len(keys.partition),
         )
 
     def column_set(self, table_id: int, columns: tuple[str, ...]) -> int:
@@ -166,8 +170,9 @@ class CaptureLedger:
         with self._lock:
             write_id = self._next_id
             self._next_id += 1
-            self._append(_WRITES, (write_id, table_id, token, key, column_set, digest, fingerprint,
-                                   write_timestamp, kind.value, fault, connection, stream, time.time()))  # fmt: skip
+            row = (write_id, table_id, token, key, column_set, digest, fingerprint, write_timestamp,
+                   kind.value, fault, connection, stream, time.time())  # fmt: skip
+            self._append(_WRITES, row)
         return write_id
 
     def sent(self, write: CapturedWrite) -> int:
@@ -334,12 +339,15 @@ class CaptureLedger:
                 log.warning("capture durability callback failed: %s", error)
 
 
-def _insert_all(conn: sqlite3.Connection, table: str, columns: int, per_statement: int, rows: list[Any]) -> None:
+def _insert_all(
+    conn: sqlite3.Connection, table: str, columns: int, per_statement: int, rows: list[Any]
+) -> None:
     whole = len(rows) - len(rows) % per_statement
     if whole:
         statement = _insert(table, columns, per_statement)
         conn.executemany(
-            statement, (list(chain.from_iterable(rows[i : i + per_statement])) for i in range(0, whole, per_statement))
+            statement,
+            (list(chain.from_iterable(rows[i : i + per_statement])) for i in range(0, whole, per_statement)),
         )
     if whole < len(rows):
         conn.execute(_insert(table, columns, len(rows) - whole), list(chain.from_iterable(rows[whole:])))

@@ -81,7 +81,8 @@ class CaptureReader:
     def table_entries(self) -> list[TableEntry]:
         """Every table with captured writes, as registered."""
         rows = self.conn.execute(
-            "SELECT id, keyspace, tbl, key_columns, key_types, partition_columns FROM tables ORDER BY keyspace, tbl"
+            "SELECT id, keyspace, tbl, key_columns, key_types, partition_columns FROM tables"
+            " ORDER BY keyspace, tbl"
         )
         return [TableEntry(i, ks, tb, json.loads(c), json.loads(t), p) for i, ks, tb, c, t, p in rows]
 
@@ -104,7 +105,8 @@ class CaptureReader:
         if entry is None:
             return
         columns = self.column_sets(entry.id)
-        for row in self.conn.execute(f"SELECT {WRITE_COLUMNS} {WRITES_JOINED} WHERE w.table_id = ? ORDER BY w.key, w.id",
+        query = f"SELECT {WRITE_COLUMNS} {WRITES_JOINED} WHERE w.table_id = ? ORDER BY w.key, w.id"
+        for row in self.conn.execute(query,
                                      (entry.id,)):  # fmt: skip
             yield stored_write(entry, columns, row)
 
@@ -138,7 +140,9 @@ WRITE_COLUMNS = (
 WRITES_JOINED = "FROM writes w LEFT JOIN answers a ON a.write_id = w.id"
 
 
-def stored_write(entry: TableEntry, column_sets: dict[int, tuple[str, ...]], row: Sequence[Any]) -> StoredWrite:
+def stored_write(
+    entry: TableEntry, column_sets: dict[int, tuple[str, ...]], row: Sequence[Any]
+) -> StoredWrite:
     """A row of `WRITE_COLUMNS` as a StoredWrite with its key decoded."""
     (write_id, _, key, column_set, digest, timestamp, kind, fault, connection, stream, sent_at, told,
      error_class, error_message, answered_at) = row  # fmt: skip
@@ -155,5 +159,3 @@ def _read_only(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
     return conn
-
-

@@ -29,12 +29,16 @@ def raw_handler() -> Any:
     result_type = base.message_types_by_opcode[protocol.ResultMessage.opcode]
 
     def as_blobs(metadata: Any) -> Any:
-        return [(ks, table, name, cqltypes.BytesType) for ks, table, name, _ in metadata] if metadata else metadata
+        return (
+            [(ks, table, name, cqltypes.BytesType) for ks, table, name, _ in metadata]
+            if metadata
+            else metadata
+        )
 
     class RawResult(result_type):  # type: ignore[misc, valid-type]
         def recv_results_metadata(self, f: Any, user_type_map: Any) -> None:
             result_type.recv_results_metadata(self, f, user_type_map)
-            self.column_metadata = as_blobs(self.column_metadata)
+            self.column_metadata = as_blobs(getattr(self, "column_metadata", None))
 
         def recv_results_rows(self, f: Any, version: int, types: Any, metadata: Any, encryption: Any) -> None:
             result_type.recv_results_rows(self, f, version, types, as_blobs(metadata), encryption)
@@ -57,7 +61,9 @@ class RawSession:
             self.session.row_factory = tuple_factory
             self.profile: Any = EXEC_PROFILE_DEFAULT
         except ValueError:  # execution profiles: a copy of the default one
-            self.profile = self.session.execution_profile_clone_update(EXEC_PROFILE_DEFAULT, row_factory=tuple_factory)
+            self.profile = self.session.execution_profile_clone_update(
+                EXEC_PROFILE_DEFAULT, row_factory=tuple_factory
+            )
 
     def close(self) -> None:
         """Close the session's connections (the cluster stays the caller's)."""
@@ -87,7 +93,7 @@ class RawRows:
     def ranges(
         self, ranges: Sequence[tuple[int, int]], consistency: str, in_flight: int = 4
     ) -> Iterator[tuple[int, list[tuple[bytes | None, ...]] | BaseException]]:
-        """(index, rows) for each range of tokens [low, high], as they complete; an error for a range that failed."""
+        """(index, rows) of each token range [low, high] as it completes (an error: the range failed)."""
         from cassandra import ConsistencyLevel
         from cassandra.query import SimpleStatement
 
@@ -102,7 +108,9 @@ class RawRows:
                 f" WHERE token({self.partition}) >= {low} AND token({self.partition}) <= {high}",
                 fetch_size=PAGE_ROWS, consistency_level=level,
             )  # fmt: skip
-            future = self.raw.session.execute_async(statement, timeout=_TIMEOUT_S, execution_profile=self.raw.profile)
+            future = self.raw.session.execute_async(
+                statement, timeout=_TIMEOUT_S, execution_profile=self.raw.profile
+            )
             rows: list[tuple[bytes | None, ...]] = []
 
             def page(result: list[tuple[bytes | None, ...]]) -> None:

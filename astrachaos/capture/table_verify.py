@@ -101,7 +101,8 @@ class TableVerification:
         shift = 64 - bits
         sums: dict[int, list[tuple[int | None, int, int, int, int]]] = {}
         for bucket, column_set, count, fingerprints, total, told_ok in self.reader.conn.execute(
-            "SELECT w.token >> ?, w.column_set, count(*), count(w.fingerprint), coalesce(sum(w.fingerprint), 0),"
+            "SELECT w.token >> ?, w.column_set, count(*), count(w.fingerprint),"
+            " coalesce(sum(w.fingerprint), 0),"
             f" sum(a.told = '{_RESULT}') {WRITES_JOINED} WHERE w.table_id = ? AND w.token IS NOT NULL"
             " GROUP BY 1, 2",
             (shift, self.entry.id),
@@ -120,17 +121,21 @@ class TableVerification:
         ranges = [(b << shift, ((b + 1) << shift) - 1) for b in buckets]
         width = len(self.schema.primary_key)
         positions = self.judge.positions(usual)
-        native = positions is not None and all(is_native(self._type(c)) for c in self.sets.get(usual, ()))
+        columns = self.sets.get(usual, ()) if usual is not None else ()
+        native = positions is not None and all(is_native(self._type(c)) for c in columns)
         for index, outcome in self.rows.ranges(ranges, self.consistency):
             bucket = buckets[index]
             if isinstance(outcome, BaseException):
                 log.warning("token range %s of %s unread: %s", ranges[index], self.schema.qualified, outcome)
-                self.tally.unread.append(f"{self.schema.qualified} tokens {ranges[index][0]}..{ranges[index][1]}")
+                self.tally.unread.append(
+                    f"{self.schema.qualified} tokens {ranges[index][0]}..{ranges[index][1]}"
+                )
                 self.seen_claims.update(claims.get(bucket, ()))
                 continue
             groups = sums.get(bucket, [])
             if (
-                native and positions is not None and bucket not in claims and len(groups) == 1 and groups[0][0] == usual
+                native and positions is not None and bucket not in claims
+                and len(groups) == 1 and groups[0][0] == usual
                 and groups[0][1] == groups[0][2] == groups[0][4] == len(outcome)
                 and _fingerprint_sum(outcome, self.codec, width, positions) == groups[0][3]
             ):  # fmt: skip
@@ -140,8 +145,8 @@ class TableVerification:
                 continue
             low, high = ranges[index]
             found = {self.codec.join(row[:width]): row for row in outcome}  # type: ignore[arg-type]
-            self._judge_all(self._writes("AND w.token BETWEEN ? AND ? ORDER BY w.token, w.key, w.id", low, high),
-                            found, claims.get(bucket, ()))  # fmt: skip
+            in_range = self._writes("AND w.token BETWEEN ? AND ? ORDER BY w.token, w.key, w.id", low, high)
+            self._judge_all(in_range, found, claims.get(bucket, ()))
 
     # -- partition by partition ---------------------------------------------------------------
 
@@ -240,7 +245,8 @@ class TableVerification:
         if self.entry is None:
             return iter(())
         rows = self.reader.conn.execute(
-            f"SELECT {WRITE_COLUMNS} {WRITES_JOINED} WHERE w.table_id = ? {where}", (self.entry.id, *parameters)
+            f"SELECT {WRITE_COLUMNS} {WRITES_JOINED} WHERE w.table_id = ? {where}",
+            (self.entry.id, *parameters),
         )
         return (Write(*row) for row in rows)
 
@@ -266,7 +272,9 @@ class TableVerification:
             size = int.from_bytes(partition[at : at + 4], "big")
             cells.append(partition[at + 4 : at + 4 + size])
             at += 4 + size
-        return str({c.name: _value(c, cell) for c, cell in zip(self.schema.partition_key, cells, strict=False)})
+        return str(
+            {c.name: _value(c, cell) for c, cell in zip(self.schema.partition_key, cells, strict=False)}
+        )
 
 
 def _chain(*iterators: Iterable[Any]) -> Iterator[Any]:

@@ -127,9 +127,15 @@ def verify_capture(
         if claim_table is not None and claim_table not in entries:
             tables.append(claim_table)
         for keyspace, table in tables:
-            claimed = claimed_keys(session, claims) if claims is not None and (keyspace, table) == claim_table else {}
-            verification = TableVerification(session, raw, reader, keyspace, table, entries.get((keyspace, table)),
-                                             claimed, tally, read_consistency, concurrency, SCAN_FROM_KEYS)  # fmt: skip
+            claimed = (
+                claimed_keys(session, claims)
+                if claims is not None and (keyspace, table) == claim_table
+                else {}
+            )
+            verification = TableVerification(
+                session, raw, reader, keyspace, table, entries.get((keyspace, table)), claimed, tally,
+                read_consistency, concurrency, SCAN_FROM_KEYS,
+            )  # fmt: skip
             try:
                 verification.run(settle_s)
             except BaseException:
@@ -174,8 +180,6 @@ def write_result(result: CaptureResult, out: Path) -> Path:
             raise EnvironmentProblem(f"{path} holds another result; give --out a directory of its own")
     path.write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
-
-
 
 
 def _json_list(text: str | None) -> list[dict[str, Any]]:

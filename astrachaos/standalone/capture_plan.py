@@ -109,7 +109,9 @@ def plan_of(
         if not is_native(cql_type):
             canonical.append((position, driver_type(cql_type)))
     table_id = ledger.table_id(keys)
-    column_set = None if kind is WriteKind.DELETE else ledger.column_set(table_id, tuple(n for n, _ in values))
+    column_set = (
+        None if kind is WriteKind.DELETE else ledger.column_set(table_id, tuple(n for n, _ in values))
+    )
     return WritePlan(
         keys=keys, table_id=table_id, kind=kind, codec=KeyCodec(types, len(keys.partition)),
         key_at=tuple(where[c] for c in keys.primary_key), partition_columns=len(keys.partition),
