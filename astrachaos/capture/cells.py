@@ -16,6 +16,7 @@ three things per row. Keys are decoded to column → value maps only for the rec
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from collections.abc import Sequence
@@ -110,14 +111,20 @@ class KeyCodec:
 
 def murmur3_token(partition: Sequence[bytes]) -> int:
     """Cassandra's Murmur3Partitioner token of a partition key (one cell, or a composite)."""
-    from cassandra.murmur3 import murmur3
-
+    murmur3 = _murmur3()
     if len(partition) == 1:
         data = partition[0]
     else:
         data = b"".join(_SHORT.pack(len(c)) + c + b"\x00" for c in partition)
     token = int(murmur3(data))
     return _MAX_TOKEN if token == _MIN_TOKEN else token
+
+
+@functools.cache
+def _murmur3() -> Any:
+    from cassandra.murmur3 import murmur3  # the driver's C function: imported once, not per write
+
+    return murmur3
 
 
 def cells_digest(cells: Sequence[bytes | None]) -> int:

@@ -32,7 +32,7 @@ from astrachaos.proxy.cql import (
     statement_of,
 )
 from astrachaos.proxy.statements import Kind, Shape, shape_of
-from astrachaos.standalone.capture_plan import WritePlan, plan_of
+from astrachaos.standalone.capture_plan import WritePlan, execute_values, plan_of
 
 log = logging.getLogger(__name__)
 
@@ -145,16 +145,18 @@ class ConnectionCapture:
         if envelope.flags & Flag.COMPRESSED:
             self.capture.counts["compressed_requests_not_followed"] += 1
             return
-        request = read_bound(envelope)
-        if request is None:
-            self.capture.counts["requests_not_read"] += 1
-            return
         faults = ", ".join(f for f in (fault, self.faults_now()) if f) or None
-        ids = []
-        for statement in request.statements:
-            write_id = self._write(request, statement, faults)
-            if write_id is not None:
-                ids.append(write_id)
+        ids = self._planned_execute(envelope, faults)
+        if ids is None:
+            request = read_bound(envelope)
+            if request is None:
+                self.capture.counts["requests_not_read"] += 1
+                return
+            ids = []
+            for statement in request.statements:
+                write_id = self._write(request, statement, faults)
+                if write_id is not None:
+                    ids.append(write_id)
         if not ids:
             return
         if refused is not None:
@@ -164,6 +166,35 @@ class ConnectionCapture:
                 )
         else:
             self._in_flight[envelope.stream] = ids
+
+    def _planned_execute(self, envelope: Envelope, fault: str | None) -> list[int] | None:
+        """The hot path: an EXECUTE of a statement whose plan is made, for the table schema now known.
+
+        None when it is not one (the request is then read in full).
+        """
+        if envelope.opcode != Opcode.EXECUTE or envelope.flags & Flag.CUSTOM_PAYLOAD:
+            return None
+        read = execute_values(envelope.body, envelope.version)
+        if read is None:
+            return None
+        prepared_id, values, timestamp = read
+        prepared = self.capture.prepared.get(prepared_id)
+        if prepared is None or prepared.plan is None:
+            return None
+        keys, plan = prepared.plan
+        if isinstance(plan, Reason) or self.capture.schema.get(keys.keyspace, keys.table) is not keys:
+            return None
+        self.capture.counts["writes_seen"] += 1
+        cells = plan.cells(values, timestamp, self.capture.ledger)
+        if isinstance(cells, Reason):
+            self._unverifiable(cells, keys.keyspace, keys.table, prepared.text, fault)
+            return []
+        token, key, column_set, digest, fingerprint, timestamp = cells
+        write_id = self.capture.ledger.sent_cells(
+            plan.table_id, token, key, column_set, digest, fingerprint, plan.kind, timestamp, fault,
+            self.name, envelope.stream,
+        )  # fmt: skip
+        return [write_id]
 
     def _write(self, request: BoundRequest, statement: BoundStatement, fault: str | None) -> int | None:
         capture = self.capture
