@@ -121,11 +121,6 @@ def value_digest(values: Mapping[str, Any]) -> str:
     return hashlib.blake2b(canonical.encode(), digest_size=12).hexdigest()
 
 
-def key_identity(key: Mapping[str, Any]) -> str:
-    """The key as canonical JSON text: equal for equal keys whatever Python type carried them."""
-    return json.dumps({c: encode(v) for c, v in key.items()}, sort_keys=True, separators=(",", ":"))
-
-
 def table_keys_from_schema(session: Any, keyspace: str, table: str) -> TableKeys | None:
     """The table's key columns and types from `system_schema.columns` (None: no such table)."""
     rows = list(
