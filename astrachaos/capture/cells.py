@@ -89,6 +89,8 @@ class KeyCodec:
         for i, width in enumerate(self._widths):
             if i == last:
                 size = len(key) - at
+                if width is not None and size != width:
+                    raise ValueError("not a key of this table")
             elif self._prefixed[i]:
                 (size,) = _LENGTH.unpack_from(key, at)
                 at += 4
