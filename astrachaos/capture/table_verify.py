@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 WRITES_PER_RANGE = 2_000
 PARTITIONS_PER_READ = 2_000
+RANGE_READ_FACTOR = 20  # a partition read costs about as much as scanning this many partitions
 _RESULT = Told.RESULT.value
 
 
@@ -84,7 +85,7 @@ class TableVerification:
             (with_token,) = self.reader.conn.execute(
                 "SELECT count(*) FROM writes WHERE table_id = ? AND token IS NOT NULL", (self.entry.id,)
             ).fetchone()
-        if with_token >= self.scan_from and _murmur3(self.session):
+        if with_token >= self.scan_from and _murmur3(self.session) and self._ranges_pay(with_token):
             self._by_ranges(with_token)
             self._by_partitions(self._writes("AND w.token IS NULL ORDER BY w.key, w.id"))
         else:
@@ -94,6 +95,15 @@ class TableVerification:
         self._settle(settle_s)
 
     # -- token ranges -------------------------------------------------------------------------
+
+    def _ranges_pay(self, writes: int) -> bool:
+        """Whether reading the ranges that hold `writes` costs less than reading their partitions.
+
+        A token range is read whole, so a few writes in a table far larger than them are read
+        partition by partition; without an estimate (`system.size_estimates`) ranges are read.
+        """
+        estimate = _estimated_partitions(self.session, self.keyspace, self.table)
+        return estimate is None or estimate <= RANGE_READ_FACTOR * writes
 
     def _by_ranges(self, writes: int) -> None:
         assert self.entry is not None
@@ -305,3 +315,26 @@ def _fingerprint_sum(rows: list[Row], codec: KeyCodec, width: int, positions: li
 def _murmur3(session: Any) -> bool:
     partitioner = getattr(getattr(session.cluster, "metadata", None), "partitioner", None) or ""
     return str(partitioner).endswith("Murmur3Partitioner")
+
+
+def _estimated_partitions(session: Any, keyspace: str, table: str) -> int | None:
+    """The table's partitions from the coordinator's `system.size_estimates`, scaled to the ring."""
+    try:
+        rows = list(
+            session.execute(
+                "SELECT range_start, range_end, partitions_count FROM system.size_estimates"
+                " WHERE keyspace_name = %s AND table_name = %s",
+                (keyspace, table),
+            )
+        )
+    except Exception as error:  # not every service has it: read the ranges
+        log.debug("no size estimates for %s.%s: %s", keyspace, table, error)
+        return None
+    covered, partitions = 0, 0
+    for start, end, count in rows:
+        width = (int(end) - int(start)) % 2**64
+        covered += width or 2**64
+        partitions += int(count or 0)
+    if not rows or covered == 0 or partitions == 0:
+        return None
+    return int(partitions * min(2**64 / covered, 2**20))
