@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from astrachaos.capture.cells import base_type
+from astrachaos.errors import EnvironmentProblem
 from astrachaos.reconcile.schema import TableSchema
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,10 @@ class RawSession:
         from cassandra.cluster import EXEC_PROFILE_DEFAULT
         from cassandra.query import tuple_factory
 
-        self.session = session.cluster.connect()
+        try:
+            self.session = session.cluster.connect()
+        except Exception as error:
+            raise EnvironmentProblem(f"cannot open a reading session to the cluster: {error}") from error
         self.session.client_protocol_handler = raw_handler()
         try:  # legacy configuration: the session's own row factory
             self.session.row_factory = tuple_factory
