@@ -41,12 +41,41 @@ class _BatchProgress:
             self._ctx.log.failure(records, "write failed after retries", error=error_class, **where)
 
 
+class _Window:
+    """At most `size` statements unanswered. A writer that finds the window full sleeps until a
+    `refill`'s worth of slots is free, not one: a wakeup per `refill` answers, not per answer."""
+
+    def __init__(self, size: int, refill: int) -> None:
+        self._free = size
+        self._refill = min(size, max(1, refill))
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._waiting = False
+
+    def take(self) -> None:
+        """Take a slot, waiting while none is free."""
+        with self._lock:
+            if not self._free:
+                self._waiting = True
+                while self._free < self._refill:
+                    self._room.wait()
+                self._waiting = False
+            self._free -= 1
+
+    def give(self) -> None:
+        """Return a slot (an answer came)."""
+        with self._lock:
+            self._free += 1
+            if self._waiting and self._free >= self._refill:
+                self._room.notify()
+
+
 class Careful:
     """The application done right: bounded in-flight writes (backpressure) and honest logging."""
 
     def __init__(self, ctx: PatternContext) -> None:
         self._ctx = ctx
-        self._slots = threading.BoundedSemaphore(ctx.spec.max_in_flight)
+        self._slots = _Window(ctx.spec.max_in_flight, ctx.spec.max_in_flight // 8)
         self._retries: list[tuple[float, int, Sequence[PlannedRecord], int, _BatchProgress]] = []
         self._order = itertools.count()
         self._pending = 0
@@ -70,7 +99,7 @@ class Careful:
                 self._lock.wait(0.01)
 
     def _send(self, group: Sequence[PlannedRecord], attempt: int, progress: _BatchProgress) -> None:
-        self._slots.acquire()
+        self._slots.take()
         with self._lock:
             self._pending += 1
         self._ctx.channel.submit(
@@ -84,7 +113,7 @@ class Careful:
         attempt: int,
         progress: _BatchProgress,
     ) -> None:
-        self._slots.release()
+        self._slots.give()
         retry = (
             error is not None
             and attempt < self._ctx.spec.max_attempts

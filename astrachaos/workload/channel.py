@@ -111,7 +111,12 @@ class WriteChannel:
         self._timeout_s = request_timeout_s
         self._delays = DelayLine()
         self._in_flight = 0
-        self._idle = threading.Condition()
+        self._count_lock = threading.Lock()  # a plain lock: a Condition costs a Python call
+        self._idle = threading.Event()  # set by the answer that leaves nothing in flight
+        self._cql_text = self._cql()
+        self._batched = statement in (StatementKind.LOGGED_BATCH, StatementKind.UNLOGGED_BATCH)
+        # A list append applied twice appends twice: the driver must never retry one itself.
+        self._mark_idempotent = idempotent and statement not in (StatementKind.LWT, StatementKind.APPEND)
 
     def groups(self, batch: Sequence[PlannedRecord]) -> list[Sequence[PlannedRecord]]:
         """The statements a batch becomes: one per record, or one batch statement for all."""
@@ -135,7 +140,7 @@ class WriteChannel:
         """
         ids = tuple([p.record.record_id for p in group])
         submitted = time.monotonic_ns()
-        with self._idle:
+        with self._count_lock:
             self._in_flight += 1
 
         def finish(error: BaseException | None) -> None:
@@ -185,20 +190,22 @@ class WriteChannel:
                 error_message=None if error is None else str(error)[:300],
             )
         )
-        with self._idle:
+        with self._count_lock:
             self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.notify_all()
+            idle = not self._in_flight
+        if idle:
+            self._idle.set()
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no statement is in flight; False if some still are after `timeout_s`."""
         deadline = time.monotonic() + timeout_s
-        with self._idle:
-            while self._in_flight:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(left)
+        while self.in_flight:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._idle.clear()
+            if self.in_flight:  # an answer between the check and the clear set it before
+                self._idle.wait(min(left, 0.05))
         return True
 
     @property
@@ -208,22 +215,15 @@ class WriteChannel:
 
     def _statement(self, session: Any, group: Sequence[PlannedRecord], skew_us: int) -> Any:
         stamp = time.time_ns() // 1000 + skew_us  # per attempt: a retry is a write of its own
-        prepared = session.prepared(self._cql())
+        prepared = session.prepared(self._cql_text)
         bound = [prepared.bind(self._bound_values(p, stamp)) for p in group]
-        if len(bound) == 1 and self._kind not in (
-            StatementKind.LOGGED_BATCH,
-            StatementKind.UNLOGGED_BATCH,
-        ):
+        if len(bound) == 1 and not self._batched:
             statement = bound[0]
         else:
             statement = session.batch(logged=self._kind is StatementKind.LOGGED_BATCH)
             for item in bound:
                 statement.add(item)
-        # A list append applied twice appends twice: the driver must never retry one itself.
-        statement.is_idempotent = self._idempotent and self._kind not in (
-            StatementKind.LWT,
-            StatementKind.APPEND,
-        )
+        statement.is_idempotent = self._mark_idempotent
         return statement
 
     def _cql(self) -> str:
