@@ -79,7 +79,8 @@ class Careful:
         self._retries: list[tuple[float, int, Sequence[PlannedRecord], int, _BatchProgress]] = []
         self._order = itertools.count()
         self._pending = 0
-        self._lock = threading.Condition()
+        self._mutex = threading.Lock()  # taken per statement: a plain lock, not the Condition
+        self._lock = threading.Condition(self._mutex)  # shutdown waits here for the last answer
 
     def write(self, batch: Sequence[PlannedRecord], batch_no: int) -> None:
         """Send every statement of the batch, never more than `max_in_flight` unanswered."""
@@ -100,7 +101,7 @@ class Careful:
 
     def _send(self, group: Sequence[PlannedRecord], attempt: int, progress: _BatchProgress) -> None:
         self._slots.take()
-        with self._lock:
+        with self._mutex:
             self._pending += 1
         self._ctx.channel.submit(
             group, attempt, lambda error: self._answered(error, group, attempt, progress)
@@ -121,19 +122,20 @@ class Careful:
         )
         if retry:
             due = time.monotonic() + self._ctx.retry_delay_s(attempt)
-            with self._lock:
+            with self._mutex:
                 heapq.heappush(
                     self._retries, (due, next(self._order), group, attempt + 1, progress)
                 )
             return  # still pending, now as a retry
         progress.settled(group, error)
-        with self._lock:
+        with self._mutex:
             self._pending -= 1
-            self._lock.notify_all()
+            if not self._pending:
+                self._lock.notify_all()
 
     def _run_due_retries(self) -> None:
-        while True:
-            with self._lock:
+        while self._retries:  # read without the lock: a retry queued meanwhile waits a statement
+            with self._mutex:
                 if not self._retries or self._retries[0][0] > time.monotonic():
                     return
                 _, _, group, attempt, progress = heapq.heappop(self._retries)
