@@ -115,6 +115,7 @@ class WriteChannel:
         self._idle = threading.Event()  # set by the answer that leaves nothing in flight
         self._cql_text = self._cql()
         self._batched = statement in (StatementKind.LOGGED_BATCH, StatementKind.UNLOGGED_BATCH)
+        self._plain = statement is StatementKind.INSERT
         # A list append applied twice appends twice: the driver must never retry one itself.
         self._mark_idempotent = idempotent and statement not in (StatementKind.LWT, StatementKind.APPEND)
 
@@ -216,6 +217,14 @@ class WriteChannel:
     def _statement(self, session: Any, group: Sequence[PlannedRecord], skew_us: int) -> Any:
         stamp = time.time_ns() // 1000 + skew_us  # per attempt: a retry is a write of its own
         prepared = session.prepared(self._cql_text)
+        if self._plain and len(group) == 1 and not self.corruptions:  # the usual statement
+            planned = group[0]
+            r = planned.record
+            statement = prepared.bind(
+                (self._run_id, r.bucket, r.key, r.record_id, r.writer, r.batch, planned.payload, stamp)
+            )
+            statement.is_idempotent = self._mark_idempotent
+            return statement
         bound = [prepared.bind(self._bound_values(p, stamp)) for p in group]
         if len(bound) == 1 and not self._batched:
             statement = bound[0]
