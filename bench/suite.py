@@ -40,6 +40,9 @@ NOTES = (
     "writes, 2 processes: the same writers spread over two writer processes (each its own "
     "Cluster), against the same single-process raw baseline; Cassandra runs on the same 2 cores, "
     "so the client can only take what the server leaves",
+    "node CPU: the local Cassandra's own CPU (/proc/<pid>/stat) over each write, per record; it "
+    "shares the 2 cores with the client, so it bounds what any client reaches; on a shared machine "
+    "other clients' load on the node is counted too",
     "peak RSS: the child is forked from `bench.isolated`, not from the bench, whose own "
     "high-water mark Linux would otherwise carry into the child's ru_maxrss",
 )
@@ -69,6 +72,7 @@ def run_suite(
                     PROCESSES_GOAL,
                 ),
             )
+            metrics.extend(_node_cpu_metrics(engines, writes, two))
             if measure_rss:
                 try:
                     metrics.append(_memory(plan, workdir, say))
@@ -222,3 +226,15 @@ def _engine_revision() -> dict[str, str]:
     except (OSError, subprocess.CalledProcessError):
         return {"git_head": "unknown"}
     return {"git_head": head, "engine_files_uncommitted": str(len(dirty))}
+
+
+def _node_cpu_metrics(engines: list[EngineRun], writes: list[RawWrite], two: list[EngineRun]) -> list[Metric]:
+    """The database node's CPU per record written, beside each side's (it shares the cores)."""
+    raw = [w.node_cpu_us_per_record for w in writes]
+    metrics = []
+    for name, runs in (("1 process", engines), ("2 writer processes", two)):
+        node = [e.node_cpu_us_per_record for e in runs]
+        known = [x for x in node if x is not None], [x for x in raw if x is not None]
+        if len(known[0]) == len(node) and len(known[1]) == len(raw):  # else: no local node to read
+            metrics.append(info_metric(f"node CPU per record written, {name}", "us", *known))
+    return metrics

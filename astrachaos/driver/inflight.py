@@ -15,29 +15,32 @@ class InFlight:
 
     def __init__(self) -> None:
         self._count = 0
-        self._idle = threading.Condition()
+        self._lock = threading.Lock()  # taken twice per request: a plain lock, not a Condition
+        self._idle = threading.Event()  # set by the answer that leaves nothing in flight
 
     def started(self) -> None:
         """One more request is on its way."""
-        with self._idle:
+        with self._lock:
             self._count += 1
 
     def answered(self) -> None:
         """One request got its answer (or its error)."""
-        with self._idle:
+        with self._lock:
             self._count -= 1
-            if self._count == 0:
-                self._idle.notify_all()
+            idle = not self._count
+        if idle:
+            self._idle.set()
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until nothing is in flight; False if something still is after `timeout_s`."""
         deadline = time.monotonic() + timeout_s
-        with self._idle:
-            while self._count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(left)
+        while self._count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._idle.clear()
+            if self._count:  # an answer between the check and the clear has set it already
+                self._idle.wait(min(left, 0.05))
         return True
 
     @property

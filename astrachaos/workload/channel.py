@@ -126,6 +126,11 @@ class WriteChannel:
         self._timeout_s = request_timeout_s
         self._delays = DelayLine()
         self._in_flight = InFlight()
+        self._cql_text = self._cql()
+        self._batched = statement in (StatementKind.LOGGED_BATCH, StatementKind.UNLOGGED_BATCH)
+        self._plain = statement is StatementKind.INSERT
+        # A list append applied twice appends twice: the driver must never retry one itself.
+        self._mark_idempotent = idempotent and statement not in (StatementKind.LWT, StatementKind.APPEND)
 
     def groups(self, batch: Sequence[PlannedRecord]) -> list[Sequence[PlannedRecord]]:
         """The statements a batch becomes: one per record, or one batch statement for all."""
@@ -201,22 +206,23 @@ class WriteChannel:
 
     def _statement(self, session: Any, group: Sequence[PlannedRecord], skew_us: int) -> Any:
         stamp = time.time_ns() // 1000 + skew_us  # per attempt: a retry is a write of its own
-        prepared = session.prepared(self._cql())
+        prepared = session.prepared(self._cql_text)
+        if self._plain and len(group) == 1 and not self.corruptions:  # the usual statement
+            planned = group[0]
+            r = planned.record
+            statement = prepared.bind(
+                (self._run_id, r.bucket, r.key, r.record_id, r.writer, r.batch, planned.payload, stamp)
+            )
+            statement.is_idempotent = self._mark_idempotent
+            return statement
         bound = [prepared.bind(self._bound_values(p, stamp)) for p in group]
-        if len(bound) == 1 and self._kind not in (
-            StatementKind.LOGGED_BATCH,
-            StatementKind.UNLOGGED_BATCH,
-        ):
+        if len(bound) == 1 and not self._batched:
             statement = bound[0]
         else:
             statement = session.batch(logged=self._kind is StatementKind.LOGGED_BATCH)
             for item in bound:
                 statement.add(item)
-        # A list append applied twice appends twice: the driver must never retry one itself.
-        statement.is_idempotent = self._idempotent and self._kind not in (
-            StatementKind.LWT,
-            StatementKind.APPEND,
-        )
+        statement.is_idempotent = self._mark_idempotent
         return statement
 
     def _cql(self) -> str:
