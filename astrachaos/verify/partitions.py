@@ -296,11 +296,15 @@ def verify(
     began = time.monotonic()
     result = Verification(windows=list(windows))
     taken: list[LedgerRecord] = []  # acknowledged records found not `ok` (or left unread)
-    with ThreadPoolExecutor(2, thread_name_prefix="verify-totals") as pool:
+    with (
+        ThreadPoolExecutor(2, thread_name_prefix="verify-totals") as pool,
+        ledger.reading() as records,
+        ledger.reading() as planned_reader,
+        _PlannedAhead(planned_reader) as planned,
+    ):
         totals = pool.submit(_acked_totals, ledger, run_started_ns)  # while the partitions are read
         app_logged = pool.submit(_app_logged_success, ledger)
-        with ledger.reading() as records:
-            ok = _classify(reader, records, buckets, spec, run_started_ns, sleep, result, taken, totals)
+        ok = _classify(reader, records, planned, buckets, spec, run_started_ns, sleep, result, taken, totals)
         acked, result.app_logged_success = totals.result(), app_logged.result()
     result.acknowledged = acked.count
     for record in taken:
@@ -317,6 +321,33 @@ def reread_levels(consistency: str) -> list[str]:
     return [consistency] + (["QUORUM"] if consistency == "ALL" else [])
 
 
+class _PlannedAhead:
+    """Each bucket's planned digests, read on a thread (and connection) of their own.
+
+    A bucket's are asked for when its partition read starts, and taken when it is joined: the
+    main thread digests rows meanwhile instead of waiting for SQLite.
+    """
+
+    def __init__(self, reader: LedgerReader) -> None:
+        self._reader = reader
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="verify-planned")
+        self._asked: dict[int, Future[PlannedDigests]] = {}
+
+    def __enter__(self) -> _PlannedAhead:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+    def ask(self, bucket: int) -> None:
+        if bucket not in self._asked:
+            self._asked[bucket] = self._pool.submit(self._reader.planned_digests, bucket)
+
+    def take(self, bucket: int) -> PlannedDigests:
+        self.ask(bucket)
+        return self._asked.pop(bucket).result()
+
+
 def _acked_totals(ledger: Ledger, run_started_ns: int) -> AckedTotals:
     with ledger.reading() as records:
         return records.acked_totals(run_started_ns)
@@ -330,6 +361,7 @@ def _app_logged_success(ledger: Ledger) -> int:
 def _classify(
     reader: PartitionReader,
     ledger: LedgerReader,
+    planned_ahead: _PlannedAhead,
     buckets: Iterable[int],
     spec: Verify,
     run_started_ns: int,
@@ -351,8 +383,8 @@ def _classify(
     parked: list[tuple[int, PlannedDigests, list[Stored]]] = []
     unread: list[int] = []
     ok = 0
-    for bucket, rows in _first_reads(reader, _buckets(ledger, buckets), spec.read_consistency):
-        planned = ledger.planned_digests(bucket)
+    for bucket, rows in _first_reads(reader, _buckets(ledger, buckets, planned_ahead), spec.read_consistency):
+        planned = planned_ahead.take(bucket)
         result.records += planned.count
         if isinstance(rows, Exception):
             log.error("bucket %s could not be read: %s", bucket, rows)
@@ -385,11 +417,19 @@ def _classify(
     return ok
 
 
-def _buckets(ledger: LedgerReader, buckets: Iterable[int]) -> Iterator[int]:
-    """The run's buckets, then any other the ledger planned in (asked once those are read)."""
+def _buckets(ledger: LedgerReader, buckets: Iterable[int], planned: _PlannedAhead) -> Iterator[int]:
+    """The run's buckets, then any other the ledger planned in (asked once those are read).
+
+    The planned digests of each are asked for as its read starts.
+    """
     run = sorted(buckets)
-    yield from run
-    yield from sorted(set(ledger.buckets()).difference(run))
+    for bucket in itertools.chain(run, _elsewhere(ledger, run)):
+        planned.ask(bucket)
+        yield bucket
+
+
+def _elsewhere(ledger: LedgerReader, buckets: list[int]) -> Iterator[int]:
+    yield from sorted(set(ledger.buckets()).difference(buckets))
 
 
 def _join(
