@@ -243,8 +243,9 @@ def _first_reads(
 
     A reader without `scan_many` (a stand-in table) is read one partition after another.
     """
-    if isinstance(reader, PartitionReader):
-        yield from reader.scan_many(buckets, consistency)
+    scan_many = getattr(reader, "scan_many", None)
+    if scan_many is not None:
+        yield from scan_many(buckets, consistency)
         return
     for bucket in buckets:
         try:
