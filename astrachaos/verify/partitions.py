@@ -34,6 +34,7 @@ from astrachaos.workload.plan import Digest, applied_digest, digest_of
 log = logging.getLogger(__name__)
 _READ_ATTEMPTS = 3
 READ_AHEAD = 4  # partitions in flight while one is joined
+PARKED_ROWS = 200_000  # rows read and kept until the acknowledged totals are counted (~40 MB)
 Stored = tuple[int, "int | None", str, int]  # key, record_id, digest, applications: a row as read
 Window = tuple[str, int, "int | None"]  # injector, start_ns, end_ns (None: still open)
 
@@ -373,7 +374,7 @@ def _classify(
 ) -> int:
     """Classify the records that are not `ok` into `result`; return how many are.
 
-    Partitions are joined in the order their reads complete (up to READ_AHEAD wait for the
+    Partitions are joined in the order their reads complete (up to PARKED_ROWS rows wait for the
     acknowledged totals, counted meanwhile); what is left open is classified in bucket order
     afterwards, so that the verdict does not depend on the order of the reads.
     """
@@ -382,6 +383,7 @@ def _classify(
     unexpected: dict[int, dict[int, StoredRow]] = {}
     opened: dict[int, _Open] = {}
     parked: list[tuple[int, PlannedDigests, list[Stored]]] = []
+    parked_rows = 0
     unread: list[int] = []
     ok = 0
     for bucket, rows in _first_reads(reader, _buckets(ledger, buckets, planned_ahead), spec.read_consistency):
@@ -395,8 +397,10 @@ def _classify(
             continue
         present_by_bucket[bucket] = len(rows)
         parked.append((bucket, planned, rows))
-        if totals.done() or len(parked) > READ_AHEAD:
+        parked_rows += len(rows)
+        if totals.done() or parked_rows > PARKED_ROWS:
             ok += _join(ledger, parked, totals.result(), opened)
+            parked_rows = 0
     ok += _join(ledger, parked, totals.result(), opened)
     result.unread_buckets.extend(sorted(unread))
     for bucket, left in sorted(opened.items()):

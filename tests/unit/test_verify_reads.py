@@ -96,3 +96,17 @@ def test_a_partition_holding_exactly_what_was_planned_still_shows_its_unacknowle
     assert got.counts[RecordClass.OK] == 7
     [failed_but_written] = got.not_ok
     assert failed_but_written.record_id == 3 and failed_but_written.record_class is not RecordClass.OK
+
+
+def test_the_ledger_lists_its_buckets_by_skipping_from_one_to_the_next(tmp_path: Path) -> None:
+    ledger = Ledger.create(tmp_path / "ledger.sqlite", "run-1", {})
+    bus = EventBus()
+    ledger.subscribe(bus)
+    try:
+        assert ledger.buckets() == []
+        planned = [(0, -3), (1, 5), (2, 5), (3, 0), (4, 2**40)]
+        bus.publish(RecordsPlanned(tuple(Record(rid, 0, 0, b, rid, f"d{rid}") for rid, b in planned), 1))
+        ledger.flush()
+        assert ledger.buckets() == [-3, 0, 5, 2**40]
+    finally:
+        ledger.close()
