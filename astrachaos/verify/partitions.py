@@ -164,10 +164,14 @@ class PartitionReader:
         pages: queue.SimpleQueue[tuple[int, list[Any] | Exception, bool]] = queue.SimpleQueue()
 
         def start(bucket: int) -> None:
-            bound = self._prepared.bind((self._run_id, bucket))
-            bound.fetch_size = self._page_size
-            bound.consistency_level = level
-            future = self._session.execute_async(bound, execution_profile=self._profile)
+            try:
+                bound = self._prepared.bind((self._run_id, bucket))
+                bound.fetch_size = self._page_size
+                bound.consistency_level = level
+                future = self._session.execute_async(bound, execution_profile=self._profile)
+            except Exception as error:  # a session shut down under us: an unread partition, not a crash
+                on_error(error, bucket)
+                return
             future.add_callbacks(on_page, on_error, callback_args=(bucket, future), errback_args=(bucket,))
 
         def on_page(rows: list[Any], bucket: int, future: Any) -> None:  # on the driver's I/O thread

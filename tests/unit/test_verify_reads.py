@@ -5,14 +5,16 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from astrachaos.driver.table import RunTable
 from astrachaos.events import DriverOutcome, EventBus, Record, RecordsPlanned, WriteCompleted
 from astrachaos.ledger.writer import Ledger
 from astrachaos.scenario import Verify
 from astrachaos.verify.classify import RecordClass
-from astrachaos.verify.partitions import Stored, Verification, _stored, _stored_rows, verify
+from astrachaos.verify.partitions import PartitionReader, Stored, Verification, _stored, _stored_rows, verify
 from astrachaos.workload.plan import blake2b_digest_of, digest_of
 from tests.unit.test_verify_join import BUCKETS, FIRST, START_NS, STRONG, FakeTable, _random_run
 
@@ -110,3 +112,38 @@ def test_the_ledger_lists_its_buckets_by_skipping_from_one_to_the_next(tmp_path:
         assert ledger.buckets() == [-3, 0, 5, 2**40]
     finally:
         ledger.close()
+
+
+class _RefusingSession:
+    """A session whose every request fails before it is sent (as a shut-down session's would)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def prepare(self, cql: str) -> Any:
+        class Prepared:
+            def bind(self, values: tuple[Any, ...]) -> Any:
+                return type("Bound", (), {})()
+
+        return Prepared()
+
+    def execution_profile_clone_update(self, profile: Any, **changes: Any) -> Any:
+        return profile
+
+    def execute_async(self, statement: Any, execution_profile: Any) -> Any:
+        self.requests += 1
+        raise RuntimeError("cannot send: session shut down")
+
+
+def test_a_request_that_cannot_even_be_sent_leaves_its_partition_unread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("astrachaos.verify.partitions.time.sleep", lambda _: None)
+    session = _RefusingSession()
+    reader = PartitionReader(session, RunTable("ks", "t"), "run-1", page_size=10)
+
+    got = list(reader.scan_many([0, 1], "ONE"))
+
+    assert sorted(bucket for bucket, _ in got) == [0, 1]
+    assert all(isinstance(error, RuntimeError) for _, error in got)
+    assert session.requests == 6  # three attempts each
