@@ -92,7 +92,7 @@ def run_engine(scenario: Scenario, out: Path) -> EngineRun:
 
 def record_values(scenario: Scenario, run_id: str) -> list[tuple[Any, ...]]:
     """The bound values the engine would send for this scenario, in the same column order."""
-    plan = RecordPlan(scenario.workload, run_id, scenario.schema_.buckets, scenario.seed or 0)
+    plan = RecordPlan(scenario.workload, run_id, scenario.schema_.buckets, scenario.random_seed or 0)
     return [
         (run_id, p.record.bucket, p.record.key, p.record.record_id, p.record.writer,
          p.record.batch, p.payload)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from astrachaos.config.settings import DriverOptions
+    from astrachaos.config.driver_options import DriverOptions
 
 log = logging.getLogger(__name__)
 

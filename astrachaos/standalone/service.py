@@ -24,9 +24,10 @@ import yaml
 from pydantic import ValidationError
 
 from astrachaos.errors import EnvironmentProblem, InvalidScenario, RollbackFailed, UsageProblem
+from astrachaos.events import FaultWindow
 from astrachaos.injectors.interface import ClientHooks, Injector, InjectorContext
 from astrachaos.injectors.registry import lookup
-from astrachaos.injectors.schedule import ScheduledFault, Window
+from astrachaos.injectors.schedule import ScheduledFault
 from astrachaos.proxy.interception import CqlRelay, Topology
 from astrachaos.proxy.server import Address, ProxySet
 from astrachaos.proxy.topology import AddressMap
@@ -109,14 +110,14 @@ class StandaloneProxy:
         *,
         capture_dir: Path | None = None,
         schema_session: Any = None,
-        seed: int = 0,
+        random_seed: int = 0,
     ) -> None:
         if not upstreams:
             raise UsageProblem("give at least one --upstream HOST:PORT (or --profile)")
         self.routes = listen_addresses(upstreams, listen)
         self.addresses = AddressMap.resolve(self.routes)
         self.counts: Counter[str] = Counter()
-        self._rng = random.Random(seed)
+        self._rng = random.Random(random_seed)
         self._faults: dict[str, _Fault] = {}
         self._removed: list[dict[str, Any]] = []
         self._lock = threading.RLock()
@@ -126,7 +127,7 @@ class StandaloneProxy:
         self.ledger: Any = None
         if capture_dir is not None:
             self._open_capture(capture_dir, schema_session)
-        self.proxies = ProxySet([], 0, seed=seed, routes=self.routes, relay_factory=self._relay)
+        self.proxies = ProxySet([], 0, random_seed=random_seed, routes=self.routes, relay_factory=self._relay)
         self._ticker = threading.Thread(target=self._tick, name="proxy-faults", daemon=True)
 
     def _open_capture(self, directory: Path, session: Any) -> None:
@@ -216,11 +217,11 @@ class StandaloneProxy:
             injector.prepare()
             windows: list[dict[str, float | None]] = []
 
-            def on_window(window: Window) -> None:
+            def on_window(window: FaultWindow) -> None:
                 _record_window(windows, window)
 
             scheduled = ScheduledFault(
-                label, injector.apply, injector.rollback, spec.schedule, rng, on_window
+                label, injector.apply, injector.rollback, spec.schedule, rng, on_window, injector.kind
             )
             fault = _Fault(label, spec, injector, scheduled, time.monotonic(), windows)
             self._faults[label] = fault
@@ -320,7 +321,7 @@ class StandaloneProxy:
         return ", ".join(labels) or None
 
 
-def _record_window(windows: list[dict[str, float | None]], window: Window) -> None:
+def _record_window(windows: list[dict[str, float | None]], window: FaultWindow) -> None:
     """Keep a fault window in wall-clock seconds (result.json readers compare with sent_at)."""
     now_wall, now_mono = time.time(), time.monotonic_ns()
     if window.end_ns is None:

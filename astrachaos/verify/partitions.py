@@ -24,7 +24,7 @@ from xxhash import xxh3_64_hexdigest
 
 from astrachaos.driver.table import RunTable
 from astrachaos.errors import EnvironmentProblem
-from astrachaos.events import DriverOutcome
+from astrachaos.events import DriverOutcome, FaultWindow
 from astrachaos.ledger.reader import AckedTotals, LedgerReader, LedgerRecord, PlannedDigests, second_of
 from astrachaos.ledger.writer import Ledger
 from astrachaos.scenario import Verify
@@ -36,7 +36,6 @@ _READ_ATTEMPTS = 3
 READ_AHEAD = 4  # partitions in flight while one is joined
 PARKED_ROWS = 200_000  # rows read and kept until the acknowledged totals are counted (~40 MB)
 Stored = tuple[int, "int | None", str, int]  # key, record_id, digest, applications: a row as read
-Window = tuple[str, int, "int | None"]  # injector, start_ns, end_ns (None: still open)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +86,7 @@ class Verification:
     silent_by_error: Counter[str] = field(default_factory=Counter)
     unread_buckets: list[int] = field(default_factory=list)
     reread_consistency: str | None = None
-    windows: list[Window] = field(default_factory=list)
+    windows: list[FaultWindow] = field(default_factory=list)
     rows_read: int = 0
     seconds: float = 0.0
 
@@ -286,13 +285,13 @@ def verify(
     spec: Verify,
     run_started_ns: int,
     sleep: Callable[[float], None] = time.sleep,
-    windows: Sequence[Window] = (),
+    windows: Sequence[FaultWindow] = (),
 ) -> Verification:
     """Classify every ledger record against the table; list every record that is not `ok`.
 
     `buckets` are the partitions the run may have written (rows there without a record are
-    `unexpected`). `windows` are the fault windows of the run, (injector, start_ns, end_ns or
-    None); each record that is not ok is tagged with those active while it was written.
+    `unexpected`). `windows` are the fault windows of the run; each record that is not ok is
+    tagged with those active while it was written.
 
     A record is `ok` when it was acknowledged and its own row, applied once, is at its key. Those
     are settled in bulk: a set intersection of what the ledger planned with what the partition
@@ -616,17 +615,13 @@ def _point_to_misplaced(result: Verification) -> None:
             result.not_ok[i] = dataclasses.replace(entry, found=where)
 
 
-def _faults_during(windows: Sequence[Window], record: LedgerRecord) -> tuple[str, ...]:
+def _faults_during(windows: Sequence[FaultWindow], record: LedgerRecord) -> tuple[str, ...]:
     """Injectors whose window overlaps the time the record was in the driver's hands."""
     if not windows or record.submitted_ns is None:
         return ()
     start = record.submitted_ns
     end = record.completed_ns if record.completed_ns is not None else start
-    return tuple(
-        sorted(
-            {name for name, w_start, w_end in windows if w_start <= end and (w_end is None or w_end >= start)}
-        )
-    )
+    return tuple(sorted({w.injector for w in windows if w.overlaps(start, end)}))
 
 
 def _found(record: LedgerRecord, row: StoredRow | None, seen: Seen, by_id: dict[int, LedgerRecord]) -> str:

@@ -75,11 +75,11 @@ class PlannedRecord:
 class RecordPlan:
     """Splits a workload among writers and makes each writer's batches on demand (bounded memory)."""
 
-    def __init__(self, workload: Workload, run_id: str, buckets: int, seed: int) -> None:
+    def __init__(self, workload: Workload, run_id: str, buckets: int, random_seed: int) -> None:
         self.workload = workload
         self.run_id = run_id
         self.buckets = buckets
-        self.seed = seed
+        self.random_seed = random_seed
 
     def share(self, writer: int) -> range:
         """The record ids writer `writer` owns: contiguous, the remainder spread over the first."""
@@ -117,4 +117,4 @@ class RecordPlan:
 
     def rng(self, writer: int) -> random.Random:
         """A per-writer random source derived from the run seed (repeatable runs)."""
-        return random.Random(self.seed * 1_000_003 + writer)
+        return random.Random(self.random_seed * 1_000_003 + writer)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from astrachaos.config.settings import DriverOptions
+from astrachaos.config.driver_options import DriverOptions
 from astrachaos.driver.throttle import (
     ConcurrencyLimitingThrottler,
     PassThroughThrottler,
