@@ -33,10 +33,12 @@ NOTES = (
     "makes its records (payload, digest) inside its write phase, as it must",
     "writes: with the server as the bottleneck, wall-clock ratios hide client cost; "
     "`client CPU per record written` shows it (process CPU, every thread)",
-    "verification: the engine's seconds include reading and joining its SQLite ledger; "
-    "the raw scan only iterates the rows, one partition after another, with the driver's default "
-    "rows; the second baseline reads as the engine does (tuple rows, "
-    f"{READ_AHEAD} partitions in flight), so its ratio is the engine's own cost alone",
+    "verification: the engine's seconds include reading and joining its SQLite ledger and a "
+    "digest of every row; the goal's baseline reads the same rows the same way with the raw "
+    f"driver (tuple rows, {READ_AHEAD} partitions in flight, paged by callbacks), as the write "
+    "goal's baseline writes at the same concurrency, so its ratio is the engine's own cost alone; "
+    "the second baseline is a scan written by hand, one partition after another, the driver's "
+    "default rows: concurrency alone beats it",
     "writes, 2 processes: the same writers spread over two writer processes (each its own "
     "Cluster), against the same single-process raw baseline; Cassandra runs on the same 2 cores, "
     "so the client can only take what the server leaves",
@@ -121,22 +123,28 @@ def _repetitions(
             else:
                 writes.append(raw_write(raw.session, table, scenario, _raw_run_id(str(rep)),
                                         plan.concurrency))  # fmt: skip
-        scans.append(
-            raw_scan(raw.session, table, engines[-1].run_id, plan.buckets,
-                     scenario.verify.page_size, scenario.verify.read_consistency)
-        )  # fmt: skip
-        like_engine.append(
-            raw_scan_like_engine(raw.session, table, engines[-1].run_id, plan.buckets,
-                                 scenario.verify.page_size, scenario.verify.read_consistency, READ_AHEAD)
-        )  # fmt: skip
-        if scans[-1].rows != engines[-1].rows_read:
-            raise BenchFailure(f"the raw scan read {scans[-1].rows} rows, the engine {engines[-1].rows_read}")
+        for scan in ("one", "like") if rep % 2 == 0 else ("like", "one"):  # neither always second
+            if scan == "one":
+                scans.append(
+                    raw_scan(raw.session, table, engines[-1].run_id, plan.buckets,
+                             scenario.verify.page_size, scenario.verify.read_consistency)
+                )  # fmt: skip
+            else:
+                like_engine.append(
+                    raw_scan_like_engine(raw.session, table, engines[-1].run_id, plan.buckets,
+                                         scenario.verify.page_size, scenario.verify.read_consistency,
+                                         READ_AHEAD)
+                )  # fmt: skip
+        for scanned in (scans[-1], like_engine[-1]):
+            if scanned.rows != engines[-1].rows_read:
+                raise BenchFailure(f"a raw scan read {scanned.rows} rows, the engine {engines[-1].rows_read}")
         say(
             f"repetition {rep + 1}/{plan.repetitions}: writes/s engine "
             f"{engines[-1].writes_per_s:,.0f} raw {writes[-1].writes_per_s:,.0f} "
             f"2 processes {two[-1].writes_per_s:,.0f}; "
             f"verify rows/s engine {engines[-1].verify_rows_per_s:,.0f} "
-            f"raw {scans[-1].rows_per_s:,.0f} (read like the engine {like_engine[-1].rows_per_s:,.0f}); "
+            f"raw at the same concurrency {like_engine[-1].rows_per_s:,.0f} "
+            f"(one partition at a time {scans[-1].rows_per_s:,.0f}); "
             "CPU us/record engine "
             f"{engines[-1].write_cpu_us_per_record:,.0f} raw {writes[-1].cpu_us_per_record:,.0f}"
         )
@@ -155,17 +163,17 @@ def _ratio_metrics(
             WRITE_GOAL,
         ),
         ratio_metric(
-            "verification read rate",
-            "rows/s",
-            [e.verify_rows_per_s for e in engines],
-            [s.rows_per_s for s in scans],
-            VERIFY_GOAL,
-        ),
-        info_metric(
-            "verification vs a scan read like the engine's",
+            "verification read rate (raw scan at the same concurrency)",
             "rows/s",
             [e.verify_rows_per_s for e in engines],
             [s.rows_per_s for s in like_engine],
+            VERIFY_GOAL,
+        ),
+        info_metric(
+            "verification vs a raw scan one partition at a time",
+            "rows/s",
+            [e.verify_rows_per_s for e in engines],
+            [s.rows_per_s for s in scans],
         ),
         # With the server as the bottleneck, CPU shows the engine's own cost that wall time hides.
         info_metric(
