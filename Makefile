@@ -43,6 +43,7 @@ bench: $(STAMP)  ## engine vs raw-driver ratios, medians of several runs; then p
 	$(BIN)/python -m bench.proxy 50000
 	$(BIN)/python -m bench.reconcile_bench 1000000
 	$(BIN)/python -m bench.capture_proxy 1000000 20000
+	$(BIN)/python -m bench.capture_hot_path 100000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache runs

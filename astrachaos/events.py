@@ -11,7 +11,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -28,6 +28,34 @@ class DriverOutcome(StrEnum):
 
 
 RECORD_DIGEST = "xxh3-64"  # how Record.digest is made; ledgers name it in their meta
+
+
+@dataclass(frozen=True, slots=True)
+class FaultWindow:
+    """When one injector's fault was active, in monotonic ns; `end_ns` None: still (or cut off).
+
+    The one shape of a fault window: the schedule opens and closes it, the ledger stores it
+    (`window_id`: its row, 0 before), verification matches records against it, reports draw it.
+    """
+
+    injector: str
+    kind: str
+    start_ns: int
+    end_ns: int | None = None
+    window_id: int = 0
+
+    @property
+    def label(self) -> str:
+        """How reports name it: `injector (kind)`."""
+        return f"{self.injector} ({self.kind})"
+
+    def overlaps(self, start_ns: int, end_ns: int) -> bool:
+        """Whether the fault was active at some moment in [start_ns, end_ns]."""
+        return self.start_ns <= end_ns and (self.end_ns is None or self.end_ns >= start_ns)
+
+    def ended(self, end_ns: int) -> FaultWindow:
+        """This window, closed at `end_ns`."""
+        return replace(self, end_ns=end_ns)
 
 
 @dataclass(frozen=True, slots=True)

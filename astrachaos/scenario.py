@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 
 class _Strict(BaseModel):
@@ -47,16 +56,98 @@ class DualWrite(StrEnum):
     BEST_EFFORT_SECONDARY = "best-effort-secondary"  # both at once; secondary errors ignored
 
 
+class _Overrides(_Strict):
+    """Options of which only those written are applied: dumped as written, nothing else."""
+
+    @model_serializer(mode="wrap")
+    def _only_what_was_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {key: value for key, value in data.items() if key in self.model_fields_set}
+
+
+class RetryOverrides(_Overrides):
+    """Retry options a scenario changes (the rest come from the profile)."""
+
+    policy: Literal["driver-default", "fallthrough", "exponential"] | None = None
+    max_attempts: int | None = None
+    base_delay_ms: int | None = None
+    max_delay_ms: int | None = None
+
+
+class SpeculativeExecutionOverrides(_Overrides):
+    """Speculative-execution options a scenario changes."""
+
+    delay_ms: int | None = None
+    max_attempts: int | None = None
+
+
+class DriverOverrides(_Overrides):
+    """Driver options a scenario changes; every field optional, names as in `config show`.
+
+    Only what the YAML sets is applied over the profile's options (`model_fields_set`); the
+    loader checks the values, and their combination with the profile, against `DriverOptions`.
+    Keys may be dotted (`retry.max_attempts`) and may start with `driver.`.
+    """
+
+    request_timeout_ms: int | None = None
+    consistency: str | None = None
+    serial_consistency: str | None = None
+    default_idempotence: bool | None = None
+    max_local_connections_per_host: int | None = None
+    max_requests_per_connection: int | None = None
+    max_queue_size: int | None = None
+    max_concurrent_requests: int | None = None
+    max_requests_per_second: int | None = None
+    throttler: Literal["concurrency", "rate", "none"] | None = None
+    retry: RetryOverrides | None = None
+    speculative_execution: SpeculativeExecutionOverrides | None = None
+    heartbeat_interval_s: float | None = None
+    idle_heartbeat_timeout_s: float | None = None
+    protocol_version: int | None = None
+    compression: Literal["none", "lz4", "snappy"] | None = None
+    tcp_nodelay: bool | None = None
+    keepalive: bool | None = None
+    connect_timeout_s: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_dotted_keys(cls, data: Any) -> Any:
+        return nest_dotted(data) if isinstance(data, Mapping) else data
+
+    def as_options(self) -> dict[str, Any]:
+        """Only the options the scenario set, nested, ready to overlay on a profile's."""
+        return self.model_dump()
+
+    def __bool__(self) -> bool:
+        return bool(self.model_fields_set)
+
+
+def nest_dotted(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"retry.max_attempts": 3, "driver.consistency": "ONE"}` as one nested mapping."""
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        *parents, leaf = str(key).removeprefix("driver.").split(".")
+        level = nested
+        for part in parents:
+            if not isinstance(level.get(part), dict):
+                level[part] = {}
+            level = level[part]
+        if isinstance(value, Mapping):
+            value = nest_dotted(value)
+            if isinstance(level.get(leaf), dict):
+                value = {**level[leaf], **value}
+        level[leaf] = value
+    return nested
+
+
 class Secondary(_Strict):
     """The second target of a dual write."""
 
     profile: str = Field("local", description="Connection profile of the secondary target.")
-    keyspace: str = Field(
-        "astrachaos_secondary", description="Keyspace of the secondary's run table."
-    )
+    keyspace: str = Field("astrachaos_secondary", description="Keyspace of the secondary's run table.")
     strategy: DualWrite = Field(DualWrite.SYNC_BOTH, description="How the app writes both.")
-    driver: dict[str, Any] = Field(
-        default_factory=dict, description="Driver-option overrides for the secondary."
+    driver: DriverOverrides = Field(
+        default_factory=DriverOverrides, description="Driver-option overrides for the secondary."
     )
 
 
@@ -67,8 +158,8 @@ class Target(_Strict):
     keyspace: str | None = Field(
         None, description="Keyspace for the run table; default: the profile's keyspace."
     )
-    driver: dict[str, Any] = Field(
-        default_factory=dict,
+    driver: DriverOverrides = Field(
+        default_factory=DriverOverrides,
         description="Driver-option overrides for this scenario (names as in `config show`).",
     )
     secondary: Secondary | None = Field(
@@ -142,9 +233,7 @@ class Workload(_Strict):
 class SessionReset(_Strict):
     """Close and reopen the session mid-stream, with requests in flight."""
 
-    after_records: int = Field(
-        ..., ge=1, description="Reset once this many records were handed over."
-    )
+    after_records: int = Field(..., ge=1, description="Reset once this many records were handed over.")
 
 
 class Pattern(_Strict):
@@ -235,7 +324,9 @@ class Scenario(_Strict):
 
     name: str = Field(..., description="Scenario name (the file name without .yaml).")
     description: str = Field("", description="What this scenario shows.")
-    seed: int | None = Field(None, description="Random seed; recorded so a run can be repeated.")
+    random_seed: int | None = Field(
+        None, alias="seed", description="Random seed; recorded so a run can be repeated."
+    )
     target: Target = Field(default_factory=Target)
     schema_: Schema = Field(default_factory=Schema, alias="schema")
     workload: Workload = Field(default_factory=Workload)

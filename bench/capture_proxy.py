@@ -3,7 +3,8 @@
 1. A client's write throughput through the proxy with capture on and no fault vs straight to the
    node, in the same run (goal ≥ 0.8), uncompressed then lz4. The proxy is the real CLI in its own process.
 2. The proxy's peak RSS (VmHWM) over N captured writes (goal ≤ 300 MB at 1,000,000).
-3. `verify_capture` of those N writes vs a raw paged scan of the same rows (goal ≥ 0.8).
+3. `verify_capture` of those N writes vs a raw paged scan of the same rows (goal ≥ 0.8), alternating,
+   three times each; the 1-minute load average is printed with each part (the machine is shared).
 
     python -m bench.capture_proxy [N] [THROUGHPUT_ROWS]
 """
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import statistics
@@ -130,10 +132,11 @@ def throughput(
         "direct_rows_per_s": round(d), "proxied_rows_per_s": round(p), "ratio": round(p / d, 3),
         "direct_runs": [round(r) for r in direct_rates], "proxied_runs": [round(r) for r in proxied_rates],
         "rows_per_run": rows, "concurrency": concurrency, "compression": compression or "none",
+        "load_1m_after": round(os.getloadavg()[0], 1),
     }  # fmt: skip
 
 
-def memory_and_verification(total: int = 1_000_000, repetitions: int = 2) -> dict[str, Any]:
+def memory_and_verification(total: int = 1_000_000, repetitions: int = 3) -> dict[str, Any]:
     """Peak RSS of the proxy over `total` captured writes; verification vs raw scan, alternating."""
     from cassandra import ConsistencyLevel
     from cassandra.query import SimpleStatement
@@ -173,7 +176,7 @@ def memory_and_verification(total: int = 1_000_000, repetitions: int = 2) -> dic
         "proxy_peak_rss_mb": round(peak_mb, 1), "verify_s": round(v, 1), "raw_scan_s": round(s, 1),
         "ratio_scan_over_verify": round(s / v, 3), "verify_runs_s": [round(x, 1) for x in verify_s],
         "scan_runs_s": [round(x, 1) for x in scan_s], "rows_scanned": rows, "ok": counts.get("ok"),
-        "lost": counts.get("lost"),
+        "lost": counts.get("lost"), "load_1m_after": round(os.getloadavg()[0], 1),
     }  # fmt: skip
 
 

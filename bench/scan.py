@@ -2,14 +2,15 @@
 
 `raw_scan` is what a user writes by hand: one partition after another, the driver's default
 rows. `raw_scan_like_engine` reads as the engine does (plain tuples, `read_ahead` partitions in
-flight), so the ratio against it shows the engine's own cost alone.
+flight, each paged by the driver's callbacks), so the ratio against it shows the engine's own
+cost alone: digesting every row, reading its ledger, joining.
 """
 
 from __future__ import annotations
 
+import itertools
+import queue
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,21 +50,47 @@ def raw_scan_like_engine(
     consistency: str,
     read_ahead: int,
 ) -> RawScan:
-    """The same scan with tuple rows and `read_ahead` partitions read at once, as verification."""
-    read = _partition_reader(session, table, run_id, page_size, consistency, tuples=True)
+    """The same scan with tuple rows and `read_ahead` partitions read at once by callbacks."""
+    from cassandra import ConsistencyLevel
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT
+    from cassandra.query import tuple_factory
+
+    prepared = session.prepare(table.partition_cql())
+    level = ConsistencyLevel.name_to_value[consistency]
+    profile = session.execution_profile_clone_update(EXEC_PROFILE_DEFAULT, row_factory=tuple_factory)
+    pages: queue.SimpleQueue[tuple[list[Any] | Exception, bool]] = queue.SimpleQueue()
+
+    def start(bucket: int) -> None:
+        bound = prepared.bind((run_id, bucket))
+        bound.fetch_size = page_size
+        bound.consistency_level = level
+        future = session.execute_async(bound, execution_profile=profile)
+        future.add_callbacks(on_page, lambda error: pages.put((error, False)), callback_args=(future,))
+
+    def on_page(rows: list[Any], future: Any) -> None:
+        more = future.has_more_pages
+        pages.put((rows, more))
+        if more:
+            future.start_fetching_next_page()
+
     began = time.perf_counter()
-    with ThreadPoolExecutor(read_ahead) as pool:
-        rows = sum(_in_order(pool, read, range(buckets), read_ahead))
+    upcoming = iter(range(buckets))
+    reading = 0
+    for bucket in itertools.islice(upcoming, read_ahead):
+        start(bucket)
+        reading += 1
+    rows = 0
+    while reading:
+        page, more = pages.get()
+        if isinstance(page, Exception):
+            raise page
+        rows += sum(1 for _ in page)
+        if not more:
+            reading -= 1
+            for following in itertools.islice(upcoming, 1):
+                start(following)
+                reading += 1
     return RawScan(run_id, rows, time.perf_counter() - began)
-
-
-def _in_order(pool: ThreadPoolExecutor, read: Any, buckets: range, ahead: int) -> Iterator[int]:
-    futures = [pool.submit(read, bucket) for bucket in buckets[:ahead]]
-    for following in buckets[ahead:]:
-        yield futures.pop(0).result()
-        futures.append(pool.submit(read, following))
-    for future in futures:
-        yield future.result()
 
 
 def _partition_reader(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 from astrachaos.driver.table import RunTable
 from astrachaos.events import PhaseStarted
 from astrachaos.run.runner import Runner
+from astrachaos.run.targets import local_cluster_for, resolve_profile
 from astrachaos.scenario import Scenario
 from astrachaos.workload.plan import RecordPlan
 
@@ -30,6 +32,12 @@ class EngineRun:
     rows_read: int
     verify_s: float
     write_cpu_s: float  # process CPU from the start of writing to the start of verifying
+    node_cpu_s: float | None = None  # the local node's CPU over the same span (None: not known)
+
+    @property
+    def node_cpu_us_per_record(self) -> float | None:
+        """The database node's CPU per record written (its other clients' load included)."""
+        return None if self.node_cpu_s is None else self.node_cpu_s / self.records * 1e6
 
     @property
     def write_cpu_us_per_record(self) -> float:
@@ -50,6 +58,12 @@ class RawWrite:
     records: int
     seconds: float
     cpu_s: float  # process CPU while the inserts ran
+    node_cpu_s: float | None = None  # the local node's CPU while the inserts ran
+
+    @property
+    def node_cpu_us_per_record(self) -> float | None:
+        """The database node's CPU per record written (its other clients' load included)."""
+        return None if self.node_cpu_s is None else self.node_cpu_s / self.records * 1e6
 
     @property
     def cpu_us_per_record(self) -> float:
@@ -62,12 +76,46 @@ class RawWrite:
         return self.records / self.seconds
 
 
+class NodeCpu:
+    """CPU seconds used so far by the local node serving a scenario's profile (Linux /proc).
+
+    The node shares the machine's cores with the client: what it uses per record bounds what
+    any client can reach. Its other clients (other runs on the machine) are counted too.
+    """
+
+    def __init__(self, scenario: Scenario) -> None:
+        self._pid: int | None = None
+        try:
+            cluster = local_cluster_for(resolve_profile(scenario))
+            self._pid = None if cluster is None else cluster.nodes[0].pid()
+        except Exception:  # a bench without a local node still measures the client
+            self._pid = None
+
+    def seconds(self) -> float | None:
+        """utime + stime of the node's JVM, or None when it is not known."""
+        if self._pid is None:
+            return None
+        try:
+            with open(f"/proc/{self._pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _spent(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
+
+
 def run_engine(scenario: Scenario, out: Path) -> EngineRun:
     """Run the scenario through the real engine; refuse a run that lost or failed anything."""
     cpu_at: dict[str, float] = {}
+    node = NodeCpu(scenario)
+    node_at: dict[str, float | None] = {}
 
     def mark(event: PhaseStarted) -> None:
         cpu_at[event.phase] = time.process_time()
+        node_at[event.phase] = node.seconds()
 
     runner = Runner(scenario, out)
     runner.events.subscribe(PhaseStarted, mark)
@@ -87,12 +135,13 @@ def run_engine(scenario: Scenario, out: Path) -> EngineRun:
         rows_read=result["verification"]["rows_read"],
         verify_s=result["verification"]["seconds"],
         write_cpu_s=cpu_at["verifying"] - cpu_at["writing"],
+        node_cpu_s=_spent(node_at["writing"], node_at["verifying"]),
     )
 
 
 def record_values(scenario: Scenario, run_id: str) -> list[tuple[Any, ...]]:
     """The bound values the engine would send for this scenario, in the same column order."""
-    plan = RecordPlan(scenario.workload, run_id, scenario.schema_.buckets, scenario.seed or 0)
+    plan = RecordPlan(scenario.workload, run_id, scenario.schema_.buckets, scenario.random_seed or 0)
     return [
         (run_id, p.record.bucket, p.record.key, p.record.record_id, p.record.writer,
          p.record.batch, p.payload)
@@ -109,12 +158,15 @@ def raw_write(session: Any, table: RunTable, scenario: Scenario, run_id: str, co
     prepared = session.prepare(table.insert_cql(scenario.schema_.ttl_s))
     prepared.is_idempotent = True  # as the engine marks its inserts
     values = record_values(scenario, run_id)
+    node = NodeCpu(scenario)
+    node_before = node.seconds()
     began, cpu = time.perf_counter(), time.process_time()
     results = execute_concurrent_with_args(
         session, prepared, values, concurrency=concurrency, raise_on_first_error=True
     )
     seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    node_cpu = _spent(node_before, node.seconds())
     failed = sum(1 for ok, _ in results if not ok)
     if failed:
         raise BenchFailure(f"raw write {run_id}: {failed} of {len(values)} inserts failed")
-    return RawWrite(run_id, len(values), seconds, cpu)
+    return RawWrite(run_id, len(values), seconds, cpu, node_cpu)

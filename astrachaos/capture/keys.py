@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from astrachaos.capture.cells import base_type
 from astrachaos.capture.model import WriteKind
 from astrachaos.reconcile.schema import encode
 
@@ -79,7 +80,7 @@ class Keyed:
     value_digest: str | None
 
 
-_BINDABLE = {
+BINDABLE = {
     "ascii", "bigint", "blob", "boolean", "date", "decimal", "double", "float", "inet", "int",
     "smallint", "text", "timestamp", "timeuuid", "tinyint", "uuid", "varchar", "varint",
 }  # fmt: skip
@@ -107,7 +108,7 @@ def key_of(
     if any(v is None for v in key.values()):
         return Reason.UNSET_KEY
     types = {c: keys.types.get(c, "") for c in keys.primary_key}
-    if any(_base(t) not in _BINDABLE for t in types.values()):
+    if any(base_type(t) not in BINDABLE for t in types.values()):
         return Reason.KEY_TYPE
     others = {c: v for c, v in values.items() if c not in key}
     digest = value_digest(others) if comparable and kind is not WriteKind.DELETE else None
@@ -118,11 +119,6 @@ def value_digest(values: Mapping[str, Any]) -> str:
     """A digest of column values, equal for a value as bound and as the Python driver reads it."""
     canonical = json.dumps({c: encode(v) for c, v in values.items()}, sort_keys=True, separators=(",", ":"))
     return hashlib.blake2b(canonical.encode(), digest_size=12).hexdigest()
-
-
-def key_identity(key: Mapping[str, Any]) -> str:
-    """The key as canonical JSON text: equal for equal keys whatever Python type carried them."""
-    return json.dumps({c: encode(v) for c, v in key.items()}, sort_keys=True, separators=(",", ":"))
 
 
 def table_keys_from_schema(session: Any, keyspace: str, table: str) -> TableKeys | None:
@@ -150,10 +146,3 @@ def table_keys_from_rows(
     return TableKeys(
         keyspace, table, ordered("partition_key"), ordered("clustering"), {r[0]: r[3] for r in rows}
     )
-
-
-def _base(cql_type: str) -> str:
-    text = cql_type.strip().lower()
-    while text.startswith("frozen<") and text.endswith(">"):
-        text = text[len("frozen<") : -1]
-    return text

@@ -2,43 +2,54 @@
 
 Same durability as a run's ledger (SQLite WAL, `synchronous=NORMAL`): a committed transaction
 survives a kill -9 of the process. Producers (the proxy loop, driver callbacks) only append to a
-queue; one thread commits in batches. A producer that must not tell its client anything the
-ledger could lose waits for `flush()` or registers `when_durable(...)` before answering.
+queue; one thread commits in batches, many rows per INSERT statement (SQLite releases the GIL once
+per statement, not once per row: the proxy's event loop is not starved while it commits). A
+producer that must not tell its client anything the ledger could lose waits for `flush()` or
+registers `when_durable(...)` before answering.
+
+Format 2 (see `cells.py`): a write row holds its table (an id into `tables`, which keeps the key
+columns, their types and how many form the partition key), the partition's token, the key as
+joined serialized cells, its column set (an id into `column_sets`), the value digest (an integer
+for serialized cells, the text of `keys.value_digest` for Python values) and the fingerprint used
+by verification's range sums. Format 1 captures (JSON keys) are refused with a clear message.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sqlite3
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
+from itertools import chain
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from astrachaos.capture.keys import key_identity
-from astrachaos.capture.model import Answer, CapturedWrite, StoredWrite, Told, Unverifiable, WriteKind
-from astrachaos.errors import EnvironmentProblem, Inconclusive
+from astrachaos.capture.cells import KeyCodec, serialize
+from astrachaos.capture.keys import TableKeys
+from astrachaos.capture.model import CapturedWrite, Told, Unverifiable, WriteKind
+from astrachaos.errors import EnvironmentProblem
 from astrachaos.ledger.writer import connect_wal
-from astrachaos.reconcile.schema import Column, cast
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = "capture.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _BUSY_TIMEOUT_MS = 30_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tables (
+    id INTEGER PRIMARY KEY, keyspace TEXT NOT NULL, tbl TEXT NOT NULL, key_columns TEXT NOT NULL,
+    key_types TEXT NOT NULL, partition_columns INTEGER);
+CREATE TABLE IF NOT EXISTS column_sets (
+    id INTEGER PRIMARY KEY, table_id INTEGER NOT NULL, columns TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS writes (
-    id INTEGER PRIMARY KEY, keyspace TEXT NOT NULL, tbl TEXT NOT NULL, key TEXT NOT NULL,
-    key_types TEXT NOT NULL, value_columns TEXT NOT NULL, value_digest TEXT,
-    write_timestamp INTEGER, kind TEXT NOT NULL, fault TEXT, connection TEXT NOT NULL,
-    stream INTEGER NOT NULL, sent_at REAL NOT NULL);
+    id INTEGER PRIMARY KEY, table_id INTEGER NOT NULL, token INTEGER, key BLOB NOT NULL,
+    column_set INTEGER, digest, fingerprint INTEGER, write_timestamp INTEGER, kind TEXT NOT NULL,
+    fault TEXT, connection TEXT NOT NULL, stream INTEGER NOT NULL, sent_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS answers (
     write_id INTEGER PRIMARY KEY, told TEXT NOT NULL, error_class TEXT, error_message TEXT,
     answered_at REAL);
@@ -46,20 +57,28 @@ CREATE TABLE IF NOT EXISTS unverifiable (
     id INTEGER PRIMARY KEY, reason TEXT NOT NULL, keyspace TEXT, tbl TEXT, statement TEXT NOT NULL,
     connection TEXT NOT NULL, at REAL NOT NULL, fault TEXT);
 """
-# Built when the producer closes (not while capturing: appends stay in rowid order, cheap at any
-# size); a capture whose producer was killed is read without it (SQLite sorts instead).
-_INDEX = "CREATE INDEX IF NOT EXISTS writes_by_key ON writes (keyspace, tbl, key, id)"
+# Built when the producer closes (appends stay in rowid order while capturing, cheap at any size);
+# a capture whose producer was killed is read from a temporary copy that has it.
+INDEX_NAME = "writes_by_token"
+INDEX = f"CREATE INDEX IF NOT EXISTS {INDEX_NAME} ON writes (table_id, token, key, id)"
 
-_INSERT_WRITE = "INSERT INTO writes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_INSERT_ANSWER = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)"
-_INSERT_UNVERIFIABLE = "INSERT INTO unverifiable (reason, keyspace, tbl, statement, connection, at, fault) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: E501
-_INSERT_META = "INSERT OR REPLACE INTO meta VALUES (?, ?)"
-_STATEMENTS = (_INSERT_WRITE, _INSERT_ANSWER, _INSERT_UNVERIFIABLE, _INSERT_META)
+# (table, columns, rows per INSERT statement): many rows per statement, one GIL release each.
+_TABLES = (
+    ("writes", 13, 200), ("answers", 5, 500), ("unverifiable", 8, 200), ("meta", 2, 100),
+    ("tables", 6, 50), ("column_sets", 3, 100),
+)  # fmt: skip
+_WRITES, _ANSWERS, _UNVERIFIABLE, _META, _REGISTERED_TABLES, _COLUMN_SETS = range(6)
 
 
 def capture_file(directory: Path) -> Path:
     """Where the capture ledger of `directory` lives."""
     return Path(directory) / FILE_NAME
+
+
+def _insert(table: str, columns: int, rows: int) -> str:
+    verb = "INSERT OR REPLACE" if table in ("answers", "meta") else "INSERT"
+    one = "(" + ", ".join("?" * columns) + ")"
+    return f"{verb} INTO {table} VALUES " + ", ".join([one] * rows)
 
 
 class CaptureLedger:
@@ -81,23 +100,32 @@ class CaptureLedger:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = connect_wal(self.path)
+            (version,) = self._conn.execute("PRAGMA user_version").fetchone()
+            check_version(self.path, version, allow_new=True)
             self._conn.executescript(f"BEGIN; {_SCHEMA}; COMMIT;")
             self._conn.execute("PRAGMA cache_size = -32768")  # 32 MB: commits stay in memory
-            (version,) = self._conn.execute("PRAGMA user_version").fetchone()
-            if version not in (0, SCHEMA_VERSION):
-                raise EnvironmentProblem(
-                    f"{self.path} is capture schema {version}; this astrachaos writes {SCHEMA_VERSION}"
-                )
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             (last,) = self._conn.execute("SELECT coalesce(max(id), 0) FROM writes").fetchone()
+            self._tables: dict[tuple[str, str], tuple[int, dict[str, str], int | None]] = {
+                (ks, tb): (i, json.loads(types), parts)
+                for i, ks, tb, types, parts in self._conn.execute(
+                    "SELECT id, keyspace, tbl, key_types, partition_columns FROM tables"
+                )
+            }
+            self._column_sets: dict[tuple[int, tuple[str, ...]], int] = {
+                (t, tuple(json.loads(c))): i
+                for i, t, c in self._conn.execute("SELECT id, table_id, columns FROM column_sets")
+            }
             if meta:
-                self._conn.executemany(_INSERT_META, meta.items())
+                self._conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
         except (OSError, sqlite3.Error) as error:
             raise EnvironmentProblem(f"cannot open the capture ledger at {self.path}: {error}") from error
+        self._codecs: dict[int, KeyCodec] = {}
         self._next_id = int(last) + 1
         self._interval = commit_interval_s
         self._max_pending = max_pending_rows
-        self._queues: tuple[deque[tuple[Any, ...]], ...] = tuple(deque() for _ in _STATEMENTS)
+        self._queues: tuple[list[tuple[Any, ...]], ...] = tuple([] for _ in _TABLES)
+        self._pending = 0
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
         self._queued_seq = 0  # every appended row takes the next number
@@ -111,18 +139,57 @@ class CaptureLedger:
 
     # -- producers (any thread) ---------------------------------------------------------------
 
-    def sent(self, write: CapturedWrite) -> int:
-        """Record a write leaving for the database; returns its id for `answered`."""
-        row = [
-            0, write.keyspace, write.table, key_identity(write.key), _types_json(write.key_types),
-            _columns_json(write.value_columns), write.value_digest, write.write_timestamp,
-            write.kind.value, write.fault, write.connection, write.stream, write.sent_at,
-        ]  # fmt: skip
+    def table_id(self, keys: TableKeys) -> int:
+        """The id of a table's registration (its key columns, types, partition columns)."""
+        return self._register(
+            keys.keyspace,
+            keys.table,
+            {c: keys.types.get(c, "") for c in keys.primary_key},
+            len(keys.partition),
+        )
+
+    def column_set(self, table_id: int, columns: tuple[str, ...]) -> int:
+        """The id of a set of value columns (sorted by name) of one table."""
+        found = self._column_sets.get((table_id, columns))
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._column_sets.get((table_id, columns))
+            if found is None:
+                found = len(self._column_sets) + 1
+                self._column_sets[(table_id, columns)] = found
+                self._append(_COLUMN_SETS, (found, table_id, json.dumps(list(columns))))
+        return found
+
+    def sent_cells(
+        self, table_id: int, token: int | None, key: bytes, column_set: int | None, digest: int | None,
+        fingerprint: int | None, kind: WriteKind, write_timestamp: int | None, fault: str | None,
+        connection: str, stream: int,
+    ) -> int:  # fmt: skip
+        """Record a write as serialized cells (the proxy's form, see `cells.py`); returns its id."""
         with self._lock:
             write_id = self._next_id
             self._next_id += 1
-            row[0] = write_id
-            self._append(0, tuple(row))
+            row = (write_id, table_id, token, key, column_set, digest, fingerprint, write_timestamp,
+                   kind.value, fault, connection, stream, time.time())  # fmt: skip
+            self._append(_WRITES, row)
+        return write_id
+
+    def sent(self, write: CapturedWrite) -> int:
+        """Record a write given as Python values (the key in primary-key order); returns its id."""
+        table_id = self._register(write.keyspace, write.table, dict(write.key_types), None)
+        codec = self._codec(table_id)
+        try:
+            key = codec.join([serialize(v, write.key_types.get(c, "")) for c, v in write.key.items()])
+        except Exception as error:
+            raise EnvironmentProblem(f"cannot serialize the key {dict(write.key)!r}: {error}") from error
+        column_set = self.column_set(table_id, tuple(sorted(write.value_columns)))
+        with self._lock:
+            write_id = self._next_id
+            self._next_id += 1
+            self._append(_WRITES, (write_id, table_id, None, key, column_set, write.value_digest, None,
+                                   write.write_timestamp, write.kind.value, write.fault, write.connection,
+                                   write.stream, write.sent_at))  # fmt: skip
         return write_id
 
     def answered(
@@ -131,19 +198,19 @@ class CaptureLedger:
         """Record what the client was told about write `write_id`; returns its durability number."""
         row = (write_id, told.value, error_class, _excerpt(error_message), time.time())
         with self._lock:
-            return self._append(1, row)
+            return self._append(_ANSWERS, row)
 
     def unverifiable(self, item: Unverifiable) -> None:
         """Count a write whose key cannot be known, with its reason."""
-        row = (item.reason, item.keyspace, item.table, _excerpt(item.statement) or "", item.connection,
+        row = (None, item.reason, item.keyspace, item.table, _excerpt(item.statement) or "", item.connection,
                item.at or time.time(), item.fault)  # fmt: skip
         with self._lock:
-            self._append(2, row)
+            self._append(_UNVERIFIABLE, row)
 
     def set_meta(self, name: str, value: str) -> None:
         """Store a piece of metadata (injectors, upstream, counters) with the next commit."""
         with self._lock:
-            self._append(3, (name, value))
+            self._append(_META, (name, value))
 
     def when_durable(self, number: int, callback: Callable[[], None]) -> None:
         """Call `callback` (on the writer thread, or now) once row `number` is committed."""
@@ -165,15 +232,15 @@ class CaptureLedger:
         self._raise_if_failed()
 
     def close(self) -> None:
-        """Commit what is queued and close the file (idempotent)."""
+        """Commit what is queued, build the read index and close the file (idempotent)."""
         if self._stopping:
             return
         self._stopping = True
         self._wake.set()
         self._thread.join()
         try:
-            self._conn.execute(_INDEX)
-        except sqlite3.Error as error:  # verification still reads it, sorting instead
+            self._conn.execute(INDEX)
+        except sqlite3.Error as error:  # verification still reads it, from an indexed copy
             log.warning("capture index not built: %s", error)
         self._conn.close()
         self._raise_if_failed()
@@ -186,21 +253,41 @@ class CaptureLedger:
     ) -> None:
         self.close()
 
+    def _register(self, keyspace: str, table: str, types: dict[str, str], partition: int | None) -> int:
+        found = self._tables.get((keyspace, table))
+        if found is not None:
+            return found[0]
+        with self._lock:
+            found = self._tables.get((keyspace, table))
+            if found is None:
+                found = (len(self._tables) + 1, types, partition)
+                self._tables[(keyspace, table)] = found
+                self._append(_REGISTERED_TABLES, (found[0], keyspace, table, json.dumps(list(types)),
+                                                  json.dumps(types), partition))  # fmt: skip
+        return found[0]
+
+    def _codec(self, table_id: int) -> KeyCodec:
+        codec = self._codecs.get(table_id)
+        if codec is None:
+            for identity, types, partition in self._tables.values():
+                if identity == table_id:
+                    codec = self._codecs[table_id] = KeyCodec(list(types.values()), partition)
+        assert codec is not None
+        return codec
+
     def _append(self, queue: int, row: tuple[Any, ...]) -> int:
         # Called with the lock held.
         if self._error is not None:
             raise EnvironmentProblem(f"the capture ledger stopped: {self._error}")
-        while self._pending() >= self._max_pending and not self._stopping:
+        while self._pending >= self._max_pending and not self._stopping:
             self._wake.set()
             self._room.wait(0.5)
         self._queues[queue].append(row)
+        self._pending += 1
         self._queued_seq += 1
-        if len(self._queues[queue]) >= 2_000:
+        if self._pending >= 4_000:
             self._wake.set()
         return self._queued_seq
-
-    def _pending(self) -> int:
-        return sum(len(q) for q in self._queues)
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
@@ -229,16 +316,17 @@ class CaptureLedger:
 
     def _commit(self) -> None:
         with self._lock:
-            batches = [list(q) for q in self._queues]
-            for q in self._queues:
-                q.clear()
+            batches = self._queues
+            self._queues = tuple([] for _ in _TABLES)
+            self._pending = 0
             number = self._queued_seq
             self._room.notify_all()
         if any(batches):
             self._conn.execute("BEGIN")
-            for statement, rows in zip(_STATEMENTS, batches, strict=True):
-                if rows:
-                    self._conn.executemany(statement, rows)
+            # Registrations first: a reader never sees a write of a table it cannot decode.
+            for index in (_REGISTERED_TABLES, _COLUMN_SETS, _WRITES, _ANSWERS, _UNVERIFIABLE, _META):
+                if batches[index]:
+                    _insert_all(self._conn, *_TABLES[index], batches[index])
             self._conn.execute("COMMIT")
         with self._lock:
             self._durable_seq = number
@@ -251,95 +339,32 @@ class CaptureLedger:
                 log.warning("capture durability callback failed: %s", error)
 
 
-class CaptureReader:
-    """Reads a capture ledger (read-only: a proxy may still be writing it)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.path = capture_file(directory)
-        if not self.path.is_file():
-            raise Inconclusive(f"no capture at {directory} (no {FILE_NAME})")
-        try:
-            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-            self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            self._conn.execute("SELECT count(*) FROM writes").fetchone()
-        except sqlite3.Error as error:
-            raise Inconclusive(f"cannot read the capture at {self.path}: {error}") from error
-
-    def meta(self) -> dict[str, str]:
-        """The metadata producers stored."""
-        return dict(self._conn.execute("SELECT name, value FROM meta"))
-
-    def tables(self) -> list[tuple[str, str]]:
-        """Every (keyspace, table) with captured writes."""
-        return [
-            tuple(r) for r in self._conn.execute("SELECT DISTINCT keyspace, tbl FROM writes ORDER BY 1, 2")
-        ]
-
-    def count(self) -> int:
-        """How many writes were captured."""
-        return int(self._conn.execute("SELECT count(*) FROM writes").fetchone()[0])
-
-    def writes(self, keyspace: str, table: str) -> Iterator[StoredWrite]:
-        """The captured writes to one table, grouped by key, in the order they were sent."""
-        rows = self._conn.execute(
-            "SELECT w.*, a.told, a.error_class, a.error_message, a.answered_at FROM writes w"
-            " LEFT JOIN answers a ON a.write_id = w.id WHERE w.keyspace = ? AND w.tbl = ?"
-            " ORDER BY w.key, w.id",
-            (keyspace, table),
+def _insert_all(
+    conn: sqlite3.Connection, table: str, columns: int, per_statement: int, rows: list[Any]
+) -> None:
+    whole = len(rows) - len(rows) % per_statement
+    if whole:
+        statement = _insert(table, columns, per_statement)
+        conn.executemany(
+            statement,
+            (list(chain.from_iterable(rows[i : i + per_statement])) for i in range(0, whole, per_statement)),
         )
-        for row in rows:
-            yield _stored(row)
+    if whole < len(rows):
+        conn.execute(_insert(table, columns, len(rows) - whole), list(chain.from_iterable(rows[whole:])))
 
-    def unverifiable(self) -> list[Unverifiable]:
-        """Every write counted as unverifiable."""
-        rows = self._conn.execute(
-            "SELECT reason, keyspace, tbl, statement, connection, at, fault FROM unverifiable ORDER BY id"
+
+def check_version(path: Path, version: int, *, allow_new: bool = False) -> None:
+    if version == SCHEMA_VERSION or (allow_new and version == 0):
+        return
+    if 0 < version < SCHEMA_VERSION:
+        raise EnvironmentProblem(
+            f"{path} was written by an older astrachaos (capture format {version}; this one reads "
+            f"format {SCHEMA_VERSION}): verify it with the astrachaos that captured it, or capture again"
         )
-        return [Unverifiable(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
-
-    def close(self) -> None:
-        """Close the file."""
-        self._conn.close()
-
-    def __enter__(self) -> CaptureReader:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-
-def _stored(row: tuple[Any, ...]) -> StoredWrite:
-    (write_id, keyspace, table, key_text, types_text, value_columns, digest, timestamp, kind, fault,
-     connection, stream, sent_at, told, error_class, error_message, answered_at) = row  # fmt: skip
-    types: dict[str, str] = json.loads(types_text)
-    encoded: dict[str, Any] = json.loads(key_text)
-    key = {name: cast(Column(name, types.get(name, "text"), "key"), value) for name, value in encoded.items()}
-    write = CapturedWrite(
-        keyspace=keyspace, table=table, key=key, key_types=types, value_digest=digest,
-        kind=WriteKind(kind), connection=connection, stream=stream, sent_at=sent_at,
-        value_columns=tuple(json.loads(value_columns)), write_timestamp=timestamp, fault=fault,
-    )  # fmt: skip
-    answer = Answer(Told(told), error_class, error_message, answered_at) if told else Answer(Told.NO_ANSWER)
-    return StoredWrite(write_id, write, answer)
-
-
-@functools.lru_cache(maxsize=1024)
-def _columns_json(columns: tuple[str, ...]) -> str:
-    return json.dumps(list(columns))
-
-
-def _types_json(types: Mapping[str, str]) -> str:
-    return _types_json_of(tuple(types.items()))
-
-
-@functools.lru_cache(maxsize=1024)
-def _types_json_of(items: tuple[tuple[str, str], ...]) -> str:
-    return json.dumps(dict(items))
+    raise EnvironmentProblem(f"{path} is not an astrachaos capture this version reads (format {version})")
 
 
 def _excerpt(text: str | None, limit: int = 300) -> str | None:
     if text is None:
         return None
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-

@@ -53,7 +53,7 @@ class CapturedWrite:
     table: str
     key: Mapping[str, Any]
     key_types: Mapping[str, str]  # column → CQL type, to bind the key again
-    value_digest: str | None
+    value_digest: str | int | None  # str: keys.value_digest of Python values; int: cells.cells_digest
     kind: WriteKind
     connection: str
     stream: int

@@ -17,9 +17,9 @@ def verify_capture_command(
     """Classify every captured write; print the summary; exit 0, 1 (lost/silent) or 5 (unread)."""
     from astrachaos.capture.verify import Claims, verify_capture
     from astrachaos.cli.console import stdout
+    from astrachaos.cli.reconcile import key_spec
     from astrachaos.config.settings import load_profile
     from astrachaos.driver.session import connect
-    from astrachaos.reconcile.keyfile import KeySpec, guess_format, parse_assignments
     from astrachaos.reports.capture import render_capture_console
 
     if out is None:
@@ -34,14 +34,7 @@ def verify_capture_command(
         keyspace, dot, name = table.partition(".")
         if not dot:
             raise UsageProblem(f"--table {table!r} is not KS.TABLE")
-        spec = KeySpec(
-            columns=tuple(c.strip() for c in key.split(",") if c.strip()),
-            format=guess_format(source, key_regex),
-            key_path=key_path,
-            regex=key_regex,
-            match=parse_assignments(match or [], "--match"),
-        )
-        claims = Claims(source, spec, keyspace, name)
+        claims = Claims(source, key_spec(source, key, key_path, key_regex, match), keyspace, name)
     with connect(load_profile(profile).profile) as connection:
         result = verify_capture(capture, connection.session, claims, out, settle_s=settle_s)
     stdout.print(render_capture_console(result.to_json()))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -29,28 +29,25 @@ def live_progress(progress: RunProgress, console: Console, quiet: bool) -> Itera
     if quiet:
         yield
         return
-    stop = threading.Event()
     if console.is_terminal:
-        with Live(Text(_line(progress.snapshot())), console=console, refresh_per_second=4) as live:
-
-            def refresh() -> None:
-                while not stop.wait(0.25):
-                    live.update(Text(_line(progress.snapshot())))
-
-            thread = threading.Thread(target=refresh, daemon=True)
-            thread.start()
-            try:
-                yield
-            finally:
-                stop.set()
-                thread.join()
+        live = Live(Text(_line(progress.snapshot())), console=console, refresh_per_second=4)
+        with live, _every(0.25, lambda: live.update(Text(_line(progress.snapshot())))):
+            yield
         return
+    with _every(5.0, lambda: console.print(_line(progress.snapshot()), highlight=False)):
+        yield
 
-    def print_lines() -> None:
-        while not stop.wait(5.0):
-            console.print(_line(progress.snapshot()), highlight=False)
 
-    thread = threading.Thread(target=print_lines, daemon=True)
+@contextmanager
+def _every(period_s: float, tick: Callable[[], None]) -> Iterator[None]:
+    """Call `tick` every `period_s` on a thread of its own while the block runs."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(period_s):
+            tick()
+
+    thread = threading.Thread(target=loop, daemon=True)
     thread.start()
     try:
         yield

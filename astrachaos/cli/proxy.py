@@ -39,7 +39,7 @@ def proxy(
     api: ApiOption = "127.0.0.1:8474",
     no_api: Annotated[bool, typer.Option("--no-api", help="Do not start the control API.")] = False,
     duration: Annotated[float | None, typer.Option(min=0, help="Stop after this many seconds.")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed of the faults.")] = 0,
+    random_seed: Annotated[int, typer.Option("--seed", help="Random seed of the faults.")] = 0,
     tcp: Annotated[
         bool,
         typer.Option(
@@ -81,7 +81,8 @@ def proxy(
     try:
         service = StandaloneProxy(
             nodes, parse_address(listen), capture_dir=capture,
-            schema_session=None if schema is None else schema.session, seed=seed, passthrough=tcp,
+            schema_session=None if schema is None else schema.session, random_seed=random_seed,
+            passthrough=tcp,
         )  # fmt: skip
         service.start()
         for entry in entries:

@@ -11,6 +11,7 @@ from astrachaos.errors import ExitCode, UsageProblem
 
 if TYPE_CHECKING:
     from astrachaos.reconcile.engines import Engine
+    from astrachaos.reconcile.keyfile import KeySpec
     from astrachaos.reconcile.result import ReconcileResult
     from astrachaos.reconcile.tables import Progress, TableOptions
 
@@ -121,7 +122,6 @@ def _expected(
     match: list[str] | None, where: list[str] | None, lookup: str, profile: str, concurrency: int,
 ) -> ReconcileResult:  # fmt: skip
     from astrachaos.reconcile.expected import reconcile_keys
-    from astrachaos.reconcile.keyfile import KeySpec, guess_format, parse_assignments
     from astrachaos.reconcile.lookup import Strategy
     from astrachaos.reconcile.sides import open_sides
 
@@ -129,7 +129,19 @@ def _expected(
         raise UsageProblem("--expected needs --table KS.TABLE and --key COL[,COL...]")
     if lookup not in {s.value for s in Strategy}:
         raise UsageProblem(f"--lookup must be one of {', '.join(s.value for s in Strategy)}")
-    spec = KeySpec(
+    spec = key_spec(path, key, key_path, key_regex, match, where)
+    with open_sides([table], profile) as (side,), _progress("keys") as progress:
+        return reconcile_keys(path, spec, side, Strategy(lookup), concurrency, progress)
+
+
+def key_spec(
+    path: Path, key: str, key_path: str | None, key_regex: str | None,
+    match: list[str] | None, where: list[str] | None = None,
+) -> KeySpec:  # fmt: skip
+    """How to read keys from the file at `path`, from --key, --key-path, --key-regex, --match, --where."""
+    from astrachaos.reconcile.keyfile import KeySpec, guess_format, parse_assignments
+
+    return KeySpec(
         columns=tuple(c.strip() for c in key.split(",") if c.strip()),
         format=guess_format(path, key_regex),
         key_path=key_path,
@@ -137,8 +149,6 @@ def _expected(
         match=parse_assignments(match or [], "--match"),
         fixed=parse_assignments(where or [], "--where"),
     )
-    with open_sides([table], profile) as (side,), _progress("keys") as progress:
-        return reconcile_keys(path, spec, side, Strategy(lookup), concurrency, progress)
 
 
 def _table_options(

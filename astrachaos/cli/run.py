@@ -23,7 +23,9 @@ def run(
     scenarios: Annotated[list[str], typer.Argument(help="Scenario names or YAML files.")],
     out: Annotated[Path | None, typer.Option(help="Run directory (several: one per scenario).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field: path=value.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (recorded in the run).")] = None,
+    random_seed: Annotated[
+        int | None, typer.Option("--seed", help="Random seed (recorded in the run).")
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="Print only the verdict line.")] = False,
     html: Annotated[bool, typer.Option(help="Also write report.html into the run directory.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print result.json on stdout.")] = False,
@@ -46,7 +48,9 @@ def run(
     from astrachaos.run.autostart import ensure_local_for, profiles_of
     from astrachaos.run.runner import Runner
 
-    loaded = [load_scenario(resolve(name), set_ or (), seed) for name in scenarios]
+    loaded = [
+        load_scenario(resolve(name), set_ or (), random_seed, with_profiles=True) for name in scenarios
+    ]
     signals.install()
     codes: list[ExitCode] = []
     results: list[object] = []

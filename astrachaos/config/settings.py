@@ -1,4 +1,4 @@
-"""Connection profiles and driver options: models, loading (YAML, .env, environment), sources."""
+"""Connection profiles: the model, loading (YAML, .env, environment) and where each value came from."""
 
 from __future__ import annotations
 
@@ -29,8 +29,11 @@ from pydantic_settings import (
 )
 
 from astrachaos.config.catalog import profiles_dir
+from astrachaos.config.driver_options import NOT_APPLIED_KEYS, DriverOptions
 from astrachaos.config.problems import describe_problems
+from astrachaos.config.yamlfile import origin_at, parse, read_text
 from astrachaos.errors import InvalidScenario
+from astrachaos.scenario import DriverOverrides
 
 ENV_PREFIX = "ASTRACHAOS_"
 ASTRA_TOKEN_ENV = "ASTRA_DB_APPLICATION_TOKEN"
@@ -38,130 +41,12 @@ CONFIG_DIR_ENV = "ASTRACHAOS_CONFIG_DIR"
 SECRET_FIELDS = frozenset({"password", "token"})
 ASTRA_ONLY = frozenset({"secure_connect_bundle", "token"})
 NOT_FOR_ASTRA = frozenset({"contact_points", "ssl"})
-NOT_APPLIED = "Recorded but not applied: "
 
 ProfileKind = Literal["local", "cassandra", "astra"]
 
 
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RetryOptions(_Options):
-    """How failed requests are retried: by the driver, or by the application with backoff."""
-
-    policy: Literal["driver-default", "fallthrough", "exponential"] = Field(
-        "exponential",
-        description="driver-default: the driver's RetryPolicy (retries some errors on the next "
-        "host, ignoring idempotence); fallthrough: the driver never retries; exponential: the "
-        "driver never retries and the application retries retryable errors with backoff.",
-    )
-    max_attempts: int = Field(5, ge=1, le=100, description="Attempts per request, first included.")
-    base_delay_ms: int = Field(100, ge=0, description="Backoff before the second attempt.")
-    max_delay_ms: int = Field(5000, ge=0, description="Upper bound of one backoff pause.")
-
-
-class SpeculativeExecutionOptions(_Options):
-    """Start another attempt on the next host when the first is slow (idempotent requests only)."""
-
-    delay_ms: int = Field(..., ge=0, description="Wait before each speculative attempt.")
-    max_attempts: int = Field(2, ge=1, le=10, description="Speculative attempts per request.")
-
-
-class DriverOptions(_Options):
-    """Every driver option the seed exposed; the field names follow its HOCON keys."""
-
-    request_timeout_ms: int = Field(15000, gt=0, description="Client timeout of one request.")
-    consistency: str = Field("LOCAL_QUORUM", description="Consistency level of every request.")
-    serial_consistency: str | None = Field(
-        None, description="SERIAL or LOCAL_SERIAL for LWT; none: the server's default (SERIAL)."
-    )
-    default_idempotence: bool = Field(
-        True, description="Idempotence of statements given as CQL text through the throttler."
-    )
-    max_local_connections_per_host: int = Field(
-        12,
-        ge=1,
-        description=NOT_APPLIED + "protocol v3+ uses one connection per host in the Python "
-        "driver (set_core_connections_per_host raises).",
-    )
-    max_requests_per_connection: int = Field(
-        2048,
-        ge=1,
-        le=16384,
-        description="Requests in flight per host connection (the throttler keeps them below the "
-        "driver's 32768 stream ids, so that its orphaned-stream replacement still works).",
-    )
-    max_queue_size: int = Field(
-        25000, ge=0, description="Throttler queue; a request beyond it fails at once (throttled)."
-    )
-    max_concurrent_requests: int = Field(
-        15000, ge=1, description="Concurrency throttler: requests in flight at once."
-    )
-    max_requests_per_second: int | None = Field(
-        None,
-        gt=0,
-        description="Rate throttler: requests started per second; given without `throttler`, "
-        "it selects the rate throttler.",
-    )
-    throttler: Literal["concurrency", "rate", "none"] = Field(
-        "concurrency", description="Client-side request throttler (the Python driver has none)."
-    )
-    retry: RetryOptions = Field(default_factory=RetryOptions, description="Retry policy.")
-    speculative_execution: SpeculativeExecutionOptions | None = Field(
-        None, description="Constant speculative execution; none: off."
-    )
-    heartbeat_interval_s: float = Field(
-        30.0, ge=0, description="Idle heartbeat interval; 0 disables (idle_heartbeat_interval)."
-    )
-    idle_heartbeat_timeout_s: float = Field(
-        30.0, gt=0, description="A heartbeat unanswered this long defuncts the connection."
-    )
-    protocol_version: int | None = Field(
-        None, ge=3, le=5, description="Native protocol version; none: negotiate."
-    )
-    compression: Literal["none", "lz4", "snappy"] = Field(
-        "none", description="Frame compression (v5 supports only lz4; needs the lz4 package)."
-    )
-    tcp_nodelay: bool = Field(True, description="TCP_NODELAY on every connection.")
-    keepalive: bool = Field(True, description="SO_KEEPALIVE on every connection.")
-    connect_timeout_s: float = Field(5.0, gt=0, description="Timeout of opening one connection.")
-
-    @field_validator("consistency")
-    @classmethod
-    def _known_consistency(cls, value: str) -> str:
-        from cassandra import ConsistencyLevel
-
-        name = value.upper()
-        if name not in ConsistencyLevel.name_to_value:
-            known = ", ".join(ConsistencyLevel.name_to_value)
-            raise ValueError(f"unknown consistency level {value!r}; the driver knows {known}")
-        return name
-
-    @field_validator("serial_consistency")
-    @classmethod
-    def _serial_level(cls, value: str | None) -> str | None:
-        if value is not None and value.upper() not in ("SERIAL", "LOCAL_SERIAL"):
-            raise ValueError(f"serial consistency must be SERIAL or LOCAL_SERIAL, not {value!r}")
-        return None if value is None else value.upper()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _rate_selects_rate_throttler(cls, data: Any) -> Any:
-        # Only when `throttler` is not given: an explicit choice always wins.
-        if (
-            isinstance(data, dict)
-            and "throttler" not in data
-            and data.get("max_requests_per_second") is not None
-        ):
-            data = {**data, "throttler": "rate"}
-        return data
-
-    @model_validator(mode="after")
-    def _rate_needs_a_rate(self) -> Self:
-        if self.throttler == "rate" and self.max_requests_per_second is None:
-            raise ValueError("throttler: rate needs max_requests_per_second")
-        return self
 
 
 class SslOptions(_Options):
@@ -258,12 +143,16 @@ class Profile(BaseSettings):
             raise ValueError("; ".join(problems))
         return self
 
-    def with_driver_overrides(self, overrides: Mapping[str, Any]) -> Profile:
-        """A copy with some driver options replaced (nested or dotted keys, as in `config show`)."""
+    def driver_options_with(self, overrides: DriverOverrides) -> dict[str, Any]:
+        """The profile's driver options as written, with what a scenario set laid over them."""
         merged = self.driver.model_dump(exclude_unset=True)
-        _overlay(merged, nested_driver_overrides(overrides), lambda _p: "", {}, ())
+        _overlay(merged, overrides.as_options(), lambda _p: "", {}, ())
+        return merged
+
+    def with_driver_overrides(self, overrides: DriverOverrides) -> Profile:
+        """A copy with the driver options a scenario set replaced (the loader checked them)."""
         try:
-            driver = DriverOptions.model_validate(merged)
+            driver = DriverOptions.model_validate(self.driver_options_with(overrides))
         except ValidationError as error:
             where = f"profile {self.name!r} with the scenario's driver options"
             problems = describe_problems(error, DriverOptions, ("driver",), lambda loc: where)
@@ -302,18 +191,11 @@ class ResolvedProfile:
     def settings(self) -> list[ResolvedSetting]:
         """Every setting, flattened, secrets redacted, in model order."""
         return [
-            ResolvedSetting(
-                key, _redact(key, value), self.source_of(key), key not in NOT_APPLIED_KEYS
-            )
+            ResolvedSetting(key, _redact(key, value), self.source_of(key), key not in NOT_APPLIED_KEYS)
             for key, value in _leaves(self.profile.model_dump(), ())
         ]
 
 
-NOT_APPLIED_KEYS = frozenset(
-    f"driver.{name}"
-    for name, info in DriverOptions.model_fields.items()
-    if (info.description or "").startswith(NOT_APPLIED)
-)
 
 Sources = dict[tuple[str, ...], str]
 
@@ -326,9 +208,7 @@ def config_dirs(config_dir: Path | None = None) -> list[Path]:
     return [Path(from_env)] if from_env else [Path("configs")]
 
 
-def load_profile(
-    name: str, config_dir: Path | None = None, env_file: Path | None = None
-) -> ResolvedProfile:
+def load_profile(name: str, config_dir: Path | None = None, env_file: Path | None = None) -> ResolvedProfile:
     """Resolve a profile: built-in or YAML < `.env` < environment; invalid → InvalidScenario."""
     merged: dict[str, Any] = {"name": name}
     sources: Sources = {}
@@ -351,20 +231,19 @@ def load_profile(
     return ResolvedProfile(profile, {".".join(p): s for p, s in sources.items()})
 
 
-def _overlay_file(
-    name: str, config_dir: Path | None, merged: dict[str, Any], sources: Sources
-) -> str:
+def _overlay_file(name: str, config_dir: Path | None, merged: dict[str, Any], sources: Sources) -> str:
     dirs = config_dirs(config_dir)
     path = next((d / f"{name}.yaml" for d in dirs if (d / f"{name}.yaml").is_file()), None)
     if path is not None:
-        data, lines = _read_yaml(path)
-        sources[("name",)] = str(path)
-        _overlay(merged, data, lambda p: f"{path}:{_line_of(lines, p)}", sources, ())
+        source = str(path)
+        data, locations = parse(read_text(path, "profile"), source, "profile", empty_ok=True)
+        sources[("name",)] = source
+        _overlay(merged, data, lambda p: str(origin_at(locations, p, source)), sources, ())
         return str(path)
     # Used when neither $ASTRACHAOS_CONFIG_DIR nor ./configs has the file: the tool works anywhere.
     shipped = profiles_dir() / f"{name}.yaml"
     if shipped.is_file():
-        data, _lines = _read_yaml(shipped)
+        data, _ = parse(read_text(shipped, "profile"), str(shipped), "profile", empty_ok=True)
         sources[("name",)] = f"built-in {name}"
         _overlay(merged, data, lambda _p: f"built-in {name}", sources, ())
         return f"built-in profile {name} ({shipped})"
@@ -378,51 +257,6 @@ def _overlay_file(
 def shipped_profiles() -> list[str]:
     """The names of the profiles the package ships."""
     return sorted(path.stem for path in profiles_dir().glob("*.yaml"))
-
-
-def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
-    try:
-        loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise InvalidScenario(f"{path}: cannot read the profile: {error}") from None
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else {}
-    except yaml.MarkedYAMLError as error:
-        line = error.problem_mark.line + 1 if error.problem_mark else 1
-        raise InvalidScenario(f"{path}:{line}: not valid YAML: {error.problem}") from None
-    except yaml.YAMLError as error:
-        raise InvalidScenario(f"{path}: not valid YAML: {error}") from None
-    finally:
-        loader.dispose()
-    if node is None:
-        return {}, {}
-    if not isinstance(node, yaml.MappingNode):
-        line = node.start_mark.line + 1
-        raise InvalidScenario(f"{path}:{line}: a profile must be a mapping of settings")
-    lines: dict[tuple[str, ...], int] = {}
-    _collect_lines(path, node, (), lines)
-    return data, lines
-
-
-def _collect_lines(
-    path: Path, node: yaml.MappingNode, prefix: tuple[str, ...], out: dict[tuple[str, ...], int]
-) -> None:
-    for key_node, value_node in node.value:
-        key = (*prefix, str(key_node.value))
-        line = key_node.start_mark.line + 1
-        if key in out:
-            raise InvalidScenario(f"{path}:{line}: {'.'.join(key)} is set twice")
-        out[key] = line
-        if isinstance(value_node, yaml.MappingNode):
-            _collect_lines(path, value_node, key, out)
-
-
-def _line_of(lines: Mapping[tuple[str, ...], int], path: tuple[str, ...]) -> int:
-    for end in range(len(path), 0, -1):
-        if path[:end] in lines:
-            return lines[path[:end]]
-    return 1
 
 
 class _EnvLayer(EnvSettingsSource):
@@ -439,9 +273,7 @@ class _DotEnvLayer(DotEnvSettingsSource):
         super().__init__(Profile, env_file=env_file, dotenv_filtering="only_existing")
 
 
-def _overlay_env(
-    merged: dict[str, Any], sources: Sources, layer: EnvSettingsSource, label: str
-) -> set[str]:
+def _overlay_env(merged: dict[str, Any], sources: Sources, layer: EnvSettingsSource, label: str) -> set[str]:
     """Overlay one environment layer; return the top-level settings it set."""
     names = {name.lower() for name in layer.env_vars}
     token = layer.env_vars.get(ASTRA_TOKEN_ENV.lower())
@@ -465,15 +297,6 @@ def _env_name(names: set[str], path: tuple[str, ...]) -> str:
     return (ENV_PREFIX + "__".join(path)).upper()
 
 
-def nested_driver_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Driver-option overrides as one nested mapping (keys may be dotted and start with `driver.`)."""
-    nested: dict[str, Any] = {}
-    for key, value in overrides.items():
-        path = tuple(str(key).removeprefix("driver.").split("."))
-        _overlay(nested, _nest(path, value), lambda _p: "", {}, ())
-    return nested
-
-
 def _overlay(
     base: dict[str, Any],
     layer: Mapping[str, Any],
@@ -495,12 +318,6 @@ def _overlay(
         else:
             base[key] = value
             sources[path] = label(path)
-
-
-def _nest(path: tuple[str, ...], value: Any) -> dict[str, Any]:
-    for key in reversed(path[1:]):
-        value = {key: value}
-    return {path[0]: value}
 
 
 def _leaves(data: Mapping[str, Any], prefix: tuple[str, ...]) -> Iterator[tuple[str, Any]]:

@@ -13,7 +13,7 @@ import tenacity
 from astrachaos.driver.throttle import RequestThrottlingError
 
 if TYPE_CHECKING:
-    from astrachaos.config.settings import RetryOptions
+    from astrachaos.config.driver_options import RetryOptions
 
 
 @cache

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from astrachaos.config.settings import DriverOptions, Profile, SslOptions
+from astrachaos.config.driver_options import DriverOptions
+from astrachaos.config.settings import Profile, SslOptions
 from astrachaos.driver.hosts import HostWatch
 from astrachaos.driver.throttle import build_throttler
 from astrachaos.driver.throttled import ThrottledSession

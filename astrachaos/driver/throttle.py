@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from astrachaos.config.settings import DriverOptions
+    from astrachaos.config.driver_options import DriverOptions
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,20 @@ class RequestThrottler(ABC):
             start()
         elif not queued:
             reject(RequestThrottlingError(self._full_message()))
+
+    def try_admit(self) -> bool:
+        """Admit a request now if one may start and none waits before it (no callables made).
+
+        False: the caller goes through `submit`, which queues or refuses it.
+        """
+        with self._lock:
+            if self._closed or self._queue or not self._admissible_locked():
+                return False
+            self._admitted += 1
+            self._in_flight += 1
+            if self._in_flight > self._max_in_flight:
+                self._max_in_flight = self._in_flight
+            return True
 
     def release(self) -> Start | None:
         """An admitted request finished: the start of the request that takes its slot, if any."""

@@ -92,6 +92,13 @@ class ThrottledSession:
         self._send(_Request(statement, parameters, deadline, on_done))
 
     def _send(self, request: _Request) -> None:
+        if self._worker is None:
+            self._ensure_worker()
+        # The usual case, without closures or queue. Admitted means not closed, and the
+        # completion thread only ends once the throttler is closed: it is there to answer.
+        if self.throttler.try_admit():
+            self._start(request)
+            return
         self.throttler.submit(
             lambda: self._start(request), lambda e: self._answers.put((request, e)), request.deadline
         )

@@ -16,9 +16,9 @@ from typing import Any
 
 from astrachaos.dropin.session import ChaosSession, Finish, Outgoing, Sender, build_request, send_request
 from astrachaos.dropin.statements import RowWrite
-from astrachaos.events import EventBus, WriteCompleted
+from astrachaos.events import EventBus
 from astrachaos.injectors.interface import ClientHooks
-from astrachaos.workload.channel import outcome_of
+from astrachaos.workload.channel import completion
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +55,7 @@ class RecordObserver:
         ids, attempt, submitted = token
         if not ids:
             return
-        self._bus.publish(
-            WriteCompleted(
-                record_ids=ids,
-                outcome=outcome_of(error),
-                attempts=attempt,
-                submitted_ns=submitted,
-                completed_ns=time.monotonic_ns(),
-                error_class=None if error is None else type(error).__name__,
-                error_message=None if error is None else str(error)[:300],
-            )
-        )
+        self._bus.publish(completion(ids, attempt, submitted, error))
 
 
 def throttled_sender(sessions: Any) -> Sender:

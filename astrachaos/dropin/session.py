@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from astrachaos.driver.inflight import InFlight
 from astrachaos.dropin.future import ChaosFuture
 from astrachaos.dropin.statements import RowWrite, rows_written
 from astrachaos.injectors.interface import ClientAction, ClientHooks
@@ -107,8 +108,7 @@ class ChaosSession:
         self._send = sender or direct_sender(session)
         self._writer = writer
         self._delays = DelayLine()
-        self._in_flight = 0
-        self._idle = threading.Condition()
+        self._in_flight = InFlight()
 
     @property
     def wrapped(self) -> Any:
@@ -160,8 +160,7 @@ class ChaosSession:
         future = ChaosFuture()
         token: list[Any] = []
         once = threading.Lock()
-        with self._idle:
-            self._in_flight += 1
+        self._in_flight.started()
 
         def finish(answer: Any, error: BaseException | None) -> None:
             if not once.acquire(blocking=False):  # the driver may call an errback twice
@@ -170,9 +169,7 @@ class ChaosSession:
                 token.append(self._observer.sent(rows, None, label))
             self._observer.answered(token[0], error)
             future.complete(answer, error)
-            with self._idle:
-                self._in_flight -= 1
-                self._idle.notify_all()
+            self._in_flight.answered()
 
         def dispatch(reply: Finish, skew_us: int) -> None:
             try:
@@ -201,19 +198,12 @@ class ChaosSession:
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until every write is answered; False if some still are not after `timeout_s`."""
-        deadline = time.monotonic() + timeout_s
-        with self._idle:
-            while self._in_flight:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(left)
-        return True
+        return self._in_flight.wait_idle(timeout_s)
 
     @property
     def in_flight(self) -> int:
         """Writes not answered yet."""
-        return self._in_flight
+        return self._in_flight.count
 
     def prepare(self, query: str, custom_payload: Any = None, keyspace: str | None = None) -> Any:
         """As `Session.prepare` (preparing is never faulted)."""

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from astrachaos.errors import EnvironmentProblem, RollbackFailed
-from astrachaos.events import EventBus, FaultsActive
+from astrachaos.events import EventBus, FaultsActive, FaultWindow
 from astrachaos.injectors.interface import (
     ClientHooks,
     ConnectOverrides,
@@ -18,7 +18,7 @@ from astrachaos.injectors.interface import (
     InjectorStats,
 )
 from astrachaos.injectors.registry import lookup
-from astrachaos.injectors.schedule import ScheduledFault, Scheduler, Window
+from astrachaos.injectors.schedule import ScheduledFault, Scheduler
 from astrachaos.scenario import InjectorSpec
 
 log = logging.getLogger(__name__)
@@ -32,21 +32,20 @@ class ActiveInjectors:
         specs: Sequence[InjectorSpec],
         profile: Any,
         local_cluster: Any | None,
-        seed: int,
+        random_seed: int,
         ledger: Any | None = None,
         events: EventBus | None = None,
     ) -> None:
         self.client_hooks = ClientHooks()
         self._events = events or EventBus()  # FaultsActive each time a fault is applied or removed
         self._ledger = ledger
-        self._window_ids: dict[int, int] = {}
         self.injectors: list[Injector] = []
         self.contexts: list[InjectorContext] = []
         self._faults: list[ScheduledFault] = []
         for index, spec in enumerate(specs):
             factory = lookup(spec.name)
             params = factory.Params.model_validate(spec.params)
-            rng = random.Random(seed * 7919 + index)
+            rng = random.Random(random_seed * 7919 + index)
             context = InjectorContext(
                 profile=profile,
                 local_cluster=local_cluster,
@@ -67,7 +66,8 @@ class ActiveInjectors:
                     injector.rollback,
                     spec.schedule,
                     rng,
-                    self._window_recorder(injector),
+                    self._window_recorder(),
+                    injector.kind,
                 )
             )
         self._scheduler = Scheduler(self._faults)
@@ -142,25 +142,20 @@ class ActiveInjectors:
         """Each injector's statistics."""
         return [injector.stats() for injector in self.injectors]
 
-    def windows(self) -> list[tuple[str, str, Window]]:
-        """Every fault window: (injector, kind, window)."""
-        return [
-            (fault.name, injector.kind, window)
-            for fault, injector in zip(self._faults, self.injectors, strict=True)
-            for window in fault.windows
-        ]
+    def windows(self) -> list[FaultWindow]:
+        """Every fault window, injector by injector."""
+        return [window for fault in self._faults for window in fault.windows]
 
-    def _window_recorder(self, injector: Injector) -> Any:
-        def record(window: Window) -> None:
+    def _window_recorder(self) -> Callable[[FaultWindow], None]:
+        ids: dict[int, int] = {}  # start_ns -> the ledger's window id, for this injector
+
+        def record(window: FaultWindow) -> None:
             self._events.publish(FaultsActive(tuple(f.name for f in self._faults if f.applied)))
             if self._ledger is None:
                 return
-            key = id(window)
-            if key not in self._window_ids:
-                self._window_ids[key] = self._ledger.record_fault_window(
-                    injector.name, injector.kind, window.start_ns, window.end_ns
-                )
+            if window.start_ns not in ids:
+                ids[window.start_ns] = self._ledger.record_fault_window(window)
             elif window.end_ns is not None:
-                self._ledger.end_fault_window(self._window_ids[key], window.end_ns)
+                self._ledger.end_fault_window(ids[window.start_ns], window.end_ns)
 
         return record

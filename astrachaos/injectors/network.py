@@ -106,7 +106,7 @@ class NetworkInjector:
         self._toxic = toxic_of(params)
         self._shared: ProxySet | None = context.proxies
         self._targets, self._port = ([], 0) if self._shared is not None else proxy_targets(context)
-        self._seed = context.rng.randrange(2**32)
+        self._random_seed = context.rng.randrange(2**32)
         self._proxies: ProxySet | None = self._shared
         self._active: ActiveToxic | None = None
 
@@ -115,7 +115,7 @@ class NetworkInjector:
         if self._shared is not None:
             return None  # the standalone proxy: clients already connect through it
         if self._proxies is None:
-            self._proxies = hub.acquire(self._targets, self._port, seed=self._seed)
+            self._proxies = hub.acquire(self._targets, self._port, random_seed=self._random_seed)
         return connect_through(self._proxies)
 
     def apply(self) -> None:

@@ -87,7 +87,7 @@ class ProtocolInjector:
             if self._shared is not None:
                 self._proxies = self._shared
             else:
-                self._proxies = hub.acquire(self._targets, self._port, seed=self._rng.randrange(2**32))
+                self._proxies = hub.acquire(self._targets, self._port, random_seed=self._rng.randrange(2**32))
             self._proxies.add_policy(self.decide)
         return None if self._shared is not None else connect_through(self._proxies)
 

@@ -7,20 +7,12 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from astrachaos.events import FaultWindow
 from astrachaos.scenario import Schedule
 
 log = logging.getLogger(__name__)
 _TICK_S = 0.01
-
-
-@dataclass
-class Window:
-    """One fault window: when it started and ended, in monotonic ns."""
-
-    start_ns: int
-    end_ns: int | None = None
 
 
 def active_at(schedule: Schedule, elapsed_s: float) -> bool:
@@ -43,7 +35,8 @@ class ScheduledFault:
         rollback: Callable[[], None],
         schedule: Schedule,
         rng: random.Random,
-        on_window: Callable[[Window], None],
+        on_window: Callable[[FaultWindow], None],
+        kind: str = "",
     ) -> None:
         self.name = name
         self._apply = apply
@@ -52,7 +45,8 @@ class ScheduledFault:
         self._rng = rng
         self._on_window = on_window
         self.applied = False
-        self.windows: list[Window] = []
+        self.kind = kind
+        self.windows: list[FaultWindow] = []
         self._toggle_on = True
         self._next_toggle_s = 0.0
 
@@ -62,7 +56,7 @@ class ScheduledFault:
         if want and not self.applied:
             self._apply()
             self.applied = True
-            self.windows.append(Window(time.monotonic_ns()))
+            self.windows.append(FaultWindow(self.name, self.kind, time.monotonic_ns()))
             self._on_window(self.windows[-1])
         elif not want and self.applied:
             self.end()
@@ -73,7 +67,7 @@ class ScheduledFault:
             return
         self._rollback()
         self.applied = False
-        self.windows[-1].end_ns = time.monotonic_ns()
+        self.windows[-1] = self.windows[-1].ended(time.monotonic_ns())
         self._on_window(self.windows[-1])
 
     def _toggled(self, elapsed_s: float) -> bool:

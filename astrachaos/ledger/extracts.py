@@ -10,19 +10,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from astrachaos.events import DriverOutcome
-from astrachaos.ledger.writer import FaultWindow, Ledger, LedgerRecord
+from astrachaos.events import DriverOutcome, FaultWindow
+from astrachaos.ledger.writer import Ledger, LedgerRecord
 
 _NS_PER_S = 1_000_000_000
-
-
-@dataclass(frozen=True)
-class WindowSpan:
-    """A fault window in seconds since the write phase started; `end_s` None: never closed."""
-
-    label: str
-    start_s: float
-    end_s: float | None
 
 
 @dataclass(frozen=True)
@@ -35,7 +26,13 @@ class Timeline:
     by_error: dict[str, list[int]]  # last error class -> records answered in that second
     p50_ms: list[float | None]  # of records acknowledged in that second; None: none were
     p99_ms: list[float | None]
-    windows: list[WindowSpan]
+    windows: list[FaultWindow]
+    origin_ns: int  # monotonic ns of second 0
+
+    def seconds_of(self, window: FaultWindow) -> tuple[float, float | None]:
+        """When `window` started and ended, in seconds of this timeline (None: never closed)."""
+        end = None if window.end_ns is None else (window.end_ns - self.origin_ns) / _NS_PER_S
+        return (window.start_ns - self.origin_ns) / _NS_PER_S, end
 
 
 def acked_latencies(records: Iterable[LedgerRecord]) -> Iterable[tuple[int, int]]:
@@ -50,18 +47,6 @@ def phase_origin_ns(ledger: Ledger) -> int | None:
     """When the write phase started (monotonic ns, as the ledger's times), if recorded."""
     value = ledger.meta().get("started_ns", "")
     return int(value) if value.isdigit() else None
-
-
-def window_spans(windows: Iterable[FaultWindow], origin_ns: int) -> list[WindowSpan]:
-    """Fault windows in seconds relative to `origin_ns`."""
-    return [
-        WindowSpan(
-            label=f"{w.injector} ({w.kind})",
-            start_s=(w.start_ns - origin_ns) / _NS_PER_S,
-            end_s=None if w.end_ns is None else (w.end_ns - origin_ns) / _NS_PER_S,
-        )
-        for w in windows
-    ]
 
 
 @dataclass(frozen=True)
@@ -126,7 +111,8 @@ def _timeline(
         by_error=_series(errors, seconds),
         p50_ms=[p50 for p50, _ in pcts],
         p99_ms=[p99 for _, p99 in pcts],
-        windows=window_spans(windows, origin),
+        windows=windows,
+        origin_ns=origin,
     )
 
 

@@ -18,7 +18,6 @@ import time
 from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from itertools import chain, islice
 from pathlib import Path
 from types import TracebackType
@@ -30,6 +29,7 @@ from astrachaos.events import (
     AppLogged,
     DriverOutcome,
     EventBus,
+    FaultWindow,
     RecordsPlanned,
     WriteCompleted,
 )
@@ -79,21 +79,6 @@ def _insert(target: str, columns: int, rows: int) -> str:
 _INSERTS = tuple(tuple((size, _insert(t, n, size)) for size in _CHUNKS) for t, n in _TARGETS)
 
 _OUTCOME_TEXT = {outcome: outcome.value for outcome in DriverOutcome}
-
-
-@dataclass(frozen=True, slots=True)
-class FaultWindow:
-    """When one injector's fault was active; `end_ns` is None while it still is (or was cut)."""
-
-    window_id: int
-    injector: str
-    kind: str
-    start_ns: int
-    end_ns: int | None
-
-    def overlaps(self, start_ns: int, end_ns: int) -> bool:
-        """Whether the fault was active at some moment in [start_ns, end_ns]."""
-        return self.start_ns <= end_ns and (self.end_ns is None or self.end_ns >= start_ns)
 
 
 _Row = tuple[Any, ...]  # one row of a ledger table, as SQLite takes and gives it
@@ -389,12 +374,12 @@ class Ledger:
         with self._writing() as conn:
             conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
 
-    def record_fault_window(self, injector: str, kind: str, start_ns: int, end_ns: int | None = None) -> int:
+    def record_fault_window(self, window: FaultWindow) -> int:
         """Record that a fault started (and maybe ended); return the window's id."""
         with self._writing() as conn:
             cursor = conn.execute(
                 "INSERT INTO fault_windows (injector, kind, start_ns, end_ns) VALUES (?, ?, ?, ?)",
-                (injector, kind, start_ns, end_ns),
+                (window.injector, window.kind, window.start_ns, window.end_ns),
             )
             return int(cursor.lastrowid or 0)
 
@@ -466,7 +451,10 @@ class Ledger:
     def fault_windows(self) -> list[FaultWindow]:
         """Every recorded fault window, in order of start."""
         with self._reading() as conn:
-            rows = conn.execute("SELECT * FROM fault_windows ORDER BY start_ns, window_id")
+            rows = conn.execute(
+                "SELECT injector, kind, start_ns, end_ns, window_id FROM fault_windows"
+                " ORDER BY start_ns, window_id"
+            )
             return [FaultWindow(*row) for row in rows]
 
     def buckets(self) -> list[int]:

@@ -41,16 +41,46 @@ class _BatchProgress:
             self._ctx.log.failure(records, "write failed after retries", error=error_class, **where)
 
 
+class _Window:
+    """At most `size` statements unanswered. A writer that finds the window full sleeps until a
+    `refill`'s worth of slots is free, not one: a wakeup per `refill` answers, not per answer."""
+
+    def __init__(self, size: int, refill: int) -> None:
+        self._free = size
+        self._refill = min(size, max(1, refill))
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._waiting = False
+
+    def take(self) -> None:
+        """Take a slot, waiting while none is free."""
+        with self._lock:
+            if not self._free:
+                self._waiting = True
+                while self._free < self._refill:
+                    self._room.wait()
+                self._waiting = False
+            self._free -= 1
+
+    def give(self) -> None:
+        """Return a slot (an answer came)."""
+        with self._lock:
+            self._free += 1
+            if self._waiting and self._free >= self._refill:
+                self._room.notify()
+
+
 class Careful:
     """The application done right: bounded in-flight writes (backpressure) and honest logging."""
 
     def __init__(self, ctx: PatternContext) -> None:
         self._ctx = ctx
-        self._slots = threading.BoundedSemaphore(ctx.spec.max_in_flight)
+        self._slots = _Window(ctx.spec.max_in_flight, ctx.spec.max_in_flight // 8)
         self._retries: list[tuple[float, int, Sequence[PlannedRecord], int, _BatchProgress]] = []
         self._order = itertools.count()
         self._pending = 0
-        self._lock = threading.Condition()
+        self._mutex = threading.Lock()  # taken per statement: a plain lock, not the Condition
+        self._lock = threading.Condition(self._mutex)  # shutdown waits here for the last answer
 
     def write(self, batch: Sequence[PlannedRecord], batch_no: int) -> None:
         """Send every statement of the batch, never more than `max_in_flight` unanswered."""
@@ -70,8 +100,8 @@ class Careful:
                 self._lock.wait(0.01)
 
     def _send(self, group: Sequence[PlannedRecord], attempt: int, progress: _BatchProgress) -> None:
-        self._slots.acquire()
-        with self._lock:
+        self._slots.take()
+        with self._mutex:
             self._pending += 1
         self._ctx.channel.submit(
             group, attempt, lambda error: self._answered(error, group, attempt, progress)
@@ -84,7 +114,7 @@ class Careful:
         attempt: int,
         progress: _BatchProgress,
     ) -> None:
-        self._slots.release()
+        self._slots.give()
         retry = (
             error is not None
             and attempt < self._ctx.spec.max_attempts
@@ -92,19 +122,20 @@ class Careful:
         )
         if retry:
             due = time.monotonic() + self._ctx.retry_delay_s(attempt)
-            with self._lock:
+            with self._mutex:
                 heapq.heappush(
                     self._retries, (due, next(self._order), group, attempt + 1, progress)
                 )
             return  # still pending, now as a retry
         progress.settled(group, error)
-        with self._lock:
+        with self._mutex:
             self._pending -= 1
-            self._lock.notify_all()
+            if not self._pending:
+                self._lock.notify_all()
 
     def _run_due_retries(self) -> None:
-        while True:
-            with self._lock:
+        while self._retries:  # read without the lock: a retry queued meanwhile waits a statement
+            with self._mutex:
                 if not self._retries or self._retries[0][0] > time.monotonic():
                     return
                 _, _, group, attempt, progress = heapq.heappop(self._retries)

@@ -11,7 +11,7 @@ _lock = threading.Lock()
 _open: dict[tuple[tuple[str, ...], int], tuple[ProxySet, int]] = {}
 
 
-def acquire(targets: Sequence[str], port: int, *, seed: int = 0) -> ProxySet:
+def acquire(targets: Sequence[str], port: int, *, random_seed: int = 0) -> ProxySet:
     """The started proxy set for these nodes (started now if no injector holds it yet)."""
     key = (tuple(targets), port)
     with _lock:
@@ -19,7 +19,7 @@ def acquire(targets: Sequence[str], port: int, *, seed: int = 0) -> ProxySet:
         if held is not None:
             _open[key] = (held[0], held[1] + 1)
             return held[0]
-        proxies = ProxySet(targets, port, seed=seed)
+        proxies = ProxySet(targets, port, random_seed=random_seed)
         proxies.start()
         _open[key] = (proxies, 1)
         return proxies

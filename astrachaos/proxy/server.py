@@ -84,7 +84,7 @@ class ProxySet:
         targets: Sequence[str],
         port: int,
         *,
-        seed: int = 0,
+        random_seed: int = 0,
         routes: Mapping[Address, Address] | None = None,
         relay_factory: RelayFactory | None = None,
     ) -> None:
@@ -95,7 +95,7 @@ class ProxySet:
         else:
             self.routes = dict(routes)
             self.mapping = {node[0]: listen[0] for node, listen in self.routes.items()}
-        self.rng = random.Random(seed)
+        self.rng = random.Random(random_seed)
         self.prepared = PreparedStatements()
         self.cql = relay_factory is not None
         self._relay_factory = relay_factory

@@ -82,9 +82,10 @@ def _stacked(
 def _finish(fig: go.Figure, timeline: Timeline, title: str, unit: str) -> str:
     last = (timeline.seconds[-1] + 1) if timeline.seconds else 1
     for w in timeline.windows:
+        start_s, end_s = timeline.seconds_of(w)
         fig.add_vrect(
-            x0=w.start_s,
-            x1=w.end_s if w.end_s is not None else last,
+            x0=start_s,
+            x1=end_s if end_s is not None else last,
             fillcolor=_WINDOW_FILL,
             opacity=0.25,
             line_width=0,

@@ -31,7 +31,7 @@ def _title(result: RunResult) -> Text:
     return Text.assemble(
         ("astrachaos ", "bold"),
         (result.scenario, "bold cyan"),
-        f"  run {result.run_id}  pattern {result.pattern}  seed {result.seed}\n",
+        f"  run {result.run_id}  pattern {result.pattern}  seed {result.random_seed}\n",
         f"table {result.keyspace}.{result.table}  profile {result.profile}",
     )
 

@@ -87,7 +87,7 @@ def _header(result: RunResult) -> str:
     return (
         f"<h1>astrachaos · {escape(result.scenario)}</h1>"
         f"<p class='meta'>run {escape(result.run_id)} · pattern {escape(result.pattern)} · "
-        f"seed {result.seed} · profile {escape(result.profile)} · table "
+        f"seed {result.random_seed} · profile {escape(result.profile)} · table "
         f"{escape(result.keyspace)}.{escape(result.table)} · {escape(result.started_at)}"
         f" → {escape(result.finished_at)}</p>"
         f"<div class='verdict {'pass' if ok else 'fail'}' id='verdict'>exit {int(result.exit_code)}: "
@@ -180,8 +180,9 @@ def _windows(timeline: Timeline) -> str:
     if not timeline.windows:
         return "<p class='meta'>No fault windows were recorded.</p>"
     rows = [
-        (escape(w.label), f"{w.start_s:.2f}", "still open" if w.end_s is None else f"{w.end_s:.2f}")
+        (escape(w.label), f"{start:.2f}", "still open" if end is None else f"{end:.2f}")
         for w in timeline.windows
+        for start, end in [timeline.seconds_of(w)]
     ]
     return _section("Fault windows (shaded in the charts)", _table(["fault", "from s", "to s"], rows))
 

@@ -36,7 +36,7 @@ def _suite(result: RunResult) -> ET.Element:
     props = ET.SubElement(suite, "properties")
     properties = {
         "run_id": result.run_id,
-        "seed": result.seed,
+        "seed": result.random_seed,
         "pattern": result.pattern,
         "profile": result.profile,
         "exit_code": int(result.exit_code),

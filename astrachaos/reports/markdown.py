@@ -18,7 +18,7 @@ def render_markdown(result: RunResult) -> str:
     lines = [
         f"## {mark} astrachaos `{result.scenario}`: exit {int(result.exit_code)}, {result.verdict}",
         "",
-        f"run `{result.run_id}` · pattern `{result.pattern}` · seed {result.seed} · "
+        f"run `{result.run_id}` · pattern `{result.pattern}` · seed {result.random_seed} · "
         f"profile `{result.profile}`",
         "",
         *_table(

@@ -30,6 +30,7 @@ from astrachaos.run.writer_process import (
     merge_throttler_stats,
     write_in_process,
 )
+from astrachaos.run.writing import WriteBudget
 from astrachaos.scenario import Scenario
 from astrachaos.workload.stats import WriteStats
 
@@ -89,8 +90,13 @@ class WriterProcesses:
         self._received: dict[int, ProcessReport] = {}
 
     def stop(self) -> None:
-        """Ask every process to stop after its current batch (Ctrl-C)."""
+        """Ask every process to stop after its current batch (Ctrl-C, or the time budget)."""
         self._stop.set()
+
+    @property
+    def stop_flag(self) -> Any:
+        """The flag every process watches between batches (a multiprocessing Event)."""
+        return self._stop
 
     def start(self) -> int:
         """Start every process; once all have connected, start writing: the phase's start time."""
@@ -147,7 +153,7 @@ def write_in_processes(
     scenario: Scenario,
     primary: Side,
     run_id: str,
-    seed: int,
+    random_seed: int,
     run_dir: Path,
     meta: dict[str, str],
     on_progress: Callable[[int, int, int, dict[str, int]], None],
@@ -171,7 +177,7 @@ def write_in_processes(
             profile=primary.profile,
             table=primary.table,
             run_id=run_id,
-            seed=seed,
+            random_seed=random_seed,
             run_dir=str(run_dir),
             meta=meta,
             contact_points=None if contact_points is None else tuple(contact_points),
@@ -185,6 +191,7 @@ def write_in_processes(
     primary.ledger.set_meta({"started_ns": str(started_ns), "processes": str(count)})
     on_phase("writing")
     interrupted = False
+    budget = WriteBudget(scenario.workload.max_duration_s, processes.stop_flag)
     primary.injectors.start()
     try:
         try:
@@ -193,6 +200,7 @@ def write_in_processes(
             interrupted = True
             processes.stop()
             outcome = processes.wait()
+        budget.cancel()
     finally:
         on_phase("rolling back faults")
         finish_faults()
@@ -212,6 +220,11 @@ def write_in_processes(
         raise EnvironmentProblem(
             "; ".join(failed)[:1000],
             hint=f"faults were rolled back; `astrachaos verify {run_dir}` verifies what was written",
+        )
+    if budget.reached:
+        notes.append(
+            f"workload.max_duration_s ({budget.seconds:g} s) reached: {outcome.handed_over} of "
+            f"{scenario.workload.records} records handed over"
         )
     notes.append(f"written by {count} processes, each with its own driver Cluster")
     return ProcessesPhase(

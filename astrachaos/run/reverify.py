@@ -8,8 +8,9 @@ from astrachaos.events import DriverOutcome
 from astrachaos.ledger.writer import LedgerRecord
 from astrachaos.run import rundir
 from astrachaos.run.processes import segments
-from astrachaos.run.result import RunFacts, RunResult, VerifiedSide, build_result, throughput_of
+from astrachaos.run.result import RunResult
 from astrachaos.run.saved import SavedRun, SavedSide, open_run
+from astrachaos.run.verdict import RunFacts, VerifiedSide, build_result, throughput_of
 from astrachaos.verify.connection import verify_run_table
 from astrachaos.workload.stats import Latency, latency_of, new_histogram, record_latency
 
@@ -59,7 +60,7 @@ def reverify(path: Path) -> RunResult:
             timing.see(record)
     facts = RunFacts(
         run_id=saved.run_id,
-        seed=saved.scenario.seed or 0,
+        random_seed=saved.scenario.random_seed or 0,
         started_at=saved.primary.meta.get("started_at", ""),
         finished_at=rundir.now_iso(),
         throughput=throughput_of(primary.verification.acknowledged, timing.answered, timing.span_s),

@@ -6,38 +6,32 @@ Execution returns data; it never prints or exits. A caller observes a run throug
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import tenacity
-
 from astrachaos.config.settings import Profile
-from astrachaos.driver.resettable import ResettableSession
-from astrachaos.driver.retry import is_retryable
 from astrachaos.driver.session import preflight
 from astrachaos.driver.table import RunTable, run_table
 from astrachaos.dropin.runsession import AppSessions
 from astrachaos.errors import Inconclusive, Interrupted, InvalidScenario, RollbackFailed
-from astrachaos.events import EventBus, PhaseStarted
+from astrachaos.events import EventBus, FaultWindow, PhaseStarted
 from astrachaos.injectors.active import ActiveInjectors
-from astrachaos.patterns.interface import PatternContext, SharedAppState
-from astrachaos.patterns.registry import build
 from astrachaos.run import rundir, signals
 from astrachaos.run.processes import write_in_processes
 from astrachaos.run.progress import RunProgress
-from astrachaos.run.result import RunFacts, RunResult, VerifiedSide, build_result, throughput_of
+from astrachaos.run.result import RunResult
 from astrachaos.run.side import Side, SidePlan, open_side
 from astrachaos.run.targets import local_cluster_for, resolve_profile, secondary_profile, target_table
+from astrachaos.run.verdict import RunFacts, VerifiedSide, build_result, throughput_of
 from astrachaos.run.writer_process import is_client_fault, merge_throttler_stats
+from astrachaos.run.writing import WriteBudget, build_patterns, reset_trigger
 from astrachaos.scenario import Scenario
 from astrachaos.verify.partitions import Verification
 from astrachaos.workload.applog import ApplicationLog
@@ -68,7 +62,9 @@ class Runner:
 
     def __init__(self, scenario: Scenario, out: Path | None = None) -> None:
         self.scenario = scenario
-        self.seed = scenario.seed if scenario.seed is not None else random.randrange(2**31)
+        self.random_seed = (
+            scenario.random_seed if scenario.random_seed is not None else random.randrange(2**31)
+        )
         self.run_id = rundir.new_run_id(scenario.name)
         # Everything that can fail without the database is checked before the directory exists.
         path = rundir.path_for(out, self.run_id)
@@ -84,7 +80,7 @@ class Runner:
         self._process_throttler: dict[str, int] = {}
         self._process_injectors: list[dict[str, Any]] = []
         self._run_plans = self._plans(path)
-        self.dir = rundir.create(path, scenario.model_copy(update={"seed": self.seed}))
+        self.dir = rundir.create(path, scenario.model_copy(update={"random_seed": self.random_seed}))
         self.sides: list[Side] = []  # the opened targets while the run lasts, for live observers
 
     def _phase(self, phase: str) -> None:
@@ -200,7 +196,7 @@ class Runner:
         if self.scenario.workload.processes > 1:  # client faults act inside each writer process
             specs = [spec for spec in specs if not is_client_fault(spec)]
         events = self.events if side == "primary" else None
-        return ActiveInjectors(specs, profile, local_cluster_for(profile), self.seed, events=events)
+        return ActiveInjectors(specs, profile, local_cluster_for(profile), self.random_seed, events=events)
 
     def _write(self, sides: list[Side]) -> _WriteMeasures:
         if self.scenario.workload.processes > 1:
@@ -219,15 +215,18 @@ class Runner:
             channel = DualChannel(channels[0], channels[1], scenario.target.secondary.strategy)
         app_log = ApplicationLog(self.dir.app_log, primary.bus, str(scenario.pattern.name))
         app_sessions = self._app_sessions(sides)
-        patterns = self._patterns(channel, app_log, app_sessions, primary.table.qualified)
-        plan = RecordPlan(scenario.workload, self.run_id, scenario.schema_.buckets, self.seed)
-        writers = Writers(
-            scenario, plan, patterns, channel, primary.bus, self._reset_trigger(primary.sessions), self.stop
-        )
+        patterns = build_patterns(
+            scenario, channel, app_log, range(scenario.workload.writers),
+            table=primary.table.qualified, run_id=self.run_id,
+            session_factory=None if app_sessions is None else app_sessions.open,
+        )  # fmt: skip
+        plan = RecordPlan(scenario.workload, self.run_id, scenario.schema_.buckets, self.random_seed)
+        reset = reset_trigger(scenario, primary.sessions.reset_in_background)
+        writers = Writers(scenario, plan, patterns, channel, primary.bus, reset, self.stop)
         self._phase("writing")
         notes: list[str] = []
         timeout_s = max(side.plan.request_timeout_s for side in sides)
-        budget = _WriteBudget(scenario.workload.max_duration_s, self.stop)
+        budget = WriteBudget(scenario.workload.max_duration_s, self.stop)
         self._writing = True
         if not self.stop.is_set():  # an interrupt before the write phase applies no fault
             for side in sides:
@@ -272,7 +271,7 @@ class Runner:
         primary = sides[0]
         meta = self._meta(primary.profile, primary.table)
         phase = write_in_processes(
-            self.scenario, primary, self.run_id, self.seed, self.dir.path, meta,
+            self.scenario, primary, self.run_id, self.random_seed, self.dir.path, meta,
             self.progress.add, self._phase, lambda: _finish_all([side.plan for side in sides]),
         )  # fmt: skip
         self.interrupted = self.interrupted or phase.interrupted
@@ -287,30 +286,6 @@ class Runner:
         hooks = primary.injectors.client_hooks
         return AppSessions(primary.sessions, hooks, primary.bus, primary.table.keyspace, primary.table.name)
 
-    def _patterns(
-        self, channel: Channel, app_log: ApplicationLog, app_sessions: AppSessions | None, table: str
-    ) -> list[Any]:
-        scenario = self.scenario
-        shared = SharedAppState()
-        wait = tenacity.wait_exponential_jitter(multiplier=0.05, max=2.0)
-        return [
-            build(
-                PatternContext(
-                    channel=channel,
-                    log=app_log,
-                    spec=scenario.pattern,
-                    shared=shared,
-                    writer=w,
-                    retry_delay_s=lambda attempt: float(wait(_attempt_state(attempt))),
-                    is_retryable=is_retryable,
-                    table=table,
-                    run_id=self.run_id,
-                    session_factory=None if app_sessions is None else functools.partial(app_sessions.open, w),
-                )
-            )
-            for w in range(scenario.workload.writers)
-        ]
-
     def _result(
         self,
         sides: list[SidePlan],
@@ -323,7 +298,7 @@ class Runner:
         answered = sum(write.stats.outcomes.values())
         facts = RunFacts(
             run_id=self.run_id,
-            seed=self.seed,
+            random_seed=self.random_seed,
             started_at=started_at,
             finished_at=rundir.now_iso(),
             throughput=throughput_of(verifications[0].acknowledged, answered, write.seconds),
@@ -341,30 +316,17 @@ class Runner:
 
     def _save_faults(self, sides: list[SidePlan]) -> None:
         timeline = [
-            {"side": side.name, "injector": name, "kind": kind, "start_ns": w.start_ns, "end_ns": w.end_ns}
+            {"side": side.name, **_window_json(w)}
             for side in sides
-            for name, kind, w in side.injectors.windows()
+            for w in side.injectors.windows()
         ]
         (self.dir.path / FAULTS_FILE).write_text(json.dumps(timeline, indent=2))
-
-    def _reset_trigger(self, sessions: ResettableSession) -> Callable[[int], None]:
-        reset = self.scenario.pattern.session_reset
-        if reset is None:
-            return lambda total: None
-        fired = threading.Event()
-
-        def maybe_reset(total: int) -> None:
-            if total >= reset.after_records and not fired.is_set():
-                fired.set()
-                sessions.reset_in_background()
-
-        return maybe_reset
 
     def _meta(self, profile: Profile, table: RunTable) -> dict[str, str]:
         return {
             "run_id": self.run_id,
             "scenario": self.scenario.name,
-            "seed": str(self.seed),
+            "seed": str(self.random_seed),
             "profile": profile.name,
             "keyspace": table.keyspace,
             "table": table.name,
@@ -372,36 +334,6 @@ class Runner:
             "buckets": str(self.scenario.schema_.buckets),
             "started_at": rundir.now_iso(),
         }
-
-
-class _WriteBudget:
-    """`workload.max_duration_s`: when it runs out, the writers stop handing over records."""
-
-    def __init__(self, seconds: float | None, stop: threading.Event) -> None:
-        self.seconds = seconds or 0.0
-        self.reached = False
-        self._stop = stop
-        self._timer: threading.Timer | None = None
-        if seconds:
-            self._timer = threading.Timer(seconds, self._run_out)
-            self._timer.daemon = True
-            self._timer.start()
-
-    def _run_out(self) -> None:
-        if not self._stop.is_set():
-            self.reached = True
-            self._stop.set()
-
-    def cancel(self) -> None:
-        """The writers ended first (or were interrupted)."""
-        if self._timer is not None:
-            self._timer.cancel()
-
-
-def _attempt_state(attempt: int) -> Any:
-    state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
-    state.attempt_number = attempt
-    return state
 
 
 def _throttler_stats(side: Side) -> dict[str, int]:
@@ -429,3 +361,13 @@ def _finish_all(sides: list[SidePlan]) -> None:
             failure = failure or error
     if failure is not None:
         raise failure
+
+
+def _window_json(window: FaultWindow) -> dict[str, object]:
+    """A fault window as faults.json has always written it."""
+    return {
+        "injector": window.injector,
+        "kind": window.kind,
+        "start_ns": window.start_ns,
+        "end_ns": window.end_ns,
+    }

@@ -18,8 +18,9 @@ from pydantic import ValidationError
 from astrachaos.config.settings import Profile
 from astrachaos.driver.table import RunTable, run_table
 from astrachaos.errors import EnvironmentProblem, InvalidScenario
+from astrachaos.events import FaultWindow
 from astrachaos.ledger.extracts import LedgerExtracts, extracts_of
-from astrachaos.ledger.writer import FaultWindow, Ledger
+from astrachaos.ledger.writer import Ledger
 from astrachaos.run import rundir
 from astrachaos.run.result import RunResult
 from astrachaos.run.targets import resolve_profile, secondary_profile

@@ -17,7 +17,7 @@ from astrachaos.config.settings import Profile
 from astrachaos.driver.hosts import HostDown
 from astrachaos.driver.resettable import ResettableSession
 from astrachaos.driver.table import RunTable, ensure_table
-from astrachaos.events import EventBus
+from astrachaos.events import EventBus, FaultWindow
 from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.ledger.writer import Ledger
 from astrachaos.scenario import Scenario
@@ -91,7 +91,7 @@ class Side:
         notes = []
         for down in self.host_downs():
             self.ledger.record_fault_window(
-                f"driver: {down.address} down", "host-down", down.down_ns, down.up_ns
+                FaultWindow(f"driver: {down.address} down", "host-down", down.down_ns, down.up_ns)
             )
             notes.append(f"{self.name}: {down.describe(origin_ns)}")
         return notes

@@ -19,14 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from astrachaos.config.settings import Profile
-from astrachaos.driver.retry import is_retryable
 from astrachaos.driver.table import RunTable
 from astrachaos.events import DriverOutcome, WriteCompleted
 from astrachaos.injectors.active import ActiveInjectors
 from astrachaos.injectors.registry import lookup
-from astrachaos.patterns.interface import AppPattern, PatternContext, SharedAppState
-from astrachaos.patterns.registry import build
 from astrachaos.run.side import Side, SidePlan, open_side
+from astrachaos.run.writing import build_patterns, reset_trigger
 from astrachaos.scenario import InjectorSpec, Scenario
 from astrachaos.workload.applog import ApplicationLog
 from astrachaos.workload.plan import RecordPlan
@@ -57,7 +55,7 @@ class WriterJob:
     profile: Profile
     table: RunTable
     run_id: str
-    seed: int
+    random_seed: int
     run_dir: str
     meta: dict[str, str]
     contact_points: tuple[str, ...] | None = None  # a proxy injector's overrides, if any
@@ -126,7 +124,7 @@ def write_in_process(job: WriterJob, progress: Any, stop: Any, reports: Any, gat
 def _write(job: WriterJob, progress: Any, stop: Any, report: ProcessReport, gate: StartGate) -> None:
     scenario = Scenario.model_validate(job.scenario)
     specs = [spec for spec in scenario.injectors if spec.side == "primary" and is_client_fault(spec)]
-    injectors = ActiveInjectors(specs, job.profile, None, job.seed)
+    injectors = ActiveInjectors(specs, job.profile, None, job.random_seed)
     plan = SidePlan(
         "primary", job.profile, job.table, injectors, segment_path(Path(job.run_dir), job.process)
     )
@@ -151,8 +149,11 @@ def _write_side(
     counts = _ProgressCounts()
     side.bus.subscribe(WriteCompleted, counts.on_completed)
     app_log = ApplicationLog(Path(job.run_dir) / "app.log.jsonl", side.bus, str(scenario.pattern.name))
-    patterns = _patterns(scenario, job, channel, app_log)
-    records = RecordPlan(scenario.workload, job.run_id, scenario.schema_.buckets, job.seed)
+    patterns = build_patterns(
+        scenario, channel, app_log, writer_ids(job, scenario.workload.writers),
+        table=job.table.qualified, run_id=job.run_id,
+    )  # a user pattern's own sessions (`ctx.session`): not in writer processes yet
+    records = RecordPlan(scenario.workload, job.run_id, scenario.schema_.buckets, job.random_seed)
     halt = threading.Event()
     watcher = threading.Thread(target=_forward, args=(stop, halt, counts, progress), daemon=True)
     watcher.start()
@@ -162,7 +163,7 @@ def _write_side(
         patterns,
         channel,
         side.bus,
-        _reset_trigger(scenario, side.sessions.reset_in_background),
+        reset_trigger(scenario, side.sessions.reset_in_background),
         stop=halt,
         writer_ids=list(patterns),
     )
@@ -192,51 +193,6 @@ def _write_side(
     halt.set()
     watcher.join()
     counts.flush(progress)
-
-
-def _patterns(
-    scenario: Scenario, job: WriterJob, channel: Any, app_log: ApplicationLog
-) -> dict[int, AppPattern]:
-    import tenacity
-
-    shared = SharedAppState()
-    wait = tenacity.wait_exponential_jitter(multiplier=0.05, max=2.0)
-    return {
-        w: build(
-            PatternContext(
-                channel=channel,
-                log=app_log,
-                spec=scenario.pattern,
-                shared=shared,
-                writer=w,
-                retry_delay_s=lambda attempt: float(wait(_attempt_state(tenacity, attempt))),
-                is_retryable=is_retryable,
-                table=job.table.qualified,
-                run_id=job.run_id,
-                session_factory=None,  # a user pattern's own sessions: not in writer processes yet
-            )
-        )
-        for w in writer_ids(job, scenario.workload.writers)
-    }
-
-
-def _reset_trigger(scenario: Scenario, reset: Any) -> Any:
-    """`pattern.session_reset`, counted in this process: its session resets once, mid-stream."""
-    spec = scenario.pattern.session_reset
-    fired = threading.Event()
-
-    def maybe_reset(total: int) -> None:
-        if spec is not None and total >= spec.after_records and not fired.is_set():
-            fired.set()
-            reset()
-
-    return maybe_reset
-
-
-def _attempt_state(tenacity: Any, attempt: int) -> Any:
-    state = tenacity.RetryCallState(None, None, (), {})
-    state.attempt_number = attempt
-    return state
 
 
 class _ProgressCounts:

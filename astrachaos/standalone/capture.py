@@ -14,18 +14,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import struct
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from astrachaos.capture.keys import Keyed, Reason, TableKeys, is_system_keyspace, key_of, table_keys_from_rows
+from astrachaos.capture.cells import driver_type as driver_type  # re-exported: it lived here
+from astrachaos.capture.keys import Reason, TableKeys, is_system_keyspace, table_keys_from_rows
 from astrachaos.capture.ledger import CaptureLedger
-from astrachaos.capture.model import CapturedWrite, Told, Unverifiable, WriteKind
-from astrachaos.proxy.bound import UNSET, BoundRequest, BoundStatement, PreparedShape, read_bound
+from astrachaos.capture.model import Told, Unverifiable, WriteKind
+from astrachaos.proxy.bound import BoundRequest, BoundStatement, PreparedShape, read_bound
 from astrachaos.proxy.cql import (
     BodyReader,
     Envelope,
@@ -37,6 +36,7 @@ from astrachaos.proxy.cql import (
     statement_of,
 )
 from astrachaos.proxy.statements import Kind, Shape, shape_of
+from astrachaos.standalone.capture_plan import WritePlan, execute_values, plan_of
 
 log = logging.getLogger(__name__)
 
@@ -125,60 +125,13 @@ class SchemaCache:
         self._worker.shutdown(wait=False, cancel_futures=True)
 
 
-def driver_type(cql_type: str) -> Any:
-    """The driver's type class for a CQL type text (None for types it cannot build from text)."""
-    from cassandra import cqltypes
-
-    text = cql_type.strip()
-    lower = text.lower()
-    if lower.startswith("frozen<") and lower.endswith(">"):
-        return driver_type(text[7:-1])
-    if "<" not in text:
-        return cqltypes._cqltypes.get(lower)
-    outer, inner = text.split("<", 1)
-    outer = outer.strip().lower()
-    if outer not in ("list", "set", "map") or not inner.endswith(">"):
-        return None
-    parts = _split_top(inner[:-1])
-    types = [driver_type(p) for p in parts]
-    if any(t is None for t in types):
-        return None
-    return cqltypes._cqltypes[outer].apply_parameters(types)
-
-
-def _split_top(text: str) -> list[str]:
-    parts, depth, current = [], 0, ""
-    for char in text:
-        if char == "<":
-            depth += 1
-        elif char == ">":
-            depth -= 1
-        if char == "," and depth == 0:
-            parts.append(current.strip())
-            current = ""
-        else:
-            current += char
-    parts.append(current.strip())
-    return parts
-
-
 @dataclass
 class _Prepared:
     text: str
     shape: Shape
     bind: PreparedShape
     target: Statement
-
-
-@dataclass(frozen=True)
-class _Target:
-    """What one statement writes to, as far as its text and prepared metadata tell."""
-
-    prepared: _Prepared | None
-    text: str
-    shape: Shape
-    keyspace: str | None
-    table: str | None
+    plan: tuple[TableKeys, WritePlan | Reason] | None = None  # for the schema it was made with
 
 
 class WriteCapture:
@@ -210,7 +163,6 @@ class ConnectionCapture:
         self._preparing: dict[int, str] = {}
         self._using: dict[int, str] = {}
         self._unknown: dict[int, tuple[str, str | None]] = {}  # EXECUTE of an unseen PREPARE
-        self._read_ahead: dict[int, tuple[Envelope, BoundRequest | None]] = {}  # stream → prepare's read
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -220,20 +172,45 @@ class ConnectionCapture:
         for envelope in envelopes:
             if envelope.opcode not in (Opcode.QUERY, Opcode.EXECUTE, Opcode.BATCH):
                 continue
-            if envelope.flags & Flag.COMPRESSED:
+            if envelope.flags & Flag.COMPRESSED or self._planned(envelope):
                 continue
             request = read_bound(envelope)
-            self._read_ahead[envelope.stream] = (envelope, request)
-            if request is None:
-                continue
-            for statement in request.statements:
-                target = self._target(request, statement)
-                if isinstance(target, _Target) and target.keyspace and target.table:
-                    tables.add((target.keyspace, target.table))
+            for statement in request.statements if request is not None else ():
+                target = self._target(request, statement)  # type: ignore[arg-type]
+                if target is not None:
+                    tables.add(target)
         schema = self.capture.schema
         while (reading := schema.lookup(tables)) is not None:
             self.capture.counts["schema_lookups_waited"] += 1
             await asyncio.wrap_future(reading)
+
+    def _planned(self, envelope: Envelope) -> bool:
+        """Whether `envelope` is an EXECUTE planned for the table schema known now (nothing to look up)."""
+        if envelope.opcode != Opcode.EXECUTE or envelope.flags & Flag.CUSTOM_PAYLOAD:
+            return False
+        read = execute_values(envelope.body, envelope.version)
+        prepared = self.capture.prepared.get(read[0]) if read is not None else None
+        if prepared is None or prepared.plan is None:
+            return False
+        keys = prepared.plan[0]
+        return self.capture.schema.get(keys.keyspace, keys.table) is keys
+
+    def _target(self, request: BoundRequest, statement: BoundStatement) -> TableName | None:
+        """The (keyspace, table) a statement writes to, when its text and metadata tell."""
+        prepared = self.capture.prepared.get(statement.prepared_id) if statement.prepared_id else None
+        if statement.prepared_id is not None and prepared is None:
+            return None
+        text = prepared.text if prepared is not None else statement.text or ""
+        shape = prepared.shape if prepared is not None else shape_of(text)
+        if shape.kind is Kind.OTHER:
+            return None
+        target = prepared.target if prepared is not None else statement_of(text)
+        keyspace, table = target.keyspace or request.keyspace or self.keyspace, target.table
+        if prepared is not None and prepared.bind.columns:
+            keyspace, table = prepared.bind.columns[0].keyspace, prepared.bind.columns[0].table
+        if keyspace is None or table is None or is_system_keyspace(keyspace):
+            return None
+        return keyspace, table
 
     def request(self, envelope: Envelope, fault: str | None, refused: str | None) -> None:
         """A client request: capture its writes. `refused`: the error class answered instead."""
@@ -251,17 +228,18 @@ class ConnectionCapture:
         if envelope.flags & Flag.COMPRESSED:
             self.capture.counts["compressed_requests_not_followed"] += 1
             return
-        ahead = self._read_ahead.pop(envelope.stream, None)
-        request = ahead[1] if ahead is not None and ahead[0] is envelope else read_bound(envelope)
-        if request is None:
-            self.capture.counts["requests_not_read"] += 1
-            return
         faults = ", ".join(f for f in (fault, self.faults_now()) if f) or None
-        ids = []
-        for statement in request.statements:
-            write_id = self._write(request, statement, faults)
-            if write_id is not None:
-                ids.append(write_id)
+        ids = self._planned_execute(envelope, faults)
+        if ids is None:
+            request = read_bound(envelope)
+            if request is None:
+                self.capture.counts["requests_not_read"] += 1
+                return
+            ids = []
+            for statement in request.statements:
+                write_id = self._write(request, statement, faults)
+                if write_id is not None:
+                    ids.append(write_id)
         if not ids:
             return
         if refused is not None:
@@ -272,40 +250,57 @@ class ConnectionCapture:
         else:
             self._in_flight[envelope.stream] = ids
 
-    def _target(self, request: BoundRequest, statement: BoundStatement) -> _Target | str | None:
-        """Where a statement writes; the prepared id's hex when it is unknown; None: not a write."""
-        prepared = self.capture.prepared.get(statement.prepared_id) if statement.prepared_id else None
+    def _planned_execute(self, envelope: Envelope, fault: str | None) -> list[int] | None:
+        """The hot path: an EXECUTE of a statement whose plan is made, for the table schema now known.
+
+        None when it is not one (the request is then read in full).
+        """
+        if envelope.opcode != Opcode.EXECUTE or envelope.flags & Flag.CUSTOM_PAYLOAD:
+            return None
+        read = execute_values(envelope.body, envelope.version)
+        if read is None:
+            return None
+        prepared_id, values, timestamp = read
+        prepared = self.capture.prepared.get(prepared_id)
+        if prepared is None or prepared.plan is None:
+            return None
+        keys, plan = prepared.plan
+        if isinstance(plan, Reason) or self.capture.schema.get(keys.keyspace, keys.table) is not keys:
+            return None
+        self.capture.counts["writes_seen"] += 1
+        cells = plan.cells(values, timestamp, self.capture.ledger)
+        if isinstance(cells, Reason):
+            self._unverifiable(cells, keys.keyspace, keys.table, prepared.text, fault)
+            return []
+        token, key, column_set, digest, fingerprint, timestamp = cells
+        write_id = self.capture.ledger.sent_cells(
+            plan.table_id, token, key, column_set, digest, fingerprint, plan.kind, timestamp, fault,
+            self.name, envelope.stream,
+        )  # fmt: skip
+        return [write_id]
+
+    def _write(self, request: BoundRequest, statement: BoundStatement, fault: str | None) -> int | None:
+        capture = self.capture
+        prepared = capture.prepared.get(statement.prepared_id) if statement.prepared_id else None
         if statement.prepared_id is not None and prepared is None:
-            return statement.prepared_id.hex()
+            if request.opcode == Opcode.BATCH:  # only writes go in a batch
+                return self._unverifiable(
+                    Reason.UNKNOWN_PREPARED, None, None, statement.prepared_id.hex(), fault
+                )
+            self._unknown[request.stream] = (statement.prepared_id.hex(), fault)  # a read or a write?
+            return None
         text = prepared.text if prepared is not None else statement.text or ""
         shape = prepared.shape if prepared is not None else shape_of(text)
         if shape.kind is Kind.OTHER:
-            return _Target(None, text, shape, None, None)
+            if text.lstrip()[:5].upper() == "BEGIN":
+                return self._unverifiable(Reason.UNPARSED, None, None, text, fault)
+            return None
         target = prepared.target if prepared is not None else statement_of(text)
         keyspace = target.keyspace or request.keyspace or self.keyspace
         table = target.table
         if prepared is not None and prepared.bind.columns:
             keyspace, table = prepared.bind.columns[0].keyspace, prepared.bind.columns[0].table
         if is_system_keyspace(keyspace):
-            return None
-        return _Target(prepared, text, shape, keyspace, table)
-
-    def _write(self, request: BoundRequest, statement: BoundStatement, fault: str | None) -> int | None:
-        capture = self.capture
-        target = self._target(request, statement)
-        if target is None:
-            return None
-        if isinstance(target, str):  # a prepared id this proxy never saw prepared
-            if request.opcode == Opcode.BATCH:  # only writes go in a batch
-                return self._unverifiable(Reason.UNKNOWN_PREPARED, None, None, target, fault)
-            self._unknown[request.stream] = (target, fault)  # a read or a write?
-            return None
-        prepared, text, shape, keyspace, table = (
-            target.prepared, target.text, target.shape, target.keyspace, target.table
-        )
-        if shape.kind is Kind.OTHER:
-            if text.lstrip()[:5].upper() == "BEGIN":
-                return self._unverifiable(Reason.UNPARSED, None, None, text, fault)
             return None
         capture.counts["writes_seen"] += 1
         if keyspace is None or table is None:
@@ -319,19 +314,35 @@ class ConnectionCapture:
             return self._unverifiable(Reason.UNKNOWN_TABLE, keyspace, table, text, fault)
         if not statement.values and shape.literal:
             return self._unverifiable(Reason.LITERALS, keyspace, table, text, fault)
-        bound = _decode(statement, prepared, shape, keys, request.timestamp)
-        if isinstance(bound, Reason):
-            return self._unverifiable(bound, keyspace, table, text, fault)
-        pairs, timestamp, comparable = bound
-        kind = _KINDS[shape.kind]
-        keyed = key_of(
-            keys, pairs, kind, comparable=comparable and not shape.arithmetic, literal=list(shape.literal)
-        )
-        if isinstance(keyed, Reason):
-            return self._unverifiable(keyed, keyspace, table, text, fault)
-        return capture.ledger.sent(
-            _captured(keyed, keyspace, table, kind, self.name, request.stream, timestamp, fault)
-        )
+        plan = self._plan(statement, prepared, shape, keys)
+        if isinstance(plan, Reason):
+            return self._unverifiable(plan, keyspace, table, text, fault)
+        cells = plan.cells(statement.values, request.timestamp, capture.ledger)
+        if isinstance(cells, Reason):
+            return self._unverifiable(cells, keyspace, table, text, fault)
+        token, key, column_set, digest, fingerprint, timestamp = cells
+        return capture.ledger.sent_cells(
+            plan.table_id, token, key, column_set, digest, fingerprint, plan.kind, timestamp, fault,
+            self.name, request.stream,
+        )  # fmt: skip
+
+    def _plan(
+        self, statement: BoundStatement, prepared: _Prepared | None, shape: Shape, keys: TableKeys
+    ) -> WritePlan | Reason:
+        """The write plan of a prepared statement (made once per table schema) or of a QUERY text."""
+        if prepared is not None and prepared.plan is not None and prepared.plan[0] is keys:
+            return prepared.plan[1]
+        if prepared is not None:
+            names: Sequence[str] | None = [c.name for c in prepared.bind.columns]
+        else:
+            names = statement.names or shape.markers
+        if names is None or len(names) != len(statement.values):
+            return Reason.UNPARSED
+        plan = plan_of(keys, names, _KINDS[shape.kind], self.capture.ledger,
+                       comparable=not shape.arithmetic, literal=list(shape.literal))  # fmt: skip
+        if prepared is not None:
+            prepared.plan = (keys, plan)
+        return plan
 
     def _unverifiable(
         self, reason: Reason, keyspace: str | None, table: str | None, text: str, fault: str | None
@@ -392,62 +403,6 @@ class ConnectionCapture:
             self.capture.prepared[bind.prepared_id] = _Prepared(
                 text, shape_of(text), bind, statement_of(text)
             )
-
-
-def _decode(
-    statement: BoundStatement,
-    prepared: _Prepared | None,
-    shape: Shape,
-    keys: TableKeys,
-    timestamp: int | None,
-) -> tuple[list[tuple[str, Any]], int | None, bool] | Reason:
-    if prepared is not None:
-        names = [c.name for c in prepared.bind.columns]
-        types = [c.cql_type for c in prepared.bind.columns]
-    else:
-        names_or_none = statement.names or shape.markers
-        if names_or_none is None or len(names_or_none) != len(statement.values):
-            return Reason.UNPARSED
-        names = list(names_or_none)
-        types = [driver_type(keys.types[n]) if n in keys.types else None for n in names]
-    if len(names) != len(statement.values):
-        return Reason.UNPARSED
-    pairs: list[tuple[str, Any]] = []
-    comparable = True
-    key_columns = set(keys.primary_key)
-    for name, cql_type, raw in zip(names, types, statement.values, strict=True):
-        if raw is UNSET:
-            continue
-        if name == "[timestamp]" and raw is not None and len(raw) == 8:
-            timestamp = struct.unpack(">q", raw)[0]
-            continue
-        if name.startswith("["):
-            continue
-        if raw is None:
-            pairs.append((name, None))
-            continue
-        try:
-            value = cql_type.from_binary(raw, 5) if cql_type is not None else None
-        except Exception:  # a value the driver cannot read: judged on presence only
-            value = None
-        if value is None:
-            if name in key_columns:
-                return Reason.KEY_TYPE
-            comparable = False
-            value = raw.hex()
-        pairs.append((name, value))
-    return pairs, timestamp, comparable
-
-
-def _captured(
-    keyed: Keyed, keyspace: str, table: str, kind: WriteKind, connection: str, stream: int,
-    timestamp: int | None, fault: str | None,
-) -> CapturedWrite:  # fmt: skip
-    return CapturedWrite(
-        keyspace=keyspace, table=table, key=keyed.key, key_types=keyed.key_types,
-        value_digest=keyed.value_digest, kind=kind, connection=connection, stream=stream,
-        sent_at=time.time(), value_columns=keyed.value_columns, write_timestamp=timestamp, fault=fault,
-    )  # fmt: skip
 
 
 def _query_text(envelope: Envelope) -> str | None:

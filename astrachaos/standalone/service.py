@@ -25,9 +25,10 @@ import yaml
 from pydantic import ValidationError
 
 from astrachaos.errors import EnvironmentProblem, InvalidScenario, RollbackFailed, UsageProblem
+from astrachaos.events import FaultWindow
 from astrachaos.injectors.interface import ClientHooks, Injector, InjectorContext
 from astrachaos.injectors.registry import lookup
-from astrachaos.injectors.schedule import ScheduledFault, Window
+from astrachaos.injectors.schedule import ScheduledFault
 from astrachaos.proxy.interception import CqlRelay, Topology
 from astrachaos.proxy.server import Address, ProxySet
 from astrachaos.proxy.topology import AddressMap
@@ -110,7 +111,7 @@ class StandaloneProxy:
         *,
         capture_dir: Path | None = None,
         schema_session: Any = None,
-        seed: int = 0,
+        random_seed: int = 0,
         passthrough: bool = False,
     ) -> None:
         if not upstreams:
@@ -124,7 +125,7 @@ class StandaloneProxy:
         self.routes = listen_addresses(upstreams, listen)
         self.addresses = AddressMap.resolve(self.routes)
         self.counts: Counter[str] = Counter()
-        self._rng = random.Random(seed)
+        self._rng = random.Random(random_seed)
         self._faults: dict[str, _Fault] = {}
         self._removed: list[dict[str, Any]] = []
         self._lock = threading.RLock()
@@ -135,7 +136,7 @@ class StandaloneProxy:
         if capture_dir is not None:
             self._open_capture(capture_dir, schema_session)
         relay = None if passthrough else self._relay
-        self.proxies = ProxySet([], 0, seed=seed, routes=self.routes, relay_factory=relay)
+        self.proxies = ProxySet([], 0, random_seed=random_seed, routes=self.routes, relay_factory=relay)
         self._ticker = threading.Thread(target=self._tick, name="proxy-faults", daemon=True)
 
     def _open_capture(self, directory: Path, session: Any) -> None:
@@ -241,11 +242,11 @@ class StandaloneProxy:
             injector.prepare()
             windows: list[dict[str, float | None]] = []
 
-            def on_window(window: Window) -> None:
+            def on_window(window: FaultWindow) -> None:
                 _record_window(windows, window)
 
             scheduled = ScheduledFault(
-                label, injector.apply, injector.rollback, spec.schedule, rng, on_window
+                label, injector.apply, injector.rollback, spec.schedule, rng, on_window, injector.kind
             )
             fault = _Fault(label, spec, injector, scheduled, time.monotonic(), windows)
             self._faults[label] = fault
@@ -387,7 +388,7 @@ class StandaloneProxy:
         return ", ".join(labels) or None
 
 
-def _record_window(windows: list[dict[str, float | None]], window: Window) -> None:
+def _record_window(windows: list[dict[str, float | None]], window: FaultWindow) -> None:
     """Keep a fault window in wall-clock seconds (result.json readers compare with sent_at)."""
     now_wall, now_mono = time.time(), time.monotonic_ns()
     if window.end_ns is None:

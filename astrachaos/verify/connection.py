@@ -104,7 +104,7 @@ def verify_run_table(
     Read with a Cluster of its own (`verify.connection`), not the write session faults wore out;
     rows are digested as the ledger's meta says its records were.
     """
-    windows = [(w.injector, w.start_ns, w.end_ns) for w in ledger.fault_windows()]
+    windows = ledger.fault_windows()
     buckets = range(scenario.schema_.buckets)
     digest = ledger.meta().get("digest")
     with verifier(profile, table, run_id, scenario.verify.page_size, digest=digest) as reader:

@@ -1,8 +1,9 @@
 """Read a run back and classify every record: partition scans, a settle window, a strong re-read.
 
-One partition at a time (the next ones read meanwhile) is joined with what the ledger planned in
-it: acknowledged records found as written are settled in bulk, the rest one by one. Memory stays
-bounded by a few partitions plus the records that are not `ok`.
+Partitions are read READ_AHEAD at a time, paged by the driver's callbacks (no thread per read), and
+each is joined, as soon as it is complete, with what the ledger planned in it: acknowledged records
+found as written are settled in bulk, the rest one by one, in bucket order once every partition was
+read. Memory stays bounded by a few partitions plus the records that are not `ok`.
 """
 
 from __future__ import annotations
@@ -10,18 +11,21 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import queue
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from xxhash import xxh3_64_hexdigest
+
 from astrachaos.driver.table import RunTable
 from astrachaos.errors import EnvironmentProblem
-from astrachaos.events import DriverOutcome
-from astrachaos.ledger.reader import AckedTotals, LedgerReader, LedgerRecord, second_of
+from astrachaos.events import DriverOutcome, FaultWindow
+from astrachaos.ledger.reader import AckedTotals, LedgerReader, LedgerRecord, PlannedDigests, second_of
 from astrachaos.ledger.writer import Ledger
 from astrachaos.scenario import Verify
 from astrachaos.verify.classify import RecordClass, Seen, classify, is_silent
@@ -29,9 +33,9 @@ from astrachaos.workload.plan import Digest, applied_digest, digest_of
 
 log = logging.getLogger(__name__)
 _READ_ATTEMPTS = 3
-READ_AHEAD = 3  # partitions read while one is joined
+READ_AHEAD = 4  # partitions in flight while one is joined
+PARKED_ROWS = 200_000  # rows read and kept until the acknowledged totals are counted (~40 MB)
 Stored = tuple[int, "int | None", str, int]  # key, record_id, digest, applications: a row as read
-Window = tuple[str, int, "int | None"]  # injector, start_ns, end_ns (None: still open)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +86,7 @@ class Verification:
     silent_by_error: Counter[str] = field(default_factory=Counter)
     unread_buckets: list[int] = field(default_factory=list)
     reread_consistency: str | None = None
-    windows: list[Window] = field(default_factory=list)
+    windows: list[FaultWindow] = field(default_factory=list)
     rows_read: int = 0
     seconds: float = 0.0
 
@@ -130,8 +134,7 @@ class PartitionReader:
                 bound.fetch_size = self._page_size
                 bound.consistency_level = level
                 rows = self._session.execute(bound, execution_profile=self._profile)
-                digest = self.digest
-                stored = [_stored(row, digest) for row in rows]
+                stored = _stored_rows(rows, self.digest)
                 with self._count_lock:
                     self.rows_read += len(stored)
                 return stored
@@ -145,6 +148,83 @@ class PartitionReader:
     def read(self, bucket: int, consistency: str) -> dict[int, StoredRow]:
         """Every row of partition (run_id, bucket), by clustering key; raises after retries."""
         return {row[0]: StoredRow(*row) for row in self.scan(bucket, consistency)}
+
+    def scan_many(
+        self, buckets: Iterable[int], consistency: str, ahead: int = READ_AHEAD
+    ) -> Iterator[tuple[int, list[Stored] | Exception]]:
+        """Each bucket's rows (or the error of its last attempt), in the order partitions complete.
+
+        `ahead` partitions are read at once. The driver's callbacks only queue each page and ask
+        for the next one; pages are digested here, on the caller's thread, while the others read.
+        """
+        from cassandra import ConsistencyLevel
+
+        level = ConsistencyLevel.name_to_value[consistency]
+        pages: queue.SimpleQueue[tuple[int, list[Any] | Exception, bool]] = queue.SimpleQueue()
+
+        def start(bucket: int) -> None:
+            try:
+                bound = self._prepared.bind((self._run_id, bucket))
+                bound.fetch_size = self._page_size
+                bound.consistency_level = level
+                future = self._session.execute_async(bound, execution_profile=self._profile)
+            except Exception as error:  # a session shut down under us: an unread partition, not a crash
+                on_error(error, bucket)
+                return
+            future.add_callbacks(on_page, on_error, callback_args=(bucket, future), errback_args=(bucket,))
+
+        def on_page(rows: list[Any], bucket: int, future: Any) -> None:  # on the driver's I/O thread
+            more = future.has_more_pages
+            pages.put((bucket, rows, more))
+            if more:
+                future.start_fetching_next_page()
+
+        def on_error(error: Exception, bucket: int) -> None:  # on the driver's I/O thread
+            pages.put((bucket, error, False))
+
+        upcoming = iter(buckets)
+        read: dict[int, list[Stored]] = {}
+        attempts: dict[int, int] = {}
+        for bucket in itertools.islice(upcoming, ahead):
+            read[bucket], attempts[bucket] = [], 1
+            start(bucket)
+        while read:
+            bucket, page, more = pages.get()
+            if isinstance(page, Exception):
+                if attempts[bucket] < _READ_ATTEMPTS:  # read timeouts, unavailable replicas: retry
+                    log.warning("read of bucket %s failed (%s), retrying", bucket, page)
+                    time.sleep(0.5 * attempts[bucket])
+                    read[bucket], attempts[bucket] = [], attempts[bucket] + 1
+                    start(bucket)
+                    continue
+                del read[bucket]
+                done: list[Stored] | Exception = page
+            else:
+                read[bucket].extend(_stored_rows(page, self.digest))
+                if more:
+                    continue
+                done = read.pop(bucket)
+                with self._count_lock:
+                    self.rows_read += len(done)
+            for following in itertools.islice(upcoming, 1):
+                read[following], attempts[following] = [], 1
+                start(following)
+            yield bucket, done
+
+
+def _stored_rows(rows: Iterable[Sequence[Any]], digest: Digest) -> list[Stored]:
+    """`Stored` of rows read; the common row (a payload, written once) digested inline.
+
+    The inline digest is `workload.plan.digest_of`, spelt out: a call per row costs a fifth of it.
+    """
+    if digest is not digest_of:
+        return [_stored(row, digest) for row in rows]
+    return [
+        (key, rid, xxh3_64_hexdigest(f"{key}:{rid}:{payload}".encode()), 1)
+        if payload is not None and (applied is None or len(applied) < 2)
+        else _stored((key, rid, payload, applied), digest)
+        for key, rid, payload, applied in rows
+    ]
 
 
 def _stored(row: Sequence[Any], digest_of: Digest) -> Stored:
@@ -160,26 +240,22 @@ def _stored(row: Sequence[Any], digest_of: Digest) -> Stored:
     return key, record_id, applied_digest(digest, applications), applications
 
 
-def _prefetched(
-    reader: PartitionReader, buckets: Sequence[int], consistency: str
+def _first_reads(
+    reader: PartitionReader, buckets: Iterable[int], consistency: str
 ) -> Iterator[tuple[int, list[Stored] | Exception]]:
-    """The buckets' rows in order, the next partitions read while the caller joins this one.
+    """Every bucket's rows (or the error that left it unread), in any order.
 
-    READ_AHEAD partitions are in flight besides the one being joined: memory stays bounded.
+    A reader without `scan_many` (a stand-in table) is read one partition after another.
     """
-    with ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="verify-read") as pool:
-        ahead: deque[tuple[int, Future[list[Stored]]]] = deque()
-        upcoming = iter(buckets)
-        for bucket in itertools.islice(upcoming, READ_AHEAD):
-            ahead.append((bucket, pool.submit(reader.scan, bucket, consistency)))
-        while ahead:
-            bucket, future = ahead.popleft()
-            for following in itertools.islice(upcoming, 1):
-                ahead.append((following, pool.submit(reader.scan, following, consistency)))
-            try:
-                yield bucket, future.result()
-            except Exception as error:
-                yield bucket, error
+    scan_many = getattr(reader, "scan_many", None)
+    if scan_many is not None:
+        yield from scan_many(buckets, consistency)
+        return
+    for bucket in buckets:
+        try:
+            yield bucket, reader.scan(bucket, consistency)
+        except Exception as error:
+            yield bucket, error
 
 
 def _seen(record: LedgerRecord, row: StoredRow | None, same_key_ids: Container[int]) -> Seen:
@@ -209,13 +285,13 @@ def verify(
     spec: Verify,
     run_started_ns: int,
     sleep: Callable[[float], None] = time.sleep,
-    windows: Sequence[Window] = (),
+    windows: Sequence[FaultWindow] = (),
 ) -> Verification:
     """Classify every ledger record against the table; list every record that is not `ok`.
 
     `buckets` are the partitions the run may have written (rows there without a record are
-    `unexpected`). `windows` are the fault windows of the run, (injector, start_ns, end_ns or
-    None); each record that is not ok is tagged with those active while it was written.
+    `unexpected`). `windows` are the fault windows of the run; each record that is not ok is
+    tagged with those active while it was written.
 
     A record is `ok` when it was acknowledged and its own row, applied once, is at its key. Those
     are settled in bulk: a set intersection of what the ledger planned with what the partition
@@ -225,12 +301,16 @@ def verify(
     began = time.monotonic()
     result = Verification(windows=list(windows))
     taken: list[LedgerRecord] = []  # acknowledged records found not `ok` (or left unread)
-    with ThreadPoolExecutor(2, thread_name_prefix="verify-totals") as pool:
-        totals = pool.submit(_totals, ledger, run_started_ns)
-        unacked = pool.submit(_unacknowledged, ledger)  # meanwhile the first partitions are read
-        with ledger.reading() as records:
-            ok = _classify(reader, records, buckets, spec, run_started_ns, sleep, result, taken, unacked)
-        acked, result.app_logged_success = totals.result()
+    with (
+        ThreadPoolExecutor(2, thread_name_prefix="verify-totals") as pool,
+        ledger.reading() as records,
+        ledger.reading() as planned_reader,
+        _PlannedAhead(planned_reader) as planned,
+    ):
+        totals = pool.submit(_acked_totals, ledger, run_started_ns)  # while the partitions are read
+        app_logged = pool.submit(_app_logged_success, ledger)
+        ok = _classify(reader, records, planned, buckets, spec, run_started_ns, sleep, result, taken, totals)
+        acked, result.app_logged_success = totals.result(), app_logged.result()
     result.acknowledged = acked.count
     for record in taken:
         acked.remove(record, run_started_ns)
@@ -246,53 +326,87 @@ def reread_levels(consistency: str) -> list[str]:
     return [consistency] + (["QUORUM"] if consistency == "ALL" else [])
 
 
-def _totals(ledger: Ledger, run_started_ns: int) -> tuple[AckedTotals, int]:
-    with ledger.reading() as records:
-        return records.acked_totals(run_started_ns), records.app_logged_success()
+class _PlannedAhead:
+    """Each bucket's planned digests, read on a thread (and connection) of their own.
+
+    A bucket's are asked for when its partition read starts, and taken when it is joined: the
+    main thread digests rows meanwhile instead of waiting for SQLite.
+    """
+
+    def __init__(self, reader: LedgerReader) -> None:
+        self._reader = reader
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="verify-planned")
+        self._asked: dict[int, Future[PlannedDigests]] = {}
+
+    def __enter__(self) -> _PlannedAhead:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+    def ask(self, bucket: int) -> None:
+        if bucket not in self._asked:
+            self._asked[bucket] = self._pool.submit(self._reader.planned_digests, bucket)
+
+    def take(self, bucket: int) -> PlannedDigests:
+        self.ask(bucket)
+        return self._asked.pop(bucket).result()
 
 
-def _unacknowledged(ledger: Ledger) -> set[str]:
+def _acked_totals(ledger: Ledger, run_started_ns: int) -> AckedTotals:
     with ledger.reading() as records:
-        return records.unacknowledged()
+        return records.acked_totals(run_started_ns)
+
+
+def _app_logged_success(ledger: Ledger) -> int:
+    with ledger.reading() as records:
+        return records.app_logged_success()
 
 
 def _classify(
     reader: PartitionReader,
     ledger: LedgerReader,
+    planned_ahead: _PlannedAhead,
     buckets: Iterable[int],
     spec: Verify,
     run_started_ns: int,
     sleep: Callable[[float], None],
     result: Verification,
     taken: list[LedgerRecord],
-    unacknowledged: Future[set[str]],
+    totals: Future[AckedTotals],
 ) -> int:
-    """Classify the records that are not `ok` into `result`; return how many are."""
-    unacked: set[str] | None = None
-    ledger_buckets = set(ledger.buckets())
+    """Classify the records that are not `ok` into `result`; return how many are.
+
+    Partitions are joined in the order their reads complete (up to PARKED_ROWS rows wait for the
+    acknowledged totals, counted meanwhile); what is left open is classified in bucket order
+    afterwards, so that the verdict does not depend on the order of the reads.
+    """
     pending: dict[int, list[tuple[LedgerRecord, Seen, dict[int, LedgerRecord]]]] = {}
     present_by_bucket: dict[int, int] = {}
     unexpected: dict[int, dict[int, StoredRow]] = {}
+    opened: dict[int, _Open] = {}
+    parked: list[tuple[int, PlannedDigests, list[Stored]]] = []
+    parked_rows = 0
+    unread: list[int] = []
     ok = 0
-    order = sorted(ledger_buckets.union(buckets))
-    for bucket, rows in _prefetched(reader, order, spec.read_consistency):
-        planned = ledger.planned_in(bucket) if bucket in ledger_buckets else set()
-        result.records += len(planned)
+    for bucket, rows in _first_reads(reader, _buckets(ledger, buckets, planned_ahead), spec.read_consistency):
+        planned = planned_ahead.take(bucket)
+        result.records += planned.count
         if isinstance(rows, Exception):
             log.error("bucket %s could not be read: %s", bucket, rows)
-            result.unread_buckets.append(bucket)
+            unread.append(bucket)
             keys = {key for key, _, _ in ledger.planned_rows(bucket)}
             taken.extend(_acked(ledger.records_at(bucket, keys)))
             continue
         present_by_bucket[bucket] = len(rows)
-        settled = planned.intersection([row[2] for row in rows])
-        if unacked is None:
-            unacked = unacknowledged.result()
-        settled -= unacked
-        ok += len(settled)
-        if len(settled) == len(planned) == len(rows):
-            continue
-        left = _open_part(ledger, bucket, rows, settled)
+        parked.append((bucket, planned, rows))
+        parked_rows += len(rows)
+        if totals.done() or parked_rows > PARKED_ROWS:
+            ok += _join(ledger, parked, totals.result(), opened)
+            parked_rows = 0
+    ok += _join(ledger, parked, totals.result(), opened)
+    result.unread_buckets.extend(sorted(unread))
+    for bucket, left in sorted(opened.items()):
         for record, seen, same_key in left.records:
             if seen is Seen.OWN:  # its own row, never acknowledged
                 _account(result, record, classify(record.outcome, seen, None), run_started_ns, taken)
@@ -308,6 +422,50 @@ def _classify(
             result.counts[RecordClass.UNEXPECTED] += 1
             result.not_ok.append(_stray(bucket, row))
     result.present = sum(present_by_bucket.values())
+    return ok
+
+
+def _buckets(ledger: LedgerReader, buckets: Iterable[int], planned: _PlannedAhead) -> Iterator[int]:
+    """The run's buckets, then any other the ledger planned in (asked once those are read).
+
+    The planned digests of each are asked for as its read starts.
+    """
+    run = sorted(buckets)
+    for bucket in itertools.chain(run, _elsewhere(ledger, run)):
+        planned.ask(bucket)
+        yield bucket
+
+
+def _elsewhere(ledger: LedgerReader, buckets: list[int]) -> Iterator[int]:
+    yield from sorted(set(ledger.buckets()).difference(buckets))
+
+
+def _join(
+    ledger: LedgerReader,
+    parked: list[tuple[int, PlannedDigests, list[Stored]]],
+    acked: AckedTotals,
+    opened: dict[int, _Open],
+) -> int:
+    """Settle the parked partitions in bulk (emptying `parked`); return how many records are `ok`.
+
+    A partition holding exactly the rows planned, in the same (key) order, is one string
+    comparison; any other is a set intersection. What a partition leaves unsettled goes to `opened`.
+    """
+    ok = 0
+    for bucket, planned, rows in parked:
+        digests = [row[2] for row in rows]
+        as_planned = len(rows) == planned.count and ",".join(digests) == planned.joined
+        all_acked = acked.by_bucket[bucket] >= planned.count
+        if as_planned and all_acked:  # the common case: every record ok
+            ok += planned.count
+            continue
+        settled = planned.as_set().intersection(digests)
+        if not all_acked:  # some were never acknowledged
+            settled -= ledger.unacknowledged_in(bucket)
+        ok += len(settled)
+        if not len(settled) == planned.count == len(rows):
+            opened[bucket] = _open_part(ledger, bucket, rows, settled)
+    parked.clear()
     return ok
 
 
@@ -457,17 +615,13 @@ def _point_to_misplaced(result: Verification) -> None:
             result.not_ok[i] = dataclasses.replace(entry, found=where)
 
 
-def _faults_during(windows: Sequence[Window], record: LedgerRecord) -> tuple[str, ...]:
+def _faults_during(windows: Sequence[FaultWindow], record: LedgerRecord) -> tuple[str, ...]:
     """Injectors whose window overlaps the time the record was in the driver's hands."""
     if not windows or record.submitted_ns is None:
         return ()
     start = record.submitted_ns
     end = record.completed_ns if record.completed_ns is not None else start
-    return tuple(
-        sorted(
-            {name for name, w_start, w_end in windows if w_start <= end and (w_end is None or w_end >= start)}
-        )
-    )
+    return tuple(sorted({w.injector for w in windows if w.overlaps(start, end)}))
 
 
 def _found(record: LedgerRecord, row: StoredRow | None, seen: Seen, by_id: dict[int, LedgerRecord]) -> str:

@@ -7,13 +7,13 @@ in here too.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from astrachaos.driver.inflight import InFlight
 from astrachaos.driver.table import RunTable
 from astrachaos.events import DriverOutcome, EventBus, WriteCompleted
 from astrachaos.injectors.interface import ClientHooks
@@ -24,6 +24,21 @@ from astrachaos.workload.plan import PlannedRecord
 _INDETERMINATE = {"OperationTimedOut", "WriteTimeout", "WriteFailure", "ConnectionShutdown"}
 _NEVER_SENT = {"RequestThrottlingError", "TimedOutInQueue", "NoConnectionsAvailable", "ConnectionBusy"}
 Answered = Callable[[BaseException | None], None]
+
+
+def completion(
+    ids: tuple[int, ...], attempt: int, submitted_ns: int, error: BaseException | None
+) -> WriteCompleted:
+    """The event of a statement's records answered now: the driver's `error`, or None (acked)."""
+    return WriteCompleted(
+        record_ids=ids,
+        outcome=outcome_of(error),
+        attempts=attempt,
+        submitted_ns=submitted_ns,
+        completed_ns=time.monotonic_ns(),
+        error_class=None if error is None else type(error).__name__,
+        error_message=None if error is None else str(error)[:300],
+    )
 
 
 def outcome_of(error: BaseException | None) -> DriverOutcome:
@@ -110,8 +125,12 @@ class WriteChannel:
         self.hooks: ClientHooks | None = None
         self._timeout_s = request_timeout_s
         self._delays = DelayLine()
-        self._in_flight = 0
-        self._idle = threading.Condition()
+        self._in_flight = InFlight()
+        self._cql_text = self._cql()
+        self._batched = statement in (StatementKind.LOGGED_BATCH, StatementKind.UNLOGGED_BATCH)
+        self._plain = statement is StatementKind.INSERT
+        # A list append applied twice appends twice: the driver must never retry one itself.
+        self._mark_idempotent = idempotent and statement not in (StatementKind.LWT, StatementKind.APPEND)
 
     def groups(self, batch: Sequence[PlannedRecord]) -> list[Sequence[PlannedRecord]]:
         """The statements a batch becomes: one per record, or one batch statement for all."""
@@ -135,8 +154,7 @@ class WriteChannel:
         """
         ids = tuple([p.record.record_id for p in group])
         submitted = time.monotonic_ns()
-        with self._idle:
-            self._in_flight += 1
+        self._in_flight.started()
 
         def finish(error: BaseException | None) -> None:
             self._publish(ids, attempt, submitted, error)
@@ -174,56 +192,37 @@ class WriteChannel:
     def _publish(
         self, ids: tuple[int, ...], attempt: int, submitted: int, error: BaseException | None
     ) -> None:
-        self._bus.publish(
-            WriteCompleted(
-                record_ids=ids,
-                outcome=outcome_of(error),
-                attempts=attempt,
-                submitted_ns=submitted,
-                completed_ns=time.monotonic_ns(),
-                error_class=None if error is None else type(error).__name__,
-                error_message=None if error is None else str(error)[:300],
-            )
-        )
-        with self._idle:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.notify_all()
+        self._bus.publish(completion(ids, attempt, submitted, error))
+        self._in_flight.answered()
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no statement is in flight; False if some still are after `timeout_s`."""
-        deadline = time.monotonic() + timeout_s
-        with self._idle:
-            while self._in_flight:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(left)
-        return True
+        return self._in_flight.wait_idle(timeout_s)
 
     @property
     def in_flight(self) -> int:
         """Statements sent and not yet answered."""
-        return self._in_flight
+        return self._in_flight.count
 
     def _statement(self, session: Any, group: Sequence[PlannedRecord], skew_us: int) -> Any:
         stamp = time.time_ns() // 1000 + skew_us  # per attempt: a retry is a write of its own
-        prepared = session.prepared(self._cql())
+        prepared = session.prepared(self._cql_text)
+        if self._plain and len(group) == 1 and not self.corruptions:  # the usual statement
+            planned = group[0]
+            r = planned.record
+            statement = prepared.bind(
+                (self._run_id, r.bucket, r.key, r.record_id, r.writer, r.batch, planned.payload, stamp)
+            )
+            statement.is_idempotent = self._mark_idempotent
+            return statement
         bound = [prepared.bind(self._bound_values(p, stamp)) for p in group]
-        if len(bound) == 1 and self._kind not in (
-            StatementKind.LOGGED_BATCH,
-            StatementKind.UNLOGGED_BATCH,
-        ):
+        if len(bound) == 1 and not self._batched:
             statement = bound[0]
         else:
             statement = session.batch(logged=self._kind is StatementKind.LOGGED_BATCH)
             for item in bound:
                 statement.add(item)
-        # A list append applied twice appends twice: the driver must never retry one itself.
-        statement.is_idempotent = self._idempotent and self._kind not in (
-            StatementKind.LWT,
-            StatementKind.APPEND,
-        )
+        statement.is_idempotent = self._mark_idempotent
         return statement
 
     def _cql(self) -> str:

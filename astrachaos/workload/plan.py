@@ -75,11 +75,11 @@ class PlannedRecord:
 class RecordPlan:
     """Splits a workload among writers and makes each writer's batches on demand (bounded memory)."""
 
-    def __init__(self, workload: Workload, run_id: str, buckets: int, seed: int) -> None:
+    def __init__(self, workload: Workload, run_id: str, buckets: int, random_seed: int) -> None:
         self.workload = workload
         self.run_id = run_id
         self.buckets = buckets
-        self.seed = seed
+        self.random_seed = random_seed
 
     def share(self, writer: int) -> range:
         """The record ids writer `writer` owns: contiguous, the remainder spread over the first."""
@@ -93,28 +93,26 @@ class RecordPlan:
         ids = self.share(writer)
         size = self.workload.batch_size
         for batch, start in enumerate(range(ids.start, ids.stop, size)):
-            yield [self._plan(writer, batch, rid) for rid in range(start, min(start + size, ids.stop))]
+            yield self._batch(writer, batch, range(start, min(start + size, ids.stop)))
 
-    def _plan(self, writer: int, batch: int, record_id: int) -> PlannedRecord:
-        if self.workload.key_strategy is KeyStrategy.TIMESTAMP_MS:
-            key = time.time_ns() // 1_000_000  # what real apps do, and why they collide
-        elif self.workload.key_strategy is KeyStrategy.SHARED:
-            key = record_id - self.share(writer).start  # every writer updates the same keys
-        else:
-            key = record_id
-        payload = payload_for(
-            self.run_id, record_id, self.workload.payload_bytes, self.workload.special_characters
-        )
-        record = Record(
-            record_id=record_id,
-            writer=writer,
-            batch=batch,
-            bucket=key % self.buckets,
-            key=key,
-            digest=digest_of(key, record_id, payload),
-        )
-        return PlannedRecord(record, payload)
+    def _batch(self, writer: int, batch: int, record_ids: range) -> list[PlannedRecord]:
+        # Per record, millions of times: the workload's settings are read once per batch.
+        workload, buckets, run_id = self.workload, self.buckets, self.run_id
+        strategy, size, special = workload.key_strategy, workload.payload_bytes, workload.special_characters
+        first_of_writer = self.share(writer).start
+        planned = []
+        for record_id in record_ids:
+            if strategy is KeyStrategy.TIMESTAMP_MS:
+                key = time.time_ns() // 1_000_000  # what real apps do, and why they collide
+            elif strategy is KeyStrategy.SHARED:
+                key = record_id - first_of_writer  # every writer updates the same keys
+            else:
+                key = record_id
+            payload = payload_for(run_id, record_id, size, special)
+            record = Record(record_id, writer, batch, key % buckets, key, digest_of(key, record_id, payload))
+            planned.append(PlannedRecord(record, payload))
+        return planned
 
     def rng(self, writer: int) -> random.Random:
         """A per-writer random source derived from the run seed (repeatable runs)."""
-        return random.Random(self.seed * 1_000_003 + writer)
+        return random.Random(self.random_seed * 1_000_003 + writer)

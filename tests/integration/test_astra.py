@@ -113,7 +113,7 @@ def test_astra_connects_through_the_bundle_and_round_trips_cql(
 def test_astra_scenario_passes_in_a_prefixed_table_of_the_existing_keyspace(
     astra_env: AstraTarget, debug_logs: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
-    scenario = load_scenario(resolve("uploader-verification"), ["target.profile=astra"], seed=7)
+    scenario = load_scenario(resolve("uploader-verification"), ["target.profile=astra"], random_seed=7)
     out = tmp_path / "run"
     returned = Runner(scenario, out).run()
     result = json.loads((out / "result.json").read_text())

@@ -50,7 +50,11 @@ def test_metrics_are_scraped_during_a_real_run_and_classes_after(
     while time.monotonic() < deadline:
         during = scrape(url)
         phase = [s.labels["phase"] for s in during.get("astrachaos_phase", [])]
-        if phase == ["writing"] and total(during.get("astrachaos_faults_injected", [])) > 0:
+        injected = total(during.get("astrachaos_faults_injected", []))
+        # An injected failure answers at once, an acked write only once the node answered (the
+        # first ones wait for the statement to be prepared): wait for both.
+        acked = total(during.get("astrachaos_records_answered", []), outcome="acked")
+        if phase == ["writing"] and injected > 0 and acked > 0:
             break
         time.sleep(0.3)
     assert [s.labels["phase"] for s in during["astrachaos_phase"]] == ["writing"]

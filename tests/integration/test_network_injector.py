@@ -19,6 +19,7 @@ from astrachaos.config.settings import Profile, load_profile
 from astrachaos.driver.session import Connection, connect
 from astrachaos.injectors.interface import ClientHooks, InjectorContext
 from astrachaos.injectors.network import NetworkInjector, NetworkParams
+from astrachaos.scenario import DriverOverrides
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,7 @@ def local_profile(local_cluster: Any, monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ASTRACHAOS_CONTACT_POINTS", ",".join(local_cluster.contact_points))
     monkeypatch.setenv("ASTRACHAOS_PORT", str(local_cluster.port))
-    return load_profile("local").profile.with_driver_overrides({"request_timeout_ms": 3000})
+    return load_profile("local").profile.with_driver_overrides(DriverOverrides(request_timeout_ms=3000))
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from astrachaos.config.settings import Profile, load_profile
 from astrachaos.driver.session import Connection, connect
 from astrachaos.injectors.interface import ClientHooks, InjectorContext
 from astrachaos.injectors.protocol import ProtocolInjector, ProtocolParams
+from astrachaos.scenario import DriverOverrides
 from tests.integration.raw import raw_session
 
 pytestmark = pytest.mark.integration
@@ -56,7 +57,7 @@ def through_proxy(local_profile: Profile, local_cluster: Any) -> Iterator[Any]:
 
     def open_(protocol_version: int = 5, timeout_ms: int = 10_000, **params: Any) -> Any:
         profile = local_profile.with_driver_overrides(
-            {"protocol_version": protocol_version, "request_timeout_ms": timeout_ms}
+            DriverOverrides(protocol_version=protocol_version, request_timeout_ms=timeout_ms)
         )
         injector = _injector(profile, local_cluster, table=TABLE, keyspace=KEYSPACE, **params)
         overrides = injector.prepare()

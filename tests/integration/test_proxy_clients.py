@@ -76,9 +76,12 @@ def _raw_present(session: Any, table: str, keys: set[tuple[str, int]]) -> set[tu
 
 
 def _captured_keys(capture: Path) -> set[tuple[str, int]]:
-    """Every key the capture holds, read with sqlite3 alone."""
+    """Every key the capture holds, read with sqlite3 alone (format 2: uuid id, 16 bytes, then int seq)."""
     with sqlite3.connect(capture / "capture.sqlite") as db:
-        return {(json.loads(k)["id"], json.loads(k)["seq"]) for (k,) in db.execute("SELECT key FROM writes")}
+        return {
+            (str(uuid.UUID(bytes=k[:16])), int.from_bytes(k[16:], "big", signed=True))
+            for (k,) in db.execute("SELECT key FROM writes")
+        }
 
 
 def _logged_keys(app_log: Path) -> set[tuple[str, int]]:

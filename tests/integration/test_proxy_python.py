@@ -179,7 +179,8 @@ def test_kill_9_of_the_proxy_loses_no_answer_a_client_got(direct: Any, tmp_path:
         proxy.process.wait(timeout=30)
     assert len(acknowledged) >= 300
     with sqlite3.connect(capture / "capture.sqlite") as db:
-        told = {json.loads(k)["k"] for (k,) in db.execute(ACKNOWLEDGED)}
+        # capture format 2: the key is the serialized cells, int k (4 bytes) then text c
+        told = {int.from_bytes(k[:4], "big", signed=True) for (k,) in db.execute(ACKNOWLEDGED)}
     assert set(acknowledged) <= told, (
         f"{len(set(acknowledged) - told)} acknowledged writes missing after kill -9"
     )

@@ -97,9 +97,9 @@ def test_every_connection_goes_through_the_proxy_and_a_killed_node_loses_nothing
         assert result["counts"]["lost"] == 0, verify.stdout
         acknowledged = set()
         with sqlite3.connect(capture / "capture.sqlite") as db:
-            for (key,) in db.execute(_ACKNOWLEDGED):
-                k = json.loads(key)
-                acknowledged.add((k["id"], k["seq"]))
+            for (key,) in db.execute(_ACKNOWLEDGED):  # format 2: uuid id (16 bytes), then int seq
+                seq = int.from_bytes(key[16:], "big", signed=True)
+                acknowledged.add((str(uuid.UUID(bytes=key[:16])), seq))
         assert len(acknowledged) > 500
         read = SimpleStatement(f"SELECT id FROM {KS}.{TABLE} WHERE id = %s AND seq = %s",
                                consistency_level=ConsistencyLevel.QUORUM)  # fmt: skip

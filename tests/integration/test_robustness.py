@@ -353,6 +353,23 @@ def test_queue_overflow_at_300000_records_ends_at_max_duration_with_pending_work
     assert took < 120, f"took {took:.0f}s"
 
 
+def test_max_duration_also_bounds_writer_processes(local_cluster: Any, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    began = time.monotonic()
+    done = _cli(
+        "run", "basic-chaos", "--set", "workload.records=300000", "--set", "workload.writers=2",
+        "--set", "workload.processes=2", "--set", "workload.max_duration_s=6",
+        "--set", "schema.table=robust_budget2", "--out", str(run_dir), "--quiet",
+    )  # fmt: skip
+    took = time.monotonic() - began
+    assert done.returncode == 0, done.stderr
+    result = json.loads((run_dir / "result.json").read_text())
+    (note,) = [n for n in result["notes"] if "max_duration_s" in n]
+    assert "(6 s) reached" in note
+    assert 0 < result["counts"]["records"] < 300_000  # verified: only what was handed over
+    assert took < 120, f"took {took:.0f}s"
+
+
 def test_sigint_ends_a_300000_record_queue_overflow_within_seconds(
     local_cluster: Any, tmp_path: Path
 ) -> None:

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 
 def run(name: str, tmp_path: Path, *overrides: str) -> dict[str, Any]:
-    scenario = load_scenario(resolve(name), overrides, seed=7)
+    scenario = load_scenario(resolve(name), overrides, random_seed=7)
     runner = Runner(scenario, tmp_path / name)
     runner.run()
     result: dict[str, Any] = json.loads((tmp_path / name / "result.json").read_text())

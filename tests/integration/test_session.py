@@ -14,6 +14,7 @@ from astrachaos.config.settings import Profile, load_profile
 from astrachaos.driver.session import connect
 from astrachaos.driver.throttle import RequestThrottlingError
 from astrachaos.errors import EnvironmentProblem
+from astrachaos.scenario import DriverOverrides
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +74,7 @@ def test_the_profile_reaches_the_driver(local_profile: Profile) -> None:
 
 def test_a_small_throttler_refuses_a_burst_against_the_real_node(local_profile: Profile) -> None:
     profile = local_profile.with_driver_overrides(
-        {"max_concurrent_requests": 2, "max_queue_size": 3}
+        DriverOverrides(max_concurrent_requests=2, max_queue_size=3)
     )
     with connect(profile) as connection:
         futures = [
@@ -91,7 +92,7 @@ def test_a_small_throttler_refuses_a_burst_against_the_real_node(local_profile: 
 
 def test_a_wrong_port_is_an_environment_problem_quickly(local_profile: Profile) -> None:
     profile = local_profile.model_copy(update={"port": 1})
-    profile = profile.with_driver_overrides({"connect_timeout_s": 1})
+    profile = profile.with_driver_overrides(DriverOverrides(connect_timeout_s=1))
     started = time.monotonic()
     with pytest.raises(EnvironmentProblem) as caught:
         connect(profile)

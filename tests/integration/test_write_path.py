@@ -27,7 +27,7 @@ def test_a_fire_and_forget_overload_keeps_its_host_and_ends_in_a_verdict(
     scenario = load_scenario(
         resolve("flaky-network"),
         [f"workload.records={OVERLOAD_RECORDS}", "schema.table=overload_records"],
-        seed=3,
+        random_seed=3,
     )
     runner = Runner(scenario, tmp_path / "run")
     result = runner.run().to_json_dict()
@@ -46,7 +46,7 @@ def test_verification_that_cannot_reach_the_database_is_inconclusive_and_verifia
     local_cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scenario = load_scenario(
-        resolve("basic-chaos"), ["workload.records=2000", "schema.table=reverify_records"], seed=5
+        resolve("basic-chaos"), ["workload.records=2000", "schema.table=reverify_records"], random_seed=5
     )
     scenario = scenario.model_copy(update={"injectors": ()})
 
@@ -80,7 +80,7 @@ def test_two_writer_processes_make_one_run_with_one_ledger_and_one_verdict(
     scenario = load_scenario(
         resolve("basic-chaos"),
         ["workload.records=6000", "workload.processes=2", "schema.table=process_records"],
-        seed=11,
+        random_seed=11,
     )
     result = Runner(scenario, tmp_path / "run").run().to_json_dict()
     counts = result["counts"]

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from astrachaos.errors import SEVERITY, ExitCode, Interrupted, worst
-from astrachaos.run.result import ExpectationOutcome, decide_exit_code
+from astrachaos.run.result import ExpectationOutcome
 from astrachaos.run.suite import EntryOutcome, suite_exit_code
+from astrachaos.run.verdict import decide_exit_code
 from astrachaos.verify.partitions import Verification
 
 OK, UNMET, INCONCLUSIVE = ExitCode.OK, ExitCode.EXPECTATIONS_UNMET, ExitCode.INCONCLUSIVE

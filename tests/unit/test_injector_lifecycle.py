@@ -101,7 +101,7 @@ def _applied(
         [InjectorSpec(name="fake", params=p) for p in params],
         profile=None,
         local_cluster=None,
-        seed=1,
+        random_seed=1,
         events=events,
     )
     for fault in injectors._faults:

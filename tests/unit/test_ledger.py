@@ -11,8 +11,16 @@ from pathlib import Path
 import pytest
 
 from astrachaos.errors import EnvironmentProblem, ExitCode
-from astrachaos.events import AppLogged, DriverOutcome, EventBus, Record, RecordsPlanned, WriteCompleted
-from astrachaos.ledger.writer import FaultWindow, Ledger, LedgerCounts, LedgerRecord
+from astrachaos.events import (
+    AppLogged,
+    DriverOutcome,
+    EventBus,
+    FaultWindow,
+    Record,
+    RecordsPlanned,
+    WriteCompleted,
+)
+from astrachaos.ledger.writer import Ledger, LedgerCounts, LedgerRecord
 
 ACKED, FAILED = DriverOutcome.ACKED, DriverOutcome.FAILED
 
@@ -193,10 +201,10 @@ def test_meta_holds_the_run_and_what_the_runner_adds(ledger: Ledger) -> None:
 
 
 def test_fault_windows_may_stay_open(ledger: Ledger) -> None:
-    first = ledger.record_fault_window("latency", "client", 100)
-    ledger.record_fault_window("kill-node", "node", 50, 80)
+    first = ledger.record_fault_window(FaultWindow("latency", "client", 100))
+    ledger.record_fault_window(FaultWindow("kill-node", "node", 50, 80))
     ledger.end_fault_window(first, 400)
-    second_open = ledger.record_fault_window("reset-peer", "network", 500)
+    second_open = ledger.record_fault_window(FaultWindow("reset-peer", "network", 500))
     windows = ledger.fault_windows()
     assert [(w.injector, w.kind, w.start_ns, w.end_ns) for w in windows] == [
         ("kill-node", "node", 50, 80),
@@ -207,8 +215,8 @@ def test_fault_windows_may_stay_open(ledger: Ledger) -> None:
 
 
 def test_a_fault_window_overlaps_what_was_in_flight_during_it() -> None:
-    closed = FaultWindow(1, "latency", "client", 100, 200)
-    still_open = FaultWindow(2, "latency", "client", 100, None)
+    closed = FaultWindow("latency", "client", 100, 200, window_id=1)
+    still_open = FaultWindow("latency", "client", 100, None, window_id=2)
     assert closed.overlaps(150, 160) and closed.overlaps(50, 100) and closed.overlaps(200, 900)
     assert not closed.overlaps(10, 99) and not closed.overlaps(201, 300)
     assert still_open.overlaps(10_000, 10_001) and not still_open.overlaps(0, 99)
@@ -389,7 +397,7 @@ def test_a_writer_process_segment_is_merged_once_and_removed(tmp_path: Path) -> 
         part.subscribe(bus)
         bus.publish(RecordsPlanned((Record(7, 1, 0, 3, 7, "d"),), 1))
         bus.publish(WriteCompleted((7,), DriverOutcome.ACKED, 1, 2, 3))
-        part.record_fault_window("client", "client", 1, 2)
+        part.record_fault_window(FaultWindow("client", "client", 1, 2))
         part.flush()
     with Ledger.create(tmp_path / "ledger.sqlite", "run", {}) as ledger:
         assert ledger.absorb(segment) == 1

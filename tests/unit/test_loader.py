@@ -42,9 +42,9 @@ def problem(path: Path, text: str = "") -> str:
 def test_full_example_loads_every_section() -> None:
     scenario = load_scenario(DATA / "full.yaml")
     assert scenario.name == "full-example"
-    assert scenario.seed == 42
+    assert scenario.random_seed == 42
     assert scenario.description.splitlines()[1] == "Second line of the description."
-    assert scenario.target.driver == {"max_queue_size": 100, "request_timeout_ms": 2000}
+    assert scenario.target.driver.as_options() == {"max_queue_size": 100, "request_timeout_ms": 2000}
     assert scenario.schema_.buckets == 8
     assert scenario.workload.writers == 4
     assert scenario.workload.statement is StatementKind.UNLOGGED_BATCH
@@ -82,7 +82,7 @@ def test_anchors_and_merge_keys_work_and_explicit_keys_win(tmp_path: Path) -> No
     )
     scenario = load_scenario(path)
     assert (scenario.workload.writers, scenario.workload.records) == (3, 7)
-    assert scenario.target.driver["max_queue_size"] == 10
+    assert scenario.target.driver.max_queue_size == 10
 
 
 def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
@@ -518,7 +518,38 @@ def test_driver_option_values_and_the_secondary_side_are_checked_at_load(tmp_pat
 
 def test_valid_driver_options_load_as_written(tmp_path: Path) -> None:
     path = write(tmp_path, "target:\n  driver: {max_queue_size: 10, driver.consistency: ONE}\n")
-    assert load_scenario(path).target.driver == {"max_queue_size": 10, "driver.consistency": "ONE"}
+    driver = load_scenario(path).target.driver
+    assert driver.as_options() == {"max_queue_size": 10, "consistency": "ONE"}
+
+
+def test_driver_options_are_checked_over_the_profiles_own_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "rated.yaml").write_text("driver:\n  max_requests_per_second: 100\n")
+    monkeypatch.setenv("ASTRACHAOS_CONFIG_DIR", str(configs))
+    # Wrong alone, right over the profile (which gives the rate): accepted.
+    fine = write(tmp_path, "target:\n  profile: rated\n  driver: {throttler: rate}\n", "a.yaml")
+    assert load_scenario(fine, with_profiles=True).target.driver.throttler == "rate"
+    # Right alone, wrong over the profile (its rate throttler loses its rate): refused at load.
+    path = write(
+        tmp_path, "target:\n  profile: rated\n  driver:\n    max_requests_per_second: null\n"
+    )
+    assert load_scenario(path).target.driver.max_requests_per_second is None
+    with pytest.raises(InvalidScenario) as caught:
+        load_scenario(path, with_profiles=True)
+    assert caught.value.message.startswith(f"{path}, line 3, field target.driver: ")
+    assert "needs max_requests_per_second" in caught.value.message
+    assert caught.value.message.endswith("(over the driver options of profile 'rated')")
+
+
+def test_a_scenario_dump_keeps_only_the_driver_options_it_set(tmp_path: Path) -> None:
+    path = write(tmp_path, "target:\n  driver: {retry.max_attempts: 2, consistency: ONE}\n")
+    dumped = dump_scenario(load_scenario(path))
+    assert "  driver:\n    consistency: ONE\n    retry:\n      max_attempts: 2\n  secondary" in dumped
+    again = write(tmp_path, dumped, "again.yaml")
+    assert load_scenario(again).target.driver == load_scenario(path).target.driver
 
 
 # --- other YAML files share the formatter: suites ----------------------------------------------

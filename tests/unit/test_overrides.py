@@ -133,7 +133,7 @@ def test_overrides_replace_file_values() -> None:
     )
     assert scenario.workload.records == 5000
     assert scenario.pattern.name is PatternName.CAREFUL
-    assert scenario.target.driver == {"max_queue_size": 50, "request_timeout_ms": 2000}
+    assert scenario.target.driver.as_options() == {"max_queue_size": 50, "request_timeout_ms": 2000}
 
 
 def test_an_unknown_path_names_the_set_argument() -> None:
@@ -203,13 +203,13 @@ def test_an_injector_parameter_can_be_overridden(monkeypatch: pytest.MonkeyPatch
 
 
 def test_a_later_override_wins_over_an_earlier_one() -> None:
-    assert load_scenario(FULL, ["seed=1", "seed=2"]).seed == 2
+    assert load_scenario(FULL, ["seed=1", "seed=2"]).random_seed == 2
 
 
 def test_the_seed_argument_wins_over_file_and_overrides() -> None:
-    assert load_scenario(FULL).seed == 42
-    assert load_scenario(FULL, ["seed=7"]).seed == 7
-    assert load_scenario(FULL, ["seed=7"], seed=9).seed == 9
+    assert load_scenario(FULL).random_seed == 42
+    assert load_scenario(FULL, ["seed=7"]).random_seed == 7
+    assert load_scenario(FULL, ["seed=7"], random_seed=9).random_seed == 9
 
 
 def test_the_name_override_wins_over_the_file_stem() -> None:

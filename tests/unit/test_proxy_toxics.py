@@ -57,7 +57,7 @@ def _recv(conn: socket.socket) -> bytes:
 
 @pytest.fixture
 def proxy(echo_port: int) -> Iterator[ProxySet]:
-    proxies = ProxySet(["127.0.0.1"], echo_port, seed=7)
+    proxies = ProxySet(["127.0.0.1"], echo_port, random_seed=7)
     proxies.start()
     yield proxies
     proxies.close()

@@ -22,7 +22,8 @@ def field_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
             for c in (info.annotation, *typing.get_args(info.annotation))
             if isinstance(c, type) and issubclass(c, BaseModel)
         ]
-        if nested and path != "injectors":
+        # Driver options are listed by `config show` (the overrides mirror them, test_settings).
+        if nested and path != "injectors" and not path.endswith(".driver"):
             paths += field_paths(nested[0], path + ".")
         else:
             paths.append(path)

@@ -15,7 +15,15 @@ from hdrh.log import HistogramLogReader
 from astrachaos.config.catalog import resolve
 from astrachaos.config.loader import load_scenario
 from astrachaos.errors import EnvironmentProblem, ExitCode
-from astrachaos.events import AppLogged, DriverOutcome, EventBus, Record, RecordsPlanned, WriteCompleted
+from astrachaos.events import (
+    AppLogged,
+    DriverOutcome,
+    EventBus,
+    FaultWindow,
+    Record,
+    RecordsPlanned,
+    WriteCompleted,
+)
 from astrachaos.ledger.extracts import LedgerExtracts, build_timeline, extracts_of
 from astrachaos.ledger.writer import Ledger
 from astrachaos.reports.files import ReportFormat, render, write_reports
@@ -29,9 +37,9 @@ from astrachaos.run.result import (
     RunResult,
     SecondaryResult,
     Throughput,
-    decide_exit_code,
 )
 from astrachaos.run.saved import open_run
+from astrachaos.run.verdict import decide_exit_code
 from astrachaos.verify.classify import RecordClass
 from astrachaos.verify.partitions import NotOk, Verification
 from astrachaos.workload.stats import Latency
@@ -72,7 +80,7 @@ def result_of(*, lost: int = 0, silent: int = 0, records: int = 100) -> RunResul
     return RunResult(
         run_id="20260101T000000-unit-abcdef",
         scenario="unit",
-        seed=7,
+        random_seed=7,
         keyspace="astrachaos",
         table="records",
         profile="local",
@@ -114,7 +122,8 @@ def make_run_dir(path: Path, *, fault_window: bool = False) -> Path:
         bus.publish(AppLogged(tuple(range(50)), True, ORIGIN_NS))
         ledger.flush()
         if fault_window:
-            ledger.record_fault_window("proxy-latency", "network", ORIGIN_NS + S, ORIGIN_NS + 2 * S)
+            window = FaultWindow("proxy-latency", "network", ORIGIN_NS + S, ORIGIN_NS + 2 * S)
+            ledger.record_fault_window(window)
     (path / "result.json").write_text(json.dumps(result_dict(silent=10, records=50)))
     return path
 

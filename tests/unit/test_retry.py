@@ -16,7 +16,7 @@ from cassandra import (
 from cassandra.cluster import NoHostAvailable
 from cassandra.protocol import OverloadedErrorMessage, SyntaxException
 
-from astrachaos.config.settings import RetryOptions
+from astrachaos.config.driver_options import RetryOptions
 from astrachaos.driver.retry import build_retrying, is_retryable
 from astrachaos.driver.throttle import RequestThrottlingError
 

@@ -6,11 +6,22 @@ import os
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from astrachaos import cli
-from astrachaos.config.settings import DriverOptions, Profile, load_profile
+from astrachaos.config.driver_options import (
+    DriverOptions,
+    RetryOptions,
+    SpeculativeExecutionOptions,
+)
+from astrachaos.config.settings import Profile, load_profile
 from astrachaos.errors import InvalidScenario
+from astrachaos.scenario import (
+    DriverOverrides,
+    RetryOverrides,
+    SpeculativeExecutionOverrides,
+)
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TOKEN = "AstraCS:very-secret-token-value"
@@ -55,9 +66,9 @@ def test_driver_defaults_are_the_seeds() -> None:
 
 
 def test_every_setting_has_a_description() -> None:
-    from pydantic import BaseModel
 
-    from astrachaos.config.settings import RetryOptions, SpeculativeExecutionOptions, SslOptions
+    from astrachaos.config.driver_options import RetryOptions, SpeculativeExecutionOptions
+    from astrachaos.config.settings import SslOptions
 
     models: list[type[BaseModel]] = [
         Profile,
@@ -93,9 +104,7 @@ def test_repo_configs_match_the_builtins(name: str, monkeypatch: pytest.MonkeyPa
     assert from_repo == load_profile(name).profile
 
 
-def test_config_dir_comes_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_config_dir_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     write(tmp_path / "elsewhere", "lab.yaml", "contact_points: [10.1.1.1]\n")
     monkeypatch.setenv("ASTRACHAOS_CONFIG_DIR", str(tmp_path / "elsewhere"))
     assert load_profile("lab").profile.contact_points == ["10.1.1.1"]
@@ -123,10 +132,10 @@ def test_precedence_is_default_then_yaml_then_dotenv_then_env(
     assert profile.keyspace == "from_dotenv"  # .env over yaml
     assert profile.driver.max_queue_size == 3  # env over .env over yaml
     assert resolved.source_of("local_dc") == "default"
-    assert resolved.source_of("port") == "configs/lab.yaml:2"
+    assert resolved.source_of("port") == "configs/lab.yaml, line 2"
     assert resolved.source_of("keyspace") == ".env ASTRACHAOS_KEYSPACE"
     assert resolved.source_of("driver.max_queue_size") == "env ASTRACHAOS_DRIVER__MAX_QUEUE_SIZE"
-    assert resolved.source_of("driver.consistency") == "configs/lab.yaml:6"
+    assert resolved.source_of("driver.consistency") == "configs/lab.yaml, line 6"
 
 
 def test_env_sets_nested_options_and_comma_separated_contact_points(
@@ -222,7 +231,7 @@ def test_invalid_yaml_names_the_file_and_line(tmp_path: Path) -> None:
     write(tmp_path / "configs", "lab.yaml", "kind: cassandra\nport: 9042\n  oops: [\n")
     with pytest.raises(InvalidScenario) as caught:
         load_profile("lab")
-    assert "configs/lab.yaml:3" in str(caught.value)
+    assert "configs/lab.yaml, line 3" in str(caught.value)
     assert "Traceback" not in str(caught.value)
 
 
@@ -232,7 +241,7 @@ def test_unknown_field_names_file_line_and_field_and_suggests(tmp_path: Path) ->
         load_profile("lab")
     message = str(caught.value)
     # The scenario loader's formatter: origin, field, problem, the close name.
-    assert "configs/lab.yaml:3, field driver.request_timout_ms: unknown field" in message
+    assert "configs/lab.yaml, line 3, field driver.request_timout_ms: unknown field" in message
     assert "did you mean 'request_timeout_ms'?" in message
 
 
@@ -240,19 +249,21 @@ def test_wrong_type_names_file_line_and_field(tmp_path: Path) -> None:
     write(tmp_path / "configs", "lab.yaml", "kind: cassandra\nport: lots\n")
     with pytest.raises(InvalidScenario) as caught:
         load_profile("lab")
-    assert "configs/lab.yaml:2, field port: " in str(caught.value)
+    assert "configs/lab.yaml, line 2, field port: " in str(caught.value)
     assert "(got 'lots')" in str(caught.value)
 
 
 def test_unknown_consistency_level_is_refused(tmp_path: Path) -> None:
     write(tmp_path / "configs", "lab.yaml", "driver:\n  consistency: MOSTLY\n")
-    with pytest.raises(InvalidScenario, match=r"lab.yaml:2, field driver.consistency: unknown"):
+    with pytest.raises(InvalidScenario, match=r"lab.yaml, line 2, field driver.consistency: unknown"):
         load_profile("lab")
 
 
 def test_a_key_set_twice_is_refused(tmp_path: Path) -> None:
     write(tmp_path / "configs", "lab.yaml", "port: 1\nport: 2\n")
-    with pytest.raises(InvalidScenario, match=r"lab.yaml:2: port is set twice"):
+    with pytest.raises(
+        InvalidScenario, match=r"lab.yaml, line 2, field port: duplicate key 'port' \(first on line 1\)"
+    ):
         load_profile("lab")
 
 
@@ -301,14 +312,16 @@ def test_a_wrong_token_type_does_not_echo_the_value(tmp_path: Path) -> None:
     )
     with pytest.raises(InvalidScenario) as caught:
         load_profile("cloud")
-    assert "cloud.yaml:3, field token: " in str(caught.value)
+    assert "cloud.yaml, line 3, field token: " in str(caught.value)
     assert "AstraCS-not-a-string" not in str(caught.value)
 
 
 def test_driver_overrides_accept_nested_and_dotted_keys() -> None:
     profile = load_profile("local").profile
     changed = profile.with_driver_overrides(
-        {"retry": {"max_attempts": 2}, "driver.max_queue_size": 100, "consistency": "one"}
+        DriverOverrides.model_validate(
+            {"retry": {"max_attempts": 2}, "driver.max_queue_size": 100, "consistency": "one"}
+        )
     )
     assert changed.driver.retry.max_attempts == 2
     assert changed.driver.retry.base_delay_ms == profile.driver.retry.base_delay_ms
@@ -319,16 +332,31 @@ def test_driver_overrides_accept_nested_and_dotted_keys() -> None:
 
 def test_driver_overrides_are_validated() -> None:
     profile = load_profile("local").profile
-    close = r"field driver\.max_queue_sise: unknown field .*did you mean 'max_queue_size'"
-    with pytest.raises(InvalidScenario, match=close):
-        profile.with_driver_overrides({"max_queue_sise": 1})
+    with pytest.raises(InvalidScenario, match=r"field driver\.max_queue_size: .*greater than"):
+        profile.with_driver_overrides(DriverOverrides(max_queue_size=-1))
+
+
+def test_the_overrides_model_names_every_driver_option() -> None:
+    def names(model: type[BaseModel]) -> dict[str, object]:
+        nested = {"retry": RetryOptions, "speculative_execution": SpeculativeExecutionOptions}
+        return {name: names(nested[name]) if name in nested else None for name in model.model_fields}
+
+    overrides = {"retry": RetryOverrides, "speculative_execution": SpeculativeExecutionOverrides}
+
+    def override_names(model: type[BaseModel]) -> dict[str, object]:
+        return {
+            name: override_names(overrides[name]) if name in overrides else None
+            for name in model.model_fields
+        }
+
+    assert override_names(DriverOverrides) == names(DriverOptions)
 
 
 def test_a_rate_selects_the_rate_throttler_unless_one_is_chosen() -> None:
     assert DriverOptions(max_requests_per_second=100).throttler == "rate"
     explicit = DriverOptions(max_requests_per_second=100, throttler="none")
     assert explicit.throttler == "none"
-    profile = load_profile("local").profile.with_driver_overrides({"max_requests_per_second": 50})
+    profile = load_profile("local").profile.with_driver_overrides(DriverOverrides(max_requests_per_second=50))
     assert profile.driver.throttler == "rate"
     with pytest.raises(ValueError, match="needs max_requests_per_second"):
         DriverOptions(throttler="rate")

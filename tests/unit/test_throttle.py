@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from astrachaos.config.settings import DriverOptions
+from astrachaos.config.driver_options import DriverOptions
 from astrachaos.driver.throttle import (
     ConcurrencyLimitingThrottler,
     PassThroughThrottler,
@@ -423,3 +423,20 @@ def test_the_host_watch_pairs_each_down_with_the_next_up() -> None:
     origin = downs[0].down_ns - 34_200_000_000
     assert downs[0].describe(origin).startswith("127.0.0.1 marked down by the driver at 34.2 s, back at ")
     assert downs[1].describe(origin).endswith("not back before the write phase ended")
+
+
+def test_try_admit_takes_a_slot_only_when_submit_would_start_at_once() -> None:
+    throttler = ConcurrencyLimitingThrottler(max_concurrent_requests=2, max_queue_size=5)
+    assert throttler.try_admit() and throttler.try_admit()
+    assert not throttler.try_admit()  # both slots taken
+    started: list[int] = []
+    throttler.submit(lambda: started.append(3), lambda e: None)  # queued behind the two
+    assert throttler.release() is not None  # the freed slot goes to the queued request
+    assert not throttler.try_admit()  # full again: the queue's request took it
+    throttler.release()
+    assert throttler.try_admit()  # nothing queued, a slot free
+    throttler.close()
+    throttler.release()
+    assert not throttler.try_admit()  # closed: submit would refuse it
+    stats = throttler.stats()
+    assert (stats.admitted, stats.max_in_flight_seen) == (4, 2)

@@ -1,0 +1,66 @@
+"""Partition reads on the real node: every row of every page; failures retried, then reported."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from astrachaos.driver.table import RunTable, ensure_table, run_table
+from astrachaos.verify.partitions import PartitionReader
+from tests.integration.raw import raw_session
+
+pytestmark = pytest.mark.integration
+
+KEYSPACE = "astrachaos_verify_reads_test"
+RUN_ID = "run-verify-reads"
+ROWS_PER_BUCKET = {0: 101, 1: 7, 2: 60}  # bucket 3 holds nothing
+
+
+@pytest.fixture
+def written(local_cluster: Any) -> Iterator[tuple[Any, RunTable]]:
+    """A run table of its own holding ROWS_PER_BUCKET rows of RUN_ID, dropped afterwards."""
+    with raw_session(local_cluster.contact_points) as session:
+        table = run_table(KEYSPACE, f"t_{uuid.uuid4().hex[:12]}", astra=False)
+        ensure_table(session, table, 1, astra=False)
+        try:
+            insert = session.prepare(table.insert_cql(None))
+            for bucket, count in ROWS_PER_BUCKET.items():
+                for key in range(count):
+                    rid = bucket * 1000 + key
+                    session.execute(insert, (RUN_ID, bucket, key, rid, 0, 0, f"payload-{rid}", 1_000 + rid))
+            yield session, table
+        finally:
+            session.execute(f"DROP TABLE IF EXISTS {table.qualified}")
+
+
+def test_partitions_read_by_callbacks_hold_every_row_of_every_page(written: tuple[Any, RunTable]) -> None:
+    session, table = written
+    reader = PartitionReader(session, table, RUN_ID, page_size=7)  # many pages per partition
+
+    got = dict(reader.scan_many([0, 1, 2, 3], "ONE", ahead=2))
+
+    assert reader.rows_read == sum(ROWS_PER_BUCKET.values())
+    assert sorted(got) == [0, 1, 2, 3]
+    for bucket in range(4):
+        rows = got[bucket]
+        assert not isinstance(rows, Exception)
+        assert len(rows) == ROWS_PER_BUCKET.get(bucket, 0)
+        assert sorted(rows) == sorted(reader.scan(bucket, "ONE"))  # what the one-by-one read sees
+
+
+def test_a_partition_read_that_keeps_failing_is_retried_then_reported(
+    written: tuple[Any, RunTable], caplog: pytest.LogCaptureFixture
+) -> None:
+    from cassandra.cluster import NoHostAvailable
+
+    session, table = written
+    reader = PartitionReader(session, table, RUN_ID, page_size=7)
+
+    [(bucket, error)] = list(reader.scan_many([0], "THREE"))  # one node cannot give three replicas
+
+    assert bucket == 0 and isinstance(error, NoHostAvailable) and "Unavailable" in str(error)
+    assert sum("retrying" in record.getMessage() for record in caplog.records) == 2  # 3 attempts
+    assert reader.rows_read == 0

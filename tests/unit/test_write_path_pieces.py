@@ -1,0 +1,48 @@
+"""Pieces of the write path made cheaper per statement: they must still count exactly."""
+
+from __future__ import annotations
+
+import threading
+
+from astrachaos.events import DriverOutcome, WriteCompleted
+from astrachaos.patterns.careful import _Window
+from astrachaos.workload.stats import WriteStats, latency_of, new_histogram, record_latency
+
+
+def _acked(latency_us: int) -> WriteCompleted:
+    return WriteCompleted((1,), DriverOutcome.ACKED, 1, 1_000, 1_000 + latency_us * 1_000)
+
+
+def test_latencies_folded_per_distinct_value_give_the_histogram_of_each_one() -> None:
+    stats, direct = WriteStats(), new_histogram()
+    latencies = [(i * 7919) % 5_000 for i in range(20_000)]  # many repeats, and zero
+    for us in latencies:
+        stats.on_completed(_acked(us))
+        record_latency(direct, 1_000, 1_000 + us * 1_000)
+    stats.on_completed(WriteCompleted((2, 3), DriverOutcome.FAILED, 1, 0, 5, "WriteTimeout", "x"))
+    assert stats.latency() == latency_of(direct)
+    assert stats.histogram.get_total_count() == len(latencies)
+    assert stats.outcomes == {DriverOutcome.ACKED: len(latencies), DriverOutcome.FAILED: 2}
+    stats.on_completed(_acked(10))  # after a read, the next latencies are still counted
+    assert stats.histogram.get_total_count() == len(latencies) + 1
+
+
+def test_a_writer_blocked_on_a_full_window_waits_for_a_refill_and_never_exceeds_it() -> None:
+    window = _Window(4, 2)
+    for _ in range(4):
+        window.take()
+    taken = threading.Event()
+
+    def writer() -> None:
+        window.take()
+        taken.set()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    window.give()
+    assert not taken.wait(0.2)  # one free slot is less than the refill: still asleep
+    window.give()
+    assert taken.wait(30)  # two free: it takes one
+    thread.join(30)
+    window.take()  # the other free slot
+    assert not window._free  # four taken again, the bound held throughout
