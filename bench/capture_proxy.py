@@ -1,7 +1,7 @@
 """`astrachaos proxy --capture` benchmarks, against the local node, medians of interleaved runs.
 
 1. A client's write throughput through the proxy with capture on and no fault vs straight to the
-   node, in the same run (goal ≥ 0.8). The proxy is the real CLI in its own process.
+   node, in the same run (goal ≥ 0.8), uncompressed then lz4. The proxy is the real CLI in its own process.
 2. The proxy's peak RSS (VmHWM) over N captured writes (goal ≤ 300 MB at 1,000,000).
 3. `verify_capture` of those N writes vs a raw paged scan of the same rows (goal ≥ 0.8), alternating,
    three times each; the 1-minute load average is printed with each part (the machine is shared).
@@ -59,11 +59,12 @@ class _Proxy:
         self.process.wait(timeout=120)
 
 
-def _session(port: int) -> Any:
+def _session(port: int, compression: bool | str = False) -> Any:
     from cassandra.cluster import Cluster
     from cassandra.policies import RoundRobinPolicy
 
-    cluster = Cluster(["127.0.0.1"], port=port, load_balancing_policy=RoundRobinPolicy(), protocol_version=5)
+    cluster = Cluster(["127.0.0.1"], port=port, load_balancing_policy=RoundRobinPolicy(), protocol_version=5,
+                      compression=compression)  # fmt: skip
     return cluster, cluster.connect()
 
 
@@ -107,15 +108,17 @@ def _table(session: Any) -> str:
     return table
 
 
-def throughput(rows: int = 20_000, concurrency: int = 64, repetitions: int = 3) -> dict[str, Any]:
+def throughput(
+    rows: int = 20_000, concurrency: int = 64, repetitions: int = 3, compression: bool | str = False
+) -> dict[str, Any]:
     """Median rows/s direct and through the capturing proxy, alternating; their ratio."""
     direct_rates, proxied_rates = [], []
     with tempfile.TemporaryDirectory() as tmp:
         proxy = _Proxy(Path(tmp) / "capture")
         try:
-            direct_cluster, direct = _session(9042)
+            direct_cluster, direct = _session(9042, compression)
             table = _table(direct)
-            proxied_cluster, proxied = _session(proxy.port)
+            proxied_cluster, proxied = _session(proxy.port, compression)
             for rep in range(repetitions):
                 direct_rates.append(_write(direct, table, 2 * rep * rows, rows, concurrency))
                 proxied_rates.append(_write(proxied, table, (2 * rep + 1) * rows, rows, concurrency))
@@ -128,7 +131,8 @@ def throughput(rows: int = 20_000, concurrency: int = 64, repetitions: int = 3) 
     return {
         "direct_rows_per_s": round(d), "proxied_rows_per_s": round(p), "ratio": round(p / d, 3),
         "direct_runs": [round(r) for r in direct_rates], "proxied_runs": [round(r) for r in proxied_rates],
-        "rows_per_run": rows, "concurrency": concurrency, "load_1m_after": round(os.getloadavg()[0], 1),
+        "rows_per_run": rows, "concurrency": concurrency, "compression": compression or "none",
+        "load_1m_after": round(os.getloadavg()[0], 1),
     }  # fmt: skip
 
 
@@ -180,4 +184,5 @@ if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     rows = int(sys.argv[2]) if len(sys.argv) > 2 else 20_000
     print(json.dumps({"throughput": throughput(rows)}, indent=2), flush=True)
+    print(json.dumps({"throughput_lz4": throughput(rows, compression="lz4")}, indent=2), flush=True)
     print(json.dumps({"memory_and_verification": memory_and_verification(n)}, indent=2), flush=True)

@@ -40,6 +40,13 @@ def proxy(
     no_api: Annotated[bool, typer.Option("--no-api", help="Do not start the control API.")] = False,
     duration: Annotated[float | None, typer.Option(min=0, help="Stop after this many seconds.")] = None,
     random_seed: Annotated[int, typer.Option("--seed", help="Random seed of the faults.")] = 0,
+    tcp: Annotated[
+        bool,
+        typer.Option(
+            "--tcp",
+            help="Forward bytes without reading CQL (TLS clients): network faults only, no capture.",
+        ),
+    ] = False,
 ) -> None:
     """Run the proxy until Ctrl-C, SIGTERM or --duration; faults are rolled back on every exit."""
     if ctx.invoked_subcommand is not None:
@@ -75,6 +82,7 @@ def proxy(
         service = StandaloneProxy(
             nodes, parse_address(listen), capture_dir=capture,
             schema_session=None if schema is None else schema.session, random_seed=random_seed,
+            passthrough=tcp,
         )  # fmt: skip
         service.start()
         for entry in entries:
@@ -84,6 +92,8 @@ def proxy(
             control.start()
         for node, (host, port) in service.routes.items():
             stdout.print(f"listening {host}:{port} -> {node[0]}:{node[1]}", soft_wrap=True)
+        if tcp:
+            stdout.print("mode: tcp (bytes forwarded unread: network faults only)", soft_wrap=True)
         first = next(iter(service.routes.values()))
         stdout.print(f"contact point: {first[0]}:{first[1]}", soft_wrap=True)
         if control is not None:

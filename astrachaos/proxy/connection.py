@@ -239,7 +239,12 @@ class ProxyConnection:
             if self.relay is None:
                 await self.upstream.put(data)
                 continue
-            upstream, answers = self.relay.from_client(data)
+            read = self.relay.read_client(data)
+            if isinstance(read, bytes):
+                upstream, answers = read, b""
+            else:  # this connection alone waits (e.g. for a table's schema); its frames stay in order
+                await self.relay.prepare(read)
+                upstream, answers = self.relay.answer_client(read)
             await self.upstream.put(upstream)
             if answers:
                 await self._durable(self.relay.mark)

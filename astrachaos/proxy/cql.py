@@ -8,6 +8,7 @@ consistency level of each, and the id in a RESULT Prepared.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class Envelope:
     stream: int
     opcode: int
     body: bytes
+    compressed: bool = False  # the body arrived compressed and is held inflated: compress it again
 
     def encode(self) -> bytes:
         """The envelope's bytes, header then body."""
@@ -181,6 +183,7 @@ class Statement:
     table: str | None = None
 
 
+@functools.lru_cache(maxsize=4096)
 def statement_of(text: str | None) -> Statement:
     """The statement with keyspace and table read from its text (names lowercased unless quoted)."""
     if text is None:

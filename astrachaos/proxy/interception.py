@@ -4,10 +4,12 @@ Both directions are cut into envelopes (unframed before the STARTUP handshake an
 inside v5 segments after READY/AUTHENTICATE). Each QUERY/EXECUTE/BATCH is offered to the
 active request policies, which may answer it with an ERROR without forwarding, or forward it
 and then replace or drop the server's answer. Whatever is forwarded is framed again.
-A stream this relay cannot follow (lz4 in v5, a CRC it cannot verify) is passed through raw,
-unless the connection fronts a standalone proxy (`topology` given): then compression is taken
-out of SUPPORTED and a client that asks for it anyway is refused with a ProtocolError, so no
-connection escapes the address rewriting or the capture.
+Compressed connections are read too: lz4/snappy envelope bodies (v4) are inflated and
+compressed again on the way out, lz4 segments (v5) likewise (`compression.py`).
+A stream this relay cannot follow (a CRC it cannot verify, not CQL at all such as TLS) is passed
+through raw and counted. A standalone proxy (`topology` given) offers only the compressions it
+reads in SUPPORTED and refuses any other with a ProtocolError, so no connection escapes the
+address rewriting or the capture.
 """
 
 from __future__ import annotations
@@ -17,10 +19,17 @@ import struct
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
 
+from astrachaos.proxy.compression import (
+    BodyCodec,
+    CompressionError,
+    available,
+    body_codec,
+    segment_codec_available,
+)
 from astrachaos.proxy.cql import (
     Envelope,
     Flag,
@@ -48,6 +57,8 @@ class WriteObserver(Protocol):
     """What records a connection's writes and their answers (the standalone proxy's capture)."""
 
     mark: int  # the latest durability number: hold the client's bytes until it is committed
+
+    async def prepare(self, envelopes: Sequence[Envelope]) -> None: ...
 
     def request(self, envelope: Envelope, fault: str | None, refused: str | None) -> None: ...
 
@@ -131,6 +142,8 @@ class CqlRelay:
         self._raw = False
         self._framed = False
         self._version = 4
+        self._codec: BodyCodec | None = None  # v4: how envelope bodies are compressed
+        self._lz4_segments = False  # v5: segments are lz4-compressed once framing starts
         self._client_segments = SegmentReader()
         self._server_segments = SegmentReader()
         self._client_buffer = bytearray()
@@ -146,12 +159,25 @@ class CqlRelay:
 
     def from_client(self, data: bytes) -> tuple[bytes, bytes]:
         """Client bytes in; (bytes for the server, bytes answered to the client) out."""
+        read = self.read_client(data)
+        return (read, b"") if isinstance(read, bytes) else self.answer_client(read)
+
+    def read_client(self, data: bytes) -> list[Envelope] | bytes:
+        """Client bytes cut into whole envelopes, or bytes to relay as they are (a raw stream)."""
         if self._raw:
-            return data, b""
+            return data
         try:
-            envelopes = self._envelopes(data, self._client_segments, self._client_buffer)
+            return self._envelopes(data, self._client_segments, self._client_buffer)
         except (FrameError, SegmentError) as error:
-            return self._give_up(error, data), b""
+            return self._give_up(error, data)
+
+    async def prepare(self, envelopes: Sequence[Envelope]) -> None:
+        """Wait, without blocking the loop, for what recording `envelopes` needs (a table's schema)."""
+        if self.capture is not None:
+            await self.capture.prepare(envelopes)
+
+    def answer_client(self, envelopes: Sequence[Envelope]) -> tuple[bytes, bytes]:
+        """Client envelopes in; (bytes for the server, bytes answered to the client) out."""
         upstream: list[Envelope] = []
         answers: list[Envelope] = []
         for envelope in envelopes:
@@ -171,13 +197,13 @@ class CqlRelay:
                     envelopes = self._envelopes(data, self._server_segments, self._server_buffer)
                 else:  # one at a time: READY switches the rest of the stream to segments
                     self._server_buffer += data
-                    envelopes = split_envelopes(self._server_buffer, limit=1)
+                    envelopes = [self._inflate(e) for e in split_envelopes(self._server_buffer, limit=1)]
                 data = b""
                 kept = [e for e in (self._server_envelope(e) for e in envelopes) if e is not None]
                 if framed_before:
                     out.append(self._encode(kept))
                 else:
-                    out.append(b"".join(e.encode() for e in kept))
+                    out.append(b"".join(self._wire(e) for e in kept))
                 if framed_before or not envelopes:
                     break
                 if self._framed:  # switched: what follows READY is segments
@@ -193,26 +219,46 @@ class CqlRelay:
                 buffer += segment.payload
         else:
             buffer += data
-        return split_envelopes(buffer)
+        return [self._inflate(e) for e in split_envelopes(buffer)]
+
+    def _inflate(self, envelope: Envelope) -> Envelope:
+        """`envelope` with its body decompressed (marked to be compressed again on the way out)."""
+        if not envelope.flags & Flag.COMPRESSED:
+            return envelope
+        if self._framed:  # v5 compresses segments; the flag the Java driver still sets is meaningless
+            return replace(envelope, flags=envelope.flags & ~Flag.COMPRESSED, compressed=True)
+        if self._codec is None:
+            self._count("compressed_frames_not_followed")
+            return envelope
+        try:
+            body = self._codec.decompress(envelope.body)
+        except CompressionError as error:
+            log.warning("cannot inflate a frame: %s", error)
+            self._count("compressed_frames_not_followed")
+            return envelope
+        return replace(envelope, flags=envelope.flags & ~Flag.COMPRESSED, body=body, compressed=True)
+
+    def _wire(self, envelope: Envelope) -> bytes:
+        """The envelope's bytes, flagged (and its body compressed again, v4) if it arrived so."""
+        if envelope.compressed:
+            body = envelope.body if self._codec is None else self._codec.compress(envelope.body)
+            envelope = replace(envelope, flags=envelope.flags | Flag.COMPRESSED, body=body, compressed=False)
+        return envelope.encode()
+
+    def _answer(self, envelope: Envelope) -> Envelope:
+        """An answer of the proxy's own, compressed as the server's are on this connection."""
+        return replace(envelope, compressed=self._codec is not None)
+
+    def _count(self, what: str) -> None:
+        if self._topology is not None:
+            self._topology.counts[what] += 1
 
     def _client_envelope(self, envelope: Envelope) -> Envelope | None:
         """None to forward `envelope`, or the answer to send back instead."""
         if envelope.opcode == Opcode.STARTUP:
-            self._version = envelope.version
-            if self._topology is not None and startup_compression(envelope):
-                self._topology.counts["compressed_connections_refused"] += 1
-                return _protocol_error(
-                    envelope, "astrachaos proxy: compression is not supported; connect without it"
-                )
-            if envelope.version >= 5 and startup_compression(envelope):
-                # lz4 segments are not decoded here: relay this connection untouched.
-                log.warning("v5 connection with compression: protocol faults are off for it")
-                self._raw = True
-            return None
+            return self._startup(envelope)
         request = read_request(envelope, self._prepared.snapshot())
         if request is None:
-            if self._topology is not None and envelope.flags & Flag.COMPRESSED:
-                self._topology.counts["compressed_frames_not_followed"] += 1
             return None
         if request.opcode == Opcode.PREPARE:
             self._pending_prepare[request.stream] = request.statements[0].text or ""
@@ -228,7 +274,7 @@ class CqlRelay:
             if decision is None:
                 continue
             if decision.action is Action.REPLY:
-                answer = error_envelope(decision.error, request, envelope.version)
+                answer = self._answer(error_envelope(decision.error, request, envelope.version))
                 if self.capture is not None:
                     refused = ERROR_CLASS_NAMES.get(decision.error, decision.error.value)
                     self.capture.request(envelope, decision.fault, refused)
@@ -242,6 +288,30 @@ class CqlRelay:
             return None
         if self.capture is not None:
             self.capture.request(envelope, None, None)
+        return None
+
+    def _startup(self, envelope: Envelope) -> Envelope | None:
+        """Learn the version and compression; refuse a compression this relay cannot read."""
+        self._version = envelope.version
+        name = startup_compression(envelope)
+        if not name:
+            return None
+        if envelope.version >= 5:
+            readable = segment_codec_available(name)
+        else:
+            self._codec = body_codec(name)
+            readable = self._codec is not None
+        if readable:
+            self._lz4_segments = envelope.version >= 5
+            self._count(f"compressed_connections_{name.lower()}")
+            return None
+        if self._topology is not None:
+            self._count("compressed_connections_refused")
+            return _protocol_error(
+                envelope, f"astrachaos proxy: cannot read {name} compression here; offered: {available()}"
+            )
+        log.warning("%s compression the proxy cannot read: protocol faults are off for it", name)
+        self._raw = True  # relay the connection untouched
         return None
 
     def connection_closed(self) -> None:
@@ -259,10 +329,11 @@ class CqlRelay:
         stream = envelope.stream
         if envelope.opcode in (Opcode.READY, Opcode.AUTHENTICATE) and self._version >= 5:
             self._framed = not self._raw
+            self._client_segments.compressed = self._server_segments.compressed = self._lz4_segments
         topology = self._topology
         if topology is not None:
             if envelope.opcode == Opcode.SUPPORTED:
-                return strip_compression(envelope)
+                return strip_compression(envelope, available())
             if envelope.opcode == Opcode.EVENT:
                 rewritten = rewrite_event(envelope, topology.addresses)
                 topology.counts["events_rewritten" if rewritten else "events_dropped"] += 1
@@ -288,7 +359,7 @@ class CqlRelay:
         replacement = self._replace.pop(stream, None)
         if replacement is not None:
             kind, request = replacement
-            answer = error_envelope(kind, request, envelope.version)
+            answer = self._answer(error_envelope(kind, request, envelope.version))
             if self.capture is not None:
                 self.capture.response(envelope, answer)
             return answer
@@ -299,13 +370,14 @@ class CqlRelay:
     def _encode(self, envelopes: list[Envelope]) -> bytes:
         if not envelopes:
             return b""
-        data = b"".join(e.encode() for e in envelopes)
-        return encode_envelopes(data) if self._framed else data
+        data = b"".join(self._wire(e) for e in envelopes)
+        return encode_envelopes(data, self._lz4_segments) if self._framed else data
 
     def _give_up(self, error: Exception, data: bytes) -> bytes:
-        log.warning("cannot follow the CQL stream (%s): relaying this connection raw", error)
-        if self._topology is not None:
-            self._topology.counts["connections_not_followed"] += 1  # e.g. TLS: bytes pass, uncaptured
+        tls = data[:1] == b"\x16"  # a TLS handshake record
+        log.warning("cannot follow the CQL stream (%s): relaying this connection raw%s", error,
+                    " (a TLS client: run the proxy with --tcp)" if tls else "")  # fmt: skip
+        self._count("connections_not_followed")  # e.g. TLS: bytes pass, uncaptured
         self._raw = True
         return data
 

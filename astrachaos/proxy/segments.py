@@ -4,7 +4,9 @@ Layout (uncompressed, all little-endian): 3 header bytes holding the payload len
 the self-contained flag (bit 17), the CRC24 of those 3 bytes (3 bytes), the payload, and the
 CRC32 of the payload (4 bytes). CRC24: initial value 0x875060, polynomial 0x1974F0B, fed the
 header integer least significant byte first. CRC32: zlib's CRC-32 primed with the bytes
-FA 2D 55 CA. The lz4-compressed variant (8-byte header) is detected but not decoded here.
+FA 2D 55 CA. A connection that negotiated lz4 uses 5 header bytes instead: the encoded payload
+length (17 bits), the uncompressed length (17 bits, 0 when the payload is stored uncompressed)
+and the self-contained flag (bit 34); the CRC32 covers the encoded payload.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from astrachaos.proxy.compression import CompressionError, deflate_segment, inflate_segment
+
 CRC24_INIT = 0x875060
 CRC24_POLY = 0x1974F0B
 CRC32_PRIMER = zlib.crc32(b"\xfa\x2d\x55\xca")
 HEADER_LENGTH = 3
+COMPRESSED_HEADER_LENGTH = 5
 HEADER_CRC_LENGTH = 3
 TRAILER_LENGTH = 4
 MAX_PAYLOAD = 128 * 1024 - 1
@@ -58,44 +63,55 @@ class Segment:
     self_contained: bool
 
 
-def encode_segment(payload: bytes, self_contained: bool = True) -> bytes:
-    """One uncompressed segment around `payload` (at most MAX_PAYLOAD bytes)."""
+def encode_segment(payload: bytes, self_contained: bool = True, compressed: bool = False) -> bytes:
+    """One segment around `payload` (at most MAX_PAYLOAD bytes), lz4-compressed if `compressed`."""
     if len(payload) > MAX_PAYLOAD:
         raise SegmentError(f"segment payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
-    header = len(payload) | (SELF_CONTAINED_BIT if self_contained else 0)
+    if compressed:
+        encoded, uncompressed = deflate_segment(payload)
+        header_length = COMPRESSED_HEADER_LENGTH
+        header = len(encoded) | uncompressed << 17 | (1 << 34 if self_contained else 0)
+    else:
+        encoded, header_length = payload, HEADER_LENGTH
+        header = len(payload) | (SELF_CONTAINED_BIT if self_contained else 0)
     return (
-        header.to_bytes(HEADER_LENGTH, "little")
-        + crc24(header, HEADER_LENGTH).to_bytes(HEADER_CRC_LENGTH, "little")
-        + payload
-        + struct.pack("<I", crc32(payload))
+        header.to_bytes(header_length, "little")
+        + crc24(header, header_length).to_bytes(HEADER_CRC_LENGTH, "little")
+        + encoded
+        + struct.pack("<I", crc32(encoded))
     )
 
 
-def encode_envelopes(envelopes: bytes) -> bytes:
+def encode_envelopes(envelopes: bytes, compressed: bool = False) -> bytes:
     """Wrap a run of whole envelopes: self-contained segments, or a split chain if too large."""
     if len(envelopes) <= MAX_PAYLOAD:
-        return encode_segment(envelopes, True)
+        return encode_segment(envelopes, True, compressed)
     pieces = [envelopes[i : i + MAX_PAYLOAD] for i in range(0, len(envelopes), MAX_PAYLOAD)]
-    return b"".join(encode_segment(piece, False) for piece in pieces)
+    return b"".join(encode_segment(piece, False, compressed) for piece in pieces)
 
 
 class SegmentReader:
-    """Incremental decoder: feed bytes as they arrive, take whole segments out."""
+    """Incremental decoder: feed bytes as they arrive, take whole segments out.
 
-    def __init__(self) -> None:
+    `compressed` is set once the connection negotiated lz4: its segments have the longer header.
+    """
+
+    def __init__(self, compressed: bool = False) -> None:
         self._buffer = bytearray()
+        self.compressed = compressed
 
     def feed(self, data: bytes) -> list[Segment]:
-        """Add received bytes; return every segment now complete (CRCs checked)."""
+        """Add received bytes; return every segment now complete (CRCs checked, payloads inflated)."""
         self._buffer += data
         segments: list[Segment] = []
-        while len(self._buffer) >= HEADER_LENGTH + HEADER_CRC_LENGTH:
-            header = int.from_bytes(self._buffer[:HEADER_LENGTH], "little")
-            expected = int.from_bytes(self._buffer[HEADER_LENGTH : HEADER_LENGTH + 3], "little")
-            if crc24(header, HEADER_LENGTH) != expected:
-                raise SegmentError("segment header CRC24 mismatch (compressed or corrupt stream)")
+        header_length = COMPRESSED_HEADER_LENGTH if self.compressed else HEADER_LENGTH
+        start = header_length + HEADER_CRC_LENGTH
+        while len(self._buffer) >= start:
+            header = int.from_bytes(self._buffer[:header_length], "little")
+            expected = int.from_bytes(self._buffer[header_length:start], "little")
+            if crc24(header, header_length) != expected:
+                raise SegmentError("segment header CRC24 mismatch (corrupt stream)")
             length = header & MAX_PAYLOAD
-            start = HEADER_LENGTH + HEADER_CRC_LENGTH
             total = start + length + TRAILER_LENGTH
             if len(self._buffer) < total:
                 break
@@ -103,7 +119,15 @@ class SegmentReader:
             (trailer,) = struct.unpack_from("<I", self._buffer, start + length)
             if crc32(payload) != trailer:
                 raise SegmentError("segment payload CRC32 mismatch")
-            segments.append(Segment(payload, bool(header & SELF_CONTAINED_BIT)))
+            if self.compressed:
+                try:
+                    payload = inflate_segment(payload, (header >> 17) & MAX_PAYLOAD)
+                except CompressionError as error:
+                    raise SegmentError(str(error)) from None
+                self_contained = bool(header >> 34 & 1)
+            else:
+                self_contained = bool(header & SELF_CONTAINED_BIT)
+            segments.append(Segment(payload, self_contained))
             del self._buffer[:total]
         return segments
 

@@ -9,6 +9,7 @@ lists, collection element updates, arithmetic) yields None: the write is unverif
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -73,6 +74,7 @@ def _name(token: tuple[str, str]) -> str:
     return token[1] if token[0] == "name" else token[1].lower()
 
 
+@functools.lru_cache(maxsize=4096)  # statement texts repeat: a shape is read once per text
 def shape_of(text: str) -> Shape:
     """Read the statement text."""
     kind = kind_of(text)

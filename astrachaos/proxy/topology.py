@@ -5,8 +5,8 @@ from TOPOLOGY_CHANGE / STATUS_CHANGE events, then connects to the addresses it r
 rewrites those answers: each node's address (every inet cell of its row) becomes the address the
 proxy listens on for that node, and its `native_port` / `rpc_port` the listener's port. A peer
 row or event for a node the proxy does not front is dropped, so no driver can reach a node
-around the proxy. `SUPPORTED` answers lose their COMPRESSION option: clients fall back to
-uncompressed frames, which the proxy reads (see `interception.py`).
+around the proxy. `SUPPORTED` answers offer only the compressions the proxy can read
+(`compression.py`), so a client never picks one it cannot follow.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import ipaddress
 import re
 import socket
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from astrachaos.proxy.cql import BodyReader, Envelope, FrameError, response_body
@@ -64,8 +64,8 @@ def system_table(text: str | None) -> str | None:
     return found.group(1).lower() if found else None
 
 
-def strip_compression(envelope: Envelope) -> Envelope:
-    """A SUPPORTED answer offering no compression."""
+def strip_compression(envelope: Envelope, keep: Sequence[str] = ()) -> Envelope:
+    """A SUPPORTED answer offering no compression but the names in `keep` (those the proxy reads)."""
     body = BodyReader(envelope.body)
     try:
         entries = []
@@ -75,8 +75,11 @@ def strip_compression(envelope: Envelope) -> Envelope:
             entries.append((key, values))
     except FrameError:
         return envelope
-    # The key stays, empty: some drivers read it unconditionally.
-    kept = [(k, [] if k.upper() == "COMPRESSION" else v) for k, v in entries]
+    # The key stays, possibly empty: some drivers read it unconditionally.
+    readable = {name.lower() for name in keep}
+    kept = [
+        (k, [c for c in v if c.lower() in readable] if k.upper() == "COMPRESSION" else v) for k, v in entries
+    ]
     out = struct.pack(">H", len(kept))
     for key, values in kept:
         out += _string(key) + struct.pack(">H", len(values)) + b"".join(_string(v) for v in values)

@@ -2,18 +2,22 @@
 
 Keys come from the PREPARED metadata of prepared statements (bind marker names and types) or
 from the statement text of a QUERY with values, plus the table's primary key from
-`system_schema` (read over the proxy's own driver session and cached). A write whose key cannot
-be known is recorded as unverifiable with its reason. The answer the client gets is recorded
-on the same stream: RESULT, ERROR (class and message), or the connection closing first.
+`system_schema` (read over the proxy's own driver session and cached). A table not known yet is
+looked up in a worker thread while that one connection waits (its frames stay in order; every
+other connection keeps flowing). A write whose key cannot be known is recorded as unverifiable
+with its reason. The answer the client gets is recorded on the same stream: RESULT, ERROR
+(class and message), or the connection closing first.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from astrachaos.capture.cells import driver_type as driver_type  # re-exported: it lived here
@@ -49,15 +53,26 @@ _KINDS = {Kind.INSERT: WriteKind.INSERT, Kind.UPDATE: WriteKind.UPDATE, Kind.DEL
 SchemaRows = Callable[[], Sequence[tuple[str, str, str, str, int, str]]]
 
 
-class SchemaCache:
-    """Primary keys of every table, from `system_schema.columns`; read again on a miss (≤ 1/s per table)."""
+TableName = tuple[str, str]
+RETRY_MISSING_S = 1.0  # a table still unknown after a read is looked up again at most this often
 
-    def __init__(self, fetch: SchemaRows) -> None:
+
+class SchemaCache:
+    """Primary keys of every table, from `system_schema.columns`; read again on a miss (≤ 1/s per table).
+
+    `get` never reads: the proxy loop must not block. `lookup` starts the read in the cache's own
+    worker thread (one at a time, shared by every connection that waits for it).
+    """
+
+    def __init__(self, fetch: SchemaRows, clock: Callable[[], float] = time.monotonic) -> None:
         self._fetch = fetch
-        self._tables: dict[tuple[str, str], TableKeys] = {}
+        self._clock = clock
+        self._tables: dict[TableName, TableKeys] = {}
         self._fetched_at = 0.0
-        self._missed: dict[tuple[str, str], float] = {}
+        self._missed: dict[TableName, float] = {}
         self._lock = threading.Lock()
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="proxy-schema")
+        self._pending: concurrent.futures.Future[None] | None = None
 
     def refresh(self) -> None:
         """Read every table's columns now."""
@@ -75,17 +90,39 @@ class SchemaCache:
             self._fetched_at = time.monotonic()
 
     def get(self, keyspace: str, table: str) -> TableKeys | None:
-        """The table's keys; a table not known yet makes one new read (at most once a second)."""
-        found = self._tables.get((keyspace, table))
-        now = time.monotonic()
-        if found is None and now - self._missed.get((keyspace, table), 0.0) > 1.0:
-            self._missed[(keyspace, table)] = now
-            try:
-                self.refresh()
-            except Exception as error:  # the database may be unreachable; the write stays counted
-                log.warning("cannot read system_schema: %s", error)
-            found = self._tables.get((keyspace, table))
-        return found
+        """The table's keys as last read (never reads: see `lookup`)."""
+        return self._tables.get((keyspace, table))
+
+    def lookup(self, tables: Iterable[TableName]) -> concurrent.futures.Future[None] | None:
+        """A read of system_schema to wait for, if one of `tables` is unknown; None: nothing to wait for.
+
+        A read already under way is joined; a table is read again at most once a second, so a
+        caller looping `while (f := lookup(t)) is not None: wait f` stops.
+        """
+        with self._lock:
+            unknown = [t for t in tables if t not in self._tables]
+            if not unknown:
+                return None
+            if self._pending is not None and not self._pending.done():
+                return self._pending
+            now = self._clock()
+            due = [t for t in unknown if now - self._missed.get(t, float("-inf")) > RETRY_MISSING_S]
+            if not due:
+                return None
+            for name in due:
+                self._missed[name] = now
+            self._pending = self._worker.submit(self._refresh_logged)
+            return self._pending
+
+    def _refresh_logged(self) -> None:
+        try:
+            self.refresh()
+        except Exception as error:  # the database may be unreachable; the writes stay counted
+            log.warning("cannot read system_schema: %s", error)
+
+    def close(self) -> None:
+        """Stop the worker thread (a read under way finishes on its own)."""
+        self._worker.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass
@@ -128,6 +165,52 @@ class ConnectionCapture:
         self._unknown: dict[int, tuple[str, str | None]] = {}  # EXECUTE of an unseen PREPARE
 
     # -- requests ---------------------------------------------------------------------------
+
+    async def prepare(self, envelopes: Sequence[Envelope]) -> None:
+        """Before `envelopes` are relayed: wait (off the loop) for the schema of the tables they write."""
+        tables: set[TableName] = set()
+        for envelope in envelopes:
+            if envelope.opcode not in (Opcode.QUERY, Opcode.EXECUTE, Opcode.BATCH):
+                continue
+            if envelope.flags & Flag.COMPRESSED or self._planned(envelope):
+                continue
+            request = read_bound(envelope)
+            for statement in request.statements if request is not None else ():
+                target = self._target(request, statement)  # type: ignore[arg-type]
+                if target is not None:
+                    tables.add(target)
+        schema = self.capture.schema
+        while (reading := schema.lookup(tables)) is not None:
+            self.capture.counts["schema_lookups_waited"] += 1
+            await asyncio.wrap_future(reading)
+
+    def _planned(self, envelope: Envelope) -> bool:
+        """Whether `envelope` is an EXECUTE planned for the table schema known now (nothing to look up)."""
+        if envelope.opcode != Opcode.EXECUTE or envelope.flags & Flag.CUSTOM_PAYLOAD:
+            return False
+        read = execute_values(envelope.body, envelope.version)
+        prepared = self.capture.prepared.get(read[0]) if read is not None else None
+        if prepared is None or prepared.plan is None:
+            return False
+        keys = prepared.plan[0]
+        return self.capture.schema.get(keys.keyspace, keys.table) is keys
+
+    def _target(self, request: BoundRequest, statement: BoundStatement) -> TableName | None:
+        """The (keyspace, table) a statement writes to, when its text and metadata tell."""
+        prepared = self.capture.prepared.get(statement.prepared_id) if statement.prepared_id else None
+        if statement.prepared_id is not None and prepared is None:
+            return None
+        text = prepared.text if prepared is not None else statement.text or ""
+        shape = prepared.shape if prepared is not None else shape_of(text)
+        if shape.kind is Kind.OTHER:
+            return None
+        target = prepared.target if prepared is not None else statement_of(text)
+        keyspace, table = target.keyspace or request.keyspace or self.keyspace, target.table
+        if prepared is not None and prepared.bind.columns:
+            keyspace, table = prepared.bind.columns[0].keyspace, prepared.bind.columns[0].table
+        if keyspace is None or table is None or is_system_keyspace(keyspace):
+            return None
+        return keyspace, table
 
     def request(self, envelope: Envelope, fault: str | None, refused: str | None) -> None:
         """A client request: capture its writes. `refused`: the error class answered instead."""

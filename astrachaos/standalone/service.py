@@ -3,7 +3,8 @@
 One listener per upstream node; answers that name nodes are rewritten to listener addresses
 (`topology.py`); faults are the scenario injectors of the network and protocol kinds, added from
 a file or at run time and always rolled back; with a capture directory every write that passes
-is recorded (`capture.py`) for `astrachaos verify --capture`.
+is recorded (`capture.py`) for `astrachaos verify --capture`. In TCP mode (`passthrough`, for
+TLS clients) bytes are forwarded unread: network faults only, no capture, no rewriting.
 """
 
 from __future__ import annotations
@@ -111,9 +112,16 @@ class StandaloneProxy:
         capture_dir: Path | None = None,
         schema_session: Any = None,
         random_seed: int = 0,
+        passthrough: bool = False,
     ) -> None:
         if not upstreams:
             raise UsageProblem("give at least one --upstream HOST:PORT (or --profile)")
+        if passthrough and capture_dir is not None:
+            raise UsageProblem(
+                "--tcp forwards bytes it does not read (TLS): it cannot capture writes",
+                hint="capture needs plaintext CQL between the client and the proxy",
+            )
+        self.passthrough = passthrough
         self.routes = listen_addresses(upstreams, listen)
         self.addresses = AddressMap.resolve(self.routes)
         self.counts: Counter[str] = Counter()
@@ -127,7 +135,8 @@ class StandaloneProxy:
         self.ledger: Any = None
         if capture_dir is not None:
             self._open_capture(capture_dir, schema_session)
-        self.proxies = ProxySet([], 0, random_seed=random_seed, routes=self.routes, relay_factory=self._relay)
+        relay = None if passthrough else self._relay
+        self.proxies = ProxySet([], 0, random_seed=random_seed, routes=self.routes, relay_factory=relay)
         self._ticker = threading.Thread(target=self._tick, name="proxy-faults", daemon=True)
 
     def _open_capture(self, directory: Path, session: Any) -> None:
@@ -146,9 +155,7 @@ class StandaloneProxy:
 
         schema = SchemaCache(fetch)
         schema.refresh()
-        meta = {"proxy": json.dumps({"upstreams": [f"{h}:{p}" for h, p in self.routes],
-                                     "listen": [f"{h}:{p}" for h, p in self.routes.values()]})}  # fmt: skip
-        self.ledger = CaptureLedger(directory, meta)
+        self.ledger = CaptureLedger(directory, {"proxy": json.dumps(self._proxy_meta())})
         self.capture = WriteCapture(self.ledger, schema)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -174,12 +181,25 @@ class StandaloneProxy:
                 failed.append(f"{label}: {error}")
         self.proxies.close()
         if self.ledger is not None:
+            self.ledger.set_meta("proxy", json.dumps(self._proxy_meta()))
             self.ledger.set_meta("injectors", json.dumps(self.injector_summaries()))
             self.ledger.set_meta("stats", json.dumps(self.stats()))
             self.ledger.close()
             self.ledger = None
+        if self.capture is not None:
+            self.capture.schema.close()
         if failed:
             raise RollbackFailed("rollback failed; these faults may still be active: " + "; ".join(failed))
+
+    def _proxy_meta(self) -> dict[str, Any]:
+        """What the capture's result.json says about the proxy: its routes, what it could not read."""
+        return {
+            "mode": "tcp" if self.passthrough else "cql",
+            "upstreams": [f"{h}:{p}" for h, p in self.routes],
+            "listen": [f"{h}:{p}" for h, p in self.routes.values()],
+            "not_followed": self.not_followed(),
+            "compressed_connections": self._compressed_connections(),
+        }
 
     # -- faults --------------------------------------------------------------------------------
 
@@ -197,6 +217,11 @@ class StandaloneProxy:
         if factory.kind not in PROXY_KINDS:
             raise InvalidScenario(
                 f"injector {spec.name!r} is of kind {factory.kind}; the proxy takes {PROXY_KINDS}"
+            )
+        if self.passthrough and factory.kind != "network":
+            raise UsageProblem(
+                f"injector {spec.name!r} reads CQL frames; this proxy runs --tcp (bytes unread): "
+                "network faults only"
             )
         try:
             params = factory.Params.model_validate(spec.params)
@@ -276,6 +301,8 @@ class StandaloneProxy:
         return label
 
     def _tick(self) -> None:
+        recorded = self.not_followed()
+        ticks = 0
         while not self._stop.wait(0.01):
             with self._lock:
                 faults = list(self._faults.values())
@@ -284,6 +311,19 @@ class StandaloneProxy:
                     fault.scheduled.tick(time.monotonic() - fault.added_at)
                 except Exception:
                     log.exception("fault %s could not change state", fault.label)
+            ticks += 1
+            if ticks % 100 == 0 and self.not_followed() != recorded:
+                recorded = self._record_unread()
+
+    def _record_unread(self) -> dict[str, int]:
+        """Put what passed unread in the capture now, so a kill -9 does not hide it (once a second)."""
+        unread, ledger = self.not_followed(), self.ledger
+        if ledger is not None:
+            try:
+                ledger.set_meta("proxy", json.dumps(self._proxy_meta()))
+            except Exception as error:  # closing under us: close() writes it last anyway
+                log.debug("proxy meta not recorded: %s", error)
+        return unread
 
     # -- observation ----------------------------------------------------------------------------
 
@@ -297,6 +337,7 @@ class StandaloneProxy:
             injected.update(fault["by_type"])
         capture = dict(self.capture.counts) if self.capture is not None else {}
         return {
+            "mode": "tcp" if self.passthrough else "cql",
             "connections": counters.connections,
             "open_connections": counters.open_connections,
             "bytes_upstream": counters.bytes_upstream,
@@ -305,8 +346,34 @@ class StandaloneProxy:
             "requests_seen_by_faults": requests,
             "injected": dict(injected),
             "topology": dict(self.counts),
+            "not_followed": self.not_followed(),
+            "compressed_connections": self._compressed_connections(),
             "capture": capture,
             "uptime_s": round(time.monotonic() - self._started, 1),
+        }
+
+    def not_followed(self) -> dict[str, int]:
+        """What passed unread, so uncaptured and out of reach of protocol faults (0 when all is read).
+
+        connections: streams relayed raw (not CQL, e.g. TLS; a CRC that did not match); refused:
+        connections asking for a compression the proxy cannot read; frames: compressed envelopes
+        that did not inflate; requests: writes whose body could not be decoded.
+        """
+        capture = self.capture.counts if self.capture is not None else Counter()
+        unread = self.proxies.counters().connections if self.passthrough else 0  # --tcp: by design
+        return {
+            "connections": self.counts["connections_not_followed"] + unread,
+            "refused": self.counts["compressed_connections_refused"],
+            "frames": self.counts["compressed_frames_not_followed"],
+            "requests": capture["compressed_requests_not_followed"] + capture["requests_not_read"],
+        }
+
+    def _compressed_connections(self) -> dict[str, int]:
+        prefix = "compressed_connections_"
+        return {
+            k[len(prefix) :]: v
+            for k, v in self.counts.items()
+            if k.startswith(prefix) and k != prefix + "refused"
         }
 
     def _relay(self, node: Address, listen: Address) -> CqlRelay:

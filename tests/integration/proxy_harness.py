@@ -67,12 +67,40 @@ def java_client() -> str:
     return f"{classes}:{lib}/*"
 
 
+NODE_SOURCE = HERE / "node_client" / "uploader.js"
+NODE_DRIVER = "cassandra-driver@4.10.0"  # the DataStax Node.js driver: protocol v4, no compression
+
+
+def node_client() -> Path:
+    """A directory whose node_modules holds the Node.js driver (npm-installed on first use, cached)."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("Node.js and npm are needed for the Node client")
+    home = CACHE / "node-client" / NODE_DRIVER.replace("@", "-")
+    if not (home / "node_modules" / "cassandra-driver" / "package.json").exists():
+        home.mkdir(parents=True, exist_ok=True)
+        install = ["npm", "install", "-q", "--no-audit", "--no-fund", "--prefix", str(home), NODE_DRIVER]
+        subprocess.run(install, check=True, timeout=600, capture_output=True)
+    return home
+
+
+def run_node_uploader(
+    home: Path, host: str, port: int, keyspace: str, table: str, records: int, app_log: Path
+) -> subprocess.Popen[str]:
+    """Start the Node.js writer against host:port (returns the running process)."""
+    env = {**os.environ, "NODE_PATH": str(home / "node_modules")}
+    command = ["node", str(NODE_SOURCE), host, str(port), keyspace, table, str(records), str(app_log)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
 def run_java_uploader(
     classpath: str, host: str, port: int, keyspace: str, table: str, records: int, batch: int,
     app_log: Path, linger_s: int, burst: bool = False, consistency: str = "LOCAL_ONE",
+    compression: str = "none", protocol: str | None = None,
 ) -> subprocess.Popen[str]:  # fmt: skip
     """Start the Java uploader against host:port (returns the running process)."""
-    command = [f"{JAVA_HOME}/bin/java", f"-Dconsistency={consistency}", "-cp", classpath, "Uploader",
+    options = [f"-Dconsistency={consistency}", f"-Dcompression={compression}"]
+    options += [f"-Dprotocol={protocol}"] if protocol else []
+    command = [f"{JAVA_HOME}/bin/java", *options, "-cp", classpath, "Uploader",
                host, str(port), keyspace,
                table, str(records), str(batch), str(app_log), str(linger_s)]  # fmt: skip
     command += ["burst"] if burst else []

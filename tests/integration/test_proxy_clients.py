@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ from tests.integration.proxy_harness import (
     ASTRACHAOS,
     java_client,
     listening,
+    node_client,
     run_java_uploader,
+    run_node_uploader,
     running_proxy,
 )
 from tests.integration.raw import raw_session
@@ -131,6 +134,18 @@ def _wait_for_lines(path: Path, count: int, client: subprocess.Popen[str]) -> No
     raise AssertionError(f"the client did not log {count} lines in time (exit {client.poll()})")
 
 
+def _wait_until_injected(proxy: Any, label: str, count: int, client: subprocess.Popen[str]) -> None:
+    """Until the fault `label` has answered `count` requests (a condition, not a duration)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and client.poll() is None:
+        with urllib.request.urlopen(f"http://{proxy.api}/faults", timeout=30) as answer:
+            faults = {f["label"]: f for f in json.loads(answer.read())}
+        if faults[label]["injected"] >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{label} did not answer {count} requests during the run (exit {client.poll()})")
+
+
 def test_java_uploader_through_the_proxy_every_class_matches_a_raw_read(session: Any, tmp_path: Path) -> None:
     classpath = java_client()
     table = _table(session, "java_uploads")
@@ -143,9 +158,11 @@ def test_java_uploader_through_the_proxy_every_class_matches_a_raw_read(session:
         host, port = proxy.listen[0]
         uploader = run_java_uploader(classpath, host, port, KS, table, 600, 4, app_log, linger_s=4)
         _wait_for_lines(app_log, 150, uploader)  # mid-run: refuse 10 % with Overloaded, via the API
-        added = proxy.ctl("add", json.dumps(OVERLOADED_FAULT))
-        assert added.returncode == 0, added.stdout + added.stderr
-        _wait_for_lines(app_log, 400, uploader)
+        # straight over HTTP: `ctl add` starts a Python process, which may outlast the run's middle
+        request = urllib.request.Request(f"http://{proxy.api}/faults", json.dumps(OVERLOADED_FAULT).encode())
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 201
+        _wait_until_injected(proxy, "overloaded-10", 3, uploader)
         removed = proxy.ctl("remove", "overloaded-10")
         assert removed.returncode == 0, removed.stdout + removed.stderr
         listed = json.loads(proxy.ctl("list").stdout)
@@ -193,6 +210,65 @@ def test_a_burst_the_driver_throttles_is_never_sent(session: Any, tmp_path: Path
     logged, captured = _logged_keys(app_log), _captured_keys(capture)
     _check_against_raw_reads(session, table, result, logged, captured)
     assert result["counts"]["never_sent"] > 0 and code == 1
+
+
+@pytest.mark.parametrize("protocol", ["V4", "V5"])
+def test_the_java_driver_with_lz4_is_read_and_captured_completely(
+    session: Any, tmp_path: Path, protocol: str
+) -> None:
+    """`advanced.protocol.compression = lz4` (lz4-java on the classpath): v4 bodies, v5 segments."""
+    classpath = java_client()
+    table = _table(session, f"java_lz4_{protocol.lower()}")
+    capture, app_log, out = tmp_path / "capture", tmp_path / "app.log", tmp_path / "out"
+    with running_proxy(["--upstream", "127.0.0.1:9042", "--capture", str(capture)]) as proxy:
+        host, port = proxy.listen[0]
+        uploader = run_java_uploader(classpath, host, port, KS, table, 200, 4, app_log, linger_s=3,
+                                     compression="lz4", protocol=protocol)  # fmt: skip
+        output, _ = uploader.communicate(timeout=180)
+        assert uploader.returncode == 0, output
+        stats = json.loads(proxy.ctl("stats").stdout)
+        assert proxy.interrupt() == 130
+    assert stats["compressed_connections"].get("lz4", 0) >= 1, stats
+    assert stats["not_followed"] == {"connections": 0, "refused": 0, "frames": 0, "requests": 0}
+    code, result = _verify(capture, out, app_log, table)
+    _check_against_raw_reads(session, table, result, _logged_keys(app_log), _captured_keys(capture))
+    stopped = json.loads(app_log.read_text().splitlines()[-1])
+    counts = result["counts"]
+    assert stopped["acknowledged"] > 0 and stopped["failed_attempts"] == 0
+    # every write the driver acknowledged went through the proxy, was read and verified present
+    assert counts["told_success"] == counts["ok"] == stopped["acknowledged"] == counts["captured"]
+    assert code == (1 if counts["silent"] else 0)  # only writes the app dropped at shutdown are silent
+    assert result["proxy"]["not_followed"] == stats["not_followed"]
+
+
+def test_the_node_driver_through_the_proxy_every_class_matches_a_raw_read(
+    session: Any, tmp_path: Path
+) -> None:
+    """A careful Node.js writer (logs only acknowledged writes) under forward-then-timeout."""
+    home = node_client()
+    table = _table(session, "node_writes")
+    faults = tmp_path / "faults.yaml"
+    faults.write_text(yaml.safe_dump({"injectors": [TIMEOUT_FAULT]}))
+    capture, app_log, out = tmp_path / "capture", tmp_path / "app.log", tmp_path / "out"
+    with running_proxy(
+        ["--upstream", "127.0.0.1:9042", "--faults", str(faults), "--capture", str(capture)]
+    ) as proxy:
+        host, port = proxy.listen[0]
+        writer = run_node_uploader(home, host, port, KS, table, 300, app_log)
+        output, _ = writer.communicate(timeout=180)
+        assert writer.returncode == 0, output
+        stats = json.loads(proxy.ctl("stats").stdout)
+        assert proxy.interrupt() == 130
+    stopped = json.loads(app_log.read_text().splitlines()[-1])
+    assert stopped["hosts"] == [f"{host}:{port}"]  # the driver knows the node by its proxy address only
+    assert stats["not_followed"] == {"connections": 0, "refused": 0, "frames": 0, "requests": 0}
+    code, result = _verify(capture, out, app_log, table)
+    _check_against_raw_reads(session, table, result, _logged_keys(app_log), _captured_keys(capture))
+    counts = result["counts"]
+    assert counts["captured"] == 300 and counts["unverifiable"] == 0
+    assert counts["told_success"] == stopped["acknowledged"] and stopped["failed"] > 0
+    assert counts["recovered"] + counts["overwritten"] == stopped["failed"]  # told WriteTimeout, applied
+    assert (code, counts["silent"], counts["never_sent"]) == (0, 0, 0)  # it logs only what was acknowledged
 
 
 def _cqlsh() -> list[str]:

@@ -1,5 +1,6 @@
-"""The Python driver through `astrachaos proxy`, protocol v4 and v5: what is captured, what is
-unverifiable and why, peers seen by the driver, and a kill -9 of the proxy losing no answer."""
+"""The Python driver through `astrachaos proxy`, protocol v4 and v5, with and without compression:
+what is captured, what is unverifiable and why, peers seen by the driver, nothing left unread,
+and a kill -9 of the proxy losing no answer."""
 
 from __future__ import annotations
 
@@ -43,8 +44,9 @@ def test_prepared_batches_updates_deletes_are_captured_literals_are_unverifiable
     with running_proxy(["--upstream", "127.0.0.1:9042", "--capture", str(capture)]) as proxy:
         host, port = proxy.listen[0]
         cluster = Cluster(
-            [host], port=port, protocol_version=protocol, load_balancing_policy=RoundRobinPolicy()
-        )
+            [host], port=port, protocol_version=protocol, load_balancing_policy=RoundRobinPolicy(),
+            compression=False,
+        )  # fmt: skip
         session = cluster.connect()
         assert {h.endpoint.address for h in cluster.metadata.all_hosts()} == {host}
         insert = session.prepare(f"INSERT INTO {KS}.kv (k, c, v) VALUES (?, ?, ?)")
@@ -80,12 +82,86 @@ def test_prepared_batches_updates_deletes_are_captured_literals_are_unverifiable
     assert direct.execute(f"SELECT v FROM {KS}.kv WHERE k = %s AND c = 'a'", (base + 1,)).one() is None
 
 
+OVERLOAD_ALL = {"label": "overload-all", "name": "protocol",
+                "params": {"mode": "error", "error": "overloaded", "keyspace": KS}}  # fmt: skip
+
+
+@pytest.mark.parametrize(("protocol", "compression"), [(4, "lz4"), (4, "snappy"), (5, "lz4")])
+def test_a_compressed_client_is_read_faulted_and_captured_with_nothing_unread(
+    direct: Any, tmp_path: Path, protocol: int, compression: str
+) -> None:
+    """lz4/snappy bodies (v4) and lz4 segments (v5) are inflated: faults and capture see every write."""
+    capture, out = tmp_path / "capture", tmp_path / "out"
+    base = 100_000 + protocol * 10_000 + (0 if compression == "lz4" else 5_000)
+    value = "compressible " * 40  # long enough that the driver's lz4 shrinks the frames
+    with running_proxy(["--upstream", "127.0.0.1:9042", "--capture", str(capture)]) as proxy:
+        host, port = proxy.listen[0]
+        cluster = Cluster([host], port=port, protocol_version=protocol, compression=compression,
+                          load_balancing_policy=RoundRobinPolicy())  # fmt: skip
+        session = cluster.connect()
+        insert = session.prepare(f"INSERT INTO {KS}.kv (k, c, v) VALUES (?, ?, ?)")
+        for i in range(20):
+            session.execute(insert, (base + i, "z", value))
+        assert proxy.ctl("add", json.dumps(OVERLOAD_ALL)).returncode == 0
+        refused = 0
+        for i in range(20, 25):
+            try:
+                session.execute(insert, (base + i, "z", value))
+            except Exception:  # Overloaded, then no host left to retry on
+                refused += 1
+        assert proxy.ctl("remove", "overload-all").returncode == 0
+        for i in range(25, 30):
+            session.execute(insert, (base + i, "z", value))
+        connection = next(iter(session.get_pools())).borrow_connection(timeout=5)[0]
+        negotiated = connection._compression_type if hasattr(connection, "_compression_type") else None
+        stats = json.loads(proxy.ctl("stats").stdout)
+        cluster.shutdown()
+        assert proxy.interrupt() == 130
+    assert refused == 5
+    assert negotiated == compression
+    assert stats["compressed_connections"].get(compression, 0) >= 1
+    assert stats["not_followed"] == {"connections": 0, "refused": 0, "frames": 0, "requests": 0}
+    assert stats["injected"] == {"overloaded": 5}
+    verify = subprocess.run([*ASTRACHAOS, "verify", "--capture", str(capture), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    result = json.loads((out / "result.json").read_text())
+    assert (result["counts"]["captured"], result["counts"]["ok"], result["counts"]["failed"]) == (30, 25, 5)
+    assert result["proxy"]["not_followed"] == stats["not_followed"]
+    failed = {r["key"]["k"] for r in result["records"] if r["class"] == "failed"}
+    assert failed == {base + i for i in range(20, 25)}
+    present = {row.k for row in direct.execute(f"SELECT k, c FROM {KS}.kv") if row.c == "z"}
+    assert {base + i for i in range(30)} & present == {base + i for i in [*range(20), *range(25, 30)]}
+
+
+def test_a_table_created_mid_run_is_looked_up_and_its_writes_keyed(direct: Any, tmp_path: Path) -> None:
+    capture, out = tmp_path / "capture", tmp_path / "out"
+    table = f"mid_run_{uuid.uuid4().hex[:8]}"
+    with running_proxy(["--upstream", "127.0.0.1:9042", "--capture", str(capture)]) as proxy:
+        host, port = proxy.listen[0]
+        cluster = Cluster([host], port=port, load_balancing_policy=RoundRobinPolicy(), compression=False)
+        session = cluster.connect()
+        session.execute(f"CREATE TABLE {KS}.{table} (k int PRIMARY KEY, v text)")  # after the proxy started
+        session.execute(session.prepare(f"INSERT INTO {KS}.{table} (k, v) VALUES (?, ?)"), (1, "a"))
+        session.execute(session.prepare(f"UPDATE {KS}.{table} SET v = ? WHERE k = ?"), ("b", 2))
+        stats = json.loads(proxy.ctl("stats").stdout)
+        cluster.shutdown()
+        assert proxy.interrupt() == 130
+    assert stats["capture"].get("schema_lookups_waited", 0) >= 1
+    verify = subprocess.run([*ASTRACHAOS, "verify", "--capture", str(capture), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    result = json.loads((out / "result.json").read_text())
+    counts, reasons = result["counts"], result["unverifiable_reasons"]
+    assert (counts["captured"], counts["ok"], counts["unverifiable"]) == (2, 2, 0), reasons
+
+
 def test_kill_9_of_the_proxy_loses_no_answer_a_client_got(direct: Any, tmp_path: Path) -> None:
     capture = tmp_path / "capture"
     acknowledged: list[int] = []
     with running_proxy(["--upstream", "127.0.0.1:9042", "--capture", str(capture)]) as proxy:
         host, port = proxy.listen[0]
-        cluster = Cluster([host], port=port, load_balancing_policy=RoundRobinPolicy())
+        cluster = Cluster([host], port=port, load_balancing_policy=RoundRobinPolicy(), compression=False)
         session = cluster.connect()
         insert = session.prepare(f"INSERT INTO {KS}.kv (k, c, v) VALUES (?, ?, ?)")
         key = 50_000

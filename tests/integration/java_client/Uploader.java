@@ -3,10 +3,12 @@
 // acknowledged); a failed batch is retried whole after a fixed 1 s, forever; one warning only
 // (a shared flag); retries still pending at shutdown are dropped.
 //
-// args: host port keyspace table records batchSize appLog lingerSeconds [burst]; -Dconsistency=QUORUM
+// args: host port keyspace table records batchSize appLog lingerSeconds [burst];
+// -Dconsistency=QUORUM, -Dcompression=lz4 (advanced.protocol.compression), -Dprotocol=V4 (else negotiated)
 import com.datastax.oss.driver.api.core.CqlSession;
 import com.datastax.oss.driver.api.core.config.DefaultDriverOption;
 import com.datastax.oss.driver.api.core.config.DriverConfigLoader;
+import com.datastax.oss.driver.api.core.config.ProgrammaticDriverConfigLoaderBuilder;
 import com.datastax.oss.driver.api.core.cql.PreparedStatement;
 import java.io.FileWriter;
 import java.io.PrintWriter;
@@ -43,13 +45,17 @@ public class Uploader {
     log = new PrintWriter(new FileWriter(args[6], true));
     int linger = Integer.parseInt(args[7]);
     boolean burst = args.length > 8 && args[8].equals("burst");
-    DriverConfigLoader config = DriverConfigLoader.programmaticBuilder()
+    ProgrammaticDriverConfigLoaderBuilder options = DriverConfigLoader.programmaticBuilder()
         .withDuration(DefaultDriverOption.REQUEST_TIMEOUT, Duration.ofSeconds(10))
         .withString(DefaultDriverOption.REQUEST_CONSISTENCY, System.getProperty("consistency", "LOCAL_ONE"))
         .withString(DefaultDriverOption.REQUEST_THROTTLER_CLASS, "ConcurrencyLimitingRequestThrottler")
         .withInt(DefaultDriverOption.REQUEST_THROTTLER_MAX_CONCURRENT_REQUESTS, 8)
         .withInt(DefaultDriverOption.REQUEST_THROTTLER_MAX_QUEUE_SIZE, burst ? 16 : 10000)
-        .build();
+        .withString(DefaultDriverOption.PROTOCOL_COMPRESSION, System.getProperty("compression", "none"));
+    if (System.getProperty("protocol") != null) {
+      options = options.withString(DefaultDriverOption.PROTOCOL_VERSION, System.getProperty("protocol"));
+    }
+    DriverConfigLoader config = options.build();
     try (CqlSession session = CqlSession.builder()
         .addContactPoint(new InetSocketAddress(host, port))
         .withLocalDatacenter("datacenter1")
