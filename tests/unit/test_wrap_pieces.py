@@ -14,6 +14,7 @@ from astrachaos.capture.model import WriteClass
 from astrachaos.capture.verify import CaptureRecord, CaptureResult
 from astrachaos.dropin.future import ChaosFuture
 from astrachaos.dropin.session import label_of
+from astrachaos.errors import ExitCode
 from astrachaos.patterns.careful import Careful
 from astrachaos.patterns.empty_retry import EmptyRetry
 from astrachaos.patterns.fire_and_forget import FireAndForget
@@ -210,3 +211,17 @@ def test_literal_values_the_driver_would_read_differently_are_judged_on_presence
     bad_key = recorder._keyed(RowWrite("ks", "t", "insert", {"id": "one", "note": "x"}))
     assert isinstance(bad_key, str) and "key column id" in bad_key
     recorder._ledger.close()
+
+
+def test_a_capture_the_proxy_relayed_unread_is_inconclusive_not_clean() -> None:
+    def result(not_followed: dict[str, int]) -> CaptureResult:
+        return CaptureResult("c", {"lost": 0, "silent": 0, "captured": 9}, (), [], {}, (), "ALL", 0.1, 0.2,
+                             proxy={"not_followed": not_followed})  # fmt: skip
+
+    nothing = {"connections": 0, "refused": 0, "frames": 0, "requests": 0}
+    assert result(nothing).exit_code == ExitCode.OK
+    assert result({**nothing, "refused": 2}).exit_code == ExitCode.OK  # refused at STARTUP: wrote nothing
+    for stream in ("connections", "frames", "requests"):
+        unread = result({**nothing, stream: 1})
+        assert unread.exit_code == ExitCode.INCONCLUSIVE
+        assert f"relayed 1 {stream} unread" in unread.verdict
