@@ -21,6 +21,7 @@ from cassandra.cluster import Cluster
 from cassandra.policies import ConstantReconnectionPolicy, RoundRobinPolicy
 
 from astrachaos.local import LocalCluster
+from astrachaos.wrap.chaos import wait_usable
 from tests.astra_standin.certs import StandinPki, make_pki
 from tests.astra_standin.sniproxy import SniProxy
 from tests.integration.proxy_harness import running_proxy
@@ -59,18 +60,6 @@ def _tls_cluster(pki: StandinPki, directory: Path, host: str, port: int) -> Any:
                    reconnection_policy=ConstantReconnectionPolicy(0.5, None))  # fmt: skip
 
 
-def _eventually(session: Any, deadline_s: float = 90) -> None:
-    deadline = time.monotonic() + deadline_s
-    while True:
-        try:
-            session.execute("SELECT release_version FROM system.local")
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
 def test_a_mutual_tls_client_passes_tcp_mode_untouched_and_network_faults_apply(
     tls_front: tuple[SniProxy, StandinPki, Path],
 ) -> None:
@@ -99,7 +88,7 @@ def test_a_mutual_tls_client_passes_tcp_mode_untouched_and_network_faults_apply(
         with pytest.raises(Exception):  # noqa: B017 - whichever the driver raises once its link is cut
             session.execute("SELECT release_version FROM system.local")
         assert proxy.ctl("remove", "down").returncode == 0
-        _eventually(session)  # the driver reconnects through the proxy, over TLS again
+        wait_usable(session, 90)  # the driver reconnects through the proxy, over TLS again
 
         protocol = {"name": "protocol", "params": {"mode": "error", "error": "overloaded"}}
         refused = proxy.ctl("add", json.dumps(protocol))
