@@ -146,15 +146,18 @@ def _wait_until_injected(proxy: Any, label: str, count: int, client: subprocess.
     raise AssertionError(f"{label} did not answer {count} requests during the run (exit {client.poll()})")
 
 
+def _capturing(tmp_path: Path, *faults: dict[str, Any]) -> list[str]:
+    """Proxy arguments: the local node upstream, `faults` from a file, capture in tmp_path/capture."""
+    path = tmp_path / "faults.yaml"
+    path.write_text(yaml.safe_dump({"injectors": list(faults)}))
+    return ["--upstream", "127.0.0.1:9042", "--faults", str(path), "--capture", str(tmp_path / "capture")]
+
+
 def test_java_uploader_through_the_proxy_every_class_matches_a_raw_read(session: Any, tmp_path: Path) -> None:
     classpath = java_client()
     table = _table(session, "java_uploads")
-    faults = tmp_path / "faults.yaml"
-    faults.write_text(yaml.safe_dump({"injectors": [TIMEOUT_FAULT]}))
     capture, app_log, out = tmp_path / "capture", tmp_path / "app.log", tmp_path / "out"
-    with running_proxy(
-        ["--upstream", "127.0.0.1:9042", "--faults", str(faults), "--capture", str(capture)]
-    ) as proxy:
+    with running_proxy(_capturing(tmp_path, TIMEOUT_FAULT)) as proxy:
         host, port = proxy.listen[0]
         uploader = run_java_uploader(classpath, host, port, KS, table, 600, 4, app_log, linger_s=4)
         _wait_for_lines(app_log, 150, uploader)  # mid-run: refuse 10 % with Overloaded, via the API
@@ -247,12 +250,8 @@ def test_the_node_driver_through_the_proxy_every_class_matches_a_raw_read(
     """A careful Node.js writer (logs only acknowledged writes) under forward-then-timeout."""
     home = node_client()
     table = _table(session, "node_writes")
-    faults = tmp_path / "faults.yaml"
-    faults.write_text(yaml.safe_dump({"injectors": [TIMEOUT_FAULT]}))
     capture, app_log, out = tmp_path / "capture", tmp_path / "app.log", tmp_path / "out"
-    with running_proxy(
-        ["--upstream", "127.0.0.1:9042", "--faults", str(faults), "--capture", str(capture)]
-    ) as proxy:
+    with running_proxy(_capturing(tmp_path, TIMEOUT_FAULT)) as proxy:
         host, port = proxy.listen[0]
         writer = run_node_uploader(home, host, port, KS, table, 300, app_log)
         output, _ = writer.communicate(timeout=180)
@@ -293,12 +292,8 @@ def test_cqlsh_copy_from_through_the_proxy_every_class_matches_a_raw_read(
     csv.write_text("".join(f"{i},{n},{b}\n" for i, n, b in rows))
     app_log = tmp_path / "app.log"  # what a loader would claim: every row of its file
     app_log.write_text("".join(json.dumps({"msg": "stored", "id": i, "seq": n}) + "\n" for i, n, _ in rows))
-    faults = tmp_path / "faults.yaml"
-    faults.write_text(yaml.safe_dump({"injectors": [TIMEOUT_FAULT, OVERLOADED_FAULT]}))
     capture, out = tmp_path / "capture", tmp_path / "out"
-    with running_proxy(
-        ["--upstream", "127.0.0.1:9042", "--faults", str(faults), "--capture", str(capture)]
-    ) as proxy:
+    with running_proxy(_capturing(tmp_path, TIMEOUT_FAULT, OVERLOADED_FAULT)) as proxy:
         host, port = proxy.listen[0]
         copy = subprocess.run(
             [*cqlsh, host, str(port), "-e",
