@@ -6,6 +6,7 @@ import json
 import sqlite3
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +19,20 @@ from astrachaos.reconcile.schema import Column, cast, encode
 _BUSY_TIMEOUT_MS = 30_000
 
 
+@dataclass
 class TableEntry:
     """A captured table as the ledger registered it: id, key columns and types, partition columns."""
 
-    def __init__(self, table_id: int, keyspace: str, table: str, key_columns: list[str],
-                 key_types: dict[str, str], partition_columns: int | None) -> None:  # fmt: skip
-        self.id = table_id
-        self.keyspace = keyspace
-        self.table = table
-        self.key_columns = key_columns
-        self.key_types = key_types
-        self.partition_columns = partition_columns
-        self.codec = KeyCodec([key_types.get(c, "") for c in key_columns], partition_columns)
+    id: int
+    keyspace: str
+    table: str
+    key_columns: list[str]
+    key_types: dict[str, str]
+    partition_columns: int | None
+    codec: KeyCodec = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.codec = KeyCodec([self.key_types.get(c, "") for c in self.key_columns], self.partition_columns)
 
     def key_values(self, key: bytes) -> dict[str, Any]:
         """The key as column → Python value (as a key file would give it)."""
