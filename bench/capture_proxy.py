@@ -59,6 +59,53 @@ class _Proxy:
         self.process.wait(timeout=120)
 
 
+def _cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of process `pid` so far (NaN when it cannot be read)."""
+    if pid is None:
+        return float("nan")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _node_pid() -> int | None:
+    """The local Cassandra's process id (the JVM running CassandraDaemon), if there is one."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"CassandraDaemon" in (entry / "cmdline").read_bytes():
+                return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+class _Cpu:
+    """CPU µs per row of the client (this process), the node and the proxy over one timed run."""
+
+    def __init__(self, proxy_pid: int | None, node_pid: int | None) -> None:
+        self.pids = {"client": os.getpid(), "node": node_pid, "proxy": proxy_pid}
+        self.runs: dict[str, dict[str, list[float]]] = {"direct": {}, "proxied": {}}
+
+    def measure(self, mode: str, session: Any, table: str, first: int, rows: int, concurrency: int) -> float:
+        """`_write` timed, with every process's CPU time over it."""
+        before = {name: _cpu_s(pid) for name, pid in self.pids.items()}
+        rate = _write(session, table, first, rows, concurrency)
+        for name, pid in self.pids.items():
+            if mode == "direct" and name == "proxy":
+                continue
+            self.runs[mode].setdefault(name, []).append((_cpu_s(pid) - before[name]) * 1e6 / rows)
+        return rate
+
+    def medians(self) -> dict[str, dict[str, float]]:
+        return {mode: {f"{name}_cpu_us_per_row": round(statistics.median(values))
+                       for name, values in by_name.items()}
+                for mode, by_name in self.runs.items()}  # fmt: skip
+
+
 def _session(port: int, compression: bool | str = False) -> Any:
     from cassandra.cluster import Cluster
     from cassandra.policies import RoundRobinPolicy
@@ -119,9 +166,12 @@ def throughput(
             direct_cluster, direct = _session(9042, compression)
             table = _table(direct)
             proxied_cluster, proxied = _session(proxy.port, compression)
+            cpu = _Cpu(proxy.process.pid, _node_pid())
             for rep in range(repetitions):
-                direct_rates.append(_write(direct, table, 2 * rep * rows, rows, concurrency))
-                proxied_rates.append(_write(proxied, table, (2 * rep + 1) * rows, rows, concurrency))
+                direct_rates.append(cpu.measure("direct", direct, table, 2 * rep * rows, rows, concurrency))
+                proxied_rates.append(
+                    cpu.measure("proxied", proxied, table, (2 * rep + 1) * rows, rows, concurrency)
+                )
             direct.execute(f"DROP TABLE {KS}.{table}")
             direct_cluster.shutdown()
             proxied_cluster.shutdown()
@@ -131,8 +181,8 @@ def throughput(
     return {
         "direct_rows_per_s": round(d), "proxied_rows_per_s": round(p), "ratio": round(p / d, 3),
         "direct_runs": [round(r) for r in direct_rates], "proxied_runs": [round(r) for r in proxied_rates],
-        "rows_per_run": rows, "concurrency": concurrency, "compression": compression or "none",
-        "load_1m_after": round(os.getloadavg()[0], 1),
+        "cpu": cpu.medians(), "rows_per_run": rows, "concurrency": concurrency,
+        "compression": compression or "none", "load_1m_after": round(os.getloadavg()[0], 1),
     }  # fmt: skip
 
 
