@@ -80,15 +80,20 @@ class Envelope:
 def split_envelopes(buffer: bytearray, limit: int | None = None) -> list[Envelope]:
     """Remove and return the whole envelopes (at most `limit`) at the start of `buffer`."""
     envelopes: list[Envelope] = []
-    while len(buffer) >= HEADER_LENGTH and (limit is None or len(envelopes) < limit):
-        version, flags, stream, opcode, length = HEADER.unpack_from(buffer)
-        if not (1 <= version & 0x7F <= 6 or version & 0x7F in DSE_VERSIONS):
-            raise FrameError(f"not a CQL envelope (version byte {version:#04x})")
-        if len(buffer) < HEADER_LENGTH + length:
-            break
-        body = bytes(buffer[HEADER_LENGTH : HEADER_LENGTH + length])
-        del buffer[: HEADER_LENGTH + length]
-        envelopes.append(Envelope(version & 0x7F, bool(version & RESPONSE_BIT), flags, stream, opcode, body))
+    at, size = 0, len(buffer)
+    try:
+        while size - at >= HEADER_LENGTH and (limit is None or len(envelopes) < limit):
+            version, flags, stream, opcode, length = HEADER.unpack_from(buffer, at)
+            if not (1 <= version & 0x7F <= 6 or version & 0x7F in DSE_VERSIONS):
+                raise FrameError(f"not a CQL envelope (version byte {version:#04x})")
+            end = at + HEADER_LENGTH + length
+            if size < end:
+                break
+            body = bytes(buffer[at + HEADER_LENGTH : end])
+            at = end
+            envelopes.append(Envelope(version & 0x7F, version >= RESPONSE_BIT, flags, stream, opcode, body))
+    finally:
+        del buffer[:at]  # once: deleting from the front per envelope copied the rest each time
     return envelopes
 
 

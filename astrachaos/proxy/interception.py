@@ -114,13 +114,13 @@ class PreparedStatements:
 
     def learn(self, prepared_id: bytes, text: str) -> None:
         """Remember the text a prepared id stands for."""
-        with self._lock:
-            self._texts[prepared_id] = text
+        with self._lock:  # copy on write: a snapshot handed out is never changed
+            if self._texts.get(prepared_id) != text:
+                self._texts = {**self._texts, prepared_id: text}
 
     def snapshot(self) -> dict[bytes, str]:
-        """A copy to read without the lock."""
-        with self._lock:
-            return dict(self._texts)
+        """The texts as of now, to read without the lock (never changed afterwards)."""
+        return self._texts
 
 
 class CqlRelay:

@@ -36,7 +36,7 @@ from astrachaos.proxy.cql import (
     statement_of,
 )
 from astrachaos.proxy.statements import Kind, Shape, shape_of
-from astrachaos.standalone.capture_plan import WritePlan, execute_values, plan_of
+from astrachaos.standalone.capture_plan import WritePlan, execute_values, plan_of, prepared_id_of_execute
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +188,7 @@ class ConnectionCapture:
         """Whether `envelope` is an EXECUTE planned for the table schema known now (nothing to look up)."""
         if envelope.opcode != Opcode.EXECUTE or envelope.flags & Flag.CUSTOM_PAYLOAD:
             return False
-        read = execute_values(envelope.body, envelope.version)
-        prepared = self.capture.prepared.get(read[0]) if read is not None else None
+        prepared = self.capture.prepared.get(prepared_id_of_execute(envelope.body))
         if prepared is None or prepared.plan is None:
             return False
         keys = prepared.plan[0]

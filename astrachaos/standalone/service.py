@@ -384,7 +384,10 @@ class StandaloneProxy:
         return CqlRelay(self.proxies.prepared, self.proxies.policies, topology=topology, capture=capture)
 
     def _toxic_labels(self) -> str | None:
-        labels = [t.label for t in self.proxies.toxics() if t.label]
+        toxics = self.proxies.toxics()
+        if not toxics:  # asked for every captured write
+            return None
+        labels = [t.label for t in toxics if t.label]
         return ", ".join(labels) or None
 
 
