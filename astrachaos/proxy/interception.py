@@ -19,7 +19,7 @@ import struct
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
@@ -36,6 +36,7 @@ from astrachaos.proxy.cql import (
     FrameError,
     Opcode,
     Request,
+    execute_prepared_id,
     prepared_id_of,
     read_request,
     split_envelopes,
@@ -226,7 +227,7 @@ class CqlRelay:
         if not envelope.flags & Flag.COMPRESSED:
             return envelope
         if self._framed:  # v5 compresses segments; the flag the Java driver still sets is meaningless
-            return replace(envelope, flags=envelope.flags & ~Flag.COMPRESSED, compressed=True)
+            return envelope._replace(flags=envelope.flags & ~Flag.COMPRESSED, compressed=True)
         if self._codec is None:
             self._count("compressed_frames_not_followed")
             return envelope
@@ -236,18 +237,18 @@ class CqlRelay:
             log.warning("cannot inflate a frame: %s", error)
             self._count("compressed_frames_not_followed")
             return envelope
-        return replace(envelope, flags=envelope.flags & ~Flag.COMPRESSED, body=body, compressed=True)
+        return envelope._replace(flags=envelope.flags & ~Flag.COMPRESSED, body=body, compressed=True)
 
     def _wire(self, envelope: Envelope) -> bytes:
         """The envelope's bytes, flagged (and its body compressed again, v4) if it arrived so."""
         if envelope.compressed:
             body = envelope.body if self._codec is None else self._codec.compress(envelope.body)
-            envelope = replace(envelope, flags=envelope.flags | Flag.COMPRESSED, body=body, compressed=False)
+            envelope = envelope._replace(flags=envelope.flags | Flag.COMPRESSED, body=body, compressed=False)
         return envelope.encode()
 
     def _answer(self, envelope: Envelope) -> Envelope:
         """An answer of the proxy's own, compressed as the server's are on this connection."""
-        return replace(envelope, compressed=self._codec is not None)
+        return envelope._replace(compressed=self._codec is not None)
 
     def _count(self, what: str) -> None:
         if self._topology is not None:
@@ -257,6 +258,12 @@ class CqlRelay:
         """None to forward `envelope`, or the answer to send back instead."""
         if envelope.opcode == Opcode.STARTUP:
             return self._startup(envelope)
+        policies = self._policies()
+        if not policies and envelope.opcode == Opcode.EXECUTE:
+            prepared_id = execute_prepared_id(envelope)
+            if prepared_id is not None:  # the hot path: no policy to decide, only its text to look at
+                self._forward_execute(envelope, prepared_id)
+                return None
         request = read_request(envelope, self._prepared.snapshot())
         if request is None:
             return None
@@ -269,7 +276,7 @@ class CqlRelay:
             table = system_table(request.statements[0].text if request.statements else None)
             if table is not None:
                 self._system[request.stream] = table
-        for policy in self._policies():
+        for policy in policies:
             decision = policy(request)
             if decision is None:
                 continue
@@ -289,6 +296,15 @@ class CqlRelay:
         if self.capture is not None:
             self.capture.request(envelope, None, None)
         return None
+
+    def _forward_execute(self, envelope: Envelope, prepared_id: bytes) -> None:
+        """An EXECUTE no policy looks at: note a read of system.local/peers, capture it."""
+        if self._topology is not None:
+            table = system_table(self._prepared.snapshot().get(prepared_id))
+            if table is not None:
+                self._system[envelope.stream] = table
+        if self.capture is not None:
+            self.capture.request(envelope, None, None)
 
     def _startup(self, envelope: Envelope) -> Envelope | None:
         """Learn the version and compression; refuse a compression this relay cannot read."""
