@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -70,16 +71,21 @@ def _cpu_s(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _node_pid() -> int | None:
-    """The local Cassandra's process id (the JVM running CassandraDaemon), if there is one."""
+def _node_pid(port: int = 9042) -> int | None:
+    """The process listening on 127.0.0.1:`port` (the local node; other clusters may run too)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # LISTEN
+                    inodes.add(f"socket:[{fields[9]}]")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            if b"CassandraDaemon" in (entry / "cmdline").read_bytes():
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
                 return int(entry.name)
-        except OSError:
-            continue
     return None
 
 
