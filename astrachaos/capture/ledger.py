@@ -16,6 +16,7 @@ by verification's range sums. Format 1 captures (JSON keys) are refused with a c
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
@@ -75,6 +76,7 @@ def capture_file(directory: Path) -> Path:
     return Path(directory) / FILE_NAME
 
 
+@functools.lru_cache(maxsize=256)
 def _insert(table: str, columns: int, rows: int) -> str:
     verb = "INSERT OR REPLACE" if table in ("answers", "meta") else "INSERT"
     one = "(" + ", ".join("?" * columns) + ")"
@@ -349,8 +351,13 @@ def _insert_all(
             statement,
             (list(chain.from_iterable(rows[i : i + per_statement])) for i in range(0, whole, per_statement)),
         )
-    if whole < len(rows):
-        conn.execute(_insert(table, columns, len(rows) - whole), list(chain.from_iterable(rows[whole:])))
+    # The rest in power-of-two runs: a few statement shapes per table, each compiled once and cached
+    # (one shape per count recompiled a statement of up to `per_statement` rows at most commits).
+    at, rest = whole, len(rows) - whole
+    while rest:
+        run = 1 << (rest.bit_length() - 1)
+        conn.execute(_insert(table, columns, run), list(chain.from_iterable(rows[at : at + run])))
+        at, rest = at + run, rest - run
 
 
 def check_version(path: Path, version: int, *, allow_new: bool = False) -> None:

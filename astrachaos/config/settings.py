@@ -196,7 +196,6 @@ class ResolvedProfile:
         ]
 
 
-
 Sources = dict[tuple[str, ...], str]
 
 

@@ -227,7 +227,8 @@ class ConnectionCapture:
         if envelope.flags & Flag.COMPRESSED:
             self.capture.counts["compressed_requests_not_followed"] += 1
             return
-        faults = ", ".join(f for f in (fault, self.faults_now()) if f) or None
+        now = self.faults_now()
+        faults = ", ".join(f for f in (fault, now) if f) if now else fault
         ids = self._planned_execute(envelope, faults)
         if ids is None:
             request = read_bound(envelope)
