@@ -149,6 +149,10 @@ class CqlRelay:
         self._server_segments = SegmentReader()
         self._client_buffer = bytearray()
         self._server_buffer = bytearray()
+        # The segments just read, as received, when they held exactly the envelopes cut from them:
+        # forwarded as they are if every envelope passes unchanged (no re-framing, no lz4 again).
+        self._client_verbatim: bytes | None = None
+        self._whole_segments = False
         self._pending_prepare: dict[int, str] = {}
         self._replace: dict[int, tuple[ErrorKind, Request]] = {}
         self._drop: set[int] = set()
@@ -168,9 +172,19 @@ class CqlRelay:
         if self._raw:
             return data
         try:
-            return self._envelopes(data, self._client_segments, self._client_buffer)
+            envelopes = self._envelopes(data, self._client_segments, self._client_buffer)
         except (FrameError, SegmentError) as error:
             return self._give_up(error, data)
+        self._client_verbatim = self._verbatim(self._client_segments, self._client_buffer, envelopes)
+        return envelopes
+
+    def _verbatim(
+        self, segments: SegmentReader, buffer: bytearray, envelopes: list[Envelope]
+    ) -> bytes | None:
+        """The segments `envelopes` came in, when they hold exactly those (framed, nothing left over)."""
+        if not self._framed or buffer or not envelopes or not segments.last_raw:
+            return None
+        return segments.last_raw if self._whole_segments else None
 
     async def prepare(self, envelopes: Sequence[Envelope]) -> None:
         """Wait, without blocking the loop, for what recording `envelopes` needs (a table's schema)."""
@@ -184,6 +198,9 @@ class CqlRelay:
         for envelope in envelopes:
             answer = self._client_envelope(envelope)
             (upstream if answer is None else answers).append(answer or envelope)
+        verbatim, self._client_verbatim = self._client_verbatim, None
+        if verbatim is not None and not answers and _same(upstream, envelopes):
+            return verbatim, b""
         return self._encode(upstream), self._encode(answers)
 
     def from_server(self, data: bytes) -> bytes:
@@ -202,7 +219,10 @@ class CqlRelay:
                 data = b""
                 kept = [e for e in (self._server_envelope(e) for e in envelopes) if e is not None]
                 if framed_before:
-                    out.append(self._encode(kept))
+                    verbatim = self._verbatim(self._server_segments, self._server_buffer, envelopes)
+                    out.append(
+                        verbatim if verbatim is not None and _same(kept, envelopes) else self._encode(kept)
+                    )
                 else:
                     out.append(b"".join(self._wire(e) for e in kept))
                 if framed_before or not envelopes:
@@ -216,6 +236,7 @@ class CqlRelay:
 
     def _envelopes(self, data: bytes, segments: SegmentReader, buffer: bytearray) -> list[Envelope]:
         if self._framed:
+            self._whole_segments = not buffer  # no envelope began in an earlier segment
             for segment in segments.feed(data):
                 buffer += segment.payload
         else:
@@ -405,6 +426,11 @@ ERROR_CLASS_NAMES = {
     ErrorKind.SERVER_ERROR: "ServerError",
     ErrorKind.IS_BOOTSTRAPPING: "IsBootstrapping",
 }
+
+
+def _same(out: Sequence[Envelope], read: Sequence[Envelope]) -> bool:
+    """Whether the envelopes going out are the very ones read (none changed, dropped or added)."""
+    return len(out) == len(read) and all(a is b for a, b in zip(out, read, strict=True))
 
 
 def _protocol_error(envelope: Envelope, message: str) -> Envelope:

@@ -111,6 +111,7 @@ class SegmentReader:
     def __init__(self, compressed: bool = False) -> None:
         self._buffer = bytearray()
         self.compressed = compressed
+        self.last_raw = b""  # the bytes of the segments the last `feed` decoded, as received
 
     def feed(self, data: bytes) -> list[Segment]:
         """Add received bytes; return every segment now complete (CRCs checked, payloads inflated)."""
@@ -145,6 +146,7 @@ class SegmentReader:
                 segments.append(Segment(payload, self_contained))
                 at += total
         finally:
+            self.last_raw = bytes(buffer[:at])
             del buffer[:at]
         return segments
 
