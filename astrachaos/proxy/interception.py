@@ -69,7 +69,7 @@ class WriteObserver(Protocol):
 
     def closed(self) -> None: ...
 
-    def when_durable(self, number: int, callback: Callable[[], None]) -> None: ...
+    def commit_through(self, number: int) -> None: ...  # on the caller's thread, if not committed yet
 
 
 log = logging.getLogger(__name__)

@@ -380,9 +380,9 @@ class ConnectionCapture:
             for write_id in ids:
                 self.mark = self.capture.ledger.answered(write_id, Told.RESULT)
 
-    def when_durable(self, number: int, callback: Callable[[], None]) -> None:
-        """Call `callback` once the capture ledger committed row `number`."""
-        self.capture.ledger.when_durable(number, callback)
+    def commit_through(self, number: int) -> None:
+        """Commit the capture ledger through row `number` now (the proxy's loop, holding answers)."""
+        self.capture.ledger.commit_through(number)
 
     def dropped(self, stream: int) -> None:
         """The server's answer on `stream` was swallowed: the client is told nothing (yet)."""
