@@ -4,9 +4,9 @@
    node, in the same run (goal ≥ 0.8), uncompressed then lz4. The proxy is the real CLI in its own process.
    With each mode, the median CPU µs per row of the client (this process), the node (the process
    listening on 9042) and the proxy over the timed runs (from /proc): on two cores they share the
-   CPU, so these say what bounds the ratio. At 9bb118a on the shared machine (load 2.4-3.7, medians
-   of 5): 0.64 (3,017 vs 4,717 rows/s), lz4 0.63; the proxy 84 µs per row (89 with lz4), the client
-   217 vs 195 direct, the node 112 vs 67.
+   CPU, so these say what bounds the ratio. At 0b793e1 on the shared machine (load 1.2-5.4, medians
+   of 5): 0.63 (2,801 vs 4,452 rows/s), lz4 0.69 (3,074 vs 4,436); the proxy 78 µs per row (76 with
+   lz4), the client 243 vs 199 direct, the node 116 vs 71.
 2. The proxy's peak RSS (VmHWM) over N captured writes (goal ≤ 300 MB at 1,000,000).
 3. `verify_capture` of those N writes vs a raw paged scan of the same rows (goal ≥ 0.8), alternating,
    three times each; the 1-minute load average is printed with each part (the machine is shared).
