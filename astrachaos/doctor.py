@@ -40,7 +40,9 @@ def check_python(version: tuple[int, ...] = tuple(sys.version_info[:3])) -> Chec
     shown = ".".join(map(str, version))
     if version[:2] >= MIN_PYTHON:
         return Check("python", CheckStatus.OK, f"Python {shown}")
-    return Check("python", CheckStatus.FAIL, f"Python {shown} is too old", "use Python 3.11 or newer")
+    return Check(
+        "python", CheckStatus.FAIL, f"Python {shown} is too old", "use Python 3.11 or newer"
+    )
 
 
 def check_java(needed: bool = True, env: Mapping[str, str] | None = None) -> Check:

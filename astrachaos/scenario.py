@@ -190,7 +190,9 @@ class Workload(_Strict):
         "writers are spread over them (at most one process per writer).",
     )
     records: int = Field(1000, le=100_000_000, description="Records in total, all writers.")
-    batch_size: int = Field(100, ge=1, le=100_000, description="Records a writer hands to the app at once.")
+    batch_size: int = Field(
+        100, ge=1, le=100_000, description="Records a writer hands to the app at once."
+    )
     max_duration_s: float | None = Field(
         None,
         gt=0,
@@ -252,6 +254,7 @@ class Pattern(_Strict):
     corrupt_fraction: float = Field(
         0, ge=0, le=1, description="Fraction of records the app corrupts (wrong partition, null)."
     )
+
 
     @field_validator("name", mode="after")
     @classmethod

@@ -20,7 +20,9 @@ app = typer.Typer(
 
 @app.command("show")
 def show(
-    profile: str = typer.Option("local", "--profile", "-p", help="Profile name (configs/NAME.yaml)."),
+    profile: str = typer.Option(
+        "local", "--profile", "-p", help="Profile name (configs/NAME.yaml)."
+    ),
     config_dir: Path | None = typer.Option(
         None,
         "--config-dir",
@@ -29,7 +31,9 @@ def show(
     env_file: Path | None = typer.Option(
         None, "--env-file", help="A .env file (default: ./.env, if present)."
     ),
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")
+    ] = False,
 ) -> None:
     """Every resolved setting of a profile, its value (secrets hidden) and its source."""
     from astrachaos.cli.console import stdout

@@ -14,7 +14,9 @@ _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 def doctor(
     profile: Annotated[str, typer.Option(help="Profile whose database to reach.")] = "local",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")
+    ] = False,
 ) -> None:
     """Check that this machine can run astrachaos; exit 4 if something must be fixed."""
     from astrachaos.doctor import exit_code, run_doctor

@@ -14,7 +14,9 @@ app = typer.Typer(no_args_is_help=True, help="Fault injectors registered (entry 
 
 @app.command("list")
 def list_injectors(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")
+    ] = False,
 ) -> None:
     """Every injector: name, kind, and each parameter with its default and meaning."""
     from rich.table import Table

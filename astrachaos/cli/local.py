@@ -42,7 +42,9 @@ NodeArgument = Annotated[str, typer.Argument(help="Node: node1, 1 or its address
 
 @app.command()
 def up(
-    nodes: Annotated[int | None, typer.Option(min=1, max=3, help="Number of nodes (default 1).")] = None,
+    nodes: Annotated[
+        int | None, typer.Option(min=1, max=3, help="Number of nodes (default 1).")
+    ] = None,
     cassandra_version: Annotated[
         str | None, typer.Option(help="Apache Cassandra 5.0.x version (default 5.0.9).")
     ] = None,
@@ -79,7 +81,9 @@ def up(
 @app.command()
 def down(
     name: NameOption = "default",
-    wipe: Annotated[bool, typer.Option(help="Also delete the cluster's data, config and logs.")] = False,
+    wipe: Annotated[
+        bool, typer.Option(help="Also delete the cluster's data, config and logs.")
+    ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds before SIGTERM becomes SIGKILL.")] = 60.0,
 ) -> None:
     """Stop the nodes astrachaos started for a cluster (and optionally wipe it)."""
@@ -93,7 +97,9 @@ def status(
     name: Annotated[
         str | None, typer.Option("--name", help="Only this cluster (default: every cluster).")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")
+    ] = False,
 ) -> None:
     """Show every node of the local clusters: pid, state, version, data size."""
     from astrachaos.local.cluster import LocalCluster
@@ -118,7 +124,9 @@ def status(
 def logs(
     node: NodeArgument,
     name: NameOption = "default",
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", help="Lines to show first.")] = 50,
 ) -> None:
     """Print a node's system.log (the last lines, then new ones with -f)."""
@@ -137,7 +145,9 @@ def logs(
 )
 def nodetool(
     node: NodeArgument,
-    args: Annotated[list[str] | None, typer.Argument(help="nodetool arguments, e.g. status.")] = None,
+    args: Annotated[
+        list[str] | None, typer.Argument(help="nodetool arguments, e.g. status.")
+    ] = None,
     name: NameOption = "default",
 ) -> None:
     """Run nodetool against a node (e.g. `astrachaos local nodetool node1 status`)."""

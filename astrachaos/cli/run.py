@@ -48,7 +48,9 @@ def run(
     from astrachaos.run.autostart import ensure_local_for, profiles_of
     from astrachaos.run.runner import Runner
 
-    loaded = [load_scenario(resolve(name), set_ or (), random_seed, with_profiles=True) for name in scenarios]
+    loaded = [
+        load_scenario(resolve(name), set_ or (), random_seed, with_profiles=True) for name in scenarios
+    ]
     signals.install()
     codes: list[ExitCode] = []
     results: list[object] = []
@@ -154,3 +156,4 @@ def _metrics_server(port: int | None, host: str) -> MetricsServer | None:
         raise EnvironmentProblem(f"cannot serve metrics on {host}:{port}: {error.strerror}") from None
     stderr.print(f"[dim]metrics: http://{host}:{server.port}/metrics[/]", soft_wrap=True)
     return server
+

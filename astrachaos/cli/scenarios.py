@@ -21,7 +21,9 @@ _SET_HELP = "Override a field: PATH=VALUE, e.g. workload.records=5000 (repeatabl
 
 @app.command("list")
 def list_(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")
+    ] = False,
 ) -> None:
     """List the scenarios found on the search path, one row each."""
     from astrachaos.cli.console import print_json, stdout
@@ -95,7 +97,9 @@ def _row(summary: dict[str, object]) -> tuple[str, str, str, str, str]:
 
 @app.command()
 def show(
-    scenario: Annotated[str, typer.Argument(metavar="NAME|FILE", help="A scenario name or a YAML file.")],
+    scenario: Annotated[
+        str, typer.Argument(metavar="NAME|FILE", help="A scenario name or a YAML file.")
+    ],
     overrides: Annotated[
         list[str] | None, typer.Option("--set", metavar="PATH=VALUE", help=_SET_HELP)
     ] = None,
@@ -111,7 +115,9 @@ def show(
 
 @app.command()
 def validate(
-    files: Annotated[list[str], typer.Argument(metavar="FILE", help="Scenario files (or names) to check.")],
+    files: Annotated[
+        list[str], typer.Argument(metavar="FILE", help="Scenario files (or names) to check.")
+    ],
 ) -> None:
     """Check every file; exit 3 if any is invalid."""
     from rich.markup import escape

@@ -16,7 +16,9 @@ def register(app: typer.Typer) -> None:
 def suite(
     name: Annotated[
         str,
-        typer.Argument(metavar="NAME|FILE", help="A shipped suite (`comprehensive`) or a suite YAML file."),
+        typer.Argument(
+            metavar="NAME|FILE", help="A shipped suite (`comprehensive`) or a suite YAML file."
+        ),
     ],
     out: Annotated[
         Path | None, typer.Option(help="A new directory for the runs (default runs/suite-<name>-<time>).")

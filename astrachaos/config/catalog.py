@@ -56,7 +56,9 @@ def entries(directories: Sequence[Path] | None = None) -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
-def resolve(name_or_path: str, directories: Sequence[Path] | None = None, what: str = "scenario") -> Path:
+def resolve(
+    name_or_path: str, directories: Sequence[Path] | None = None, what: str = "scenario"
+) -> Path:
     """An existing file as given, else the catalog scenario (or suite: `what`) of that name."""
     given = Path(name_or_path)
     if given.is_file():
@@ -73,7 +75,8 @@ def resolve(name_or_path: str, directories: Sequence[Path] | None = None, what: 
     searched = ", ".join(str(directory) for directory in directories) or f"(no {what}s directory)"
     where = f"set ${ENV_VAR} or pass a file path" if what == "scenario" else "pass a file path"
     raise InvalidScenario(
-        f"unknown {what} {name_or_path!r}{suggestion}; known {what}s: {', '.join(known) or '(none)'}",
+        f"unknown {what} {name_or_path!r}{suggestion}; known {what}s: "
+        f"{', '.join(known) or '(none)'}",
         hint=f"searched {searched}; {where}",
     )
 

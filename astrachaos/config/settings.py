@@ -196,6 +196,7 @@ class ResolvedProfile:
         ]
 
 
+
 Sources = dict[tuple[str, ...], str]
 
 

@@ -148,13 +148,17 @@ def execution_profile(profile: Profile) -> Any:
     return ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(profile.local_dc or "")),
         # exponential: the driver fails fast and the application retries (astrachaos.driver.retry).
-        retry_policy=RetryPolicy() if driver.retry.policy == "driver-default" else FallthroughRetryPolicy(),
+        retry_policy=RetryPolicy()
+        if driver.retry.policy == "driver-default"
+        else FallthroughRetryPolicy(),
         consistency_level=ConsistencyLevel.name_to_value[driver.consistency],
         serial_consistency_level=None if serial is None else ConsistencyLevel.name_to_value[serial],
         request_timeout=driver.request_timeout_ms / 1000,
         speculative_execution_policy=None
         if speculative is None
-        else ConstantSpeculativeExecutionPolicy(speculative.delay_ms / 1000, speculative.max_attempts),
+        else ConstantSpeculativeExecutionPolicy(
+            speculative.delay_ms / 1000, speculative.max_attempts
+        ),
     )
 
 

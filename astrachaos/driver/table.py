@@ -60,7 +60,8 @@ class RunTable:
     def partition_cql(self) -> str:
         """Read one partition of a run, in clustering order; never ALLOW FILTERING."""
         return (
-            f"SELECT key, record_id, payload, applied FROM {self.qualified} WHERE run_id = ? AND bucket = ?"
+            f"SELECT key, record_id, payload, applied FROM {self.qualified}"
+            " WHERE run_id = ? AND bucket = ?"
         )
 
 

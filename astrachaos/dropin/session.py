@@ -129,14 +129,7 @@ class ChaosSession:
     ) -> Any:
         """As `Session.execute`: wait for the answer (the driver's, or an injected one)."""
         return self.execute_async(
-            query,
-            parameters,
-            trace,
-            custom_payload,
-            timeout,
-            execution_profile,
-            paging_state,
-            host,
+            query, parameters, trace, custom_payload, timeout, execution_profile, paging_state, host,
             execute_as,
         ).result()
 
@@ -154,12 +147,8 @@ class ChaosSession:
     ) -> Any:
         """As `Session.execute_async`; a write returns a ChaosFuture (a ResponseFuture look-alike)."""
         options = _options(
-            trace=trace,
-            custom_payload=custom_payload,
-            timeout=timeout,
-            execution_profile=execution_profile,
-            paging_state=paging_state,
-            host=host,
+            trace=trace, custom_payload=custom_payload, timeout=timeout,
+            execution_profile=execution_profile, paging_state=paging_state, host=host,
             execute_as=execute_as,
         )
         rows = rows_written(query, parameters, self._session)

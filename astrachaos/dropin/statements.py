@@ -165,7 +165,9 @@ def _bound(prepared: Any, values: Sequence[Any], session: Any) -> list[RowWrite]
     return [replace(shape.template, values=row)]
 
 
-def _simple(cql: str, parameters: Any, session: Any, keyspace: str | None = None) -> list[RowWrite] | None:
+def _simple(
+    cql: str, parameters: Any, session: Any, keyspace: str | None = None
+) -> list[RowWrite] | None:
     if _BEGIN_BATCH.match(cql):
         return [RowWrite(None, None, "insert", reason="a BEGIN BATCH text statement is not read")]
     kind = _kind(cql)
@@ -179,7 +181,9 @@ def _kind(cql: str) -> str | None:
     return None if match is None else match.group(1).lower()
 
 
-def _from_cql(cql: str, kind: str, session: Any, keyspace: str | None, parameters: Any = None) -> RowWrite:
+def _from_cql(
+    cql: str, kind: str, session: Any, keyspace: str | None, parameters: Any = None
+) -> RowWrite:
     """One row from CQL text: values are `%s` / `%(name)s` parameters or literals."""
     pattern = {"insert": _INSERT, "update": _UPDATE, "delete": _DELETE}[kind]
     match = pattern.match(cql)

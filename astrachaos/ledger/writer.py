@@ -42,8 +42,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2  # 2: digests cover key, record_id and payload; read indexes built while writing
 _BUSY_TIMEOUT_MS = 30_000
 
-_SCHEMA = (
-    """
+_SCHEMA = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE planned (
     record_id INTEGER PRIMARY KEY, writer INTEGER NOT NULL, batch INTEGER NOT NULL,
@@ -58,9 +57,7 @@ CREATE TABLE app_logs (
 CREATE TABLE fault_windows (
     window_id INTEGER PRIMARY KEY, injector TEXT NOT NULL, kind TEXT NOT NULL,
     start_ns INTEGER NOT NULL, end_ns INTEGER);
-"""
-    + READ_INDEXES
-)  # the indexes are part of the schema: they grow while the run writes
+""" + READ_INDEXES  # the indexes are part of the schema: they grow while the run writes
 
 # Per queue: the table and columns a row fills. Rows go in multi-row statements of 512, then 64,
 # 8 and 1 rows: few statement steps per commit, half the CPU of one row per statement, and few

@@ -180,10 +180,13 @@ class LocalCluster:
             raise UsageProblem(
                 f"cluster {self.spec.name!r} exists with other settings ({saved.nodes} node(s) "
                 f"from {saved.first_address}, heap {saved.heap} MB, auth {saved.auth})",
-                hint=f"`astrachaos local down --wipe --name {self.spec.name}` first, or pick another --name",
+                hint=f"`astrachaos local down --wipe --name {self.spec.name}` first, or pick "
+                "another --name",
             )
 
-    def up(self, progress: ProgressCallback | None = None, timeout_s: float | None = None) -> UpResult:
+    def up(
+        self, progress: ProgressCallback | None = None, timeout_s: float | None = None
+    ) -> UpResult:
         """Provision, configure and start every node that is down, then wait until all are up."""
         began = time.monotonic()
         with self._lock():

@@ -95,7 +95,9 @@ def _candidates(roots: Iterable[Path]) -> list[Path]:
     return found
 
 
-def find_java_home(env: Mapping[str, str] | None = None, roots: Iterable[Path] = SEARCH_ROOTS) -> JavaHome:
+def find_java_home(
+    env: Mapping[str, str] | None = None, roots: Iterable[Path] = SEARCH_ROOTS
+) -> JavaHome:
     """$JAVA_HOME if it is a 17 (or 11), else the best JDK under the usual roots; 17 first."""
     env = os.environ if env is None else env
     explicit = env.get("JAVA_HOME")

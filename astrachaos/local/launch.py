@@ -80,5 +80,7 @@ def read_pid(pid_file: Path, *, required: bool = False) -> int | None:
         return int(pid_file.read_text().strip())
     except (OSError, ValueError):
         if required:
-            raise EnvironmentProblem(f"could not record the pid of the node in {pid_file}") from None
+            raise EnvironmentProblem(
+                f"could not record the pid of the node in {pid_file}"
+            ) from None
         return None

@@ -98,7 +98,9 @@ class LocalNode:
     def _running_pid(self, action: str) -> int:
         pid = self.pid()
         if pid is None:
-            raise EnvironmentProblem(f"cannot {action} {self.name} at {self.address}: it is not running")
+            raise EnvironmentProblem(
+                f"cannot {action} {self.name} at {self.address}: it is not running"
+            )
         return pid
 
     def cql_listening(self) -> bool:

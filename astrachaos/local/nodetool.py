@@ -83,6 +83,7 @@ def run_nodetool(
         raise EnvironmentProblem(
             f"nodetool {' '.join(args)} failed (exit {result.returncode}) on JMX port "
             f"{jmx_port}:\n" + "\n".join(output),
-            hint="check the arguments (`nodetool help`) and that the node is up (`astrachaos local status`)",
+            hint="check the arguments (`nodetool help`) and that the node is up "
+            "(`astrachaos local status`)",
         )
     return result

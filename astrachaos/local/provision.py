@@ -121,7 +121,9 @@ def ensure_jars(version: str, java: JavaHome, on_download: DownloadCallback | No
     return target
 
 
-def _download(mvn: str, version: str, java: JavaHome, target: Path, report: DownloadCallback) -> None:
+def _download(
+    mvn: str, version: str, java: JavaHome, target: Path, report: DownloadCallback
+) -> None:
     work = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
     try:
         pom = work / "pom.xml"
@@ -142,7 +144,9 @@ def _download(mvn: str, version: str, java: JavaHome, target: Path, report: Down
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _run_maven(command: list[str], java: JavaHome, version: str, report: DownloadCallback) -> tuple[int, str]:
+def _run_maven(
+    command: list[str], java: JavaHome, version: str, report: DownloadCallback
+) -> tuple[int, str]:
     """Run Maven, reporting each artifact it fetches; its exit code and its whole output."""
     process = subprocess.Popen(
         command,
@@ -179,7 +183,6 @@ def _run_maven(command: list[str], java: JavaHome, version: str, report: Downloa
             hint="check that Maven Central is reachable (proxy: ~/.m2/settings.xml)",
         )
     return returncode, "".join(lines)
-
 
 def _meaningful_lines(output: str) -> list[str]:
     lines = (_ANSI.sub("", line).rstrip() for line in output.splitlines())

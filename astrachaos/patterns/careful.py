@@ -115,11 +115,17 @@ class Careful:
         progress: _BatchProgress,
     ) -> None:
         self._slots.give()
-        retry = error is not None and attempt < self._ctx.spec.max_attempts and self._ctx.is_retryable(error)
+        retry = (
+            error is not None
+            and attempt < self._ctx.spec.max_attempts
+            and self._ctx.is_retryable(error)
+        )
         if retry:
             due = time.monotonic() + self._ctx.retry_delay_s(attempt)
             with self._mutex:
-                heapq.heappush(self._retries, (due, next(self._order), group, attempt + 1, progress))
+                heapq.heappush(
+                    self._retries, (due, next(self._order), group, attempt + 1, progress)
+                )
             return  # still pending, now as a retry
         progress.settled(group, error)
         with self._mutex:

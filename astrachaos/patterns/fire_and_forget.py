@@ -26,7 +26,9 @@ class FireAndForget:
     def shutdown(self) -> None:
         """Nothing to drain: the application never tracked its writes."""
 
-    def _answered(self, error: BaseException | None, group: Sequence[PlannedRecord], batch_no: int) -> None:
+    def _answered(
+        self, error: BaseException | None, group: Sequence[PlannedRecord], batch_no: int
+    ) -> None:
         if error is not None:
             self._ctx.log.note(
                 "debug",

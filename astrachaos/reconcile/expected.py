@@ -21,7 +21,8 @@ def reconcile_keys(
     if found.expected == 0:
         filtered = f" after --match {dict(spec.match)}" if spec.match else ""
         raise InvalidScenario(
-            f"{path}: no expected key was read{filtered}; a reconcile of nothing would call any table equal",
+            f"{path}: no expected key was read{filtered}; a reconcile of nothing would call any "
+            "table equal",
             hint="check --key, --key-path/--key-regex and --match against a line of the file",
         )
     return ReconcileResult(

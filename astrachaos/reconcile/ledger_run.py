@@ -67,7 +67,8 @@ def reconcile_run(
                     )
     if records == 0:
         raise InvalidScenario(
-            f"{path}: the ledger holds no planned record; a reconcile of nothing would call the table equal"
+            f"{path}: the ledger holds no planned record; a reconcile of nothing would call the "
+            "table equal"
         )
     return ReconcileResult(
         mode=Mode.RUN,

@@ -20,7 +20,10 @@ NOT_OK_CSV = "not-ok.csv"
 PLOTLY_BUNDLE = "plotly-basic.min.js"
 PLOTLY_VERSION = "4.1.1"
 # After every chart script ran: how long the page took to draw, for people and for the render test.
-_RENDERED = "<script>document.body.setAttribute('data-rendered-ms',Math.round(performance.now()))</script>"
+_RENDERED = (
+    "<script>document.body.setAttribute('data-rendered-ms',"
+    "Math.round(performance.now()))</script>"
+)
 
 _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;color:#222}

@@ -61,7 +61,8 @@ def spec_for_profile(profile: Profile) -> ClusterSpec:
         spec = requested_spec(name, nodes=len(points), first_address=points[0])
     except UsageProblem as error:
         raise EnvironmentProblem(
-            f"profile {profile.name!r}: no local cluster can serve {', '.join(points)}: {error.message}",
+            f"profile {profile.name!r}: no local cluster can serve {', '.join(points)}: "
+            f"{error.message}",
             hint=error.hint,
         ) from None
     if spec.addresses != points:

@@ -316,7 +316,9 @@ class Runner:
 
     def _save_faults(self, sides: list[SidePlan]) -> None:
         timeline = [
-            {"side": side.name, **_window_json(w)} for side in sides for w in side.injectors.windows()
+            {"side": side.name, **_window_json(w)}
+            for side in sides
+            for w in side.injectors.windows()
         ]
         (self.dir.path / FAULTS_FILE).write_text(json.dumps(timeline, indent=2))
 

@@ -105,7 +105,9 @@ def run_suite(
 def _load_entry(path: Path, entry: SuiteEntry) -> Scenario | InvalidScenario:
     """The entry's scenario; an invalid one is kept as its error only if the entry expects exit 3."""
     try:
-        return load_scenario(_scenario_path(path, entry.scenario), _overrides(entry.set), with_profiles=True)
+        return load_scenario(
+            _scenario_path(path, entry.scenario), _overrides(entry.set), with_profiles=True
+        )
     except InvalidScenario as error:
         if entry.expect_exit != ExitCode.INVALID_SCENARIO:
             raise

@@ -150,12 +150,8 @@ def _write_side(
     side.bus.subscribe(WriteCompleted, counts.on_completed)
     app_log = ApplicationLog(Path(job.run_dir) / "app.log.jsonl", side.bus, str(scenario.pattern.name))
     patterns = build_patterns(
-        scenario,
-        channel,
-        app_log,
-        writer_ids(job, scenario.workload.writers),
-        table=job.table.qualified,
-        run_id=job.run_id,
+        scenario, channel, app_log, writer_ids(job, scenario.workload.writers),
+        table=job.table.qualified, run_id=job.run_id,
     )  # a user pattern's own sessions (`ctx.session`): not in writer processes yet
     records = RecordPlan(scenario.workload, job.run_id, scenario.schema_.buckets, job.random_seed)
     halt = threading.Event()
