@@ -4,8 +4,10 @@ Same durability as a run's ledger (SQLite WAL, `synchronous=NORMAL`): a committe
 survives a kill -9 of the process. Producers (the proxy loop, driver callbacks) only append to a
 queue; one thread commits in batches, many rows per INSERT statement (SQLite releases the GIL once
 per statement, not once per row: the proxy's event loop is not starved while it commits). A
-producer that must not tell its client anything the ledger could lose waits for `flush()` or
-registers `when_durable(...)` before answering.
+producer that must not tell its client anything the ledger could lose waits for `flush()`,
+registers `when_durable(...)`, or commits on its own thread with `commit_through(...)` before
+answering (the proxy's loop: cheaper than a hand-over). WAL checkpoints (they fsync) run only on
+the writer thread, over a connection of its own.
 
 Format 2 (see `cells.py`): a write row holds its table (an id into `tables`, which keeps the key
 columns, their types and how many form the partition key), the partition's token, the key as
@@ -16,6 +18,7 @@ by verification's range sums. Format 1 captures (JSON keys) are refused with a c
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 FILE_NAME = "capture.sqlite"
 SCHEMA_VERSION = 2
 _BUSY_TIMEOUT_MS = 30_000
+CHECKPOINT_INTERVAL_S = 0.5  # the WAL is copied into the file this often (it grows ~3 MB/s at most)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,6 +79,7 @@ def capture_file(directory: Path) -> Path:
     return Path(directory) / FILE_NAME
 
 
+@functools.lru_cache(maxsize=256)
 def _insert(table: str, columns: int, rows: int) -> str:
     verb = "INSERT OR REPLACE" if table in ("answers", "meta") else "INSERT"
     one = "(" + ", ".join("?" * columns) + ")"
@@ -104,6 +109,10 @@ class CaptureLedger:
             check_version(self.path, version, allow_new=True)
             self._conn.executescript(f"BEGIN; {_SCHEMA}; COMMIT;")
             self._conn.execute("PRAGMA cache_size = -32768")  # 32 MB: commits stay in memory
+            # Checkpoints (they fsync) run on the writer thread's own connection, never in a commit
+            # made on a producer's thread (`commit_through`, the proxy's event loop).
+            self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+            self._checkpointer = connect_wal(self.path)
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             (last,) = self._conn.execute("SELECT coalesce(max(id), 0) FROM writes").fetchone()
             self._tables: dict[tuple[str, str], tuple[int, dict[str, str], int | None]] = {
@@ -132,6 +141,8 @@ class CaptureLedger:
         self._durable_seq = 0  # rows up to this number are committed
         self._waiters: list[tuple[int, Callable[[], None]]] = []
         self._wake = threading.Event()
+        self._commit_lock = threading.Lock()  # one commit at a time, whichever thread makes it
+        self._checkpointed_at = time.monotonic()
         self._stopping = False
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="capture-ledger", daemon=True)
@@ -221,6 +232,21 @@ class CaptureLedger:
                 return
         callback()
 
+    def commit_through(self, number: int) -> None:
+        """Commit now, on the caller's thread, unless row `number` is committed already.
+
+        For a producer that waits for its rows anyway (the proxy's loop holding a client's answers):
+        no hand-over to the writer thread and back. Raises EnvironmentProblem if the ledger failed.
+        """
+        self._raise_if_failed()
+        if number <= self._durable_seq:
+            return
+        try:
+            self._commit()
+        except BaseException as error:
+            self._fail(error)
+            raise EnvironmentProblem(f"the capture ledger failed: {error}") from error
+
     def flush(self, timeout_s: float = 30.0) -> None:
         """Wait until everything appended so far is committed."""
         done = threading.Event()
@@ -243,6 +269,7 @@ class CaptureLedger:
         except sqlite3.Error as error:  # verification still reads it, from an indexed copy
             log.warning("capture index not built: %s", error)
         self._conn.close()
+        self._checkpointer.close()
         self._raise_if_failed()
 
     def __enter__(self) -> CaptureLedger:
@@ -304,17 +331,30 @@ class CaptureLedger:
                 self._commit()
                 if stopping:
                     self._commit()
+                    self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
                     return
+                if time.monotonic() - self._checkpointed_at >= CHECKPOINT_INTERVAL_S:
+                    self._checkpointed_at = time.monotonic()
+                    self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")  # writers go on
         except BaseException as error:
+            self._fail(error)
+
+    def _fail(self, error: BaseException) -> None:
+        """The ledger cannot commit: remember why, release every waiter (they raise or see it)."""
+        if self._error is None:
             log.error("the capture ledger failed: %s", error)
             self._error = error
-            with self._lock:
-                waiters, self._waiters = self._waiters, []
-                self._room.notify_all()
-            for _, callback in waiters:
-                callback()
+        with self._lock:
+            waiters, self._waiters = self._waiters, []
+            self._room.notify_all()
+        for _, callback in waiters:
+            callback()
 
     def _commit(self) -> None:
+        with self._commit_lock:
+            self._commit_locked()
+
+    def _commit_locked(self) -> None:
         with self._lock:
             batches = self._queues
             self._queues = tuple([] for _ in _TABLES)
@@ -349,8 +389,13 @@ def _insert_all(
             statement,
             (list(chain.from_iterable(rows[i : i + per_statement])) for i in range(0, whole, per_statement)),
         )
-    if whole < len(rows):
-        conn.execute(_insert(table, columns, len(rows) - whole), list(chain.from_iterable(rows[whole:])))
+    # The rest in power-of-two runs: a few statement shapes per table, each compiled once and cached
+    # (one shape per count recompiled a statement of up to `per_statement` rows at most commits).
+    at, rest = whole, len(rows) - whole
+    while rest:
+        run = 1 << (rest.bit_length() - 1)
+        conn.execute(_insert(table, columns, run), list(chain.from_iterable(rows[at : at + run])))
+        at, rest = at + run, rest - run
 
 
 def check_version(path: Path, version: int, *, allow_new: bool = False) -> None:

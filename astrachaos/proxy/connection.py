@@ -47,13 +47,18 @@ class Link:
         self.connection = connection
         self.way = way
         self.writer = writer
-        self.queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue(QUEUED_CHUNKS)
+        self.queue: asyncio.Queue[tuple[float, bytes, int] | None] = asyncio.Queue(QUEUED_CHUNKS)
         self.passed_since: dict[int, int] = {}  # toxic key → bytes written since it applied
+        self._counter = f"bytes_{way.value}"
 
-    async def put(self, data: bytes) -> None:
-        """Queue bytes for this direction, stamped with their arrival time."""
+    async def put(self, data: bytes, mark: int = 0) -> None:
+        """Queue bytes for this direction, stamped with their arrival time.
+
+        `mark`: the capture ledger number they wait for (written once it is committed; the pump
+        that queued them goes on reading meanwhile, so one commit covers many reads).
+        """
         if data:
-            await self.queue.put((time.monotonic(), data))
+            await self.queue.put((time.monotonic(), data, mark))
 
     async def run(self) -> None:
         """Write queued chunks through the toxics until end of stream or a closing toxic."""
@@ -65,7 +70,10 @@ class Link:
                     if self.writer.can_write_eof():
                         self.writer.write_eof()
                 return
-            arrived, data = item
+            arrived, data, mark = item
+            self.connection.durable(mark)
+            if not host.toxics():  # nothing to apply: what else is queued and durable goes in the same write
+                data = self._coalesce(data)
             await self._hold_while_blackholed()
             toxics = self.connection.affecting(self.way)
             delay = sum(self._latency(t.toxic) for t in toxics if isinstance(t.toxic, Latency))
@@ -83,6 +91,19 @@ class Link:
             await self._write(data, toxics)
             for active in toxics:
                 self.passed_since[active.key] = self.passed_since.get(active.key, 0) + len(data)
+
+    def _coalesce(self, data: bytes) -> bytes:
+        """`data` joined with the chunks queued behind it that need no wait (up to end of stream)."""
+        queue, durable = self.queue, self.connection.durable_mark
+        if queue.empty():
+            return data
+        pieces = [data]
+        while not queue.empty():
+            item = queue._queue[0]  # type: ignore[attr-defined]  # peek: asyncio.Queue has no public one
+            if item is None or item[2] > durable:
+                break
+            pieces.append(queue.get_nowait()[1])  # type: ignore[index]
+        return b"".join(pieces)
 
     def _latency(self, toxic: Latency) -> float:
         jitter = self.connection.host.rng.uniform(-toxic.jitter_ms, toxic.jitter_ms)
@@ -107,7 +128,7 @@ class Link:
         for index, piece in enumerate(pieces):
             self.writer.write(piece)
             await self.writer.drain()
-            self.connection.host.count(f"bytes_{self.way.value}", len(piece))
+            host.count(self._counter, len(piece))
             if bandwidth is not None:
                 host.count("bandwidth")
                 await asyncio.sleep(len(piece) / max(1, bandwidth.rate_bytes_per_s))
@@ -246,9 +267,7 @@ class ProxyConnection:
                 await self.relay.prepare(read)
                 upstream, answers = self.relay.answer_client(read)
             await self.upstream.put(upstream)
-            if answers:
-                await self._durable(self.relay.mark)
-            await self.downstream.put(answers)
+            await self.downstream.put(answers, self.relay.mark)
         await self.upstream.queue.put(None)
 
     async def _pump_server(self) -> None:
@@ -257,27 +276,23 @@ class ProxyConnection:
                 await self.downstream.put(data)
                 continue
             out = self.relay.from_server(data)
-            await self._durable(self.relay.mark)
-            await self.downstream.put(out)
+            await self.downstream.put(out, self.relay.mark)
         await self.downstream.queue.put(None)
 
-    async def _durable(self, mark: int) -> None:
-        """Hold the client's answers until the capture ledger committed what they tell."""
+    @property
+    def durable_mark(self) -> int:
+        """The capture ledger number known committed (what the client may be told)."""
+        return self._durable_mark
+
+    def durable(self, mark: int) -> None:
+        """Commit the capture ledger through row `mark` (what the client's next bytes tell) before
+        they go out. Committed here, on the loop (about 0.1 ms for a read's answers; checkpoints
+        run on the ledger's thread): a hand-over to the ledger's thread and back cost more
+        latency than the commit. Raises (and the connection closes) if the ledger failed."""
         if mark <= self._durable_mark or self.relay is None or self.relay.capture is None:
             return
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def resolve() -> None:
-            if not done.done():
-                done.set_result(None)
-
-        def wake() -> None:
-            loop.call_soon_threadsafe(resolve)
-
-        self.relay.capture.when_durable(mark, wake)
-        await done
-        self._durable_mark = mark
+        self.relay.capture.commit_through(mark)
+        self._durable_mark = max(self._durable_mark, mark)
 
 
 async def _read(reader: asyncio.StreamReader) -> bytes:

@@ -19,7 +19,7 @@ import struct
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
@@ -36,6 +36,7 @@ from astrachaos.proxy.cql import (
     FrameError,
     Opcode,
     Request,
+    execute_prepared_id,
     prepared_id_of,
     read_request,
     split_envelopes,
@@ -68,7 +69,7 @@ class WriteObserver(Protocol):
 
     def closed(self) -> None: ...
 
-    def when_durable(self, number: int, callback: Callable[[], None]) -> None: ...
+    def commit_through(self, number: int) -> None: ...  # on the caller's thread, if not committed yet
 
 
 log = logging.getLogger(__name__)
@@ -114,13 +115,13 @@ class PreparedStatements:
 
     def learn(self, prepared_id: bytes, text: str) -> None:
         """Remember the text a prepared id stands for."""
-        with self._lock:
-            self._texts[prepared_id] = text
+        with self._lock:  # copy on write: a snapshot handed out is never changed
+            if self._texts.get(prepared_id) != text:
+                self._texts = {**self._texts, prepared_id: text}
 
     def snapshot(self) -> dict[bytes, str]:
-        """A copy to read without the lock."""
-        with self._lock:
-            return dict(self._texts)
+        """The texts as of now, to read without the lock (never changed afterwards)."""
+        return self._texts
 
 
 class CqlRelay:
@@ -148,6 +149,10 @@ class CqlRelay:
         self._server_segments = SegmentReader()
         self._client_buffer = bytearray()
         self._server_buffer = bytearray()
+        # The segments just read, as received, when they held exactly the envelopes cut from them:
+        # forwarded as they are if every envelope passes unchanged (no re-framing, no lz4 again).
+        self._client_verbatim: bytes | None = None
+        self._whole_segments = False
         self._pending_prepare: dict[int, str] = {}
         self._replace: dict[int, tuple[ErrorKind, Request]] = {}
         self._drop: set[int] = set()
@@ -167,9 +172,19 @@ class CqlRelay:
         if self._raw:
             return data
         try:
-            return self._envelopes(data, self._client_segments, self._client_buffer)
+            envelopes = self._envelopes(data, self._client_segments, self._client_buffer)
         except (FrameError, SegmentError) as error:
             return self._give_up(error, data)
+        self._client_verbatim = self._verbatim(self._client_segments, self._client_buffer, envelopes)
+        return envelopes
+
+    def _verbatim(
+        self, segments: SegmentReader, buffer: bytearray, envelopes: list[Envelope]
+    ) -> bytes | None:
+        """The segments `envelopes` came in, when they hold exactly those (framed, nothing left over)."""
+        if not self._framed or buffer or not envelopes or not segments.last_raw:
+            return None
+        return segments.last_raw if self._whole_segments else None
 
     async def prepare(self, envelopes: Sequence[Envelope]) -> None:
         """Wait, without blocking the loop, for what recording `envelopes` needs (a table's schema)."""
@@ -183,6 +198,9 @@ class CqlRelay:
         for envelope in envelopes:
             answer = self._client_envelope(envelope)
             (upstream if answer is None else answers).append(answer or envelope)
+        verbatim, self._client_verbatim = self._client_verbatim, None
+        if verbatim is not None and not answers and _same(upstream, envelopes):
+            return verbatim, b""
         return self._encode(upstream), self._encode(answers)
 
     def from_server(self, data: bytes) -> bytes:
@@ -201,7 +219,10 @@ class CqlRelay:
                 data = b""
                 kept = [e for e in (self._server_envelope(e) for e in envelopes) if e is not None]
                 if framed_before:
-                    out.append(self._encode(kept))
+                    verbatim = self._verbatim(self._server_segments, self._server_buffer, envelopes)
+                    out.append(
+                        verbatim if verbatim is not None and _same(kept, envelopes) else self._encode(kept)
+                    )
                 else:
                     out.append(b"".join(self._wire(e) for e in kept))
                 if framed_before or not envelopes:
@@ -215,6 +236,7 @@ class CqlRelay:
 
     def _envelopes(self, data: bytes, segments: SegmentReader, buffer: bytearray) -> list[Envelope]:
         if self._framed:
+            self._whole_segments = not buffer  # no envelope began in an earlier segment
             for segment in segments.feed(data):
                 buffer += segment.payload
         else:
@@ -226,7 +248,7 @@ class CqlRelay:
         if not envelope.flags & Flag.COMPRESSED:
             return envelope
         if self._framed:  # v5 compresses segments; the flag the Java driver still sets is meaningless
-            return replace(envelope, flags=envelope.flags & ~Flag.COMPRESSED, compressed=True)
+            return envelope._replace(flags=envelope.flags & ~Flag.COMPRESSED, compressed=True)
         if self._codec is None:
             self._count("compressed_frames_not_followed")
             return envelope
@@ -236,18 +258,18 @@ class CqlRelay:
             log.warning("cannot inflate a frame: %s", error)
             self._count("compressed_frames_not_followed")
             return envelope
-        return replace(envelope, flags=envelope.flags & ~Flag.COMPRESSED, body=body, compressed=True)
+        return envelope._replace(flags=envelope.flags & ~Flag.COMPRESSED, body=body, compressed=True)
 
     def _wire(self, envelope: Envelope) -> bytes:
         """The envelope's bytes, flagged (and its body compressed again, v4) if it arrived so."""
         if envelope.compressed:
             body = envelope.body if self._codec is None else self._codec.compress(envelope.body)
-            envelope = replace(envelope, flags=envelope.flags | Flag.COMPRESSED, body=body, compressed=False)
+            envelope = envelope._replace(flags=envelope.flags | Flag.COMPRESSED, body=body, compressed=False)
         return envelope.encode()
 
     def _answer(self, envelope: Envelope) -> Envelope:
         """An answer of the proxy's own, compressed as the server's are on this connection."""
-        return replace(envelope, compressed=self._codec is not None)
+        return envelope._replace(compressed=self._codec is not None)
 
     def _count(self, what: str) -> None:
         if self._topology is not None:
@@ -257,6 +279,12 @@ class CqlRelay:
         """None to forward `envelope`, or the answer to send back instead."""
         if envelope.opcode == Opcode.STARTUP:
             return self._startup(envelope)
+        policies = self._policies()
+        if not policies and envelope.opcode == Opcode.EXECUTE:
+            prepared_id = execute_prepared_id(envelope)
+            if prepared_id is not None:  # the hot path: no policy to decide, only its text to look at
+                self._forward_execute(envelope, prepared_id)
+                return None
         request = read_request(envelope, self._prepared.snapshot())
         if request is None:
             return None
@@ -269,7 +297,7 @@ class CqlRelay:
             table = system_table(request.statements[0].text if request.statements else None)
             if table is not None:
                 self._system[request.stream] = table
-        for policy in self._policies():
+        for policy in policies:
             decision = policy(request)
             if decision is None:
                 continue
@@ -289,6 +317,15 @@ class CqlRelay:
         if self.capture is not None:
             self.capture.request(envelope, None, None)
         return None
+
+    def _forward_execute(self, envelope: Envelope, prepared_id: bytes) -> None:
+        """An EXECUTE no policy looks at: note a read of system.local/peers, capture it."""
+        if self._topology is not None:
+            table = system_table(self._prepared.snapshot().get(prepared_id))
+            if table is not None:
+                self._system[envelope.stream] = table
+        if self.capture is not None:
+            self.capture.request(envelope, None, None)
 
     def _startup(self, envelope: Envelope) -> Envelope | None:
         """Learn the version and compression; refuse a compression this relay cannot read."""
@@ -389,6 +426,11 @@ ERROR_CLASS_NAMES = {
     ErrorKind.SERVER_ERROR: "ServerError",
     ErrorKind.IS_BOOTSTRAPPING: "IsBootstrapping",
 }
+
+
+def _same(out: Sequence[Envelope], read: Sequence[Envelope]) -> bool:
+    """Whether the envelopes going out are the very ones read (none changed, dropped or added)."""
+    return len(out) == len(read) and all(a is b for a, b in zip(out, read, strict=True))
 
 
 def _protocol_error(envelope: Envelope, message: str) -> Envelope:

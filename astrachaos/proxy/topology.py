@@ -11,6 +11,7 @@ around the proxy. `SUPPORTED` answers offer only the compressions the proxy can 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -56,6 +57,7 @@ def _ip_of(host: str) -> str:
         return socket.gethostbyname(host)
 
 
+@functools.lru_cache(maxsize=4096)  # statement texts repeat (a prepared one on every EXECUTE)
 def system_table(text: str | None) -> str | None:
     """`local`, `peers` or `peers_v2` when the statement reads that system table."""
     if text is None:

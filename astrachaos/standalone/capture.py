@@ -36,7 +36,7 @@ from astrachaos.proxy.cql import (
     statement_of,
 )
 from astrachaos.proxy.statements import Kind, Shape, shape_of
-from astrachaos.standalone.capture_plan import WritePlan, execute_values, plan_of
+from astrachaos.standalone.capture_plan import WritePlan, execute_values, plan_of, prepared_id_of_execute
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +188,7 @@ class ConnectionCapture:
         """Whether `envelope` is an EXECUTE planned for the table schema known now (nothing to look up)."""
         if envelope.opcode != Opcode.EXECUTE or envelope.flags & Flag.CUSTOM_PAYLOAD:
             return False
-        read = execute_values(envelope.body, envelope.version)
-        prepared = self.capture.prepared.get(read[0]) if read is not None else None
+        prepared = self.capture.prepared.get(prepared_id_of_execute(envelope.body))
         if prepared is None or prepared.plan is None:
             return False
         keys = prepared.plan[0]
@@ -228,7 +227,8 @@ class ConnectionCapture:
         if envelope.flags & Flag.COMPRESSED:
             self.capture.counts["compressed_requests_not_followed"] += 1
             return
-        faults = ", ".join(f for f in (fault, self.faults_now()) if f) or None
+        now = self.faults_now()
+        faults = ", ".join(f for f in (fault, now) if f) if now else fault
         ids = self._planned_execute(envelope, faults)
         if ids is None:
             request = read_bound(envelope)
@@ -380,9 +380,9 @@ class ConnectionCapture:
             for write_id in ids:
                 self.mark = self.capture.ledger.answered(write_id, Told.RESULT)
 
-    def when_durable(self, number: int, callback: Callable[[], None]) -> None:
-        """Call `callback` once the capture ledger committed row `number`."""
-        self.capture.ledger.when_durable(number, callback)
+    def commit_through(self, number: int) -> None:
+        """Commit the capture ledger through row `number` now (the proxy's loop, holding answers)."""
+        self.capture.ledger.commit_through(number)
 
     def dropped(self, stream: int) -> None:
         """The server's answer on `stream` was swallowed: the client is told nothing (yet)."""

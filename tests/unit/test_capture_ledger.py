@@ -70,3 +70,38 @@ def test_a_key_bound_partly_or_as_literals_is_unverifiable() -> None:
     keyed = key_of(keys, [("a", 1), ("b", 2), ("v", "x")], WriteKind.INSERT)
     assert not isinstance(keyed, Reason)
     assert keyed.key == {"a": 1, "b": 2} and keyed.value_columns == ("v",)
+
+
+_CHILD_COMMITTING = """
+import sys, time
+from pathlib import Path
+from astrachaos.capture import CaptureLedger, CapturedWrite, Told, WriteKind
+ledger = CaptureLedger(Path(sys.argv[1]), commit_interval_s=3600)  # its thread never commits on its own
+n = 0
+while True:
+    for _ in range(50):
+        w = CapturedWrite("ks", "t", {"k": n}, {"k": "int"}, "d", WriteKind.INSERT, "c", 1, time.time())
+        mark = ledger.answered(ledger.sent(w), Told.RESULT)
+        n += 1
+    ledger.commit_through(mark)  # on this thread, as the proxy's loop does
+    print(n, flush=True)
+"""
+
+
+def test_kill_9_loses_nothing_committed_on_the_producer_thread(tmp_path: Path) -> None:
+    """`commit_through` makes answers durable without the writer thread (WAL checkpoints stay off it)."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD_COMMITTING, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    committed = 0
+    deadline = time.monotonic() + 20
+    while committed < 3000 and time.monotonic() < deadline:
+        committed = int(child.stdout.readline())
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    with CaptureReader(tmp_path) as reader:
+        writes = list(reader.writes("ks", "t"))
+    answered = {w.write.key["k"] for w in writes if w.answer.told is Told.RESULT}
+    assert committed >= 3000
+    assert set(range(committed)) <= answered
