@@ -135,6 +135,16 @@ class WriterProcesses:
             self._on_progress(answered, acked, dropped, errors)
 
 
+def _write_phase_end(reports: list[ProcessReport]) -> int:
+    """When the last process had all its writes answered; now if one never said so.
+
+    Not when the processes exited: closing a driver Cluster and an interpreter is no write.
+    """
+    if all(report.finished_ns for report in reports):
+        return max(report.finished_ns for report in reports)
+    return time.monotonic_ns()
+
+
 @dataclass
 class ProcessesPhase:
     """The write phase of a run in writer processes, merged."""
@@ -205,7 +215,7 @@ def write_in_processes(
         on_phase("rolling back faults")
         finish_faults()
     primary.injectors.check()
-    seconds = (time.monotonic_ns() - started_ns) / 1e9
+    seconds = (_write_phase_end(outcome.reports) - started_ns) / 1e9
     stats, notes, host_downs = WriteStats(), [], 0
     for report in outcome.reports:
         if report.histogram:

@@ -203,9 +203,6 @@ class Runner:
             return self._write_in_processes(sides)
         scenario = self.scenario
         primary = sides[0]
-        started_ns = time.monotonic_ns()
-        for side in sides:
-            side.ledger.set_meta({"started_ns": str(started_ns)})
         self.progress.subscribe(primary.bus)
         channels = [side.channel for side in sides]
         channel: Channel = channels[0]
@@ -223,6 +220,9 @@ class Runner:
         plan = RecordPlan(scenario.workload, self.run_id, scenario.schema_.buckets, self.random_seed)
         reset = reset_trigger(scenario, primary.sessions.reset_in_background)
         writers = Writers(scenario, plan, patterns, channel, primary.bus, reset, self.stop)
+        started_ns = time.monotonic_ns()  # set up; the writers start now
+        for side in sides:
+            side.ledger.set_meta({"started_ns": str(started_ns)})
         self._phase("writing")
         notes: list[str] = []
         timeout_s = max(side.plan.request_timeout_s for side in sides)

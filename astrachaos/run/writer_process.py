@@ -75,6 +75,7 @@ class ProcessReport:
     host_downs: int = 0
     injectors: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    finished_ns: int = 0  # monotonic: its writes all answered (0: it never got that far)
 
 
 def writer_ids(job: WriterJob, writers: int) -> list[int]:
@@ -175,6 +176,7 @@ def _write_side(
         side.sessions.wait_resets()
         if not channel.wait_idle(side.plan.request_timeout_s + 5):
             report.notes.append(f"process {job.process}: {channel.in_flight} statements unanswered")
+        report.finished_ns = time.monotonic_ns()  # CLOCK_MONOTONIC: one clock for every process
     finally:
         side.injectors.finish()
         app_log.close()

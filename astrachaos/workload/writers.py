@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from astrachaos.events import EventBus, RecordsPlanned
@@ -16,6 +18,24 @@ from astrachaos.workload.channel import Channel, Corruption
 from astrachaos.workload.plan import PlannedRecord, RecordPlan
 
 log = logging.getLogger(__name__)
+
+# How long a thread may hold the GIL while another waits for it, during a write phase. The
+# writer threads, the driver's I/O thread and the completion thread all take turns: with
+# CPython's 5 ms default a writer is cut off mid-burst to let the I/O thread read one reply,
+# and each hand-over costs more than the work it lets through. A writer whose window is full
+# blocks (and releases the GIL) long before 20 ms, so the I/O thread never waits that long.
+WRITE_SWITCH_INTERVAL_S = 0.02
+
+
+@contextmanager
+def gil_switch_interval(seconds: float) -> Iterator[None]:
+    """Run the block with `sys.setswitchinterval(seconds)`; the previous value after it."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 @dataclass
@@ -60,9 +80,10 @@ class Writers:
             threading.Thread(target=self._writer, args=(w,), name=f"writer-{w}", daemon=True)
             for w in self._ids
         ]
-        for thread in self._threads:
-            thread.start()
-        return self.run_until_stopped()
+        with gil_switch_interval(WRITE_SWITCH_INTERVAL_S):
+            for thread in self._threads:
+                thread.start()
+            return self.run_until_stopped()
 
     def run_until_stopped(self) -> WritersOutcome:
         """Wait for the writer threads (after `stop` is set, they end at the next batch)."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
-from astrachaos.events import DriverOutcome, WriteCompleted
+from astrachaos.events import DriverOutcome, EventBus, WriteCompleted
 from astrachaos.patterns.careful import _Window
+from astrachaos.scenario import Scenario
+from astrachaos.workload.plan import RecordPlan
 from astrachaos.workload.stats import WriteStats, latency_of, new_histogram, record_latency
+from astrachaos.workload.writers import WRITE_SWITCH_INTERVAL_S, Writers
 
 
 def _acked(latency_us: int) -> WriteCompleted:
@@ -46,3 +50,30 @@ def test_a_writer_blocked_on_a_full_window_waits_for_a_refill_and_never_exceeds_
     thread.join(30)
     window.take()  # the other free slot
     assert not window._free  # four taken again, the bound held throughout
+
+
+class _SeesTheSwitchInterval:
+    """An application pattern that notes the GIL switch interval its writer thread runs under."""
+
+    def __init__(self) -> None:
+        self.seen: list[float] = []
+
+    def write(self, batch: object, batch_no: int) -> None:
+        self.seen.append(sys.getswitchinterval())
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_writers_run_under_the_write_switch_interval_and_restore_the_previous_one() -> None:
+    scenario = Scenario.model_validate(
+        {"name": "gil", "workload": {"writers": 2, "records": 40, "batch_size": 10}}
+    )
+    patterns = [_SeesTheSwitchInterval(), _SeesTheSwitchInterval()]
+    before = sys.getswitchinterval()
+    assert before != WRITE_SWITCH_INTERVAL_S  # else the test would prove nothing
+    plan = RecordPlan(scenario.workload, "gil", scenario.schema_.buckets, 1)
+    Writers(scenario, plan, patterns, channel=None, bus=EventBus()).run()  # type: ignore[arg-type]
+    assert [len(p.seen) for p in patterns] == [2, 2]
+    assert {s for p in patterns for s in p.seen} == {WRITE_SWITCH_INTERVAL_S}
+    assert sys.getswitchinterval() == before

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from pydantic import ValidationError
 
-from astrachaos.run.processes import merge_injector_stats
-from astrachaos.run.writer_process import WriterJob, merge_throttler_stats, writer_ids
+from astrachaos.run.processes import _write_phase_end, merge_injector_stats
+from astrachaos.run.writer_process import ProcessReport, WriterJob, merge_throttler_stats, writer_ids
 from astrachaos.scenario import Workload
 
 
@@ -34,3 +36,14 @@ def test_one_injector_seen_in_two_processes_is_reported_once() -> None:
     assert merge_injector_stats([[part], [other]]) == [
         {"name": "client", "kind": "client", "requests": 15, "injected": 3, "by_type": {"Unavailable": 3}}
     ]
+
+
+def test_the_write_phase_ends_when_the_last_process_had_its_writes_answered() -> None:
+    reports = [ProcessReport(0, finished_ns=5_000), ProcessReport(1, finished_ns=7_000)]
+    assert _write_phase_end(reports) == 7_000  # not when the processes exited, later
+
+
+def test_a_process_that_never_finished_its_writes_ends_the_phase_now() -> None:
+    before = time.monotonic_ns()
+    reports = [ProcessReport(0, finished_ns=5_000), ProcessReport(1, error="exited -9")]
+    assert _write_phase_end(reports) >= before
