@@ -78,8 +78,13 @@ def _digest(key: int, row: Row) -> str:
     return applied_digest(digest_of(key, row.record_id, row.payload), row.applications)
 
 
-def _random_run(rng: random.Random, ledger: Ledger, bus: EventBus) -> FakeTable:
-    """Records with random outcomes, app logs, key collisions and table states, plus strays."""
+def _random_run(
+    rng: random.Random, ledger: Ledger, bus: EventBus, completions: tuple[int, ...] = (0, 1, 1, 1, 2, 3)
+) -> FakeTable:
+    """Records with random outcomes, app logs, key collisions and table states, plus strays.
+
+    Each record gets a number of completions drawn from `completions`.
+    """
     table = FakeTable()
     records = []
     for rid in range(rng.randint(1, 120)):
@@ -93,7 +98,7 @@ def _random_run(rng: random.Random, ledger: Ledger, bus: EventBus) -> FakeTable:
         )
     bus.publish(RecordsPlanned(tuple(r for r, _ in records), 1))
     for record, payload in records:
-        for attempt in range(rng.choice([0, 1, 1, 1, 2, 3])):
+        for attempt in range(rng.choice(completions)):
             outcome = rng.choice(list(DriverOutcome))
             done = START_NS + rng.randint(-2, 8) * 1_000_000_000 + rng.randint(0, 10**9)
             error = (None, None) if outcome is DriverOutcome.ACKED else ("WriteTimeout", "timed out")
@@ -198,6 +203,22 @@ def run(tmp_path: Path) -> Iterator[tuple[Ledger, EventBus]]:
 def test_bulk_join_agrees_with_classifying_each_record_alone(seed: int, run: tuple[Ledger, EventBus]) -> None:
     ledger, bus = run
     table = _random_run(random.Random(seed), ledger, bus)
+    _assert_verify_agrees_with_reference(ledger, table)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_totals_kept_while_writing_give_the_same_verdicts(seed: int, run: tuple[Ledger, EventBus]) -> None:
+    ledger, bus = run
+    ledger.set_meta({"started_ns": str(START_NS)})  # as a run does before writing
+    table = _random_run(random.Random(seed), ledger, bus, completions=(0, 1, 1, 1))
+    completions = sum(1 for r in ledger.iter_records() if r.outcome is not None)  # 1 each at most
+    assert ledger.meta()["acked_totals"] == f"{START_NS} {completions}", "the writer's count holds"
+    with ledger.reading() as reader:
+        assert reader.acked_totals(START_NS) == reader.counted_acked_totals(START_NS)
+    _assert_verify_agrees_with_reference(ledger, table)
+
+
+def _assert_verify_agrees_with_reference(ledger: Ledger, table: FakeTable) -> None:
     expected = _reference(ledger, table)
 
     got = verify(table, ledger, range(BUCKETS), Verify(read_consistency=FIRST, reread_consistency=STRONG),  # type: ignore[arg-type]
