@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from astrachaos.events import DriverOutcome
-from astrachaos.ledger.totals import AckedTotals, kept_totals, second_of
+from astrachaos.ledger.totals import AckedTotals, kept_app_logged_success, kept_totals, second_of
 
 __all__ = ["AckedTotals", "LedgerCounts", "LedgerReader", "LedgerRecord", "PlannedDigests", "second_of"]
 
@@ -207,7 +207,12 @@ class LedgerReader:
         return {digest for (digest,) in self._conn.execute(_UNACKNOWLEDGED_IN, (bucket,))}
 
     def app_logged_success(self) -> int:
-        """How many records the application last logged as a success."""
+        """How many records the application last logged as a success (as the writer counted, if it could)."""
+        kept = kept_app_logged_success(self._conn)
+        return kept if kept is not None else self.counted_app_logged_success()
+
+    def counted_app_logged_success(self) -> int:
+        """`app_logged_success` counted from the app-log rows, whatever the writer kept."""
         (count,) = self._conn.execute(_APP_LOGGED_SUCCESS).fetchone()
         return int(count)
 

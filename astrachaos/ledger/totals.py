@@ -11,6 +11,10 @@ first, and the run's start (`started_ns`) known before the first completion. A r
 that fails (a retried record with two completions, a ledger reopened for writing) stops counting
 and says so; verification then counts by SQL, as it does for a ledger written before this existed.
 The meta row `acked_totals` holds "<started_ns> <completion rows counted>", or "not kept".
+
+Likewise the records the application last logged as a success: while no record is logged twice
+(a byte per record id says which were), that is the sum of the app-log rows' `success`. The meta
+row `app_logged` holds "<app-log rows counted> <successes>", or "not kept".
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ NOT_KEPT = "not kept"
 _ADD = """INSERT INTO {target} (bucket, writer, second, count) {source}
 ON CONFLICT (bucket, writer, second) DO UPDATE SET count = count + excluded.count"""
 _STATE = "INSERT OR REPLACE INTO meta (name, value) VALUES ('acked_totals', ?)"
+_LOGGED = "INSERT OR REPLACE INTO meta (name, value) VALUES ('app_logged', ?)"
+_MAX_LOGGED_ID = 1 << 24  # a byte per record id: 16 MB at most, else the count is left to SQL
 
 
 @dataclass
@@ -72,6 +78,11 @@ class TotalsKeeper:
         self._counted = 0  # completion rows counted
         self._kept = True
         self._saved: str | None = None
+        self._logged = bytearray()  # 1 at each record id app-logged so far
+        self._logged_rows = 0
+        self._logged_successes = 0
+        self._logged_kept = True
+        self._logged_saved: str | None = None
 
     def start_at(self, origin_ns: int) -> None:
         """The run's start; a change after completions were counted stops the count."""
@@ -100,6 +111,23 @@ class TotalsKeeper:
                 fresh[(at[0], at[1], max(0, (row[4] - origin) // 1_000_000_000))] += 1
         self._counted += len(rows)
 
+    def see_app_logged(self, rows: Sequence[Sequence[Any]]) -> None:
+        """App-log rows as committed: (record_id, success, at_ns)."""
+        if not self._logged_kept or not rows:
+            return
+        logged = self._logged
+        for row in rows:
+            rid = row[0]
+            if not 0 <= rid < _MAX_LOGGED_ID:
+                return self._give_up_logged()
+            if rid >= len(logged):
+                logged.extend(bytes(max(rid + 1, 2 * len(logged)) - len(logged)))
+            if logged[rid]:  # logged twice: its last entry decides, which SQL knows
+                return self._give_up_logged()
+            logged[rid] = 1
+            self._logged_successes += row[1]
+        self._logged_rows += len(rows)
+
     def save(self, conn: sqlite3.Connection) -> None:
         """Write what was counted since the last save, inside the writer's open transaction."""
         if self._fresh:
@@ -110,11 +138,30 @@ class TotalsKeeper:
         if (self._counted or not self._kept) and state != self._saved:
             conn.execute(_STATE, (state,))
             self._saved = state
+        logged = f"{self._logged_rows} {self._logged_successes}" if self._logged_kept else NOT_KEPT
+        if (self._logged_rows or not self._logged_kept) and logged != self._logged_saved:
+            conn.execute(_LOGGED, (logged,))
+            self._logged_saved = logged
 
     def _give_up(self) -> None:
         self._kept = False
         self._where.clear()
         self._fresh.clear()
+
+    def _give_up_logged(self) -> None:
+        self._logged_kept = False
+        self._logged = bytearray()
+
+
+def kept_app_logged_success(conn: sqlite3.Connection) -> int | None:
+    """The records last app-logged as a success as the writer counted them, if that holds; else None."""
+    row = conn.execute("SELECT value FROM meta WHERE name = 'app_logged'").fetchone()
+    try:
+        rows, successes = map(int, row[0].split())
+    except (TypeError, ValueError):  # no row, or "not kept"
+        return None
+    (present,) = conn.execute("SELECT COUNT(*) FROM app_logs").fetchone()
+    return successes if present == rows else None
 
 
 def kept_totals(conn: sqlite3.Connection, run_started_ns: int) -> AckedTotals | None:
@@ -134,6 +181,7 @@ def absorb_totals(conn: sqlite3.Connection, main_completions: int) -> None:
     `main_completions`: the ledger's completion rows before the segment's were added. The sum
     holds when both kept theirs from the same start (a side without completions holds anyway).
     """
+    _absorb_app_logged(conn)
     segment_completions = _completions(conn, "segment")
     if not main_completions and not segment_completions:
         return
@@ -148,6 +196,29 @@ def absorb_totals(conn: sqlite3.Connection, main_completions: int) -> None:
         conn.execute(_STATE, (f"{origin} {main_completions + segment_completions}",))
     else:
         conn.execute(_STATE, (NOT_KEPT,))
+
+
+def _absorb_app_logged(conn: sqlite3.Connection) -> None:
+    """Add a segment's app-log count to the ledger's (before its rows are added).
+
+    A record is planned in one segment only (record_id is the planned table's key), and logged by
+    the process that wrote it: two counts that each saw every record once add up.
+    """
+    counts = []
+    for schema in ("main", "segment"):
+        (rows,) = conn.execute(f"SELECT COUNT(*) FROM {schema}.app_logs").fetchone()
+        row = conn.execute(f"SELECT value FROM {schema}.meta WHERE name = 'app_logged'").fetchone()
+        try:
+            kept_rows, successes = map(int, row[0].split())
+        except (TypeError, ValueError):
+            kept_rows, successes = -1, 0
+        counts.append((rows, kept_rows, successes))
+    if not counts[0][0] and not counts[1][0]:
+        return
+    if all(rows == kept_rows or not rows for rows, kept_rows, _ in counts):
+        conn.execute(_LOGGED, (f"{counts[0][0] + counts[1][0]} {counts[0][2] + counts[1][2]}",))
+    else:
+        conn.execute(_LOGGED, (NOT_KEPT,))
 
 
 def _held(conn: sqlite3.Connection, schema: str, completions: int) -> tuple[bool, int | None]:

@@ -132,7 +132,8 @@ class Ledger:
         self._read_only = False
         self._read_path = path
         self._totals = TotalsKeeper()  # fed by the writer thread, one queue at a time
-        self._seers = (self._totals.see_planned, self._totals.see_completed, self._totals.see_completed, None)
+        totals = self._totals
+        self._seers = (totals.see_planned, totals.see_completed, totals.see_completed, totals.see_app_logged)
 
     @classmethod
     def create(
@@ -363,8 +364,7 @@ class Ledger:
         try:
             for statements, queue, left, see in zip(_INSERTS, self._queues, counts, self._seers, strict=True):
                 taken = list(islice(iter(queue.popleft, None), left))  # no Python loop per row
-                if see is not None:
-                    see(taken)
+                see(taken)
                 rows = iter(taken)
                 for size, insert in statements:
                     full, left = divmod(left, size)

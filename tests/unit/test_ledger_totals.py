@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from astrachaos.events import DriverOutcome, EventBus, Record, RecordsPlanned, WriteCompleted
+from astrachaos.events import AppLogged, DriverOutcome, EventBus, Record, RecordsPlanned, WriteCompleted
 from astrachaos.ledger.totals import NOT_KEPT, AckedTotals
 from astrachaos.ledger.writer import Ledger
 
@@ -136,3 +136,45 @@ def test_a_segment_that_kept_no_totals_leaves_the_merged_count_to_sql(tmp_path: 
     assert Ledger.open(tmp_path / "ledger.sqlite").meta()["acked_totals"] == NOT_KEPT
     kept, counted = _totals(tmp_path / "ledger.sqlite")
     assert kept == counted and kept.count == 8
+
+
+def _logged(path: Path) -> tuple[str, int, int]:
+    with Ledger.open(path) as ledger, ledger.reading() as reader:
+        return ledger.meta()["app_logged"], reader.app_logged_success(), reader.counted_app_logged_success()
+
+
+def test_app_log_successes_counted_while_writing_equal_the_sql_count(tmp_path: Path) -> None:
+    ledger, bus = _writing(tmp_path / "ledger.sqlite")
+    _records(bus, 0, 30)
+    for rid in range(0, 30, 2):
+        bus.publish(AppLogged((rid, rid + 1), rid % 3 != 0, 100 + rid))
+    ledger.close()
+
+    assert _logged(tmp_path / "ledger.sqlite") == ("30 20", 20, 20)
+
+
+def test_a_record_logged_twice_leaves_the_app_log_count_to_sql(tmp_path: Path) -> None:
+    ledger, bus = _writing(tmp_path / "ledger.sqlite")
+    _records(bus, 0, 5)
+    bus.publish(AppLogged((0, 1, 2, 3, 4), True, 100))
+    bus.publish(AppLogged((2,), False, 200))  # its last word: a failure
+    ledger.close()
+
+    assert _logged(tmp_path / "ledger.sqlite") == (NOT_KEPT, 4, 4)
+
+
+def test_segments_add_their_app_log_counts(tmp_path: Path) -> None:
+    segments = []
+    for process in range(2):
+        segment = tmp_path / f"ledger-p{process}.sqlite"
+        part, bus = _writing(segment)
+        _records(bus, process * 100, 10, writer=process)
+        bus.publish(AppLogged(tuple(range(process * 100, process * 100 + 10)), process == 0, 100))
+        part.close()
+        segments.append(segment)
+    main, _ = _writing(tmp_path / "ledger.sqlite")
+    for segment in segments:
+        main.absorb(segment)
+    main.close()
+
+    assert _logged(tmp_path / "ledger.sqlite") == ("20 10", 10, 10)
