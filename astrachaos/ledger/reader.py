@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from astrachaos.events import DriverOutcome
+from astrachaos.ledger.totals import AckedTotals, kept_app_logged_success, kept_totals, second_of
+
+__all__ = ["AckedTotals", "LedgerCounts", "LedgerReader", "LedgerRecord", "PlannedDigests", "second_of"]
 
 # The ledger's schema creates these indexes, so that they grow while the run writes (rows arrive
 # roughly in record_id order: cheap appends) and verification never waits for them; a ledger
@@ -153,29 +155,6 @@ class LedgerCounts:
     app_not_logged: int
 
 
-@dataclass
-class AckedTotals:
-    """The acknowledged records counted by writer, second of the run and bucket, without listing them."""
-
-    count: int = 0
-    by_writer: Counter[int] = field(default_factory=Counter)
-    by_second: Counter[int] = field(default_factory=Counter)
-    by_bucket: Counter[int] = field(default_factory=Counter)
-
-    def remove(self, record: LedgerRecord, run_started_ns: int) -> None:
-        """Take out one acknowledged record (one that turned out not to be `ok`)."""
-        assert record.completed_ns is not None, "an acknowledged record has a completion"
-        self.count -= 1
-        self.by_writer[record.writer] -= 1
-        self.by_second[second_of(record.completed_ns, run_started_ns)] -= 1
-        self.by_bucket[record.bucket] -= 1
-
-
-def second_of(completed_ns: int, run_started_ns: int) -> int:
-    """The second of the run a completion fell in (0 for one before the recorded start)."""
-    return max(0, (completed_ns - run_started_ns) // 1_000_000_000)
-
-
 class LedgerReader:
     """Queries over one read connection; the ledger may be one a killed run left behind."""
 
@@ -209,13 +188,18 @@ class LedgerReader:
         ).fetchall()
 
     def acked_totals(self, run_started_ns: int) -> AckedTotals:
-        """How many records were acknowledged, by writer, by second of the run and by bucket."""
+        """How many records were acknowledged, by writer, by second of the run and by bucket.
+
+        The totals the ledger's writer kept when they hold (`ledger.totals`), else counted here.
+        """
+        kept = kept_totals(self._conn, run_started_ns)
+        return kept if kept is not None else self.counted_acked_totals(run_started_ns)
+
+    def counted_acked_totals(self, run_started_ns: int) -> AckedTotals:
+        """`acked_totals` counted from the completions, whatever the writer kept."""
         totals = AckedTotals()
         for bucket, writer, second, count in self._conn.execute(_ACKED_TOTALS, (run_started_ns,)):
-            totals.count += count
-            totals.by_writer[writer] += count
-            totals.by_second[second] += count
-            totals.by_bucket[bucket] += count
+            totals.add(bucket, writer, second, count)
         return totals
 
     def unacknowledged_in(self, bucket: int) -> set[str]:
@@ -223,7 +207,12 @@ class LedgerReader:
         return {digest for (digest,) in self._conn.execute(_UNACKNOWLEDGED_IN, (bucket,))}
 
     def app_logged_success(self) -> int:
-        """How many records the application last logged as a success."""
+        """How many records the application last logged as a success (as the writer counted, if it could)."""
+        kept = kept_app_logged_success(self._conn)
+        return kept if kept is not None else self.counted_app_logged_success()
+
+    def counted_app_logged_success(self) -> int:
+        """`app_logged_success` counted from the app-log rows, whatever the writer kept."""
         (count,) = self._conn.execute(_APP_LOGGED_SUCCESS).fetchone()
         return int(count)
 

@@ -34,6 +34,7 @@ from astrachaos.events import (
     WriteCompleted,
 )
 from astrachaos.ledger.reader import READ_INDEXES, LedgerCounts, LedgerReader, LedgerRecord
+from astrachaos.ledger.totals import TOTALS_SCHEMA, TotalsKeeper, absorb_totals
 
 __all__ = ["FaultWindow", "Ledger", "LedgerCounts", "LedgerRecord"]
 
@@ -42,7 +43,8 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2  # 2: digests cover key, record_id and payload; read indexes built while writing
 _BUSY_TIMEOUT_MS = 30_000
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE planned (
     record_id INTEGER PRIMARY KEY, writer INTEGER NOT NULL, batch INTEGER NOT NULL,
@@ -57,7 +59,10 @@ CREATE TABLE app_logs (
 CREATE TABLE fault_windows (
     window_id INTEGER PRIMARY KEY, injector TEXT NOT NULL, kind TEXT NOT NULL,
     start_ns INTEGER NOT NULL, end_ns INTEGER);
-""" + READ_INDEXES  # the indexes are part of the schema: they grow while the run writes
+"""
+    + READ_INDEXES
+    + TOTALS_SCHEMA
+)  # indexes and totals grow while the run writes
 
 # Per queue: the table and columns a row fills. Rows go in multi-row statements of 512, then 64,
 # 8 and 1 rows: few statement steps per commit, half the CPU of one row per statement, and few
@@ -126,6 +131,9 @@ class Ledger:
         self._indexed = False
         self._read_only = False
         self._read_path = path
+        self._totals = TotalsKeeper()  # fed by the writer thread, one queue at a time
+        totals = self._totals
+        self._seers = (totals.see_planned, totals.see_completed, totals.see_completed, totals.see_app_logged)
 
     @classmethod
     def create(
@@ -354,13 +362,16 @@ class Ledger:
         conn = self._conn
         conn.execute("BEGIN")
         try:
-            for statements, queue, left in zip(_INSERTS, self._queues, counts, strict=True):
-                rows = iter(queue.popleft, None)  # straight from the deque, no Python loop per row
+            for statements, queue, left, see in zip(_INSERTS, self._queues, counts, self._seers, strict=True):
+                taken = list(islice(iter(queue.popleft, None), left))  # no Python loop per row
+                see(taken)
+                rows = iter(taken)
                 for size, insert in statements:
                     full, left = divmod(left, size)
                     if full:
                         chunks = (list(chain.from_iterable(islice(rows, size))) for _ in range(full))
                         conn.executemany(insert, chunks)
+            self._totals.save(conn)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -371,6 +382,8 @@ class Ledger:
 
     def set_meta(self, values: Mapping[str, str]) -> None:
         """Add or replace run metadata (scenario, seed, keyspace, finished_at, ...)."""
+        if "started_ns" in values:  # the origin of the acknowledged totals' seconds
+            self._totals.start_at(int(values["started_ns"]))
         with self._writing() as conn:
             conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
 
@@ -402,6 +415,8 @@ class Ledger:
             conn.execute("ATTACH DATABASE ? AS segment", (str(segment),))
             conn.execute("BEGIN IMMEDIATE")
             (planned,) = conn.execute("SELECT COUNT(*) FROM segment.planned").fetchone()
+            (completions,) = conn.execute("SELECT COUNT(*) FROM main.completions").fetchone()
+            absorb_totals(conn, completions)
             conn.execute("INSERT INTO planned SELECT * FROM segment.planned")
             conn.execute("INSERT INTO completions SELECT * FROM segment.completions")
             conn.execute("INSERT INTO app_logs SELECT * FROM segment.app_logs")

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from astrachaos.driver.table import RunTable, ensure_table, run_table
+from astrachaos.errors import ExitCode
+from astrachaos.ledger.writer import Ledger
+from astrachaos.run.runner import Runner
+from astrachaos.scenario import Scenario
+from astrachaos.verify.classify import RecordClass
 from astrachaos.verify.partitions import PartitionReader
 from tests.integration.raw import raw_session
 
@@ -64,3 +70,30 @@ def test_a_partition_read_that_keeps_failing_is_retried_then_reported(
     assert bucket == 0 and isinstance(error, NoHostAvailable) and "Unavailable" in str(error)
     assert sum("retrying" in record.getMessage() for record in caplog.records) == 2  # 3 attempts
     assert reader.rows_read == 0
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_run_keeps_its_acknowledged_totals_and_they_equal_the_sql_count(
+    local_cluster: Any, tmp_path: Path, processes: int
+) -> None:
+    """What verification reads instead of counting: the writer's totals, also merged from segments."""
+    scenario = Scenario.model_validate(
+        {
+            "name": "kept-totals",
+            "seed": 5,
+            "target": {"profile": "local"},
+            "schema": {"table": "kept_totals_records"},
+            "workload": {"writers": 2, "processes": processes, "records": 3000},
+            "pattern": {"name": "careful"},
+        }
+    )
+    result = Runner(scenario, tmp_path / "run").run()
+    assert result.exit_code == ExitCode.OK
+    with Ledger.open(tmp_path / "run" / "ledger.sqlite") as ledger, ledger.reading() as reader:
+        meta = ledger.meta()
+        started_ns = int(meta["started_ns"])
+        assert meta["acked_totals"] == f"{started_ns} 3000" and meta["app_logged"].startswith("3000 ")
+        assert reader.acked_totals(started_ns) == reader.counted_acked_totals(started_ns)
+        assert reader.app_logged_success() == reader.counted_app_logged_success()
+    counts = result.verification.counts
+    assert counts[RecordClass.OK] == result.verification.acknowledged == 3000

@@ -78,8 +78,18 @@ def _digest(key: int, row: Row) -> str:
     return applied_digest(digest_of(key, row.record_id, row.payload), row.applications)
 
 
-def _random_run(rng: random.Random, ledger: Ledger, bus: EventBus) -> FakeTable:
-    """Records with random outcomes, app logs, key collisions and table states, plus strays."""
+def _random_run(
+    rng: random.Random,
+    ledger: Ledger,
+    bus: EventBus,
+    completions: tuple[int, ...] = (0, 1, 1, 1, 2, 3),
+    app_logs: tuple[int, ...] = (0, 1, 1, 2),
+) -> FakeTable:
+    """Records with random outcomes, app logs, key collisions and table states, plus strays.
+
+    Each record gets a number of completions drawn from `completions`, of app-log entries from
+    `app_logs`.
+    """
     table = FakeTable()
     records = []
     for rid in range(rng.randint(1, 120)):
@@ -93,12 +103,12 @@ def _random_run(rng: random.Random, ledger: Ledger, bus: EventBus) -> FakeTable:
         )
     bus.publish(RecordsPlanned(tuple(r for r, _ in records), 1))
     for record, payload in records:
-        for attempt in range(rng.choice([0, 1, 1, 1, 2, 3])):
+        for attempt in range(rng.choice(completions)):
             outcome = rng.choice(list(DriverOutcome))
             done = START_NS + rng.randint(-2, 8) * 1_000_000_000 + rng.randint(0, 10**9)
             error = (None, None) if outcome is DriverOutcome.ACKED else ("WriteTimeout", "timed out")
             bus.publish(WriteCompleted((record.record_id,), outcome, attempt + 1, done - 5_000, done, *error))
-        for at in range(rng.choice([0, 1, 1, 2])):
+        for at in range(rng.choice(app_logs)):
             bus.publish(AppLogged((record.record_id,), rng.random() < 0.7, 100 + at + record.record_id * 10))
         state = rng.random()
         if state < 0.55:
@@ -198,6 +208,27 @@ def run(tmp_path: Path) -> Iterator[tuple[Ledger, EventBus]]:
 def test_bulk_join_agrees_with_classifying_each_record_alone(seed: int, run: tuple[Ledger, EventBus]) -> None:
     ledger, bus = run
     table = _random_run(random.Random(seed), ledger, bus)
+    _assert_verify_agrees_with_reference(ledger, table)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_totals_kept_while_writing_give_the_same_verdicts(seed: int, run: tuple[Ledger, EventBus]) -> None:
+    ledger, bus = run
+    ledger.set_meta({"started_ns": str(START_NS)})  # as a run does before writing
+    table = _random_run(random.Random(seed), ledger, bus, completions=(0, 1, 1, 1), app_logs=(0, 1, 1))
+    records = list(ledger.iter_records())
+    completions = sum(1 for r in records if r.outcome is not None)  # 1 each at most
+    logged = sum(1 for r in records if r.app_logged is not None)
+    meta = ledger.meta()
+    assert meta["acked_totals"] == f"{START_NS} {completions}", "the writer's count holds"
+    assert meta["app_logged"].startswith(f"{logged} "), "the writer's count holds"
+    with ledger.reading() as reader:
+        assert reader.acked_totals(START_NS) == reader.counted_acked_totals(START_NS)
+        assert reader.app_logged_success() == reader.counted_app_logged_success()
+    _assert_verify_agrees_with_reference(ledger, table)
+
+
+def _assert_verify_agrees_with_reference(ledger: Ledger, table: FakeTable) -> None:
     expected = _reference(ledger, table)
 
     got = verify(table, ledger, range(BUCKETS), Verify(read_consistency=FIRST, reread_consistency=STRONG),  # type: ignore[arg-type]
