@@ -189,6 +189,12 @@ class Workload(_Strict):
         description="Writer processes, each with its own driver Cluster and ledger segment; the "
         "writers are spread over them (at most one process per writer).",
     )
+    pin_cpu: bool = Field(
+        True,
+        description="During the write phase, run all threads of each writer process on one CPU "
+        "(process N on the N-th from the last): they share one GIL, and hand-overs across cores "
+        "cost more than they give. false: the OS places them.",
+    )
     records: int = Field(1000, le=100_000_000, description="Records in total, all writers.")
     batch_size: int = Field(
         100, ge=1, le=100_000, description="Records a writer hands to the app at once."

@@ -167,6 +167,7 @@ def _write_side(
         reset_trigger(scenario, side.sessions.reset_in_background),
         stop=halt,
         writer_ids=list(patterns),
+        process=job.process,
     )
     started_ns = gate.wait_for_start()
     side.ledger.set_meta({"started_ns": str(started_ns)})

@@ -8,11 +8,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 from astrachaos.events import EventBus, RecordsPlanned
 from astrachaos.scenario import Scenario
+from astrachaos.workload.affinity import on_one_cpu
 from astrachaos.workload.application import AppPattern
 from astrachaos.workload.channel import Channel, Corruption
 from astrachaos.workload.plan import PlannedRecord, RecordPlan
@@ -59,6 +60,7 @@ class Writers:
         on_handed_over: Callable[[int], None] = lambda total: None,
         stop: threading.Event | None = None,
         writer_ids: Sequence[int] | None = None,
+        process: int = 0,
     ) -> None:
         self._scenario = scenario
         self._plan = plan
@@ -73,6 +75,7 @@ class Writers:
         self._lock = threading.Lock()
         self._errors: list[str] = []
         self._threads: list[threading.Thread] = []
+        self._process = process  # which writer process this is: its CPU, with workload.pin_cpu
 
     def run(self) -> WritersOutcome:
         """Run every writer to the end and shut each application down."""
@@ -80,7 +83,8 @@ class Writers:
             threading.Thread(target=self._writer, args=(w,), name=f"writer-{w}", daemon=True)
             for w in self._ids
         ]
-        with gil_switch_interval(WRITE_SWITCH_INTERVAL_S):
+        pinned = on_one_cpu(self._process) if self._scenario.workload.pin_cpu else nullcontext()
+        with pinned, gil_switch_interval(WRITE_SWITCH_INTERVAL_S):
             for thread in self._threads:
                 thread.start()
             return self.run_until_stopped()
