@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 from astrachaos.config.settings import Profile
 from astrachaos.driver.session import Connection, connect
@@ -20,7 +20,6 @@ from astrachaos.errors import EnvironmentProblem, Inconclusive
 from astrachaos.ledger.writer import Ledger
 from astrachaos.scenario import Scenario
 from astrachaos.verify.partitions import PartitionReader, Verification, verify
-from astrachaos.workload.affinity import on_one_cpu
 from astrachaos.workload.plan import DIGEST, digest_named
 
 log = logging.getLogger(__name__)
@@ -103,12 +102,10 @@ def verify_run_table(
     """`verify` of one side of a run: every bucket the scenario writes, its recorded fault windows.
 
     Read with a Cluster of its own (`verify.connection`), not the write session faults wore out;
-    rows are digested as the ledger's meta says its records were. With `workload.pin_cpu`, its
-    threads share one CPU, as the writers' did (`workload.affinity`).
+    rows are digested as the ledger's meta says its records were.
     """
     windows = ledger.fault_windows()
     buckets = range(scenario.schema_.buckets)
     digest = ledger.meta().get("digest")
-    pinned = on_one_cpu(0) if scenario.workload.pin_cpu else nullcontext()
-    with pinned, verifier(profile, table, run_id, scenario.verify.page_size, digest=digest) as reader:
+    with verifier(profile, table, run_id, scenario.verify.page_size, digest=digest) as reader:
         return verify(reader, ledger, buckets, scenario.verify, run_started_ns, windows=windows)
