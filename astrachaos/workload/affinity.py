@@ -3,8 +3,10 @@
 A writer process's threads (the writers, the driver's I/O thread, the completion thread, the
 ledger) take turns holding one GIL, so together they never use more than about one core. Spread
 over several cores by the OS, each hand-over of the GIL wakes a thread on another core and moves
-its data there; measured on the bench's 2-core machine, one core of their own cut the engine's
-CPU per record by a fifth. The database node, or the other writer processes, keep the other cores.
+its data there. On the bench's 2-core machine (interleaved, medians of 4 runs of 30,000 records)
+one core of their own took the engine from 0.83 to 1.03 of the raw driver's writes/s, its CPU per
+record from 250 to 220 µs, and the node's from 116 to 80 µs. The database node, or the other
+writer processes, keep the other cores.
 """
 
 from __future__ import annotations
