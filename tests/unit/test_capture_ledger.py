@@ -31,18 +31,25 @@ while True:
 """
 
 
-def test_kill_9_loses_nothing_flushed(tmp_path: Path) -> None:
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+def _killed_once_durable(child_code: str, capture: Path, at_least: int) -> tuple[int, set[int]]:
+    """Run `child_code`, kill -9 it once it says `at_least` writes are durable; (that count, keys
+    the capture holds as answered with a result)."""
+    command = [sys.executable, "-c", child_code, str(capture)]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
-    flushed = 0
+    durable = 0
     deadline = time.monotonic() + 20
-    while flushed < 5000 and time.monotonic() < deadline:
-        flushed = int(child.stdout.readline())
+    while durable < at_least and time.monotonic() < deadline:
+        durable = int(child.stdout.readline())
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
-    with CaptureReader(tmp_path) as reader:
+    with CaptureReader(capture) as reader:
         writes = list(reader.writes("ks", "t"))
-    answered = {w.write.key["k"] for w in writes if w.answer.told is Told.RESULT}
+    return durable, {w.write.key["k"] for w in writes if w.answer.told is Told.RESULT}
+
+
+def test_kill_9_loses_nothing_flushed(tmp_path: Path) -> None:
+    flushed, answered = _killed_once_durable(_CHILD, tmp_path, 5000)
     assert flushed >= 5000
     assert set(range(flushed)) <= answered
 
@@ -90,18 +97,6 @@ while True:
 
 def test_kill_9_loses_nothing_committed_on_the_producer_thread(tmp_path: Path) -> None:
     """`commit_through` makes answers durable without the writer thread (WAL checkpoints stay off it)."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD_COMMITTING, str(tmp_path)], stdout=subprocess.PIPE, text=True
-    )
-    assert child.stdout is not None
-    committed = 0
-    deadline = time.monotonic() + 20
-    while committed < 3000 and time.monotonic() < deadline:
-        committed = int(child.stdout.readline())
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
-    with CaptureReader(tmp_path) as reader:
-        writes = list(reader.writes("ks", "t"))
-    answered = {w.write.key["k"] for w in writes if w.answer.told is Told.RESULT}
+    committed, answered = _killed_once_durable(_CHILD_COMMITTING, tmp_path, 3000)
     assert committed >= 3000
     assert set(range(committed)) <= answered
