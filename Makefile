@@ -40,6 +40,7 @@ demo: $(STAMP)  ## the headline: silent loss under a client queue overflow, agai
 bench: $(STAMP)  ## engine vs raw-driver ratios, medians of several runs; then proxy, reconcile, capture
 	$(BIN)/astrachaos local up --nodes 1
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.placement
 	$(BIN)/python -m bench.proxy 50000
 	$(BIN)/python -m bench.reconcile_bench 1000000
 	$(BIN)/python -m bench.capture_proxy 1000000 20000
