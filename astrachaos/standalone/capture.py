@@ -32,11 +32,12 @@ from astrachaos.proxy.cql import (
     FrameError,
     Opcode,
     Statement,
+    execute_prepared_id,
     response_body,
     statement_of,
 )
 from astrachaos.proxy.statements import Kind, Shape, shape_of
-from astrachaos.standalone.capture_plan import WritePlan, execute_values, plan_of, prepared_id_of_execute
+from astrachaos.standalone.capture_plan import WritePlan, execute_values, plan_of
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,8 @@ class ConnectionCapture:
         """Whether `envelope` is an EXECUTE planned for the table schema known now (nothing to look up)."""
         if envelope.opcode != Opcode.EXECUTE or envelope.flags & Flag.CUSTOM_PAYLOAD:
             return False
-        prepared = self.capture.prepared.get(prepared_id_of_execute(envelope.body))
+        prepared_id = execute_prepared_id(envelope)
+        prepared = None if prepared_id is None else self.capture.prepared.get(prepared_id)
         if prepared is None or prepared.plan is None:
             return False
         keys = prepared.plan[0]

@@ -127,13 +127,6 @@ _VALUES, _PAGE_SIZE, _PAGING_STATE, _SERIAL, _TIMESTAMP, _NAMES = 0x01, 0x04, 0x
 _WITH_KEYSPACE = 0x80
 
 
-def prepared_id_of_execute(body: bytes) -> bytes:
-    """The prepared id an EXECUTE body starts with (empty when the body is too short to hold it)."""
-    if len(body) < 2:
-        return b""
-    return body[2 : 2 + _SHORT.unpack_from(body, 0)[0]]
-
-
 def execute_values(body: bytes, version: int) -> tuple[bytes, list[bytes | None], int | None] | None:
     """(prepared id, bound cells, timestamp) of an EXECUTE body, read with struct alone (the hot path).
 
