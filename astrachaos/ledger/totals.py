@@ -155,11 +155,10 @@ class TotalsKeeper:
 
 def kept_app_logged_success(conn: sqlite3.Connection) -> int | None:
     """The records last app-logged as a success as the writer counted them, if that holds; else None."""
-    row = conn.execute("SELECT value FROM meta WHERE name = 'app_logged'").fetchone()
-    try:
-        rows, successes = map(int, row[0].split())
-    except (TypeError, ValueError):  # no row, or "not kept"
+    kept = _meta_pair(conn, "main", "app_logged")
+    if kept is None:
         return None
+    rows, successes = kept
     (present,) = conn.execute("SELECT COUNT(*) FROM app_logs").fetchone()
     return successes if present == rows else None
 
@@ -175,13 +174,13 @@ def kept_totals(conn: sqlite3.Connection, run_started_ns: int) -> AckedTotals | 
     return totals
 
 
-def absorb_totals(conn: sqlite3.Connection, main_completions: int) -> None:
-    """Add an attached `segment`'s kept totals to the ledger's, inside the absorbing transaction.
-
-    `main_completions`: the ledger's completion rows before the segment's were added. The sum
-    holds when both kept theirs from the same start (a side without completions holds anyway).
+def absorb_totals(conn: sqlite3.Connection) -> None:
+    """Add an attached `segment`'s kept totals to the ledger's, inside the absorbing transaction,
+    before the segment's rows are added. The sum holds when both kept theirs from the same start
+    (a side without completions holds anyway).
     """
     _absorb_app_logged(conn)
+    main_completions = _completions(conn, "main")
     segment_completions = _completions(conn, "segment")
     if not main_completions and not segment_completions:
         return
@@ -207,11 +206,7 @@ def _absorb_app_logged(conn: sqlite3.Connection) -> None:
     counts = []
     for schema in ("main", "segment"):
         (rows,) = conn.execute(f"SELECT COUNT(*) FROM {schema}.app_logs").fetchone()
-        row = conn.execute(f"SELECT value FROM {schema}.meta WHERE name = 'app_logged'").fetchone()
-        try:
-            kept_rows, successes = map(int, row[0].split())
-        except (TypeError, ValueError):
-            kept_rows, successes = -1, 0
+        kept_rows, successes = _meta_pair(conn, schema, "app_logged") or (-1, 0)
         counts.append((rows, kept_rows, successes))
     if not counts[0][0] and not counts[1][0]:
         return
@@ -237,12 +232,18 @@ def _held(conn: sqlite3.Connection, schema: str, completions: int) -> tuple[bool
 
 
 def _state(conn: sqlite3.Connection, schema: str) -> tuple[int, int] | None:
-    row = conn.execute(f"SELECT value FROM {schema}.meta WHERE name = 'acked_totals'").fetchone()
+    """(started_ns, completion rows counted) of a ledger's kept totals, or None."""
+    return _meta_pair(conn, schema, "acked_totals")
+
+
+def _meta_pair(conn: sqlite3.Connection, schema: str, name: str) -> tuple[int, int] | None:
+    """A meta value of two integers ("<a> <b>"), or None when absent or "not kept"."""
+    row = conn.execute(f"SELECT value FROM {schema}.meta WHERE name = ?", (name,)).fetchone()
     try:
-        origin, counted = row[0].split()
-        return int(origin), int(counted)
-    except (TypeError, ValueError):  # no row, or "not kept"
+        first, second = map(int, row[0].split())
+    except (TypeError, ValueError):
         return None
+    return first, second
 
 
 def _completions(conn: sqlite3.Connection, schema: str) -> int:
