@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from astrachaos.events import AppLogged, DriverOutcome, EventBus, Record, RecordsPlanned, WriteCompleted
@@ -96,20 +97,29 @@ def test_kept_totals_are_not_used_for_another_start_or_extra_completions(tmp_pat
     assert kept == counted and kept.count == 10
 
 
-def test_segments_of_writer_processes_add_their_kept_totals(tmp_path: Path) -> None:
+def _merged_from_two_processes(tmp_path: Path, records: int, write: Callable[[EventBus, int], None]) -> None:
+    """`ledger.sqlite` absorbing the segments of two writer processes, each planning `records`
+    records from id 100 × process, then `write(bus, process)`."""
     segments = []
     for process in range(2):
         segment = tmp_path / f"ledger-p{process}.sqlite"
         part, bus = _writing(segment)
-        _records(bus, process * 100, 30, writer=process)
-        for rid in range(process * 100, process * 100 + 30):
-            _complete(bus, rid, ACKED if rid % 4 else FAILED, second=rid % 3)
+        _records(bus, process * 100, records, writer=process)
+        write(bus, process)
         part.close()
         segments.append(segment)
     main, _ = _writing(tmp_path / "ledger.sqlite")
     for segment in segments:
         main.absorb(segment)
     main.close()
+
+
+def test_segments_of_writer_processes_add_their_kept_totals(tmp_path: Path) -> None:
+    def complete(bus: EventBus, process: int) -> None:
+        for rid in range(process * 100, process * 100 + 30):
+            _complete(bus, rid, ACKED if rid % 4 else FAILED, second=rid % 3)
+
+    _merged_from_two_processes(tmp_path, 30, complete)
 
     assert Ledger.open(tmp_path / "ledger.sqlite").meta()["acked_totals"] == f"{START} 60"
     kept, counted = _totals(tmp_path / "ledger.sqlite")
@@ -164,17 +174,9 @@ def test_a_record_logged_twice_leaves_the_app_log_count_to_sql(tmp_path: Path) -
 
 
 def test_segments_add_their_app_log_counts(tmp_path: Path) -> None:
-    segments = []
-    for process in range(2):
-        segment = tmp_path / f"ledger-p{process}.sqlite"
-        part, bus = _writing(segment)
-        _records(bus, process * 100, 10, writer=process)
+    def log(bus: EventBus, process: int) -> None:
         bus.publish(AppLogged(tuple(range(process * 100, process * 100 + 10)), process == 0, 100))
-        part.close()
-        segments.append(segment)
-    main, _ = _writing(tmp_path / "ledger.sqlite")
-    for segment in segments:
-        main.absorb(segment)
-    main.close()
+
+    _merged_from_two_processes(tmp_path, 10, log)
 
     assert _logged(tmp_path / "ledger.sqlite") == ("20 10", 10, 10)
