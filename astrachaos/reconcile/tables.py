@@ -12,6 +12,7 @@ what is equal by then is dropped, what involves a write newer than scan start âˆ
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -116,14 +117,20 @@ def compare_tables(
     if progress:
         progress(len(done), len(ranges))
 
+    recording = threading.Lock()  # an engine's workers record while the main thread may stop
+    stopped = threading.Event()
+
     def record(outcome: RangeOutcome) -> None:
         token_range = outcome.token_range
-        if outcome.findings is None:
-            log.warning("token range %s not read: %s", token_range, outcome.error)
-            failed.append(token_range)
-        elif token_range not in done:  # an engine that ran a range twice still reports it once
-            checkpoint.record(token_range, outcome.findings)
-            done[token_range] = outcome.findings
+        with recording:
+            if stopped.is_set():  # after the interrupt was counted: it runs again on resume
+                return
+            if outcome.findings is None:
+                log.warning("token range %s not read: %s", token_range, outcome.error)
+                failed.append(token_range)
+            elif token_range not in done:  # an engine that ran a range twice still reports it once
+                checkpoint.record(token_range, outcome.findings)
+                done[token_range] = outcome.findings
         if progress:
             progress(len(done) + len(failed), len(ranges))
 
@@ -131,7 +138,10 @@ def compare_tables(
         todo = [r for r in ranges if r not in done]
         (engine or Threads(options.concurrency)).run(job, todo, record, context)
     except KeyboardInterrupt:
-        # The engine kept every range finished by now (checkpointed above); the rest run on resume.
+        # Every range recorded by now is checkpointed; none is recorded after this count (a worker
+        # still finishing one would otherwise add it to the file after the message was made).
+        with recording:
+            stopped.set()
         raise Interrupted(
             f"interrupted: {len(done)} of {len(ranges)} token ranges compared and "
             f"checkpointed in {checkpoint.path}",
