@@ -22,6 +22,7 @@ from typing import Any
 
 from xxhash import xxh3_64_hexdigest
 
+from astrachaos.collector import hot_phase
 from astrachaos.driver.table import RunTable
 from astrachaos.errors import EnvironmentProblem
 from astrachaos.events import DriverOutcome, FaultWindow
@@ -302,6 +303,7 @@ def verify(
     result = Verification(windows=list(windows))
     taken: list[LedgerRecord] = []  # acknowledged records found not `ok` (or left unread)
     with (
+        hot_phase(),
         ThreadPoolExecutor(2, thread_name_prefix="verify-totals") as pool,
         ledger.reading() as records,
         ledger.reading() as planned_reader,

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
+from astrachaos.collector import hot_phase
 from astrachaos.events import EventBus, RecordsPlanned
 from astrachaos.scenario import Scenario
 from astrachaos.workload.affinity import on_one_cpu
@@ -84,7 +85,7 @@ class Writers:
             for w in self._ids
         ]
         pinned = on_one_cpu(self._process) if self._scenario.workload.pin_cpu else nullcontext()
-        with pinned, gil_switch_interval(WRITE_SWITCH_INTERVAL_S):
+        with pinned, gil_switch_interval(WRITE_SWITCH_INTERVAL_S), hot_phase():
             for thread in self._threads:
                 thread.start()
             return self.run_until_stopped()
