@@ -33,6 +33,7 @@ class EngineRun:
     verify_s: float
     write_cpu_s: float  # process CPU from the start of writing to the start of verifying
     node_cpu_s: float | None = None  # the local node's CPU over the same span (None: not known)
+    run_dir: Path | None = None  # where the run left its ledger, to verify it again
 
     @property
     def node_cpu_us_per_record(self) -> float | None:
@@ -46,7 +47,7 @@ class EngineRun:
 
     @property
     def verify_rows_per_s(self) -> float:
-        """Verification read rate, as the engine measured it."""
+        """Verification read rate in the run, right after its writes, as the engine measured it."""
         return self.rows_read / self.verify_s if self.verify_s else 0.0
 
 
@@ -136,6 +137,7 @@ def run_engine(scenario: Scenario, out: Path) -> EngineRun:
         verify_s=result["verification"]["seconds"],
         write_cpu_s=cpu_at["verifying"] - cpu_at["writing"],
         node_cpu_s=_spent(node_at["writing"], node_at["verifying"]),
+        run_dir=runner.dir.path,
     )
 
 

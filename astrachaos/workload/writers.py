@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 import random
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
-from astrachaos.collector import hot_phase
 from astrachaos.events import EventBus, RecordsPlanned
+from astrachaos.interpreter import gil_switch_interval, hot_phase
 from astrachaos.scenario import Scenario
 from astrachaos.workload.affinity import on_one_cpu
 from astrachaos.workload.application import AppPattern
@@ -27,17 +26,6 @@ log = logging.getLogger(__name__)
 # and each hand-over costs more than the work it lets through. A writer whose window is full
 # blocks (and releases the GIL) long before 20 ms, so the I/O thread never waits that long.
 WRITE_SWITCH_INTERVAL_S = 0.02
-
-
-@contextmanager
-def gil_switch_interval(seconds: float) -> Iterator[None]:
-    """Run the block with `sys.setswitchinterval(seconds)`; the previous value after it."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(seconds)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(previous)
 
 
 @dataclass
