@@ -82,6 +82,7 @@ def run_suite(
                 ),
             )
             metrics.extend(_node_cpu_metrics(engines, writes, two))
+            metrics.extend(_collector_metrics(engines, writes))
             if measure_rss:
                 try:
                     metrics.append(_memory(plan, workdir, say))
@@ -105,7 +106,9 @@ def run_suite(
 
 def _repetitions(
     plan: BenchPlan, raw: Connection, workdir: Path, say: Say
-) -> tuple[list[EngineRun], list[RawWrite], list[RawScan], list[RawScan], list[EngineRun]]:
+) -> tuple[
+    list[EngineRun], list[RawWrite], list[RawScan], list[RawScan], list[EngineRun], list[RawScan]
+]:
     scenario = bench_scenario(plan, plan.records)
     two_processes = bench_scenario(plan, plan.records, name="bench-careful-2p", processes=2)
     warmup = bench_scenario(plan, plan.warmup_records, name="bench-warmup")
@@ -257,6 +260,24 @@ def _engine_revision() -> dict[str, str]:
     except (OSError, subprocess.CalledProcessError):
         return {"git_head": "unknown"}
     return {"git_head": head, "engine_files_uncommitted": str(len(dirty))}
+
+
+def _collector_metrics(engines: list[EngineRun], writes: list[RawWrite]) -> list[Metric]:
+    """Time each side's process spent in Python's cyclic collector, whose passes stop every thread.
+
+    The raw driver's results list keeps every future (and what it holds) alive until
+    `execute_concurrent_with_args` returns, so its passes walk more and more of them.
+    """
+    if not all(w.gc_s > 0 for w in writes):  # a ratio needs a baseline that collected at all
+        return []
+    return [
+        info_metric(
+            "client seconds in the cyclic collector per write phase",
+            "s",
+            [e.gc_s for e in engines],
+            [w.gc_s for w in writes],
+        )
+    ]
 
 
 def _node_cpu_metrics(engines: list[EngineRun], writes: list[RawWrite], two: list[EngineRun]) -> list[Metric]:
