@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import secrets
+import statistics
 import subprocess
 import time
 from collections.abc import Callable
@@ -14,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from astrachaos.driver.session import Connection, connect
-from astrachaos.driver.table import drop_table, ensure_table
+from astrachaos.driver.table import RunTable, drop_table, ensure_table
 from astrachaos.run.runner import resolve_profile, target_table
+from astrachaos.scenario import Scenario
 from astrachaos.verify.partitions import READ_AHEAD
 from bench.memory import peak_rss
 from bench.plan import BenchPlan, bench_scenario
@@ -27,6 +29,7 @@ Say = Callable[[str], None]
 WRITE_GOAL = 0.9
 PROCESSES_GOAL = 1.3
 VERIFY_GOAL = 0.9
+READ_ROUNDS = 3  # raw scan and verification pairs per repetition (their medians kept)
 RSS_CEILING_MB = 300.0
 NOTES = (
     "writes: the raw baseline's bound values are built before its clock starts; the engine "
@@ -41,9 +44,10 @@ NOTES = (
     "verification must: no digest, no ledger (planned digests per partition, the acknowledged "
     "totals the ledger's writer kept), no join; it runs on the bench's warm session, while "
     "verification reads on a Cluster of its own (connected untimed). The goal's verification is "
-    "`astrachaos verify` of each run again, interleaved with the scans in rotating order, so "
-    "that both read the node in the same state; verification in the run starts the moment the "
-    "writes end, while the node still works them off, and is shown beside it (a raw scan at "
+    f"`astrachaos verify` of each run again, {READ_ROUNDS} times alternating with the scan (the "
+    "medians of each repetition kept), so that both read the node in the same state; "
+    "verification in the run starts the moment the writes end, while the node still works "
+    "them off, and is shown beside it (a raw scan at "
     "that moment is slower by as much); the second baseline is a scan written by hand, one "
     "partition after another, the driver's default rows: concurrency alone beats it",
     "writes, 2 processes: the same writers spread over two writer processes (each its own "
@@ -106,9 +110,7 @@ def run_suite(
 
 def _repetitions(
     plan: BenchPlan, raw: Connection, workdir: Path, say: Say
-) -> tuple[
-    list[EngineRun], list[RawWrite], list[RawScan], list[RawScan], list[EngineRun], list[RawScan]
-]:
+) -> tuple[list[EngineRun], list[RawWrite], list[RawScan], list[RawScan], list[EngineRun], list[RawScan]]:
     scenario = bench_scenario(plan, plan.records)
     two_processes = bench_scenario(plan, plan.records, name="bench-careful-2p", processes=2)
     warmup = bench_scenario(plan, plan.warmup_records, name="bench-warmup")
@@ -134,22 +136,10 @@ def _repetitions(
             else:
                 writes.append(raw_write(raw.session, table, scenario, _raw_run_id(str(rep)),
                                         plan.concurrency))  # fmt: skip
-        reads = ["like", "again", "one"]
-        for read in reads[rep % 3 :] + reads[: rep % 3]:  # no read always first after the writes
-            if read == "one":
-                scans.append(
-                    raw_scan(raw.session, table, engines[-1].run_id, plan.buckets,
-                             scenario.verify.page_size, scenario.verify.read_consistency)
-                )  # fmt: skip
-            elif read == "like":
-                like_engine.append(
-                    raw_scan_like_engine(raw.session, table, engines[-1].run_id, plan.buckets,
-                                         scenario.verify.page_size, scenario.verify.read_consistency,
-                                         READ_AHEAD)
-                )  # fmt: skip
-            else:
-                assert engines[-1].run_dir is not None
-                again.append(reverify(engines[-1].run_dir))
+        one, like, verified = _reads(raw, table, scenario, engines[-1], rep, plan.buckets)
+        scans.append(one)
+        like_engine.append(like)
+        again.append(verified)
         for scanned in (scans[-1], like_engine[-1], again[-1]):
             if scanned.rows != engines[-1].rows_read:
                 raise BenchFailure(f"a scan read {scanned.rows} rows, the engine {engines[-1].rows_read}")
@@ -165,6 +155,34 @@ def _repetitions(
             f"{engines[-1].write_cpu_us_per_record:,.0f} raw {writes[-1].cpu_us_per_record:,.0f}"
         )
     return engines, writes, scans, like_engine, two, again
+
+
+def _reads(
+    raw: Connection, table: RunTable, scenario: Scenario, engine: EngineRun, rep: int, buckets: int
+) -> tuple[RawScan, RawScan, RawScan]:
+    """The engine run's rows read by hand, by the raw scan at the same concurrency and by
+    verification again; the last two READ_ROUNDS times each, alternating, their medians kept.
+
+    A read of 60,000 rows takes a quarter of a second: one pass of something else on the machine
+    moves a single pair far, so each repetition takes the median of several pairs.
+    """
+    spec = scenario.verify
+    assert engine.run_dir is not None
+    like: list[RawScan] = []
+    verified: list[RawScan] = []
+    for round_ in range(READ_ROUNDS):
+        for read in ("like", "again") if (rep + round_) % 2 == 0 else ("again", "like"):
+            if read == "like":
+                like.append(raw_scan_like_engine(raw.session, table, engine.run_id, buckets, spec.page_size,
+                                                 spec.read_consistency, READ_AHEAD))  # fmt: skip
+            else:
+                verified.append(reverify(engine.run_dir))
+    one = raw_scan(raw.session, table, engine.run_id, buckets, spec.page_size, spec.read_consistency)
+    return one, _median_read(like), _median_read(verified)
+
+
+def _median_read(reads: list[RawScan]) -> RawScan:
+    return RawScan(reads[0].run_id, reads[0].rows, statistics.median(r.seconds for r in reads))
 
 
 def _ratio_metrics(
