@@ -50,26 +50,43 @@ class Link:
         self.queue: asyncio.Queue[tuple[float, bytes, int] | None] = asyncio.Queue(QUEUED_CHUNKS)
         self.passed_since: dict[int, int] = {}  # toxic key → bytes written since it applied
         self._counter = f"bytes_{way.value}"
+        self._holding = False  # `run` has taken a chunk it has not finished writing
 
     async def put(self, data: bytes, mark: int = 0) -> None:
-        """Queue bytes for this direction, stamped with their arrival time.
+        """Send bytes in this direction: at once when no toxic is in force and nothing waits before
+        them, else queued (stamped with their arrival time) for `run`.
 
-        `mark`: the capture ledger number they wait for (written once it is committed; the pump
-        that queued them goes on reading meanwhile, so one commit covers many reads).
+        `mark`: the capture ledger number they wait for (committed before they go out).
         """
-        if data:
+        if not data:
+            return
+        if self.send_now(data, mark):
+            await self.writer.drain()  # returns at once unless the peer reads slower (back-pressure)
+        else:
             await self.queue.put((time.monotonic(), data, mark))
+
+    def send_now(self, data: bytes, mark: int = 0) -> bool:
+        """Hand `data` to the socket now, if no toxic is in force and nothing waits before it (the
+        hot path: no queue, no task hand-over); False: nothing done, `put` it instead."""
+        if self._holding or not self.queue.empty() or self.connection.host.toxics():
+            return False
+        self.connection.durable(mark)
+        self.writer.write(data)
+        self.connection.host.count(self._counter, len(data))
+        return True
 
     async def run(self) -> None:
         """Write queued chunks through the toxics until end of stream or a closing toxic."""
         host = self.connection.host
         while True:
+            self._holding = False
             item = await self.queue.get()
             if item is None:
                 with contextlib.suppress(OSError):
                     if self.writer.can_write_eof():
                         self.writer.write_eof()
                 return
+            self._holding = True
             arrived, data, mark = item
             self.connection.durable(mark)
             if not host.toxics():  # nothing to apply: what else is queued and durable goes in the same write
@@ -263,6 +280,11 @@ class ProxyConnection:
             read = self.relay.read_client(data)
             if isinstance(read, bytes):
                 upstream, answers = read, b""
+            elif (early := self.relay.forwardable(read)) is not None and self.upstream.send_now(early):
+                # On the node's way before they are looked at; recorded before any answer is read
+                # (no await in between), so the capture misses nothing.
+                upstream, answers = self.relay.answer_client(read, forwarded=True)
+                await self.upstream.writer.drain()
             else:  # this connection alone waits (e.g. for a table's schema); its frames stay in order
                 await self.relay.prepare(read)
                 upstream, answers = self.relay.answer_client(read)

@@ -71,6 +71,8 @@ class WriteObserver(Protocol):
 
     def commit_through(self, number: int) -> None: ...  # on the caller's thread, if not committed yet
 
+    def ready(self, envelopes: Sequence[Envelope]) -> bool: ...  # `request` needs nothing `prepare` awaits
+
 
 log = logging.getLogger(__name__)
 
@@ -186,19 +188,36 @@ class CqlRelay:
             return None
         return segments.last_raw if self._whole_segments else None
 
+    def forwardable(self, envelopes: Sequence[Envelope]) -> bytes | None:
+        """The segments `envelopes` came in, when they may go to the server before they are looked
+        at: received whole, no policy in force, and the capture needs nothing it must wait for.
+        The caller sends them, then calls `answer_client(envelopes, forwarded=True)`."""
+        if self._client_verbatim is None or self._policies():
+            return None
+        if self.capture is not None and not self.capture.ready(envelopes):
+            return None
+        return self._client_verbatim
+
     async def prepare(self, envelopes: Sequence[Envelope]) -> None:
         """Wait, without blocking the loop, for what recording `envelopes` needs (a table's schema)."""
         if self.capture is not None:
             await self.capture.prepare(envelopes)
 
-    def answer_client(self, envelopes: Sequence[Envelope]) -> tuple[bytes, bytes]:
-        """Client envelopes in; (bytes for the server, bytes answered to the client) out."""
+    def answer_client(self, envelopes: Sequence[Envelope], forwarded: bool = False) -> tuple[bytes, bytes]:
+        """Client envelopes in; (bytes for the server, bytes answered to the client) out.
+
+        `forwarded`: the caller sent them already (`forwardable`): they are only recorded, no
+        policy is offered them (one added since cannot act on them), nothing goes to the server.
+        """
         upstream: list[Envelope] = []
         answers: list[Envelope] = []
+        policies = () if forwarded else self._policies()
         for envelope in envelopes:
-            answer = self._client_envelope(envelope)
+            answer = self._client_envelope(envelope, policies)
             (upstream if answer is None else answers).append(answer or envelope)
         verbatim, self._client_verbatim = self._client_verbatim, None
+        if forwarded:
+            return b"", self._encode(answers)
         if verbatim is not None and not answers and _same(upstream, envelopes):
             return verbatim, b""
         return self._encode(upstream), self._encode(answers)
@@ -275,11 +294,10 @@ class CqlRelay:
         if self._topology is not None:
             self._topology.counts[what] += 1
 
-    def _client_envelope(self, envelope: Envelope) -> Envelope | None:
+    def _client_envelope(self, envelope: Envelope, policies: Sequence[RequestPolicy]) -> Envelope | None:
         """None to forward `envelope`, or the answer to send back instead."""
         if envelope.opcode == Opcode.STARTUP:
             return self._startup(envelope)
-        policies = self._policies()
         if not policies and envelope.opcode == Opcode.EXECUTE:
             prepared_id = execute_prepared_id(envelope)
             if prepared_id is not None:  # the hot path: no policy to decide, only its text to look at

@@ -185,6 +185,11 @@ class ConnectionCapture:
             self.capture.counts["schema_lookups_waited"] += 1
             await asyncio.wrap_future(reading)
 
+    def ready(self, envelopes: Sequence[Envelope]) -> bool:
+        """Whether `prepare` would have nothing to wait for: no writes, or EXECUTEs already planned."""
+        writes = (Opcode.QUERY, Opcode.EXECUTE, Opcode.BATCH)
+        return all(e.opcode not in writes or self._planned(e) for e in envelopes)
+
     def _planned(self, envelope: Envelope) -> bool:
         """Whether `envelope` is an EXECUTE planned for the table schema known now (nothing to look up)."""
         if envelope.opcode != Opcode.EXECUTE or envelope.flags & Flag.CUSTOM_PAYLOAD:
