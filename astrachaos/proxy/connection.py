@@ -26,6 +26,7 @@ from astrachaos.proxy.toxics import (
 
 CHUNK = 65536
 QUEUED_CHUNKS = 64  # past this the pump stops reading: TCP back-pressure, as a real link
+RECORDED_PER_STEP = 8  # requests forwarded unread are recorded this many per loop step
 
 
 class ConnectionHost(Protocol):
@@ -281,10 +282,13 @@ class ProxyConnection:
             if isinstance(read, bytes):
                 upstream, answers = read, b""
             elif (early := self.relay.forwardable(read)) is not None and self.upstream.send_now(early):
-                # On the node's way before they are looked at; recorded before any answer is read
-                # (no await in between), so the capture misses nothing.
+                # On the node's way before they are looked at. They are recorded a few at a time,
+                # letting the server pump in between: answers that arrive meanwhile go out at once
+                # (the relay records whatever they answer first, so the capture misses nothing).
                 upstream, answers = self.relay.answer_client(read, forwarded=True)
                 await self.upstream.writer.drain()
+                while self.relay.record_forwarded(RECORDED_PER_STEP):
+                    await asyncio.sleep(0)
             else:  # this connection alone waits (e.g. for a table's schema); its frames stay in order
                 await self.relay.prepare(read)
                 upstream, answers = self.relay.answer_client(read)

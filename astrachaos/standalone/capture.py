@@ -218,8 +218,11 @@ class ConnectionCapture:
             return None
         return keyspace, table
 
-    def request(self, envelope: Envelope, fault: str | None, refused: str | None) -> None:
-        """A client request: capture its writes. `refused`: the error class answered instead."""
+    def request(
+        self, envelope: Envelope, fault: str | None, refused: str | None, *, toxics: bool = True
+    ) -> None:
+        """A client request: capture its writes. `refused`: the error class answered instead;
+        `toxics`: whether toxics may have been in force as it was forwarded (False: none were)."""
         if envelope.opcode == Opcode.PREPARE:
             text = _query_text(envelope)
             if text is not None:
@@ -234,7 +237,7 @@ class ConnectionCapture:
         if envelope.flags & Flag.COMPRESSED:
             self.capture.counts["compressed_requests_not_followed"] += 1
             return
-        now = self.faults_now()
+        now = self.faults_now() if toxics else None
         faults = ", ".join(f for f in (fault, now) if f) if now else fault
         ids = self._planned_execute(envelope, faults)
         if ids is None:
