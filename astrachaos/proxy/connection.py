@@ -191,6 +191,7 @@ class ProxyConnection:
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._durable_mark = 0
+        self._answers_held: asyncio.Future[None] | None = None  # answers wait: sent requests unrecorded
         self.closed = False
 
     def affecting(self, way: Direction) -> list[ActiveToxic]:
@@ -282,17 +283,12 @@ class ProxyConnection:
             if self.relay is None:
                 await self.upstream.put(data)
                 continue
+            if self.relay.passes_unread() and self.upstream.send_now(data):
+                await self._record_sent(data)
+                continue
             read = self.relay.read_client(data)
             if isinstance(read, bytes):
                 upstream, answers = read, b""
-            elif (early := self.relay.forwardable(read)) is not None and self.upstream.send_now(early):
-                # On the node's way before they are looked at. They are recorded a few at a time,
-                # letting the server pump in between: answers that arrive meanwhile go out at once
-                # (the relay records whatever they answer first, so the capture misses nothing).
-                upstream, answers = self.relay.answer_client(read, forwarded=True)
-                await self.upstream.writer.drain()
-                while self.relay.record_forwarded(RECORDED_PER_STEP):
-                    await asyncio.sleep(0)
             else:  # this connection alone waits (e.g. for a table's schema); its frames stay in order
                 await self.relay.prepare(read)
                 upstream, answers = self.relay.answer_client(read)
@@ -300,8 +296,30 @@ class ProxyConnection:
             await self.downstream.put(answers, self.relay.mark)
         await self.upstream.queue.put(None)
 
+    async def _record_sent(self, data: bytes) -> None:
+        """Client bytes already on the node's way, read and recorded after: a few requests at a time,
+        letting the server pump in between (the relay records whatever an answer answers before
+        reading it, so the capture misses nothing and answers need not wait for a whole burst)."""
+        assert self.relay is not None
+        read = self.relay.read_client(data)
+        if isinstance(read, bytes):  # relayed raw from now on: they went out as they were
+            return
+        if not self.relay.ready(read):  # a table's schema to read first: its answers wait too
+            held = self._answers_held = asyncio.get_running_loop().create_future()
+            try:
+                await self.relay.prepare(read)
+            finally:
+                self._answers_held = None
+                held.set_result(None)
+        self.relay.answer_client(read, forwarded=True)
+        await self.upstream.writer.drain()
+        while self.relay.record_forwarded(RECORDED_PER_STEP):
+            await asyncio.sleep(0)
+
     async def _pump_server(self) -> None:
         while data := await _read(self.server_reader):
+            if self._answers_held is not None:
+                await self._answers_held
             if self.relay is None:
                 await self.downstream.put(data)
                 continue

@@ -196,15 +196,17 @@ class CqlRelay:
             return None
         return segments.last_raw if self._whole_segments else None
 
-    def forwardable(self, envelopes: Sequence[Envelope]) -> bytes | None:
-        """The segments `envelopes` came in, when they may go to the server before they are looked
-        at: received whole, no policy in force, and the capture needs nothing it must wait for.
-        The caller sends them, then calls `answer_client(envelopes, forwarded=True)`."""
-        if self._client_verbatim is None or self._policies():
-            return None
-        if self.capture is not None and not self.capture.ready(envelopes):
-            return None
-        return self._client_verbatim
+    def passes_unread(self) -> bool:
+        """Whether client bytes may go to the server before they are read: v5 framing is in force
+        (the handshake is over, nothing left for the relay to answer or change) and no policy is.
+        The caller sends them, then reads them (`read_client`), waits for what recording them
+        needs if not `ready` (holding the server's answers meanwhile), and hands them to
+        `answer_client(..., forwarded=True)`."""
+        return self._framed and not self._raw and not self._policies()
+
+    def ready(self, envelopes: Sequence[Envelope]) -> bool:
+        """Whether recording `envelopes` needs nothing `prepare` would wait for."""
+        return self.capture is None or self.capture.ready(envelopes)
 
     def record_forwarded(self, count: int | None = None) -> bool:
         """Record the first `count` (all: None) envelopes forwarded unrecorded; whether some remain."""
@@ -235,7 +237,7 @@ class CqlRelay:
     def answer_client(self, envelopes: Sequence[Envelope], forwarded: bool = False) -> tuple[bytes, bytes]:
         """Client envelopes in; (bytes for the server, bytes answered to the client) out.
 
-        `forwarded`: the caller sent them already (`forwardable`): nothing goes to the server; they
+        `forwarded`: the caller sent them already (`passes_unread`): nothing goes to the server; they
         are recorded later (`record_forwarded`, and before any answer to them is read), with no
         policy offered them (one added since cannot act on them).
         """
