@@ -27,10 +27,6 @@ from astrachaos.proxy.toxics import (
 CHUNK = 65536
 QUEUED_CHUNKS = 64  # past this the pump stops reading: TCP back-pressure, as a real link
 RECORDED_PER_STEP = 8  # requests forwarded unread are recorded this many per loop step
-# Answers read together go to the client in parts of this many, each as soon as it is recorded
-# and committed: the client starts on the first while the rest are recorded (it then sends its
-# next requests in smaller bursts too, so the node, the proxy and the client overlap).
-ANSWERS_PER_WRITE = 4  # 16 and 1 measured slower (fewer overlaps; a commit per answer)
 
 
 class ConnectionHost(Protocol):
@@ -323,8 +319,8 @@ class ProxyConnection:
             if self.relay is None:
                 await self.downstream.put(data)
                 continue
-            for out, mark in self.relay.server_parts(data, ANSWERS_PER_WRITE):
-                await self.downstream.put(out, mark)
+            out = self.relay.from_server(data)
+            await self.downstream.put(out, self.relay.mark)
         await self.downstream.queue.put(None)
 
     @property

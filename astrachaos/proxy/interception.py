@@ -18,7 +18,7 @@ import logging
 import struct
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -261,17 +261,9 @@ class CqlRelay:
 
     def from_server(self, data: bytes) -> bytes:
         """Server bytes in; bytes for the client out."""
-        return b"".join(part for part, _ in self.server_parts(data))
-
-    def server_parts(self, data: bytes, group: int | None = None) -> Iterator[tuple[bytes, int]]:
-        """Server bytes in; the bytes for the client out, each part with the capture `mark` it
-        must wait for (the answers it carries recorded). With `group`, framed answers go out in
-        parts of at most that many envelopes, each part made (recorded) only when the one before
-        is taken: the first answers of a large read need not wait for the recording of the rest.
-        """
         if self._raw:
-            yield data, self.mark
-            return
+            return data
+        out: list[bytes] = []
         try:
             while True:
                 framed_before = self._framed
@@ -281,31 +273,24 @@ class CqlRelay:
                     self._server_buffer += data
                     envelopes = [self._inflate(e) for e in split_envelopes(self._server_buffer, limit=1)]
                 data = b""
-                if framed_before and group is not None and len(envelopes) > group:
-                    for at in range(0, len(envelopes), group):
-                        part = envelopes[at : at + group]
-                        yield self._encode(self._server_envelopes(part)), self.mark
-                    break
-                kept = self._server_envelopes(envelopes)
+                if self._unrecorded:
+                    self._record_answered(envelopes)
+                kept = [e for e in (self._server_envelope(e) for e in envelopes) if e is not None]
                 if framed_before:
                     verbatim = self._verbatim(self._server_segments, self._server_buffer, envelopes)
-                    same = verbatim is not None and _same(kept, envelopes)
-                    yield (verbatim if verbatim is not None and same else self._encode(kept)), self.mark
+                    out.append(
+                        verbatim if verbatim is not None and _same(kept, envelopes) else self._encode(kept)
+                    )
                 else:
-                    yield b"".join(self._wire(e) for e in kept), self.mark
+                    out.append(b"".join(self._wire(e) for e in kept))
                 if framed_before or not envelopes:
                     break
                 if self._framed:  # switched: what follows READY is segments
                     data = bytes(self._server_buffer)
                     self._server_buffer.clear()
         except (FrameError, SegmentError) as error:
-            yield self._give_up(error, data), self.mark
-
-    def _server_envelopes(self, envelopes: list[Envelope]) -> list[Envelope]:
-        """What the client gets for the server's `envelopes` (recording any forwarded request first)."""
-        if self._unrecorded:
-            self._record_answered(envelopes)
-        return [e for e in (self._server_envelope(e) for e in envelopes) if e is not None]
+            out.append(self._give_up(error, data))
+        return b"".join(out)
 
     def _envelopes(self, data: bytes, segments: SegmentReader, buffer: bytearray) -> list[Envelope]:
         if self._framed:

@@ -4,8 +4,7 @@ v5 segments whose envelopes all pass unchanged are forwarded as received (no re-
 again); any change (a replaced answer, a rewritten system.local, an envelope split across
 segments) re-frames what goes out. An EXECUTE with no policy in force is not decoded in full,
 yet a prepared read of system.local is still rewritten. Requests sent to the node unread (no
-policy in force) are recorded before any answer to them is read, or when the connection closes;
-answers read together go out in parts, each recorded (with its capture mark) only when taken.
+policy in force) are recorded before any answer to them is read, or when the connection closes.
 """
 
 from __future__ import annotations
@@ -195,15 +194,3 @@ def test_requests_sent_unread_are_recorded_when_the_connection_closes_first() ->
     relay, observer = _forwarded(range(1, 3))
     relay.connection_closed()
     assert observer.log == [("request", 1), ("request", 2), ("closed", -1)]
-
-
-def test_answers_read_together_go_out_in_parts_each_with_its_mark() -> None:
-    relay, observer = _forwarded(range(1, 11))
-    answers = encode_segment(b"".join(_void(s).encode() for s in range(1, 11)))
-    parts = relay.server_parts(answers, group=4)
-    out, mark = next(parts)
-    assert [e.stream for e in _envelopes(out, False)] == [1, 2, 3, 4] and mark == 4
-    assert observer.log.count(("request", 5)) == 0  # the next part is not read before this one is taken
-    rest = list(parts)
-    assert [m for _, m in rest] == [8, 10]
-    assert [e.stream for part, _ in rest for e in _envelopes(part, False)] == list(range(5, 11))
