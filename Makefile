@@ -41,6 +41,7 @@ bench: $(STAMP)  ## engine vs raw-driver ratios, medians of several runs; then p
 	$(BIN)/astrachaos local up --nodes 1
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.placement
+	$(BIN)/python -m bench.raw_baselines
 	$(BIN)/python -m bench.proxy 50000
 	$(BIN)/python -m bench.reconcile_bench 1000000
 	$(BIN)/python -m bench.capture_proxy 1000000 20000

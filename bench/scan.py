@@ -12,6 +12,7 @@ import itertools
 import queue
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from astrachaos.driver.table import RunTable
@@ -115,3 +116,28 @@ def _partition_reader(
         return sum(1 for _ in session.execute(bound, execution_profile=profile))
 
     return read
+
+
+def reverify(run_dir: Path) -> RawScan:
+    """`astrachaos verify` of a saved run, timed as the run times it (its own Cluster, connected untimed).
+
+    Verifying a run again after its writes, next to a raw scan, compares the two at the same
+    state of the node: in the run, verification starts the moment the writes end, while the node
+    still works them off (a raw scan at that moment is slower by as much).
+    """
+    from astrachaos.run.saved import open_run
+    from astrachaos.verify.classify import RecordClass
+    from astrachaos.verify.connection import verify_run_table
+    from bench.writes import BenchFailure
+
+    saved = open_run(run_dir)
+    side, scenario = saved.primary, saved.scenario
+    profile = saved.profile(side)
+    with side.ledger() as ledger:
+        verification = verify_run_table(
+            profile, side.table(profile), saved.run_id, ledger, scenario, side.started_ns
+        )
+    ok = verification.counts[RecordClass.OK]
+    if ok != verification.records or verification.not_ok:
+        raise BenchFailure(f"verifying {saved.run_id} again found {ok} of {verification.records} records ok")
+    return RawScan(saved.run_id, verification.rows_read, verification.seconds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import secrets
+import statistics
 import subprocess
 import time
 from collections.abc import Callable
@@ -14,19 +15,21 @@ from pathlib import Path
 from typing import Any
 
 from astrachaos.driver.session import Connection, connect
-from astrachaos.driver.table import drop_table, ensure_table
+from astrachaos.driver.table import RunTable, drop_table, ensure_table
 from astrachaos.run.runner import resolve_profile, target_table
+from astrachaos.scenario import Scenario
 from astrachaos.verify.partitions import READ_AHEAD
 from bench.memory import peak_rss
 from bench.plan import BenchPlan, bench_scenario
 from bench.report import BenchReport, Metric, ceiling_metric, info_metric, ratio_metric
-from bench.scan import RawScan, raw_scan, raw_scan_like_engine
+from bench.scan import RawScan, raw_scan, raw_scan_like_engine, reverify
 from bench.writes import BenchFailure, EngineRun, RawWrite, raw_write, run_engine
 
 Say = Callable[[str], None]
 WRITE_GOAL = 0.9
 PROCESSES_GOAL = 1.3
 VERIFY_GOAL = 0.9
+READ_ROUNDS = 3  # raw scan and verification pairs per repetition (their medians kept)
 RSS_CEILING_MB = 300.0
 NOTES = (
     "writes: the raw baseline's bound values are built before its clock starts; the engine "
@@ -39,10 +42,14 @@ NOTES = (
     "partitions in flight, paged by callbacks), as the write goal's baseline writes at the same "
     "concurrency, so its ratio is the engine's own cost alone. The scan does less than "
     "verification must: no digest, no ledger (planned digests per partition, the acknowledged "
-    "totals the ledger's writer kept), no join; it runs on the bench's warm session after the "
-    "run, while verification reads on a Cluster of its own (connected untimed) right after the "
-    "write phase; the second baseline is a scan written by hand, one partition after another, "
-    "the driver's default rows: concurrency alone beats it",
+    "totals the ledger's writer kept), no join; it runs on the bench's warm session, while "
+    "verification reads on a Cluster of its own (connected untimed). The goal's verification is "
+    f"`astrachaos verify` of each run again, {READ_ROUNDS} times alternating with the scan (the "
+    "medians of each repetition kept), so that both read the node in the same state; "
+    "verification in the run starts the moment the writes end, while the node still works "
+    "them off, and is shown beside it (a raw scan at "
+    "that moment is slower by as much); the second baseline is a scan written by hand, one "
+    "partition after another, the driver's default rows: concurrency alone beats it",
     "writes, 2 processes: the same writers spread over two writer processes (each its own "
     "Cluster), against the same single-process raw baseline; Cassandra runs on the same 2 cores, "
     "so the client can only take what the server leaves",
@@ -66,8 +73,8 @@ def run_suite(
     with connect(profile) as raw:
         try:
             ensure_table(raw.session, table, scenario.schema_.replication_factor, astra=False)
-            engines, writes, scans, like_engine, two = _repetitions(plan, raw, workdir, say)
-            metrics, notes = _ratio_metrics(engines, writes, scans, like_engine), list(NOTES)
+            engines, writes, scans, like_engine, two, again = _repetitions(plan, raw, workdir, say)
+            metrics, notes = _ratio_metrics(engines, writes, scans, like_engine, again), list(NOTES)
             metrics.insert(
                 1,
                 ratio_metric(
@@ -79,6 +86,7 @@ def run_suite(
                 ),
             )
             metrics.extend(_node_cpu_metrics(engines, writes, two))
+            metrics.extend(_collector_metrics(engines, writes))
             if measure_rss:
                 try:
                     metrics.append(_memory(plan, workdir, say))
@@ -102,7 +110,7 @@ def run_suite(
 
 def _repetitions(
     plan: BenchPlan, raw: Connection, workdir: Path, say: Say
-) -> tuple[list[EngineRun], list[RawWrite], list[RawScan], list[RawScan], list[EngineRun]]:
+) -> tuple[list[EngineRun], list[RawWrite], list[RawScan], list[RawScan], list[EngineRun], list[RawScan]]:
     scenario = bench_scenario(plan, plan.records)
     two_processes = bench_scenario(plan, plan.records, name="bench-careful-2p", processes=2)
     warmup = bench_scenario(plan, plan.warmup_records, name="bench-warmup")
@@ -115,6 +123,7 @@ def _repetitions(
     scans: list[RawScan] = []
     like_engine: list[RawScan] = []
     two: list[EngineRun] = []
+    again: list[RawScan] = []  # each engine run verified again, next to the raw scans
     order = ["engine", "raw", "two"]
     for rep in range(plan.repetitions):
         # Rotate who goes first, so a drift in the machine's load favours no side.
@@ -127,36 +136,61 @@ def _repetitions(
             else:
                 writes.append(raw_write(raw.session, table, scenario, _raw_run_id(str(rep)),
                                         plan.concurrency))  # fmt: skip
-        for scan in ("one", "like") if rep % 2 == 0 else ("like", "one"):  # neither always second
-            if scan == "one":
-                scans.append(
-                    raw_scan(raw.session, table, engines[-1].run_id, plan.buckets,
-                             scenario.verify.page_size, scenario.verify.read_consistency)
-                )  # fmt: skip
-            else:
-                like_engine.append(
-                    raw_scan_like_engine(raw.session, table, engines[-1].run_id, plan.buckets,
-                                         scenario.verify.page_size, scenario.verify.read_consistency,
-                                         READ_AHEAD)
-                )  # fmt: skip
-        for scanned in (scans[-1], like_engine[-1]):
+        one, like, verified = _reads(raw, table, scenario, engines[-1], rep, plan.buckets)
+        scans.append(one)
+        like_engine.append(like)
+        again.append(verified)
+        for scanned in (scans[-1], like_engine[-1], again[-1]):
             if scanned.rows != engines[-1].rows_read:
-                raise BenchFailure(f"a raw scan read {scanned.rows} rows, the engine {engines[-1].rows_read}")
+                raise BenchFailure(f"a scan read {scanned.rows} rows, the engine {engines[-1].rows_read}")
         say(
             f"repetition {rep + 1}/{plan.repetitions}: writes/s engine "
             f"{engines[-1].writes_per_s:,.0f} raw {writes[-1].writes_per_s:,.0f} "
             f"2 processes {two[-1].writes_per_s:,.0f}; "
-            f"verify rows/s engine {engines[-1].verify_rows_per_s:,.0f} "
+            f"verify rows/s engine {again[-1].rows_per_s:,.0f} "
+            f"(in the run {engines[-1].verify_rows_per_s:,.0f}) "
             f"raw at the same concurrency {like_engine[-1].rows_per_s:,.0f} "
             f"(one partition at a time {scans[-1].rows_per_s:,.0f}); "
             "CPU us/record engine "
             f"{engines[-1].write_cpu_us_per_record:,.0f} raw {writes[-1].cpu_us_per_record:,.0f}"
         )
-    return engines, writes, scans, like_engine, two
+    return engines, writes, scans, like_engine, two, again
+
+
+def _reads(
+    raw: Connection, table: RunTable, scenario: Scenario, engine: EngineRun, rep: int, buckets: int
+) -> tuple[RawScan, RawScan, RawScan]:
+    """The engine run's rows read by hand, by the raw scan at the same concurrency and by
+    verification again; the last two READ_ROUNDS times each, alternating, their medians kept.
+
+    A read of 60,000 rows takes a quarter of a second: one pass of something else on the machine
+    moves a single pair far, so each repetition takes the median of several pairs.
+    """
+    spec = scenario.verify
+    assert engine.run_dir is not None
+    like: list[RawScan] = []
+    verified: list[RawScan] = []
+    for round_ in range(READ_ROUNDS):
+        for read in ("like", "again") if (rep + round_) % 2 == 0 else ("again", "like"):
+            if read == "like":
+                like.append(raw_scan_like_engine(raw.session, table, engine.run_id, buckets, spec.page_size,
+                                                 spec.read_consistency, READ_AHEAD))  # fmt: skip
+            else:
+                verified.append(reverify(engine.run_dir))
+    one = raw_scan(raw.session, table, engine.run_id, buckets, spec.page_size, spec.read_consistency)
+    return one, _median_read(like), _median_read(verified)
+
+
+def _median_read(reads: list[RawScan]) -> RawScan:
+    return RawScan(reads[0].run_id, reads[0].rows, statistics.median(r.seconds for r in reads))
 
 
 def _ratio_metrics(
-    engines: list[EngineRun], writes: list[RawWrite], scans: list[RawScan], like_engine: list[RawScan]
+    engines: list[EngineRun],
+    writes: list[RawWrite],
+    scans: list[RawScan],
+    like_engine: list[RawScan],
+    again: list[RawScan],
 ) -> list[Metric]:
     return [
         ratio_metric(
@@ -169,14 +203,20 @@ def _ratio_metrics(
         ratio_metric(
             "verification read rate (raw scan at the same concurrency)",
             "rows/s",
-            [e.verify_rows_per_s for e in engines],
+            [a.rows_per_s for a in again],
             [s.rows_per_s for s in like_engine],
             VERIFY_GOAL,
         ),
         info_metric(
-            "verification vs a raw scan one partition at a time",
+            "verification in the run, right after its writes (same raw scan)",
             "rows/s",
             [e.verify_rows_per_s for e in engines],
+            [s.rows_per_s for s in like_engine],
+        ),
+        info_metric(
+            "verification vs a raw scan one partition at a time",
+            "rows/s",
+            [a.rows_per_s for a in again],
             [s.rows_per_s for s in scans],
         ),
         # With the server as the bottleneck, CPU shows the engine's own cost that wall time hides.
@@ -238,6 +278,24 @@ def _engine_revision() -> dict[str, str]:
     except (OSError, subprocess.CalledProcessError):
         return {"git_head": "unknown"}
     return {"git_head": head, "engine_files_uncommitted": str(len(dirty))}
+
+
+def _collector_metrics(engines: list[EngineRun], writes: list[RawWrite]) -> list[Metric]:
+    """Time each side's process spent in Python's cyclic collector, whose passes stop every thread.
+
+    The raw driver's results list keeps every future (and what it holds) alive until
+    `execute_concurrent_with_args` returns, so its passes walk more and more of them.
+    """
+    if not all(w.gc_s > 0 for w in writes):  # a ratio needs a baseline that collected at all
+        return []
+    return [
+        info_metric(
+            "client seconds in the cyclic collector per write phase",
+            "s",
+            [e.gc_s for e in engines],
+            [w.gc_s for w in writes],
+        )
+    ]
 
 
 def _node_cpu_metrics(engines: list[EngineRun], writes: list[RawWrite], two: list[EngineRun]) -> list[Metric]:

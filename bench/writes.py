@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
@@ -33,6 +34,8 @@ class EngineRun:
     verify_s: float
     write_cpu_s: float  # process CPU from the start of writing to the start of verifying
     node_cpu_s: float | None = None  # the local node's CPU over the same span (None: not known)
+    run_dir: Path | None = None  # where the run left its ledger, to verify it again
+    gc_s: float = 0.0  # this process's time in the cyclic collector over the write phase
 
     @property
     def node_cpu_us_per_record(self) -> float | None:
@@ -46,7 +49,7 @@ class EngineRun:
 
     @property
     def verify_rows_per_s(self) -> float:
-        """Verification read rate, as the engine measured it."""
+        """Verification read rate in the run, right after its writes, as the engine measured it."""
         return self.rows_read / self.verify_s if self.verify_s else 0.0
 
 
@@ -59,6 +62,7 @@ class RawWrite:
     seconds: float
     cpu_s: float  # process CPU while the inserts ran
     node_cpu_s: float | None = None  # the local node's CPU while the inserts ran
+    gc_s: float = 0.0  # time in the cyclic collector while the inserts ran
 
     @property
     def node_cpu_us_per_record(self) -> float | None:
@@ -103,6 +107,24 @@ class NodeCpu:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class CollectorClock:
+    """Seconds this process has spent in Python's cyclic collector (each pass holds the GIL)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._began = 0.0
+        gc.callbacks.append(self._tick)
+
+    def _tick(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._began
+
+
+COLLECTOR = CollectorClock()
+
+
 def _spent(before: float | None, after: float | None) -> float | None:
     return None if before is None or after is None else after - before
 
@@ -112,10 +134,12 @@ def run_engine(scenario: Scenario, out: Path) -> EngineRun:
     cpu_at: dict[str, float] = {}
     node = NodeCpu(scenario)
     node_at: dict[str, float | None] = {}
+    gc_at: dict[str, float] = {}
 
     def mark(event: PhaseStarted) -> None:
         cpu_at[event.phase] = time.process_time()
         node_at[event.phase] = node.seconds()
+        gc_at[event.phase] = COLLECTOR.seconds
 
     runner = Runner(scenario, out)
     runner.events.subscribe(PhaseStarted, mark)
@@ -136,6 +160,8 @@ def run_engine(scenario: Scenario, out: Path) -> EngineRun:
         verify_s=result["verification"]["seconds"],
         write_cpu_s=cpu_at["verifying"] - cpu_at["writing"],
         node_cpu_s=_spent(node_at["writing"], node_at["verifying"]),
+        run_dir=runner.dir.path,
+        gc_s=gc_at["verifying"] - gc_at["writing"],
     )
 
 
@@ -160,13 +186,14 @@ def raw_write(session: Any, table: RunTable, scenario: Scenario, run_id: str, co
     values = record_values(scenario, run_id)
     node = NodeCpu(scenario)
     node_before = node.seconds()
-    began, cpu = time.perf_counter(), time.process_time()
+    began, cpu, collecting = time.perf_counter(), time.process_time(), COLLECTOR.seconds
     results = execute_concurrent_with_args(
         session, prepared, values, concurrency=concurrency, raise_on_first_error=True
     )
     seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    collecting = COLLECTOR.seconds - collecting
     node_cpu = _spent(node_before, node.seconds())
     failed = sum(1 for ok, _ in results if not ok)
     if failed:
         raise BenchFailure(f"raw write {run_id}: {failed} of {len(values)} inserts failed")
-    return RawWrite(run_id, len(values), seconds, cpu, node_cpu)
+    return RawWrite(run_id, len(values), seconds, cpu, node_cpu, collecting)

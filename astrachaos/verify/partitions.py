@@ -25,6 +25,7 @@ from xxhash import xxh3_64_hexdigest
 from astrachaos.driver.table import RunTable
 from astrachaos.errors import EnvironmentProblem
 from astrachaos.events import DriverOutcome, FaultWindow
+from astrachaos.interpreter import gil_switch_interval, hot_phase
 from astrachaos.ledger.reader import AckedTotals, LedgerReader, LedgerRecord, PlannedDigests, second_of
 from astrachaos.ledger.writer import Ledger
 from astrachaos.scenario import Verify
@@ -34,6 +35,11 @@ from astrachaos.workload.plan import Digest, applied_digest, digest_of
 log = logging.getLogger(__name__)
 _READ_ATTEMPTS = 3
 READ_AHEAD = 4  # partitions in flight while one is joined
+# The GIL's switch interval while verifying: the driver's I/O thread gets the GIL within 1 ms of
+# a reply arriving, though the main thread is digesting a page (CPython's default: 5 ms). A/B on a
+# 60,000-row run, medians of 7 interleaved verifications: 0.256 and 0.234 s at 1 ms, 0.279 and
+# 0.276 s at 5 ms, against a raw scan's 0.194 and 0.196 s.
+VERIFY_SWITCH_INTERVAL_S = 0.001
 PARKED_ROWS = 200_000  # rows read and kept until the acknowledged totals are counted (~40 MB)
 Stored = tuple[int, "int | None", str, int]  # key, record_id, digest, applications: a row as read
 
@@ -188,6 +194,12 @@ class PartitionReader:
         for bucket in itertools.islice(upcoming, ahead):
             read[bucket], attempts[bucket] = [], 1
             start(bucket)
+
+        def start_next() -> None:
+            for following in itertools.islice(upcoming, 1):
+                read[following], attempts[following] = [], 1
+                start(following)
+
         while read:
             bucket, page, more = pages.get()
             if isinstance(page, Exception):
@@ -198,17 +210,17 @@ class PartitionReader:
                     start(bucket)
                     continue
                 del read[bucket]
-                done: list[Stored] | Exception = page
-            else:
-                read[bucket].extend(_stored_rows(page, self.digest))
-                if more:
-                    continue
-                done = read.pop(bucket)
-                with self._count_lock:
-                    self.rows_read += len(done)
-            for following in itertools.islice(upcoming, 1):
-                read[following], attempts[following] = [], 1
-                start(following)
+                start_next()
+                yield bucket, page
+                continue
+            if not more:
+                start_next()  # the node reads the next partition while this last page is digested
+            read[bucket].extend(_stored_rows(page, self.digest))
+            if more:
+                continue
+            done = read.pop(bucket)
+            with self._count_lock:
+                self.rows_read += len(done)
             yield bucket, done
 
 
@@ -302,6 +314,8 @@ def verify(
     result = Verification(windows=list(windows))
     taken: list[LedgerRecord] = []  # acknowledged records found not `ok` (or left unread)
     with (
+        hot_phase(),
+        gil_switch_interval(VERIFY_SWITCH_INTERVAL_S),
         ThreadPoolExecutor(2, thread_name_prefix="verify-totals") as pool,
         ledger.reading() as records,
         ledger.reading() as planned_reader,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import random
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from astrachaos.events import EventBus, RecordsPlanned
+from astrachaos.interpreter import gil_switch_interval, hot_phase
 from astrachaos.scenario import Scenario
 from astrachaos.workload.affinity import on_one_cpu
 from astrachaos.workload.application import AppPattern
@@ -26,17 +26,6 @@ log = logging.getLogger(__name__)
 # and each hand-over costs more than the work it lets through. A writer whose window is full
 # blocks (and releases the GIL) long before 20 ms, so the I/O thread never waits that long.
 WRITE_SWITCH_INTERVAL_S = 0.02
-
-
-@contextmanager
-def gil_switch_interval(seconds: float) -> Iterator[None]:
-    """Run the block with `sys.setswitchinterval(seconds)`; the previous value after it."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(seconds)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(previous)
 
 
 @dataclass
@@ -84,7 +73,7 @@ class Writers:
             for w in self._ids
         ]
         pinned = on_one_cpu(self._process) if self._scenario.workload.pin_cpu else nullcontext()
-        with pinned, gil_switch_interval(WRITE_SWITCH_INTERVAL_S):
+        with pinned, gil_switch_interval(WRITE_SWITCH_INTERVAL_S), hot_phase():
             for thread in self._threads:
                 thread.start()
             return self.run_until_stopped()

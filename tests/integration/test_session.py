@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -77,9 +78,7 @@ def test_a_small_throttler_refuses_a_burst_against_the_real_node(local_profile: 
         DriverOverrides(max_concurrent_requests=2, max_queue_size=3)
     )
     with connect(profile) as connection:
-        futures = [
-            connection.throttled.execute_async("SELECT now() FROM system.local") for _ in range(50)
-        ]
+        futures = [connection.throttled.execute_async("SELECT now() FROM system.local") for _ in range(50)]
         errors = [f.exception(timeout=30) for f in futures]
         stats = connection.throttled.stats()
     refused = [e for e in errors if isinstance(e, RequestThrottlingError)]
@@ -135,3 +134,43 @@ def test_an_auth_failure_names_the_hosts_and_hides_the_password() -> None:
     assert "authentication failed at 127.0.0.1 port 9042" in str(problem)
     assert secret not in str(problem)
     assert problem.hint is not None and "ASTRACHAOS_PASSWORD" in problem.hint
+
+
+def test_answered_writes_are_freed_at_once_not_left_to_the_cycle_collector(local_profile: Profile) -> None:
+    """A completed request lets go of the driver's future and its cancelled timer.
+
+    With the collector off, a future still alive after its answer is one held by a reference
+    cycle (or by the driver's timer queue): each such write costs the run a full collection later.
+    """
+    import gc
+
+    from cassandra.cluster import ResponseFuture
+
+    with connect(local_profile) as connection:
+        session = connection.session
+        session.execute(
+            f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = "
+            "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+        )
+        session.execute(f"CREATE TABLE IF NOT EXISTS {KEYSPACE}.freed (id uuid PRIMARY KEY, payload text)")
+        insert = session.prepare(f"INSERT INTO {KEYSPACE}.freed (id, payload) VALUES (?, ?)")
+        errors: list[BaseException | None] = []
+        all_answered = threading.Event()
+
+        def answered(_response: Any, error: BaseException | None) -> None:
+            errors.append(error)
+            if len(errors) == 300:
+                all_answered.set()
+
+        gc.collect()
+        gc.disable()
+        try:
+            for n in range(300):
+                connection.throttled.submit(insert, answered, parameters=(uuid.uuid4(), f"p{n}"))
+            assert all_answered.wait(60)
+            assert connection.throttled.sync(60)  # the last completion has finished after its callback
+            alive = sum(1 for o in gc.get_objects() if isinstance(o, ResponseFuture))
+        finally:
+            gc.enable()
+    assert errors == [None] * 300
+    assert alive < 10, f"{alive} answered futures are still alive"
