@@ -50,6 +50,7 @@ def main(n: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         ledger = CaptureLedger(Path(tmp), max_pending_rows=10 * n)
         capture = WriteCapture(ledger, SchemaCache(lambda: schema))
+        capture.schema.refresh()  # known tables: the planned hot path, not "unknown table"
         capture.prepared[b"pid"] = _Prepared(text, shape_of(text), PreparedShape(b"pid", columns, [0]),
                                              statement_of(text))  # fmt: skip
         connection = capture.connection("node", lambda: None)

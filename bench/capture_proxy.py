@@ -6,7 +6,11 @@
    listening on 9042) and the proxy over the timed runs (from /proc): on two cores they share the
    CPU, so these say what bounds the ratio. At 0b793e1 on the shared machine (load 1.2-5.4, medians
    of 5): 0.63 (2,801 vs 4,452 rows/s), lz4 0.69 (3,074 vs 4,436); the proxy 78 µs per row (76 with
-   lz4), the client 243 vs 199 direct, the node 116 vs 71.
+   lz4), the client 243 vs 199 direct, the node 116 vs 71. On branch relay2 (uncompressed only,
+   `throughput(20000, repetitions=3)`, before/after interleaved, load 3.2-4.6): 0.651 and 0.677
+   (3,364 vs 5,169; 3,155 vs 4,662 rows/s) against 0.652 at 5fffb36 in between (2,813 vs 4,313);
+   the proxy 67 and 80 µs per row against 86, the client 206/222 (direct 172/200), the node
+   113/106 (direct 73/86). The ratio did not move: see the README's performance section.
 2. The proxy's peak RSS (VmHWM) over N captured writes (goal ≤ 300 MB at 1,000,000).
 3. `verify_capture` of those N writes vs a raw paged scan of the same rows (goal ≥ 0.8), alternating,
    three times each; the 1-minute load average is printed with each part (the machine is shared).

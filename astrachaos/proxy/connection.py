@@ -26,6 +26,7 @@ from astrachaos.proxy.toxics import (
 
 CHUNK = 65536
 QUEUED_CHUNKS = 64  # past this the pump stops reading: TCP back-pressure, as a real link
+RECORDED_PER_STEP = 8  # requests forwarded unread are recorded this many per loop step
 
 
 class ConnectionHost(Protocol):
@@ -50,26 +51,43 @@ class Link:
         self.queue: asyncio.Queue[tuple[float, bytes, int] | None] = asyncio.Queue(QUEUED_CHUNKS)
         self.passed_since: dict[int, int] = {}  # toxic key → bytes written since it applied
         self._counter = f"bytes_{way.value}"
+        self._holding = False  # `run` has taken a chunk it has not finished writing
 
     async def put(self, data: bytes, mark: int = 0) -> None:
-        """Queue bytes for this direction, stamped with their arrival time.
+        """Send bytes in this direction: at once when no toxic is in force and nothing waits before
+        them, else queued (stamped with their arrival time) for `run`.
 
-        `mark`: the capture ledger number they wait for (written once it is committed; the pump
-        that queued them goes on reading meanwhile, so one commit covers many reads).
+        `mark`: the capture ledger number they wait for (committed before they go out).
         """
-        if data:
+        if not data:
+            return
+        if self.send_now(data, mark):
+            await self.writer.drain()  # returns at once unless the peer reads slower (back-pressure)
+        else:
             await self.queue.put((time.monotonic(), data, mark))
+
+    def send_now(self, data: bytes, mark: int = 0) -> bool:
+        """Hand `data` to the socket now, if no toxic is in force and nothing waits before it (the
+        hot path: no queue, no task hand-over); False: nothing done, `put` it instead."""
+        if self._holding or not self.queue.empty() or self.connection.host.toxics():
+            return False
+        self.connection.durable(mark)
+        self.writer.write(data)
+        self.connection.host.count(self._counter, len(data))
+        return True
 
     async def run(self) -> None:
         """Write queued chunks through the toxics until end of stream or a closing toxic."""
         host = self.connection.host
         while True:
+            self._holding = False
             item = await self.queue.get()
             if item is None:
                 with contextlib.suppress(OSError):
                     if self.writer.can_write_eof():
                         self.writer.write_eof()
                 return
+            self._holding = True
             arrived, data, mark = item
             self.connection.durable(mark)
             if not host.toxics():  # nothing to apply: what else is queued and durable goes in the same write
@@ -169,6 +187,7 @@ class ProxyConnection:
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._durable_mark = 0
+        self._answers_held: asyncio.Future[None] | None = None  # answers wait: sent requests unrecorded
         self.closed = False
 
     def affecting(self, way: Direction) -> list[ActiveToxic]:
@@ -260,6 +279,9 @@ class ProxyConnection:
             if self.relay is None:
                 await self.upstream.put(data)
                 continue
+            if self.relay.passes_unread() and self.upstream.send_now(data):
+                await self._record_sent(data)
+                continue
             read = self.relay.read_client(data)
             if isinstance(read, bytes):
                 upstream, answers = read, b""
@@ -270,8 +292,30 @@ class ProxyConnection:
             await self.downstream.put(answers, self.relay.mark)
         await self.upstream.queue.put(None)
 
+    async def _record_sent(self, data: bytes) -> None:
+        """Client bytes already on the node's way, read and recorded after: a few requests at a time,
+        letting the server pump in between (the relay records whatever an answer answers before
+        reading it, so the capture misses nothing and answers need not wait for a whole burst)."""
+        assert self.relay is not None
+        read = self.relay.read_client(data)
+        if isinstance(read, bytes):  # relayed raw from now on: they went out as they were
+            return
+        if not self.relay.ready(read):  # a table's schema to read first: its answers wait too
+            held = self._answers_held = asyncio.get_running_loop().create_future()
+            try:
+                await self.relay.prepare(read)
+            finally:
+                self._answers_held = None
+                held.set_result(None)
+        self.relay.answer_client(read, forwarded=True)
+        await self.upstream.writer.drain()
+        while self.relay.record_forwarded(RECORDED_PER_STEP):
+            await asyncio.sleep(0)
+
     async def _pump_server(self) -> None:
         while data := await _read(self.server_reader):
+            if self._answers_held is not None:
+                await self._answers_held
             if self.relay is None:
                 await self.downstream.put(data)
                 continue

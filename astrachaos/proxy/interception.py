@@ -61,7 +61,9 @@ class WriteObserver(Protocol):
 
     async def prepare(self, envelopes: Sequence[Envelope]) -> None: ...
 
-    def request(self, envelope: Envelope, fault: str | None, refused: str | None) -> None: ...
+    def request(
+        self, envelope: Envelope, fault: str | None, refused: str | None, *, toxics: bool = True
+    ) -> None: ...  # toxics=False: it was forwarded when no toxic was in force
 
     def response(self, envelope: Envelope, replaced: Envelope | None) -> None: ...
 
@@ -70,6 +72,8 @@ class WriteObserver(Protocol):
     def closed(self) -> None: ...
 
     def commit_through(self, number: int) -> None: ...  # on the caller's thread, if not committed yet
+
+    def ready(self, envelopes: Sequence[Envelope]) -> bool: ...  # `request` needs nothing `prepare` awaits
 
 
 log = logging.getLogger(__name__)
@@ -156,6 +160,12 @@ class CqlRelay:
         self._pending_prepare: dict[int, str] = {}
         self._replace: dict[int, tuple[ErrorKind, Request]] = {}
         self._drop: set[int] = set()
+        # Envelopes forwarded before they were looked at (`forwardable`), in arrival order, and the
+        # position of each stream among them (counted from the first ever): each is recorded before
+        # an answer to it or to a later one is read, and meanwhile a few at a time between reads.
+        self._unrecorded: list[Envelope] = []
+        self._unrecorded_first = 0
+        self._unrecorded_at: dict[int, int] = {}
 
     @property
     def framed(self) -> bool:
@@ -186,17 +196,63 @@ class CqlRelay:
             return None
         return segments.last_raw if self._whole_segments else None
 
+    def passes_unread(self) -> bool:
+        """Whether client bytes may go to the server before they are read: v5 framing is in force
+        (the handshake is over, nothing left for the relay to answer or change) and no policy is.
+        The caller sends them, then reads them (`read_client`), waits for what recording them
+        needs if not `ready` (holding the server's answers meanwhile), and hands them to
+        `answer_client(..., forwarded=True)`."""
+        return self._framed and not self._raw and not self._policies()
+
+    def ready(self, envelopes: Sequence[Envelope]) -> bool:
+        """Whether recording `envelopes` needs nothing `prepare` would wait for."""
+        return self.capture is None or self.capture.ready(envelopes)
+
+    def record_forwarded(self, count: int | None = None) -> bool:
+        """Record the first `count` (all: None) envelopes forwarded unrecorded; whether some remain."""
+        pending = self._unrecorded
+        if not pending:
+            return False
+        taken = pending if count is None or count >= len(pending) else pending[:count]
+        self._unrecorded = [] if taken is pending else pending[len(taken) :]
+        self._unrecorded_first += len(taken)
+        at = self._unrecorded_at
+        for envelope in taken:
+            at.pop(envelope.stream, None)
+            self._client_envelope(envelope, (), toxics=False)  # no policy: never an answer of its own
+        return bool(self._unrecorded)
+
+    def _record_answered(self, envelopes: Sequence[Envelope]) -> None:
+        """Before answers are read: record the forwarded envelopes up to the last one they answer."""
+        at = self._unrecorded_at
+        through = max((at.get(e.stream, -1) for e in envelopes), default=-1)
+        if through >= 0:
+            self.record_forwarded(through - self._unrecorded_first + 1)
+
     async def prepare(self, envelopes: Sequence[Envelope]) -> None:
         """Wait, without blocking the loop, for what recording `envelopes` needs (a table's schema)."""
         if self.capture is not None:
             await self.capture.prepare(envelopes)
 
-    def answer_client(self, envelopes: Sequence[Envelope]) -> tuple[bytes, bytes]:
-        """Client envelopes in; (bytes for the server, bytes answered to the client) out."""
+    def answer_client(self, envelopes: Sequence[Envelope], forwarded: bool = False) -> tuple[bytes, bytes]:
+        """Client envelopes in; (bytes for the server, bytes answered to the client) out.
+
+        `forwarded`: the caller sent them already (`passes_unread`): nothing goes to the server; they
+        are recorded later (`record_forwarded`, and before any answer to them is read), with no
+        policy offered them (one added since cannot act on them).
+        """
+        if forwarded:
+            for envelope in envelopes:
+                self._unrecorded_at[envelope.stream] = self._unrecorded_first + len(self._unrecorded)
+                self._unrecorded.append(envelope)
+            self._client_verbatim = None
+            return b"", b""
+        self.record_forwarded()  # in order: what came first is recorded first
         upstream: list[Envelope] = []
         answers: list[Envelope] = []
+        policies = self._policies()
         for envelope in envelopes:
-            answer = self._client_envelope(envelope)
+            answer = self._client_envelope(envelope, policies)
             (upstream if answer is None else answers).append(answer or envelope)
         verbatim, self._client_verbatim = self._client_verbatim, None
         if verbatim is not None and not answers and _same(upstream, envelopes):
@@ -217,6 +273,8 @@ class CqlRelay:
                     self._server_buffer += data
                     envelopes = [self._inflate(e) for e in split_envelopes(self._server_buffer, limit=1)]
                 data = b""
+                if self._unrecorded:
+                    self._record_answered(envelopes)
                 kept = [e for e in (self._server_envelope(e) for e in envelopes) if e is not None]
                 if framed_before:
                     verbatim = self._verbatim(self._server_segments, self._server_buffer, envelopes)
@@ -275,15 +333,19 @@ class CqlRelay:
         if self._topology is not None:
             self._topology.counts[what] += 1
 
-    def _client_envelope(self, envelope: Envelope) -> Envelope | None:
-        """None to forward `envelope`, or the answer to send back instead."""
+    def _client_envelope(
+        self, envelope: Envelope, policies: Sequence[RequestPolicy], toxics: bool = True
+    ) -> Envelope | None:
+        """None to forward `envelope`, or the answer to send back instead.
+
+        `toxics`: whether a toxic may have been in force when it was forwarded (False: it was not).
+        """
         if envelope.opcode == Opcode.STARTUP:
             return self._startup(envelope)
-        policies = self._policies()
         if not policies and envelope.opcode == Opcode.EXECUTE:
             prepared_id = execute_prepared_id(envelope)
             if prepared_id is not None:  # the hot path: no policy to decide, only its text to look at
-                self._forward_execute(envelope, prepared_id)
+                self._forward_execute(envelope, prepared_id, toxics)
                 return None
         request = read_request(envelope, self._prepared.snapshot())
         if request is None:
@@ -291,7 +353,7 @@ class CqlRelay:
         if request.opcode == Opcode.PREPARE:
             self._pending_prepare[request.stream] = request.statements[0].text or ""
             if self.capture is not None:
-                self.capture.request(envelope, None, None)
+                self.capture.request(envelope, None, None, toxics=toxics)
             return None
         if self._topology is not None:
             table = system_table(request.statements[0].text if request.statements else None)
@@ -315,17 +377,17 @@ class CqlRelay:
                 self.capture.request(envelope, decision.fault, None)
             return None
         if self.capture is not None:
-            self.capture.request(envelope, None, None)
+            self.capture.request(envelope, None, None, toxics=toxics)
         return None
 
-    def _forward_execute(self, envelope: Envelope, prepared_id: bytes) -> None:
+    def _forward_execute(self, envelope: Envelope, prepared_id: bytes, toxics: bool) -> None:
         """An EXECUTE no policy looks at: note a read of system.local/peers, capture it."""
         if self._topology is not None:
             table = system_table(self._prepared.snapshot().get(prepared_id))
             if table is not None:
                 self._system[envelope.stream] = table
         if self.capture is not None:
-            self.capture.request(envelope, None, None)
+            self.capture.request(envelope, None, None, toxics=toxics)
 
     def _startup(self, envelope: Envelope) -> Envelope | None:
         """Learn the version and compression; refuse a compression this relay cannot read."""
@@ -353,6 +415,7 @@ class CqlRelay:
 
     def connection_closed(self) -> None:
         """The proxied connection closed (either side): writes in flight learn it."""
+        self.record_forwarded()
         if self.capture is not None:
             self.capture.closed()
 
@@ -411,6 +474,7 @@ class CqlRelay:
         return encode_envelopes(data, self._lz4_segments) if self._framed else data
 
     def _give_up(self, error: Exception, data: bytes) -> bytes:
+        self.record_forwarded()  # their answers will not be read
         tls = data[:1] == b"\x16"  # a TLS handshake record
         log.warning("cannot follow the CQL stream (%s): relaying this connection raw%s", error,
                     " (a TLS client: run the proxy with --tcp)" if tls else "")  # fmt: skip

@@ -185,6 +185,11 @@ class ConnectionCapture:
             self.capture.counts["schema_lookups_waited"] += 1
             await asyncio.wrap_future(reading)
 
+    def ready(self, envelopes: Sequence[Envelope]) -> bool:
+        """Whether `prepare` would have nothing to wait for: no writes, or EXECUTEs already planned."""
+        writes = (Opcode.QUERY, Opcode.EXECUTE, Opcode.BATCH)
+        return all(e.opcode not in writes or self._planned(e) for e in envelopes)
+
     def _planned(self, envelope: Envelope) -> bool:
         """Whether `envelope` is an EXECUTE planned for the table schema known now (nothing to look up)."""
         if envelope.opcode != Opcode.EXECUTE or envelope.flags & Flag.CUSTOM_PAYLOAD:
@@ -213,8 +218,11 @@ class ConnectionCapture:
             return None
         return keyspace, table
 
-    def request(self, envelope: Envelope, fault: str | None, refused: str | None) -> None:
-        """A client request: capture its writes. `refused`: the error class answered instead."""
+    def request(
+        self, envelope: Envelope, fault: str | None, refused: str | None, *, toxics: bool = True
+    ) -> None:
+        """A client request: capture its writes. `refused`: the error class answered instead;
+        `toxics`: whether toxics may have been in force as it was forwarded (False: none were)."""
         if envelope.opcode == Opcode.PREPARE:
             text = _query_text(envelope)
             if text is not None:
@@ -229,7 +237,7 @@ class ConnectionCapture:
         if envelope.flags & Flag.COMPRESSED:
             self.capture.counts["compressed_requests_not_followed"] += 1
             return
-        now = self.faults_now()
+        now = self.faults_now() if toxics else None
         faults = ", ".join(f for f in (fault, now) if f) if now else fault
         ids = self._planned_execute(envelope, faults)
         if ids is None:

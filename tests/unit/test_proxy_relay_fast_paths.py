@@ -3,7 +3,8 @@
 v5 segments whose envelopes all pass unchanged are forwarded as received (no re-framing, no lz4
 again); any change (a replaced answer, a rewritten system.local, an envelope split across
 segments) re-frames what goes out. An EXECUTE with no policy in force is not decoded in full,
-yet a prepared read of system.local is still rewritten.
+yet a prepared read of system.local is still rewritten. Requests sent to the node unread (no
+policy in force) are recorded before any answer to them is read, or when the connection closes.
 """
 
 from __future__ import annotations
@@ -128,3 +129,68 @@ def test_policies_see_an_execute_with_its_prepared_text() -> None:
     relay, _ = _framed_relay(None, [lambda r: seen.append(r)], prepared=prepared)
     relay.from_client(encode_segment(_execute(3).encode()))
     assert [(r.stream, r.statements[0].table, r.prepared_ids) for r in seen] == [(3, "t", [b"pid"])]
+
+
+class _Observer:
+    """A capture that logs what it is told, in order; its mark counts the answers recorded."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, int]] = []
+        self.mark = 0
+        self.toxics: list[bool] = []
+
+    async def prepare(self, envelopes: object) -> None:
+        return None
+
+    def ready(self, envelopes: object) -> bool:
+        return True
+
+    def request(
+        self, envelope: Envelope, fault: str | None, refused: str | None, *, toxics: bool = True
+    ) -> None:
+        self.log.append(("request", envelope.stream))
+        self.toxics.append(toxics)
+
+    def response(self, envelope: Envelope, replaced: Envelope | None) -> None:
+        self.log.append(("answer", envelope.stream))
+        self.mark += 1
+
+    def dropped(self, stream: int) -> None:
+        self.log.append(("dropped", stream))
+
+    def closed(self) -> None:
+        self.log.append(("closed", -1))
+
+    def commit_through(self, number: int) -> None:
+        return None
+
+
+def _forwarded(streams: range) -> tuple[CqlRelay, _Observer]:
+    """A framed relay whose client already sent EXECUTEs on `streams` unread (`passes_unread`)."""
+    observer = _Observer()
+    relay = CqlRelay(PreparedStatements(), lambda: [], capture=observer)
+    relay.from_client(_startup(None))
+    relay.from_server(Envelope(5, True, 0, 0, Opcode.READY, b"").encode())
+    assert relay.passes_unread()
+    read = relay.read_client(encode_segment(b"".join(_execute(s).encode() for s in streams)))
+    assert isinstance(read, list) and relay.ready(read)
+    assert relay.answer_client(read, forwarded=True) == (b"", b"")  # nothing to send again
+    return relay, observer
+
+
+def test_a_request_sent_unread_is_recorded_before_its_answer_is_read() -> None:
+    relay, observer = _forwarded(range(1, 6))
+    assert observer.log == []  # recorded later, a few at a time or when answered
+    relay.from_server(encode_segment(_void(3).encode()))
+    assert observer.log == [("request", 1), ("request", 2), ("request", 3), ("answer", 3)]
+    assert relay.record_forwarded(1)  # one more; some remain
+    assert not relay.record_forwarded()
+    relay.from_server(encode_segment(_void(5).encode()))
+    assert observer.log[4:] == [("request", 4), ("request", 5), ("answer", 5)]
+    assert observer.toxics == [False] * 5  # forwarded with no toxic in force: none is named
+
+
+def test_requests_sent_unread_are_recorded_when_the_connection_closes_first() -> None:
+    relay, observer = _forwarded(range(1, 3))
+    relay.connection_closed()
+    assert observer.log == [("request", 1), ("request", 2), ("closed", -1)]
