@@ -43,6 +43,7 @@ bench: $(STAMP)  ## engine vs raw-driver ratios, medians of several runs; then p
 	$(BIN)/python -m bench.placement
 	$(BIN)/python -m bench.raw_baselines
 	$(BIN)/python -m bench.proxy 50000
+	$(BIN)/python -m bench.proxy_modes 20000 5
 	$(BIN)/python -m bench.reconcile_bench 1000000
 	$(BIN)/python -m bench.capture_proxy 1000000 20000
 	$(BIN)/python -m bench.capture_hot_path 100000

@@ -45,12 +45,14 @@ def _free_port() -> int:
 
 
 class _Proxy:
-    """`astrachaos proxy --capture DIR` in a subprocess; its peak RSS read from /proc."""
+    """`astrachaos proxy` (`--capture DIR` unless None, and `options`) in a subprocess; its peak RSS."""
 
-    def __init__(self, capture: Path) -> None:
+    def __init__(self, capture: Path | None, options: tuple[str, ...] = ()) -> None:
         self.port = _free_port()
         command = [sys.executable, "-m", "astrachaos", "proxy", "--upstream", "127.0.0.1:9042",
-                   "--listen", f"127.0.0.1:{self.port}", "--capture", str(capture), "--no-api"]  # fmt: skip
+                   "--listen", f"127.0.0.1:{self.port}", "--no-api", *options]  # fmt: skip
+        if capture is not None:
+            command += ["--capture", str(capture)]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert self.process.stdout is not None
         for line in self.process.stdout:

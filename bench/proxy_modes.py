@@ -1,0 +1,72 @@
+"""`python -m bench.proxy_modes [ROWS] [REPETITIONS]`: what each layer of the proxy costs a client.
+
+The same client (the raw Python driver, `execute_concurrent_with_args` at concurrency 64) writes
+ROWS rows straight to the local node and through three proxies started side by side: `--tcp`
+(bytes forwarded, nothing read), CQL (frames read, no capture) and `--capture`. The four are
+interleaved in rotating order; printed per mode: the median rows/s, its ratio to direct, and the
+median CPU µs per row of the client, the node and the proxy.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.capture_proxy import _cpu_s, _node_pid, _Proxy, _session, _table, _write
+
+KS = "proxy_bench"
+CONCURRENCY = 64
+
+
+def main(rows: int, repetitions: int) -> None:
+    """Interleave the four modes; print each one's medians."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proxies = {
+            "--tcp": _Proxy(None, ("--tcp",)),
+            "CQL": _Proxy(None),
+            "--capture": _Proxy(Path(tmp) / "c"),
+        }
+        try:
+            cluster, direct = _session(9042)
+            table = _table(direct)
+            sessions = {"direct": direct, **{mode: _session(p.port)[1] for mode, p in proxies.items()}}
+            node, client = _node_pid(), os.getpid()
+            rates: dict[str, list[float]] = {mode: [] for mode in sessions}
+            cpu: dict[tuple[str, str], list[float]] = {}
+            first = 0
+            for session in sessions.values():  # warm-up: prepares, the node's JIT and caches
+                _write(session, table, first, 5_000, CONCURRENCY)
+                first += 5_000
+            modes = list(sessions)
+            for rep in range(repetitions):
+                for mode in modes[rep % 4 :] + modes[: rep % 4]:
+                    proxy = proxies[mode].process.pid if mode in proxies else None
+                    pids = {"client": client, "node": node, "proxy": proxy}
+                    before = {name: _cpu_s(pid) for name, pid in pids.items()}
+                    rates[mode].append(_write(sessions[mode], table, first, rows, CONCURRENCY))
+                    first += rows
+                    for name, pid in pids.items():
+                        if pid is not None:
+                            cpu.setdefault((mode, name), []).append((_cpu_s(pid) - before[name]) * 1e6 / rows)
+            direct.execute(f"DROP TABLE {KS}.{table}")
+            cluster.shutdown()
+        finally:
+            for proxy_process in proxies.values():
+                proxy_process.stop()
+    base = statistics.median(rates["direct"])
+    for mode, measured in rates.items():
+        rate = statistics.median(measured)
+        costs = ", ".join(
+            f"{name} {statistics.median(cpu[(mode, name)]):.0f}"
+            for name in ("client", "node", "proxy")
+            if (mode, name) in cpu
+        )
+        print(f"{mode}: {rate:,.0f} rows/s, {rate / base:.2f} of direct; CPU us per row: {costs}")
+    print(f"medians of {repetitions} x {rows:,} rows, load average {os.getloadavg()[0]:.1f} after")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000, int(sys.argv[2]) if len(sys.argv) > 2 else 3)
