@@ -15,7 +15,6 @@ import secrets
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from astrachaos.driver.table import RunTable, drop_table, ensure_table
 from astrachaos.run.runner import resolve_profile, target_table
 from astrachaos.scenario import Scenario
 from bench.plan import BenchPlan, bench_scenario
-from bench.writes import COLLECTOR, BenchFailure, record_values, run_engine
+from bench.writes import raw_write, run_engine
 
 SIDES = ("raw, results list", "raw, results generator", "engine")
 
@@ -33,25 +32,8 @@ SIDES = ("raw, results list", "raw, results generator", "engine")
 def _raw(
     session: Any, table: RunTable, scenario: Scenario, concurrency: int, generator: bool
 ) -> tuple[float, ...]:
-    from cassandra.concurrent import execute_concurrent_with_args
-
-    prepared = session.prepare(table.insert_cql(scenario.schema_.ttl_s))
-    prepared.is_idempotent = True  # as the engine marks its inserts
-    values = record_values(scenario, f"bench-raw-{secrets.token_hex(3)}")
-    collecting, began, cpu = COLLECTOR.seconds, time.perf_counter(), time.process_time()
-    results = execute_concurrent_with_args(
-        session,
-        prepared,
-        values,
-        concurrency=concurrency,
-        raise_on_first_error=True,
-        results_generator=generator,
-    )
-    failed = sum(1 for ok, _ in results if not ok)  # a generator runs to its end here
-    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
-    if failed:
-        raise BenchFailure(f"{failed} of {len(values)} raw inserts failed")
-    return len(values) / seconds, cpu / len(values) * 1e6, COLLECTOR.seconds - collecting
+    run = raw_write(session, table, scenario, f"bench-raw-{secrets.token_hex(3)}", concurrency, generator)
+    return run.writes_per_s, run.cpu_us_per_record, run.gc_s
 
 
 def main(argv: list[str] | None = None) -> int:

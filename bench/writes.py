@@ -177,8 +177,19 @@ def record_values(scenario: Scenario, run_id: str) -> list[tuple[Any, ...]]:
     ]  # fmt: skip
 
 
-def raw_write(session: Any, table: RunTable, scenario: Scenario, run_id: str, concurrency: int) -> RawWrite:
-    """Insert the scenario's records with the driver alone; only the inserts are timed."""
+def raw_write(
+    session: Any,
+    table: RunTable,
+    scenario: Scenario,
+    run_id: str,
+    concurrency: int,
+    results_generator: bool = False,
+) -> RawWrite:
+    """Insert the scenario's records with the driver alone; only the inserts are timed.
+
+    `results_generator`: the driver's option that keeps no results (nor their futures) alive; the
+    generator sends as it is read, so the results are counted inside the timing either way.
+    """
     from cassandra.concurrent import execute_concurrent_with_args
 
     prepared = session.prepare(table.insert_cql(scenario.schema_.ttl_s))
@@ -188,12 +199,13 @@ def raw_write(session: Any, table: RunTable, scenario: Scenario, run_id: str, co
     node_before = node.seconds()
     began, cpu, collecting = time.perf_counter(), time.process_time(), COLLECTOR.seconds
     results = execute_concurrent_with_args(
-        session, prepared, values, concurrency=concurrency, raise_on_first_error=True
-    )
+        session, prepared, values, concurrency=concurrency, raise_on_first_error=True,
+        results_generator=results_generator,
+    )  # fmt: skip
+    failed = sum(1 for ok, _ in results if not ok)
     seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     collecting = COLLECTOR.seconds - collecting
     node_cpu = _spent(node_before, node.seconds())
-    failed = sum(1 for ok, _ in results if not ok)
     if failed:
         raise BenchFailure(f"raw write {run_id}: {failed} of {len(values)} inserts failed")
     return RawWrite(run_id, len(values), seconds, cpu, node_cpu, collecting)
