@@ -101,20 +101,31 @@ def _node_pid(port: int = 9042) -> int | None:
 
 
 class _Cpu:
-    """CPU µs per row of the client (this process), the node and the proxy over one timed run."""
+    """CPU µs per row of the client (this process), the node and a proxy over each timed run, by mode."""
 
-    def __init__(self, proxy_pid: int | None, node_pid: int | None) -> None:
-        self.pids = {"client": os.getpid(), "node": node_pid, "proxy": proxy_pid}
-        self.runs: dict[str, dict[str, list[float]]] = {"direct": {}, "proxied": {}}
+    def __init__(self, node_pid: int | None) -> None:
+        self.node_pid = node_pid
+        self.runs: dict[str, dict[str, list[float]]] = {}
 
-    def measure(self, mode: str, session: Any, table: str, first: int, rows: int, concurrency: int) -> float:
-        """`_write` timed, with every process's CPU time over it."""
-        before = {name: _cpu_s(pid) for name, pid in self.pids.items()}
+    def measure(
+        self,
+        mode: str,
+        proxy_pid: int | None,
+        session: Any,
+        table: str,
+        first: int,
+        rows: int,
+        concurrency: int,
+    ) -> float:
+        """`_write` timed, with every process's CPU time over it (no proxy: `proxy_pid` None)."""
+        pids = {"client": os.getpid(), "node": self.node_pid, "proxy": proxy_pid}
+        pids = {name: pid for name, pid in pids.items() if pid is not None}
+        before = {name: _cpu_s(pid) for name, pid in pids.items()}
         rate = _write(session, table, first, rows, concurrency)
-        for name, pid in self.pids.items():
-            if mode == "direct" and name == "proxy":
-                continue
-            self.runs[mode].setdefault(name, []).append((_cpu_s(pid) - before[name]) * 1e6 / rows)
+        for name, pid in pids.items():
+            self.runs.setdefault(mode, {}).setdefault(name, []).append(
+                (_cpu_s(pid) - before[name]) * 1e6 / rows
+            )
         return rate
 
     def medians(self) -> dict[str, dict[str, float]]:
@@ -183,11 +194,15 @@ def throughput(
             direct_cluster, direct = _session(9042, compression)
             table = _table(direct)
             proxied_cluster, proxied = _session(proxy.port, compression)
-            cpu = _Cpu(proxy.process.pid, _node_pid())
+            cpu = _Cpu(_node_pid())
             for rep in range(repetitions):
-                direct_rates.append(cpu.measure("direct", direct, table, 2 * rep * rows, rows, concurrency))
+                direct_rates.append(
+                    cpu.measure("direct", None, direct, table, 2 * rep * rows, rows, concurrency)
+                )
                 proxied_rates.append(
-                    cpu.measure("proxied", proxied, table, (2 * rep + 1) * rows, rows, concurrency)
+                    cpu.measure(
+                        "proxied", proxy.process.pid, proxied, table, (2 * rep + 1) * rows, rows, concurrency
+                    )
                 )
             direct.execute(f"DROP TABLE {KS}.{table}")
             direct_cluster.shutdown()

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.capture_proxy import _cpu_s, _node_pid, _Proxy, _session, _table, _write
+from bench.capture_proxy import _Cpu, _node_pid, _Proxy, _session, _table, _write
 
 KS = "proxy_bench"
 CONCURRENCY = 64
@@ -33,9 +33,8 @@ def main(rows: int, repetitions: int) -> None:
             cluster, direct = _session(9042)
             table = _table(direct)
             sessions = {"direct": direct, **{mode: _session(p.port)[1] for mode, p in proxies.items()}}
-            node, client = _node_pid(), os.getpid()
+            cpu = _Cpu(_node_pid())
             rates: dict[str, list[float]] = {mode: [] for mode in sessions}
-            cpu: dict[tuple[str, str], list[float]] = {}
             first = 0
             for session in sessions.values():  # warm-up: prepares, the node's JIT and caches
                 _write(session, table, first, 5_000, CONCURRENCY)
@@ -44,27 +43,21 @@ def main(rows: int, repetitions: int) -> None:
             for rep in range(repetitions):
                 for mode in modes[rep % 4 :] + modes[: rep % 4]:
                     proxy = proxies[mode].process.pid if mode in proxies else None
-                    pids = {"client": client, "node": node, "proxy": proxy}
-                    before = {name: _cpu_s(pid) for name, pid in pids.items()}
-                    rates[mode].append(_write(sessions[mode], table, first, rows, CONCURRENCY))
+                    rates[mode].append(
+                        cpu.measure(mode, proxy, sessions[mode], table, first, rows, CONCURRENCY)
+                    )
                     first += rows
-                    for name, pid in pids.items():
-                        if pid is not None:
-                            cpu.setdefault((mode, name), []).append((_cpu_s(pid) - before[name]) * 1e6 / rows)
             direct.execute(f"DROP TABLE {KS}.{table}")
             cluster.shutdown()
         finally:
             for proxy_process in proxies.values():
                 proxy_process.stop()
     base = statistics.median(rates["direct"])
+    costs = cpu.medians()
     for mode, measured in rates.items():
         rate = statistics.median(measured)
-        costs = ", ".join(
-            f"{name} {statistics.median(cpu[(mode, name)]):.0f}"
-            for name in ("client", "node", "proxy")
-            if (mode, name) in cpu
-        )
-        print(f"{mode}: {rate:,.0f} rows/s, {rate / base:.2f} of direct; CPU us per row: {costs}")
+        per_row = ", ".join(f"{name.split('_')[0]} {us}" for name, us in costs[mode].items())
+        print(f"{mode}: {rate:,.0f} rows/s, {rate / base:.2f} of direct; CPU us per row: {per_row}")
     print(f"medians of {repetitions} x {rows:,} rows, load average {os.getloadavg()[0]:.1f} after")
 
 
