@@ -13,8 +13,8 @@ reference counting (the driver's futures and ours hold no cycles once answered: 
 `driver.throttled`). The collector does not know that. At its default threshold it runs a young
 pass every 700 allocations, promotes what is in flight at that moment, and soon walks the whole
 heap (the driver's schema metadata, the record plan, every module) in a full pass, with the GIL
-held: every thread of the process stops. In the bench's 60,000-record run that was 1.5 to 2 s of
-collection in a 12 s write phase; frozen and collected every 20,000 allocations, 30 ms.
+held: every thread of the process stops. In the bench's 60,000-record run (a write phase of about
+12 s) that was 1.5 to 2 s of collection; frozen and collected every 20,000 allocations, 24-36 ms.
 """
 
 from __future__ import annotations

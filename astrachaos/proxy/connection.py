@@ -307,7 +307,7 @@ class ProxyConnection:
             finally:
                 self._answers_held = None
                 held.set_result(None)
-        self.relay.answer_client(read, forwarded=True)
+        self.relay.forwarded(read)
         await self.upstream.writer.drain()
         while self.relay.record_forwarded(RECORDED_PER_STEP):
             await asyncio.sleep(0)

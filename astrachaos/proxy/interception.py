@@ -160,7 +160,7 @@ class CqlRelay:
         self._pending_prepare: dict[int, str] = {}
         self._replace: dict[int, tuple[ErrorKind, Request]] = {}
         self._drop: set[int] = set()
-        # Envelopes forwarded before they were looked at (`forwardable`), in arrival order, and the
+        # Envelopes forwarded before they were looked at (`passes_unread`), in arrival order, and the
         # position of each stream among them (counted from the first ever): each is recorded before
         # an answer to it or to a later one is read, and meanwhile a few at a time between reads.
         self._unrecorded: list[Envelope] = []
@@ -201,7 +201,7 @@ class CqlRelay:
         (the handshake is over, nothing left for the relay to answer or change) and no policy is.
         The caller sends them, then reads them (`read_client`), waits for what recording them
         needs if not `ready` (holding the server's answers meanwhile), and hands them to
-        `answer_client(..., forwarded=True)`."""
+        `forwarded`."""
         return self._framed and not self._raw and not self._policies()
 
     def ready(self, envelopes: Sequence[Envelope]) -> bool:
@@ -234,19 +234,17 @@ class CqlRelay:
         if self.capture is not None:
             await self.capture.prepare(envelopes)
 
-    def answer_client(self, envelopes: Sequence[Envelope], forwarded: bool = False) -> tuple[bytes, bytes]:
-        """Client envelopes in; (bytes for the server, bytes answered to the client) out.
+    def forwarded(self, envelopes: Sequence[Envelope]) -> None:
+        """Client envelopes the caller sent already (`passes_unread`): recorded later
+        (`record_forwarded`, and before any answer to them is read), with no policy offered them
+        (one added since cannot act on them)."""
+        for envelope in envelopes:
+            self._unrecorded_at[envelope.stream] = self._unrecorded_first + len(self._unrecorded)
+            self._unrecorded.append(envelope)
+        self._client_verbatim = None
 
-        `forwarded`: the caller sent them already (`passes_unread`): nothing goes to the server; they
-        are recorded later (`record_forwarded`, and before any answer to them is read), with no
-        policy offered them (one added since cannot act on them).
-        """
-        if forwarded:
-            for envelope in envelopes:
-                self._unrecorded_at[envelope.stream] = self._unrecorded_first + len(self._unrecorded)
-                self._unrecorded.append(envelope)
-            self._client_verbatim = None
-            return b"", b""
+    def answer_client(self, envelopes: Sequence[Envelope]) -> tuple[bytes, bytes]:
+        """Client envelopes in; (bytes for the server, bytes answered to the client) out."""
         self.record_forwarded()  # in order: what came first is recorded first
         upstream: list[Envelope] = []
         answers: list[Envelope] = []

@@ -191,15 +191,13 @@ class PartitionReader:
         upcoming = iter(buckets)
         read: dict[int, list[Stored]] = {}
         attempts: dict[int, int] = {}
-        for bucket in itertools.islice(upcoming, ahead):
-            read[bucket], attempts[bucket] = [], 1
-            start(bucket)
 
-        def start_next() -> None:
-            for following in itertools.islice(upcoming, 1):
+        def start_next(count: int = 1) -> None:
+            for following in itertools.islice(upcoming, count):
                 read[following], attempts[following] = [], 1
                 start(following)
 
+        start_next(ahead)
         while read:
             bucket, page, more = pages.get()
             if isinstance(page, Exception):
