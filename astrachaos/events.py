@@ -79,6 +79,14 @@ class RecordsPlanned:
 
 
 @dataclass(frozen=True, slots=True)
+class PartitionsPrinted:
+    """A writer is done planning: the prints of its share of each bucket (`workload.prints`)."""
+
+    writer: int
+    prints: tuple[tuple[int, int, str], ...]  # (bucket, records, print)
+
+
+@dataclass(frozen=True, slots=True)
 class WriteCompleted:
     """The driver's final word on these records (one statement: a single insert or a batch)."""
 

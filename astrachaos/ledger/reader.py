@@ -5,7 +5,8 @@ retry of an applied write that is throttled or times out does not un-apply it), 
 completion by completed_ns (ties: the one written last); the application's is its last app-log
 entry.
 
-Verification settles the bulk of a run with set-based reads (`planned_digests`, `acked_totals`, and
+Verification settles the bulk of a run with set-based reads (`planned_prints`, `acked_totals`; then
+`planned_digests` for a partition its prints do not match, and
 `unacknowledged_in` only for a partition some of whose records were never acknowledged): SQLite
 does the joins and the counting, Python builds no object per record. Only the records that are not
 `ok` are read one by one (`records_at`).
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from astrachaos.events import DriverOutcome
+from astrachaos.ledger.prints import bucket_prints
 from astrachaos.ledger.totals import AckedTotals, kept_app_logged_success, kept_totals, second_of
 
 __all__ = ["AckedTotals", "LedgerCounts", "LedgerReader", "LedgerRecord", "PlannedDigests", "second_of"]
@@ -94,6 +96,8 @@ SELECT COUNT(*) FROM (SELECT success, MAX(at_ns) FROM app_logs GROUP BY record_i
 _PLANNED_IN = """
 SELECT group_concat(digest, ','), COUNT(*) FROM planned INDEXED BY planned_by_bucket WHERE bucket = ?
 """
+
+_PLANNED_COUNT = "SELECT COUNT(*) FROM planned INDEXED BY planned_by_bucket WHERE bucket = ?"
 
 # Index seeks from one bucket to the next (a skip scan): DISTINCT would walk every planned record.
 _BUCKETS = """
@@ -179,6 +183,15 @@ class LedgerReader:
         """
         joined, count = self._conn.execute(_PLANNED_IN, (bucket,)).fetchone()
         return PlannedDigests(joined or "", count)
+
+    def planned_prints(self, bucket: int) -> tuple[tuple[int, str], ...]:
+        """(records, print) of each writer that planned in a bucket, in writer order (`ledger.prints`)."""
+        return bucket_prints(self._conn, bucket)
+
+    def planned_count(self, bucket: int) -> int:
+        """How many records were planned in a bucket (counted on the covering index)."""
+        (count,) = self._conn.execute(_PLANNED_COUNT, (bucket,)).fetchone()
+        return int(count)
 
     def planned_rows(self, bucket: int) -> list[tuple[int, int, str]]:
         """(key, record_id, digest) of every record planned in a bucket."""

@@ -30,9 +30,11 @@ from astrachaos.events import (
     DriverOutcome,
     EventBus,
     FaultWindow,
+    PartitionsPrinted,
     RecordsPlanned,
     WriteCompleted,
 )
+from astrachaos.ledger.prints import PRINTS_SCHEMA, absorb_prints, save_prints
 from astrachaos.ledger.reader import READ_INDEXES, LedgerCounts, LedgerReader, LedgerRecord
 from astrachaos.ledger.totals import TOTALS_SCHEMA, TotalsKeeper, absorb_totals
 
@@ -62,6 +64,7 @@ CREATE TABLE fault_windows (
 """
     + READ_INDEXES
     + TOTALS_SCHEMA
+    + PRINTS_SCHEMA
 )  # indexes and totals grow while the run writes
 
 # Per queue: the table and columns a row fills. Rows go in multi-row statements of 512, then 64,
@@ -211,6 +214,7 @@ class Ledger:
         bus.subscribe(RecordsPlanned, self._on_planned)
         bus.subscribe(WriteCompleted, self._on_completed)
         bus.subscribe(AppLogged, self._on_app_logged)
+        bus.subscribe(PartitionsPrinted, self._on_printed)
         if self._thread is None:
             self._accepting = True
             self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
@@ -258,6 +262,12 @@ class Ledger:
             append((rid, success, at_ns))
         if len(queue) >= self._commit_rows:
             self._press(queue)
+
+    def _on_printed(self, event: PartitionsPrinted) -> None:
+        if not self._accepting:
+            return self._refuse()
+        with self._writing() as conn:  # once per writer and run: no queue
+            save_prints(conn, event.writer, event.prints)
 
     def _press(self, queue: deque[_Row]) -> None:
         if not self._wake.is_set():
@@ -416,6 +426,7 @@ class Ledger:
             conn.execute("BEGIN IMMEDIATE")
             (planned,) = conn.execute("SELECT COUNT(*) FROM segment.planned").fetchone()
             absorb_totals(conn)
+            absorb_prints(conn)
             conn.execute("INSERT INTO planned SELECT * FROM segment.planned")
             conn.execute("INSERT INTO completions SELECT * FROM segment.completions")
             conn.execute("INSERT INTO app_logs SELECT * FROM segment.app_logs")

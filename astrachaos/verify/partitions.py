@@ -1,9 +1,11 @@
 """Read a run back and classify every record: partition scans, a settle window, a strong re-read.
 
 Partitions are read READ_AHEAD at a time, paged by the driver's callbacks (no thread per read), and
-each is joined, as soon as it is complete, with what the ledger planned in it: acknowledged records
-found as written are settled in bulk, the rest one by one, in bucket order once every partition was
-read. Memory stays bounded by a few partitions plus the records that are not `ok`.
+each is joined, as soon as it is complete, with what the ledger planned in it: a partition its
+writers' prints match (`workload.prints`) holds exactly the planned rows, checked in bulk; any other
+is digested row by row. Acknowledged records found as written are settled in bulk, the rest one by
+one, in bucket order once every partition was read. Memory stays bounded by a few partitions plus
+the records that are not `ok`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from astrachaos.ledger.writer import Ledger
 from astrachaos.scenario import Verify
 from astrachaos.verify.classify import RecordClass, Seen, classify, is_silent
 from astrachaos.workload.plan import Digest, applied_digest, digest_of
+from astrachaos.workload.prints import rows_match
 
 log = logging.getLogger(__name__)
 _READ_ATTEMPTS = 3
@@ -42,6 +45,7 @@ READ_AHEAD = 4  # partitions in flight while one is joined
 VERIFY_SWITCH_INTERVAL_S = 0.001
 PARKED_ROWS = 200_000  # rows read and kept until the acknowledged totals are counted (~40 MB)
 Stored = tuple[int, "int | None", str, int]  # key, record_id, digest, applications: a row as read
+Row = tuple[Any, ...]  # (key, record_id, payload, applied): a row as the driver gives it
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +143,7 @@ class PartitionReader:
                 bound = self._prepared.bind((self._run_id, bucket))
                 bound.fetch_size = self._page_size
                 bound.consistency_level = level
-                rows = self._session.execute(bound, execution_profile=self._profile)
-                stored = _stored_rows(rows, self.digest)
+                stored = self.stored(self._session.execute(bound, execution_profile=self._profile))
                 with self._count_lock:
                     self.rows_read += len(stored)
                 return stored
@@ -151,17 +154,21 @@ class PartitionReader:
                 time.sleep(0.5 * attempt)
         raise AssertionError("unreachable")
 
+    def stored(self, rows: Iterable[Row]) -> list[Stored]:
+        """`Stored` of rows as the driver gives them: each digested."""
+        return _stored_rows(rows, self.digest)
+
     def read(self, bucket: int, consistency: str) -> dict[int, StoredRow]:
         """Every row of partition (run_id, bucket), by clustering key; raises after retries."""
         return {row[0]: StoredRow(*row) for row in self.scan(bucket, consistency)}
 
     def scan_many(
         self, buckets: Iterable[int], consistency: str, ahead: int = READ_AHEAD
-    ) -> Iterator[tuple[int, list[Stored] | Exception]]:
-        """Each bucket's rows (or the error of its last attempt), in the order partitions complete.
+    ) -> Iterator[tuple[int, list[Row] | Exception]]:
+        """Each bucket's rows as read (or the error of its last attempt), in the order partitions complete.
 
         `ahead` partitions are read at once. The driver's callbacks only queue each page and ask
-        for the next one; pages are digested here, on the caller's thread, while the others read.
+        for the next one; pages are gathered here, on the caller's thread, while the others read.
         """
         from cassandra import ConsistencyLevel
 
@@ -189,7 +196,7 @@ class PartitionReader:
             pages.put((bucket, error, False))
 
         upcoming = iter(buckets)
-        read: dict[int, list[Stored]] = {}
+        read: dict[int, list[Row]] = {}
         attempts: dict[int, int] = {}
 
         def start_next(count: int = 1) -> None:
@@ -211,11 +218,11 @@ class PartitionReader:
                 start_next()
                 yield bucket, page
                 continue
-            if not more:
-                start_next()  # the node reads the next partition while this last page is digested
-            read[bucket].extend(_stored_rows(page, self.digest))
             if more:
+                read[bucket].extend(page)
                 continue
+            start_next()  # the node reads the next partition while this one is joined
+            read[bucket].extend(page)
             done = read.pop(bucket)
             with self._count_lock:
                 self.rows_read += len(done)
@@ -252,20 +259,21 @@ def _stored(row: Sequence[Any], digest_of: Digest) -> Stored:
 
 def _first_reads(
     reader: PartitionReader, buckets: Iterable[int], consistency: str
-) -> Iterator[tuple[int, list[Stored] | Exception]]:
-    """Every bucket's rows (or the error that left it unread), in any order.
+) -> Iterator[tuple[int, list[Row] | list[Stored] | Exception, bool]]:
+    """Every bucket's rows (or the error that left it unread), in any order; True if digested.
 
-    A reader without `scan_many` (a stand-in table) is read one partition after another.
+    A reader without `scan_many` (a stand-in table) is read one partition after another, digested.
     """
     scan_many = getattr(reader, "scan_many", None)
     if scan_many is not None:
-        yield from scan_many(buckets, consistency)
+        for bucket, rows in scan_many(buckets, consistency):
+            yield bucket, rows, False
         return
     for bucket in buckets:
         try:
-            yield bucket, reader.scan(bucket, consistency)
+            yield bucket, reader.scan(bucket, consistency), True
         except Exception as error:
-            yield bucket, error
+            yield bucket, error, True
 
 
 def _seen(record: LedgerRecord, row: StoredRow | None, same_key_ids: Container[int]) -> Seen:
@@ -338,17 +346,39 @@ def reread_levels(consistency: str) -> list[str]:
     return [consistency] + (["QUORUM"] if consistency == "ALL" else [])
 
 
-class _PlannedAhead:
-    """Each bucket's planned digests, read on a thread (and connection) of their own.
+@dataclass
+class _Planned:
+    """What the ledger planned in one bucket, as far as joining its partition needs it."""
 
-    A bucket's are asked for when its partition read starts, and taken when it is joined: the
-    main thread digests rows meanwhile instead of waiting for SQLite.
+    count: int
+    prints: tuple[tuple[int, str], ...]  # (records, print) per writer; () when none was left
+    digests: PlannedDigests | None  # read ahead only for a bucket without prints, else on demand
+
+    def digests_from(self, ledger: LedgerReader, bucket: int) -> PlannedDigests:
+        if self.digests is None:
+            self.digests = ledger.planned_digests(bucket)
+        return self.digests
+
+
+def _planned_in(ledger: LedgerReader, bucket: int) -> _Planned:
+    prints = ledger.planned_prints(bucket)
+    if prints:
+        return _Planned(ledger.planned_count(bucket), prints, None)
+    digests = ledger.planned_digests(bucket)
+    return _Planned(digests.count, (), digests)
+
+
+class _PlannedAhead:
+    """What each bucket planned (`_Planned`), read on a thread (and connection) of its own.
+
+    A bucket's is asked for when its partition read starts, and taken when it is joined: the
+    main thread gathers rows meanwhile instead of waiting for SQLite.
     """
 
     def __init__(self, reader: LedgerReader) -> None:
         self._reader = reader
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="verify-planned")
-        self._asked: dict[int, Future[PlannedDigests]] = {}
+        self._asked: dict[int, Future[_Planned]] = {}
 
     def __enter__(self) -> _PlannedAhead:
         return self
@@ -358,9 +388,9 @@ class _PlannedAhead:
 
     def ask(self, bucket: int) -> None:
         if bucket not in self._asked:
-            self._asked[bucket] = self._pool.submit(self._reader.planned_digests, bucket)
+            self._asked[bucket] = self._pool.submit(_planned_in, self._reader, bucket)
 
-    def take(self, bucket: int) -> PlannedDigests:
+    def take(self, bucket: int) -> _Planned:
         self.ask(bucket)
         return self._asked.pop(bucket).result()
 
@@ -397,11 +427,12 @@ def _classify(
     present_by_bucket: dict[int, int] = {}
     unexpected: dict[int, dict[int, StoredRow]] = {}
     opened: dict[int, _Open] = {}
-    parked: list[tuple[int, PlannedDigests, list[Stored]]] = []
+    parked: list[tuple[int, _Planned, list[Stored] | None]] = []
     parked_rows = 0
     unread: list[int] = []
     ok = 0
-    for bucket, rows in _first_reads(reader, _buckets(ledger, buckets, planned_ahead), spec.read_consistency):
+    reads = _first_reads(reader, _buckets(ledger, buckets, planned_ahead), spec.read_consistency)
+    for bucket, rows, digested in reads:
         planned = planned_ahead.take(bucket)
         result.records += planned.count
         if isinstance(rows, Exception):
@@ -411,8 +442,15 @@ def _classify(
             taken.extend(_acked(ledger.records_at(bucket, keys)))
             continue
         present_by_bucket[bucket] = len(rows)
-        parked.append((bucket, planned, rows))
-        parked_rows += len(rows)
+        stored: list[Stored] | None
+        if digested:
+            stored = rows  # a stand-in table's, digested as it read them
+        elif len(rows) == planned.count and rows_match(rows, planned.prints):
+            stored = None  # exactly the rows planned, each its record's own: nothing to keep
+        else:
+            stored = reader.stored(rows)
+        parked.append((bucket, planned, stored))
+        parked_rows += 0 if stored is None else len(stored)
         if totals.done() or parked_rows > PARKED_ROWS:
             ok += _join(ledger, parked, totals.result(), opened)
             parked_rows = 0
@@ -454,24 +492,31 @@ def _elsewhere(ledger: LedgerReader, buckets: list[int]) -> Iterator[int]:
 
 def _join(
     ledger: LedgerReader,
-    parked: list[tuple[int, PlannedDigests, list[Stored]]],
+    parked: list[tuple[int, _Planned, list[Stored] | None]],
     acked: AckedTotals,
     opened: dict[int, _Open],
 ) -> int:
     """Settle the parked partitions in bulk (emptying `parked`); return how many records are `ok`.
 
-    A partition holding exactly the rows planned, in the same (key) order, is one string
-    comparison; any other is a set intersection. What a partition leaves unsettled goes to `opened`.
+    A partition its prints matched (no rows kept) or holding exactly the digests planned, in the
+    same (key) order, is settled at once when all its records were acknowledged; any other is a
+    set intersection. What a partition leaves unsettled goes to `opened`.
     """
     ok = 0
     for bucket, planned, rows in parked:
-        digests = [row[2] for row in rows]
-        as_planned = len(rows) == planned.count and ",".join(digests) == planned.joined
         all_acked = acked.by_bucket[bucket] >= planned.count
-        if as_planned and all_acked:  # the common case: every record ok
+        if rows is None and all_acked:  # the common case: every record ok
             ok += planned.count
             continue
-        settled = planned.as_set().intersection(digests)
+        if rows is None:  # as planned, but not all acknowledged: its rows are the planned ones
+            rows = [(key, rid, digest, 1) for key, rid, digest in ledger.planned_rows(bucket)]
+        digests = [row[2] for row in rows]
+        known = planned.digests_from(ledger, bucket)
+        as_planned = len(rows) == planned.count and ",".join(digests) == known.joined
+        if as_planned and all_acked:
+            ok += planned.count
+            continue
+        settled = known.as_set().intersection(digests)
         if not all_acked:  # some were never acknowledged
             settled -= ledger.unacknowledged_in(bucket)
         ok += len(settled)

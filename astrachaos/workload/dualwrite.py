@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
-from astrachaos.events import AppLogged, EventBus, RecordsPlanned
+from astrachaos.events import AppLogged, EventBus, PartitionsPrinted, RecordsPlanned
 from astrachaos.scenario import DualWrite
 from astrachaos.workload.channel import WriteChannel
 from astrachaos.workload.plan import PlannedRecord
@@ -17,6 +17,7 @@ def mirror(primary: EventBus, secondary: EventBus) -> None:
     """What the workload plans and the app logs concerns both targets' ledgers."""
     primary.subscribe(RecordsPlanned, secondary.publish)
     primary.subscribe(AppLogged, secondary.publish)
+    primary.subscribe(PartitionsPrinted, secondary.publish)
 
 
 class DualChannel:

@@ -10,13 +10,14 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
-from astrachaos.events import EventBus, RecordsPlanned
+from astrachaos.events import EventBus, PartitionsPrinted, RecordsPlanned
 from astrachaos.interpreter import gil_switch_interval, hot_phase
 from astrachaos.scenario import Scenario
 from astrachaos.workload.affinity import on_one_cpu
 from astrachaos.workload.application import AppPattern
 from astrachaos.workload.channel import Channel, Corruption
 from astrachaos.workload.plan import PlannedRecord, RecordPlan
+from astrachaos.workload.prints import PrintKeeper
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class Writers:
         pattern = self._patterns[writer]
         rng = self._plan.rng(writer)
         interval = self._batch_interval()
+        prints = PrintKeeper()
         try:
             if self._scenario.workload.stagger_ms:
                 self.stop.wait(writer * self._scenario.workload.stagger_ms / 1000)
@@ -100,6 +102,7 @@ class Writers:
                 self._corrupt(batch, rng)
                 now = time.monotonic_ns()
                 self._bus.publish(RecordsPlanned(tuple(p.record for p in batch), now))
+                prints.add(batch)
                 pattern.write(batch, batch_no)
                 self._count(len(batch))
                 next_due += interval
@@ -112,6 +115,7 @@ class Writers:
                 self._errors.append(f"writer {writer}: {type(error).__name__}: {error}")
         finally:
             pattern.shutdown()
+            self._bus.publish(PartitionsPrinted(writer, prints.prints()))
 
     def _batch_interval(self) -> float:
         workload = self._scenario.workload

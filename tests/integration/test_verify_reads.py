@@ -54,7 +54,8 @@ def test_partitions_read_by_callbacks_hold_every_row_of_every_page(written: tupl
         rows = got[bucket]
         assert not isinstance(rows, Exception)
         assert len(rows) == ROWS_PER_BUCKET.get(bucket, 0)
-        assert sorted(rows) == sorted(reader.scan(bucket, "ONE"))  # what the one-by-one read sees
+        assert [row[0] for row in rows] == sorted(row[0] for row in rows)  # in clustering (key) order
+        assert reader.stored(rows) == reader.scan(bucket, "ONE")  # what the one-by-one read sees
 
 
 def test_a_partition_read_that_keeps_failing_is_retried_then_reported(
@@ -97,3 +98,54 @@ def test_a_run_keeps_its_acknowledged_totals_and_they_equal_the_sql_count(
         assert reader.app_logged_success() == reader.counted_app_logged_success()
     counts = result.verification.counts
     assert counts[RecordClass.OK] == result.verification.acknowledged == 3000
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_partitions_as_written_are_matched_by_prints_and_a_tampered_row_is_still_caught(
+    local_cluster: Any, tmp_path: Path, processes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each writer leaves its prints; verification matches whole partitions by them, digests only
+    the partitions that changed behind its back, and finds exactly the records changed there."""
+    from astrachaos.run.reverify import reverify
+    from astrachaos.run.saved import open_run
+
+    scenario = Scenario.model_validate(
+        {
+            "name": "printed",
+            "seed": 9,
+            "target": {"profile": "local"},
+            "schema": {"table": "printed_records", "buckets": 8},
+            "workload": {"writers": 2, "processes": processes, "records": 4000},
+            "pattern": {"name": "careful"},
+        }
+    )
+    run_dir = tmp_path / "run"
+    digested: list[int] = []
+    stored = PartitionReader.stored
+
+    def counting(reader: PartitionReader, rows: Any) -> Any:
+        rows = list(rows)
+        digested.append(len(rows))
+        return stored(reader, rows)
+
+    monkeypatch.setattr(PartitionReader, "stored", counting)
+    result = Runner(scenario, run_dir).run()
+    assert result.exit_code == ExitCode.OK and result.verification.counts[RecordClass.OK] == 4000
+    assert digested == [], "every partition as written is matched by its writers' prints"
+    with Ledger.open(run_dir / "ledger.sqlite") as ledger, ledger.reading() as reader:
+        assert [len(reader.planned_prints(bucket)) for bucket in range(8)] == [2] * 8  # both writers
+
+    saved = open_run(run_dir)
+    table = saved.primary.table(saved.profile(saved.primary))
+    with raw_session(local_cluster.contact_points) as session:
+        where = f"WHERE run_id = '{saved.run_id}' AND bucket = %s AND key = %s"
+        session.execute(f"UPDATE {table.qualified} SET payload = 'changed' {where}", (3, 3 + 8 * 10))
+        session.execute(f"DELETE FROM {table.qualified} {where}", (5, 5 + 8 * 400))
+    digested.clear()
+    again = reverify(run_dir)
+
+    # Only the two partitions changed: digested at their first read and at their strong re-read.
+    assert sorted(digested) == [499, 499, 500, 500]
+    not_ok = {(n.key, n.record_class) for n in again.verification.not_ok}
+    assert not_ok == {(83, RecordClass.CORRUPTED), (3205, RecordClass.LOST)}
+    assert again.verification.counts[RecordClass.OK] == 3998

@@ -16,13 +16,23 @@ from typing import Any
 
 import pytest
 
-from astrachaos.events import AppLogged, DriverOutcome, EventBus, Record, RecordsPlanned, WriteCompleted
+from astrachaos.events import (
+    AppLogged,
+    DriverOutcome,
+    EventBus,
+    PartitionsPrinted,
+    Record,
+    RecordsPlanned,
+    WriteCompleted,
+)
 from astrachaos.ledger.reader import LedgerReader, second_of
 from astrachaos.ledger.writer import Ledger, LedgerRecord
 from astrachaos.scenario import Verify
 from astrachaos.verify.classify import RecordClass, Seen, classify, is_silent
-from astrachaos.verify.partitions import Stored, StoredRow, verify
-from astrachaos.workload.plan import applied_digest, digest_of
+from astrachaos.verify.partitions import Row as ReadRow
+from astrachaos.verify.partitions import Stored, StoredRow, _stored_rows, verify
+from astrachaos.workload.plan import PlannedRecord, applied_digest, digest_of
+from astrachaos.workload.prints import PrintKeeper
 
 FIRST, STRONG = "ONE", "ALL"
 START_NS = 1_000_000_000_000
@@ -68,10 +78,40 @@ class FakeTable:
             raise TimeoutError(f"bucket {bucket} times out")
         rows = (self.first if consistency == FIRST else self.strong).get(bucket, {})
         self.rows_read += len(rows)
-        return [(key, r.record_id, _digest(key, r), r.applications) for key, r in rows.items()]
+        return [(key, r.record_id, _digest(key, r), r.applications) for key, r in sorted(rows.items())]
 
     def read(self, bucket: int, consistency: str) -> dict[int, StoredRow]:
         return {row[0]: StoredRow(*row) for row in self.scan(bucket, consistency)}
+
+    def raw(self, bucket: int, consistency: str) -> list[ReadRow]:
+        """The partition's rows as the driver gives them, in key order: (key, record_id, payload, applied)."""
+        if bucket in self.unreadable or (consistency != FIRST and bucket in self.unreadable_strong):
+            raise TimeoutError(f"bucket {bucket} times out")
+        rows = (self.first if consistency == FIRST else self.strong).get(bucket, {})
+        self.rows_read += len(rows)
+        return [
+            (key, r.record_id, r.payload, None if r.applications <= 1 else [r.record_id] * r.applications)
+            for key, r in sorted(rows.items())
+        ]
+
+
+@dataclass
+class ScanningTable(FakeTable):
+    """The same stand-in read as the real reader reads: whole partitions of rows as the driver gives
+    them (`scan_many`), digested only when verification asks (`stored`)."""
+
+    digested: int = 0  # rows verification had digested one by one
+
+    def scan_many(self, buckets: Iterator[int], consistency: str) -> Iterator[tuple[int, Any]]:
+        for bucket in buckets:
+            try:
+                yield bucket, self.raw(bucket, consistency)
+            except Exception as error:
+                yield bucket, error
+
+    def stored(self, rows: list[ReadRow]) -> list[Stored]:
+        self.digested += len(rows)
+        return _stored_rows(rows, digest_of)
 
 
 def _digest(key: int, row: Row) -> str:
@@ -129,6 +169,57 @@ def _random_run(
         table.unreadable.add(rng.randrange(BUCKETS))
     if rng.random() < 0.15:
         table.unreadable_strong.add(rng.randrange(BUCKETS))
+    ledger.flush()
+    return table
+
+
+def _printed_run(rng: random.Random, ledger: Ledger, bus: EventBus) -> ScanningTable:
+    """A run as the engine's writers leave it: unique keys, each writer a contiguous range of record
+    ids, its prints in the ledger; most buckets as planned, some changed the ways a run goes wrong."""
+    table = ScanningTable()
+    writers, per_writer = 3, rng.randint(4, 40)
+    for writer in range(writers):
+        prints = PrintKeeper()
+        batch = []
+        for rid in range(writer * per_writer, (writer + 1) * per_writer):
+            payload = f"payload-{rid}"
+            record = Record(rid, writer, 0, rid % BUCKETS, rid, digest_of(rid, rid, payload))
+            batch.append(PlannedRecord(record, payload))
+        bus.publish(RecordsPlanned(tuple(p.record for p in batch), 1))
+        prints.add(batch)
+        if rng.random() < 0.9:  # a writer killed before it finished leaves no prints
+            bus.publish(PartitionsPrinted(writer, prints.prints()))
+        for planned in batch:
+            r = planned.record
+            acked = rng.random() < 0.97
+            outcome = DriverOutcome.ACKED if acked else rng.choice(list(DriverOutcome))
+            error = (None, None) if outcome is DriverOutcome.ACKED else ("WriteTimeout", "timed out")
+            done = START_NS + rng.randint(0, 5) * 1_000_000_000
+            bus.publish(WriteCompleted((r.record_id,), outcome, 1, done - 5_000, done, *error))
+            bus.publish(AppLogged((r.record_id,), True, 100 + r.record_id))
+            table.put(r.bucket, r.key, r.record_id, planned.payload)
+    tampered = rng.sample(range(BUCKETS), rng.randint(0, BUCKETS))
+    for bucket in tampered:
+        keys = sorted(table.first.get(bucket, {}))
+        if not keys:
+            continue
+        key = rng.choice(keys)
+        rid = table.first[bucket][key].record_id
+        match rng.randrange(7):
+            case 0:
+                del table.first[bucket][key]  # lost at the first read, back at the strong one
+            case 1:
+                table.put(bucket, key, rid, f"payload-{rid}!")  # a changed payload
+            case 2:
+                table.put(bucket, key, rid, None)  # a null column
+            case 3:
+                table.put(bucket, key, rid, f"payload-{rid}", applications=2)  # applied twice
+            case 4:
+                table.put(bucket, 10_000 + key, None, "stray")  # a row no record was meant to write
+            case 5:
+                del table.first[bucket][key], table.strong[bucket][key]  # lost for good
+            case _:
+                table.put(bucket, key, rid + 1, f"payload-{rid + 1}")  # another record's row
     ledger.flush()
     return table
 
@@ -226,6 +317,42 @@ def test_totals_kept_while_writing_give_the_same_verdicts(seed: int, run: tuple[
         assert reader.acked_totals(START_NS) == reader.counted_acked_totals(START_NS)
         assert reader.app_logged_success() == reader.counted_app_logged_success()
     _assert_verify_agrees_with_reference(ledger, table)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_partitions_matched_by_their_prints_get_the_verdicts_of_digesting_every_row(
+    seed: int, run: tuple[Ledger, EventBus]
+) -> None:
+    ledger, bus = run
+    table = _printed_run(random.Random(seed), ledger, bus)
+    _assert_verify_agrees_with_reference(ledger, table)
+
+
+def test_a_partition_its_prints_match_is_settled_without_a_digest_per_row(
+    run: tuple[Ledger, EventBus],
+) -> None:
+    ledger, bus = run
+    table = _printed_run(random.Random(7), ledger, bus)
+    for bucket in range(BUCKETS):  # every partition as planned, every record acknowledged
+        for key, row in list(table.strong[bucket].items()):
+            if row.record_id is None or key >= 10_000:
+                del table.strong[bucket][key]
+            else:
+                table.put(bucket, key, row.record_id, f"payload-{row.record_id}")
+    for writer in range(3):  # every writer's prints, whatever the seed's run left
+        prints = PrintKeeper()
+        ids = sorted(r.record_id for r in ledger.iter_records() if r.writer == writer)
+        prints.add([PlannedRecord(Record(i, writer, 0, i % BUCKETS, i, ""), f"payload-{i}") for i in ids])
+        bus.publish(PartitionsPrinted(writer, prints.prints()))
+    for r in ledger.iter_records():
+        if r.outcome is not DriverOutcome.ACKED:
+            bus.publish(WriteCompleted((r.record_id,), DriverOutcome.ACKED, 2, START_NS, START_NS + 1))
+    ledger.flush()
+
+    got = verify(table, ledger, range(BUCKETS), Verify(read_consistency=FIRST), START_NS)  # type: ignore[arg-type]
+
+    assert got.counts == Counter({RecordClass.OK: got.records}) and got.records == got.rows_read
+    assert table.digested == 0
 
 
 def _assert_verify_agrees_with_reference(ledger: Ledger, table: FakeTable) -> None:

@@ -14,9 +14,17 @@ from astrachaos.events import DriverOutcome, EventBus, Record, RecordsPlanned, W
 from astrachaos.ledger.writer import Ledger
 from astrachaos.scenario import Verify
 from astrachaos.verify.classify import RecordClass
-from astrachaos.verify.partitions import PartitionReader, Stored, Verification, _stored, _stored_rows, verify
+from astrachaos.verify.partitions import PartitionReader, Verification, _stored, _stored_rows, verify
 from astrachaos.workload.plan import blake2b_digest_of, digest_of
-from tests.unit.test_verify_join import BUCKETS, FIRST, START_NS, STRONG, FakeTable, _random_run
+from tests.unit.test_verify_join import (
+    BUCKETS,
+    FIRST,
+    START_NS,
+    STRONG,
+    FakeTable,
+    ScanningTable,
+    _random_run,
+)
 
 ROWS = [
     (1, 1, "plain", None),
@@ -35,23 +43,17 @@ def test_rows_digested_inline_are_stored_as_one_by_one(digest: object) -> None:
     assert _stored_rows(ROWS, digest) == [_stored(row, digest) for row in ROWS]  # type: ignore[arg-type]
 
 
-class ShuffledTable(FakeTable):
+class ShuffledTable(ScanningTable):
     """The same table, its partitions completing in a random order, as the real reader's may."""
 
     def __init__(self, table: FakeTable, seed: int) -> None:
         super().__init__(table.first, table.strong, table.unreadable, table.unreadable_strong)
         self._rng = random.Random(seed)
 
-    def scan_many(
-        self, buckets: Iterable[int], consistency: str
-    ) -> Iterator[tuple[int, list[Stored] | Exception]]:
+    def scan_many(self, buckets: Iterable[int], consistency: str) -> Iterator[tuple[int, Any]]:
         order = list(buckets)
         self._rng.shuffle(order)
-        for bucket in order:
-            try:
-                yield bucket, self.scan(bucket, consistency)
-            except Exception as error:
-                yield bucket, error
+        return super().scan_many(iter(order), consistency)
 
 
 def _verify(table: FakeTable, ledger: Ledger) -> Verification:

@@ -1,0 +1,43 @@
+"""The partition prints each writer left in the ledger when it finished planning, by bucket.
+
+A print (`workload.prints`) lets verification match a partition in bulk instead of digesting it
+row by row. A writer leaves its prints once it has planned its last batch; a run killed before
+that leaves none for it, and a ledger written before prints existed has no table for them:
+verification then digests those partitions row by row, as it always did.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+PRINTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS planned_prints (
+    bucket INTEGER NOT NULL, writer INTEGER NOT NULL, records INTEGER NOT NULL, print TEXT NOT NULL,
+    PRIMARY KEY (bucket, writer)) WITHOUT ROWID;
+"""
+
+
+def save_prints(conn: sqlite3.Connection, writer: int, prints: Iterable[tuple[int, int, str]]) -> None:
+    """Keep a writer's (bucket, records, print) rows."""
+    conn.executemany(
+        "INSERT OR REPLACE INTO planned_prints VALUES (?, ?, ?, ?)",
+        [(bucket, writer, records, print_) for bucket, records, print_ in prints],
+    )
+
+
+def absorb_prints(conn: sqlite3.Connection) -> None:
+    """Copy the prints of the ledger segment attached as `segment` (if it has any)."""
+    if conn.execute("SELECT 1 FROM segment.sqlite_master WHERE name = 'planned_prints'").fetchone():
+        conn.execute("INSERT OR REPLACE INTO planned_prints SELECT * FROM segment.planned_prints")
+
+
+def bucket_prints(conn: sqlite3.Connection, bucket: int) -> tuple[tuple[int, str], ...]:
+    """(records, print) of each writer that left a print for the bucket, in writer order."""
+    try:
+        rows = conn.execute(
+            "SELECT records, print FROM planned_prints WHERE bucket = ? ORDER BY writer", (bucket,)
+        ).fetchall()
+    except sqlite3.OperationalError:  # a ledger from before prints: no such table
+        return ()
+    return tuple((int(records), str(print_)) for records, print_ in rows)
