@@ -79,11 +79,22 @@ class RecordsPlanned:
 
 
 @dataclass(frozen=True, slots=True)
+class PartitionPrint:
+    """What one writer planned in one bucket, hashed (`workload.prints`)."""
+
+    bucket: int
+    records: int
+    columns: str  # keys, record ids and payloads, each column hashed on its own
+    wire_bytes: int = 0  # the length of the rows' cells as the node sends them, if kept
+    wire: str | None = None  # their hash; None when the run's rows are not known byte for byte
+
+
+@dataclass(frozen=True, slots=True)
 class PartitionsPrinted:
-    """A writer is done planning: the prints of its share of each bucket (`workload.prints`)."""
+    """A writer is done planning: the prints of its share of each bucket."""
 
     writer: int
-    prints: tuple[tuple[int, int, str], ...]  # (bucket, records, print)
+    prints: tuple[PartitionPrint, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from astrachaos.events import DriverOutcome
-from astrachaos.ledger.prints import bucket_prints
+from astrachaos.events import DriverOutcome, PartitionPrint
+from astrachaos.ledger.prints import bucket_prints, wire_printed_buckets
 from astrachaos.ledger.totals import AckedTotals, kept_app_logged_success, kept_totals, second_of
 
 __all__ = ["AckedTotals", "LedgerCounts", "LedgerReader", "LedgerRecord", "PlannedDigests", "second_of"]
@@ -184,9 +184,13 @@ class LedgerReader:
         joined, count = self._conn.execute(_PLANNED_IN, (bucket,)).fetchone()
         return PlannedDigests(joined or "", count)
 
-    def planned_prints(self, bucket: int) -> tuple[tuple[int, str], ...]:
-        """(records, print) of each writer that planned in a bucket, in writer order (`ledger.prints`)."""
+    def planned_prints(self, bucket: int) -> tuple[PartitionPrint, ...]:
+        """The print of each writer that planned in a bucket, in writer order (`ledger.prints`)."""
         return bucket_prints(self._conn, bucket)
+
+    def wire_printed_buckets(self) -> dict[int, int]:
+        """The buckets whose every writer left a print of the rows' bytes, with their records."""
+        return wire_printed_buckets(self._conn)
 
     def planned_count(self, bucket: int) -> int:
         """How many records were planned in a bucket (counted on the covering index)."""
@@ -207,6 +211,10 @@ class LedgerReader:
         """
         kept = kept_totals(self._conn, run_started_ns)
         return kept if kept is not None else self.counted_acked_totals(run_started_ns)
+
+    def kept_acked_totals(self, run_started_ns: int) -> AckedTotals | None:
+        """`acked_totals` if the ledger's writer kept them (a quick read), else None."""
+        return kept_totals(self._conn, run_started_ns)
 
     def counted_acked_totals(self, run_started_ns: int) -> AckedTotals:
         """`acked_totals` counted from the completions, whatever the writer kept."""

@@ -25,15 +25,16 @@ from typing import Any
 from xxhash import xxh3_64_hexdigest
 
 from astrachaos.driver.table import RunTable
+from astrachaos.driver.wire import WirePage, wire_rows_handler
 from astrachaos.errors import EnvironmentProblem
-from astrachaos.events import DriverOutcome, FaultWindow
+from astrachaos.events import DriverOutcome, FaultWindow, PartitionPrint
 from astrachaos.interpreter import gil_switch_interval, hot_phase
 from astrachaos.ledger.reader import AckedTotals, LedgerReader, LedgerRecord, PlannedDigests, second_of
 from astrachaos.ledger.writer import Ledger
 from astrachaos.scenario import Verify
 from astrachaos.verify.classify import RecordClass, Seen, classify, is_silent
 from astrachaos.workload.plan import Digest, applied_digest, digest_of
-from astrachaos.workload.prints import rows_match
+from astrachaos.workload.prints import rows_match, wire_match
 
 log = logging.getLogger(__name__)
 _READ_ATTEMPTS = 3
@@ -46,6 +47,25 @@ VERIFY_SWITCH_INTERVAL_S = 0.001
 PARKED_ROWS = 200_000  # rows read and kept until the acknowledged totals are counted (~40 MB)
 Stored = tuple[int, "int | None", str, int]  # key, record_id, digest, applications: a row as read
 Row = tuple[Any, ...]  # (key, record_id, payload, applied): a row as the driver gives it
+
+
+@dataclass(frozen=True)
+class WireRows:
+    """A partition's pages as the node sent them (`driver.wire`)."""
+
+    pages: list[WirePage]
+
+    def __len__(self) -> int:
+        return sum(page.rows for page in self.pages)
+
+    @property
+    def cells(self) -> bytes:
+        """Every row's cells, page after page."""
+        return self.pages[0].cells if len(self.pages) == 1 else b"".join(page.cells for page in self.pages)
+
+    def decoded(self) -> list[Row]:
+        """The rows, decoded as the driver's default handler would."""
+        return [row for page in self.pages for row in page.decoded()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,24 +183,36 @@ class PartitionReader:
         return {row[0]: StoredRow(*row) for row in self.scan(bucket, consistency)}
 
     def scan_many(
-        self, buckets: Iterable[int], consistency: str, ahead: int = READ_AHEAD
-    ) -> Iterator[tuple[int, list[Row] | Exception]]:
+        self,
+        buckets: Iterable[int],
+        consistency: str,
+        ahead: int = READ_AHEAD,
+        as_sent: Callable[[int], bool] = lambda bucket: False,
+    ) -> Iterator[tuple[int, list[Row] | WireRows | Exception]]:
         """Each bucket's rows as read (or the error of its last attempt), in the order partitions complete.
 
         `ahead` partitions are read at once. The driver's callbacks only queue each page and ask
         for the next one; pages are gathered here, on the caller's thread, while the others read.
+        A bucket `as_sent` says yes to, asked as its read starts, comes as the bytes the node sent.
         """
         from cassandra import ConsistencyLevel
 
         level = ConsistencyLevel.name_to_value[consistency]
-        pages: queue.SimpleQueue[tuple[int, list[Any] | Exception, bool]] = queue.SimpleQueue()
+        pages: queue.SimpleQueue[tuple[int, Any, bool]] = queue.SimpleQueue()
+        session = self._session
+        decoding = session.client_protocol_handler
 
         def start(bucket: int) -> None:
             try:
                 bound = self._prepared.bind((self._run_id, bucket))
                 bound.fetch_size = self._page_size
                 bound.consistency_level = level
-                future = self._session.execute_async(bound, execution_profile=self._profile)
+                if as_sent(bucket):  # the future keeps the handler it starts with, for every page
+                    session.client_protocol_handler = wire_rows_handler()
+                try:
+                    future = session.execute_async(bound, execution_profile=self._profile)
+                finally:
+                    session.client_protocol_handler = decoding
             except Exception as error:  # a session shut down under us: an unread partition, not a crash
                 on_error(error, bucket)
                 return
@@ -196,7 +228,7 @@ class PartitionReader:
             pages.put((bucket, error, False))
 
         upcoming = iter(buckets)
-        read: dict[int, list[Row]] = {}
+        read: dict[int, list[Any]] = {}
         attempts: dict[int, int] = {}
 
         def start_next(count: int = 1) -> None:
@@ -218,15 +250,18 @@ class PartitionReader:
                 start_next()
                 yield bucket, page
                 continue
-            if more:
+            if isinstance(page, WirePage):
+                read[bucket].append(page)
+            else:
                 read[bucket].extend(page)
+            if more:
                 continue
             start_next()  # the node reads the next partition while this one is joined
-            read[bucket].extend(page)
             done = read.pop(bucket)
+            rows: list[Row] | WireRows = WireRows(done) if done and isinstance(done[0], WirePage) else done
             with self._count_lock:
-                self.rows_read += len(done)
-            yield bucket, done
+                self.rows_read += len(rows)
+            yield bucket, rows
 
 
 def _stored_rows(rows: Iterable[Sequence[Any]], digest: Digest) -> list[Stored]:
@@ -258,15 +293,15 @@ def _stored(row: Sequence[Any], digest_of: Digest) -> Stored:
 
 
 def _first_reads(
-    reader: PartitionReader, buckets: Iterable[int], consistency: str
-) -> Iterator[tuple[int, list[Row] | list[Stored] | Exception, bool]]:
+    reader: PartitionReader, buckets: Iterable[int], consistency: str, as_sent: Callable[[int], bool]
+) -> Iterator[tuple[int, list[Row] | WireRows | list[Stored] | Exception, bool]]:
     """Every bucket's rows (or the error that left it unread), in any order; True if digested.
 
     A reader without `scan_many` (a stand-in table) is read one partition after another, digested.
     """
     scan_many = getattr(reader, "scan_many", None)
     if scan_many is not None:
-        for bucket, rows in scan_many(buckets, consistency):
+        for bucket, rows in scan_many(buckets, consistency, as_sent=as_sent):
             yield bucket, rows, False
         return
     for bucket in buckets:
@@ -351,7 +386,7 @@ class _Planned:
     """What the ledger planned in one bucket, as far as joining its partition needs it."""
 
     count: int
-    prints: tuple[tuple[int, str], ...]  # (records, print) per writer; () when none was left
+    prints: tuple[PartitionPrint, ...]  # per writer, in writer order; () when none was left
     digests: PlannedDigests | None  # read ahead only for a bucket without prints, else on demand
 
     def digests_from(self, ledger: LedgerReader, bucket: int) -> PlannedDigests:
@@ -431,7 +466,8 @@ def _classify(
     parked_rows = 0
     unread: list[int] = []
     ok = 0
-    reads = _first_reads(reader, _buckets(ledger, buckets, planned_ahead), spec.read_consistency)
+    as_sent = _as_sent(ledger, run_started_ns)
+    reads = _first_reads(reader, _buckets(ledger, buckets, planned_ahead), spec.read_consistency, as_sent)
     for bucket, rows, digested in reads:
         planned = planned_ahead.take(bucket)
         result.records += planned.count
@@ -442,12 +478,13 @@ def _classify(
             taken.extend(_acked(ledger.records_at(bucket, keys)))
             continue
         present_by_bucket[bucket] = len(rows)
-        stored: list[Stored] | None
-        if digested:
+        stored: list[Stored] | None = None  # None: exactly the rows planned, nothing to keep
+        if isinstance(rows, WireRows):
+            if len(rows) != planned.count or not wire_match(len(rows), rows.cells, planned.prints):
+                stored = reader.stored(rows.decoded())
+        elif digested:
             stored = rows  # a stand-in table's, digested as it read them
-        elif len(rows) == planned.count and rows_match(rows, planned.prints):
-            stored = None  # exactly the rows planned, each its record's own: nothing to keep
-        else:
+        elif len(rows) != planned.count or not rows_match(rows, planned.prints):
             stored = reader.stored(rows)
         parked.append((bucket, planned, stored))
         parked_rows += 0 if stored is None else len(stored)
@@ -473,6 +510,22 @@ def _classify(
             result.not_ok.append(_stray(bucket, row))
     result.present = sum(present_by_bucket.values())
     return ok
+
+
+def _as_sent(ledger: LedgerReader, run_started_ns: int) -> Callable[[int], bool]:
+    """Whether to read a bucket as the bytes the node sends.
+
+    Yes for a bucket whose every writer left a print of those bytes and whose every record was
+    acknowledged (as the totals the ledger's writer kept say; without them, no bucket): it most
+    likely holds exactly its planned rows, matched without decoding one. A bucket whose bytes do
+    not match is decoded afterwards in pure Python, slower than the driver's own decoding; a bucket
+    with records not acknowledged rarely matches, so the driver decodes it from the start.
+    """
+    printed = ledger.wire_printed_buckets()
+    acked = ledger.kept_acked_totals(run_started_ns) if printed else None
+    if acked is None:
+        return lambda bucket: False
+    return lambda bucket: bucket in printed and acked.by_bucket[bucket] >= printed[bucket]
 
 
 def _buckets(ledger: LedgerReader, buckets: Iterable[int], planned: _PlannedAhead) -> Iterator[int]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from astrachaos.events import EventBus, PartitionsPrinted, RecordsPlanned
 from astrachaos.interpreter import gil_switch_interval, hot_phase
-from astrachaos.scenario import Scenario
+from astrachaos.scenario import Scenario, StatementKind
 from astrachaos.workload.affinity import on_one_cpu
 from astrachaos.workload.application import AppPattern
 from astrachaos.workload.channel import Channel, Corruption
@@ -90,7 +90,7 @@ class Writers:
         pattern = self._patterns[writer]
         rng = self._plan.rng(writer)
         interval = self._batch_interval()
-        prints = PrintKeeper()
+        prints = PrintKeeper(wire=self._scenario.workload.statement is not StatementKind.APPEND)
         try:
             if self._scenario.workload.stagger_ms:
                 self.stop.wait(writer * self._scenario.workload.stagger_ms / 1000)

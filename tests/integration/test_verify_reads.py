@@ -108,6 +108,7 @@ def test_partitions_as_written_are_matched_by_prints_and_a_tampered_row_is_still
     the partitions that changed behind its back, and finds exactly the records changed there."""
     from astrachaos.run.reverify import reverify
     from astrachaos.run.saved import open_run
+    from astrachaos.verify.partitions import WireRows
 
     scenario = Scenario.model_validate(
         {
@@ -129,9 +130,19 @@ def test_partitions_as_written_are_matched_by_prints_and_a_tampered_row_is_still
         return stored(reader, rows)
 
     monkeypatch.setattr(PartitionReader, "stored", counting)
+    as_sent: list[int] = []
+    scan_many = PartitionReader.scan_many
+
+    def recording(reader: PartitionReader, *args: Any, **kwargs: Any) -> Any:
+        for bucket, rows in scan_many(reader, *args, **kwargs):
+            as_sent.extend([bucket] if isinstance(rows, WireRows) else [])
+            yield bucket, rows
+
+    monkeypatch.setattr(PartitionReader, "scan_many", recording)
     result = Runner(scenario, run_dir).run()
     assert result.exit_code == ExitCode.OK and result.verification.counts[RecordClass.OK] == 4000
     assert digested == [], "every partition as written is matched by its writers' prints"
+    assert sorted(as_sent) == list(range(8)), "every partition, all acknowledged, read as the node sent it"
     with Ledger.open(run_dir / "ledger.sqlite") as ledger, ledger.reading() as reader:
         assert [len(reader.planned_prints(bucket)) for bucket in range(8)] == [2] * 8  # both writers
 
@@ -149,3 +160,43 @@ def test_partitions_as_written_are_matched_by_prints_and_a_tampered_row_is_still
     not_ok = {(n.key, n.record_class) for n in again.verification.not_ok}
     assert not_ok == {(83, RecordClass.CORRUPTED), (3205, RecordClass.LOST)}
     assert again.verification.counts[RecordClass.OK] == 3998
+
+
+def test_partitions_read_as_the_node_sends_them_match_their_wire_prints_and_decode_as_the_driver_does(
+    local_cluster: Any, tmp_path: Path
+) -> None:
+    """The bytes of each partition are exactly the planned rows' bytes as the writers hashed them."""
+    from astrachaos.run.saved import open_run
+    from astrachaos.verify.partitions import WireRows
+    from astrachaos.workload.prints import wire_match
+
+    scenario = Scenario.model_validate(
+        {
+            "name": "wire",
+            "seed": 3,
+            "target": {"profile": "local"},
+            "schema": {"table": "wire_records", "buckets": 4},
+            "workload": {"writers": 2, "records": 1000, "special_characters": True, "payload_bytes": 300},
+            "pattern": {"name": "careful"},
+        }
+    )
+    run_dir = tmp_path / "run"
+    assert Runner(scenario, run_dir).run().exit_code == ExitCode.OK
+    saved = open_run(run_dir)
+    table = saved.primary.table(saved.profile(saved.primary))
+    ledger = Ledger.open(run_dir / "ledger.sqlite")
+    with raw_session(local_cluster.contact_points) as session, ledger:
+        reader = PartitionReader(session, table, saved.run_id, page_size=97)  # several pages each
+        as_sent = dict(reader.scan_many(range(4), "ONE", as_sent=lambda bucket: bucket != 2))
+        decoded = dict(reader.scan_many(range(4), "ONE"))
+        with ledger.reading() as planned:
+            for bucket in range(4):
+                prints = planned.planned_prints(bucket)
+                rows = as_sent[bucket]
+                if bucket == 2:  # asked to be decoded
+                    assert rows == decoded[bucket]
+                    continue
+                assert isinstance(rows, WireRows) and len(rows.pages) == 3  # 250 rows, pages of 97
+                assert wire_match(len(rows), rows.cells, prints)
+                assert rows.decoded() == decoded[bucket]
+                assert not wire_match(len(rows), rows.cells[:-1] + b"!", prints)

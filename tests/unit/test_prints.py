@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
-from astrachaos.events import Record
+from astrachaos.events import PartitionPrint, Record
 from astrachaos.workload.plan import PlannedRecord, digest_of, payload_for
-from astrachaos.workload.prints import PrintKeeper, rows_match
+from astrachaos.workload.prints import PrintKeeper, rows_match, wire_match
 
 BUCKETS = 4
 RUN = "run-1"
@@ -18,15 +20,15 @@ def _planned(rid: int, writer: int = 0, *, special: bool = False, key: int | Non
     return PlannedRecord(Record(rid, writer, 0, key % BUCKETS, key, digest_of(key, rid, payload)), payload)
 
 
-def _prints(*writers: list[PlannedRecord], batch: int = 7) -> dict[int, tuple[tuple[int, str], ...]]:
-    """Each bucket's (records, print) per writer, the writers' records planned `batch` at a time."""
-    by_bucket: dict[int, list[tuple[int, str]]] = {}
+def _prints(*writers: list[PlannedRecord], batch: int = 7) -> dict[int, tuple[PartitionPrint, ...]]:
+    """Each bucket's prints, writer by writer, the writers' records planned `batch` at a time."""
+    by_bucket: dict[int, list[PartitionPrint]] = {}
     for records in writers:
         keeper = PrintKeeper()
         for start in range(0, len(records), batch):
             keeper.add(records[start : start + batch])
-        for bucket, count, print_ in keeper.prints():
-            by_bucket.setdefault(bucket, []).append((count, print_))
+        for print_ in keeper.prints():
+            by_bucket.setdefault(print_.bucket, []).append(print_)
     return {bucket: tuple(prints) for bucket, prints in by_bucket.items()}
 
 
@@ -99,7 +101,7 @@ def test_rows_of_two_writers_in_the_other_writer_order_fail_the_match() -> None:
     first = [_planned(rid, 0, key=rid * 8) for rid in range(20)]
     second = [_planned(rid, 1, key=(rid - 20) * 8 + 4) for rid in range(20, 40)]  # same bucket, between
     prints = _prints(first, second)
-    assert [count for count, _ in prints[0]] == [20, 20]
+    assert [p.records for p in prints[0]] == [20, 20]
     assert not rows_match(_rows(first + second, 0), prints[0])
 
 
@@ -112,4 +114,36 @@ def test_no_prints_and_no_rows_never_match() -> None:
 def test_a_bucket_with_a_key_beyond_64_bits_gets_no_print() -> None:
     keeper = PrintKeeper()
     keeper.add([_planned(1, key=1), _planned(2, key=2**70 + 2)])
-    assert [bucket for bucket, _, _ in keeper.prints()] == [1]
+    assert [p.bucket for p in keeper.prints()] == [1]
+
+
+def _cells(rows: list[tuple[object, ...]]) -> bytes:
+    """The rows as a result page carries them (native protocol: [int length][bytes] per cell)."""
+    out = b""
+    for key, rid, payload, _ in rows:
+        text = str(payload).encode()
+        out += struct.pack(">iq", 8, key) + struct.pack(">iq", 8, rid) + struct.pack(">i", len(text)) + text
+        out += struct.pack(">i", -1)  # `applied`, null
+    return out
+
+
+def test_rows_as_a_page_carries_them_match_the_wire_prints_of_every_writer() -> None:
+    prints = _prints(WRITER_0, WRITER_1)
+    for bucket in range(BUCKETS):
+        rows = _rows(ALL, bucket)
+        assert wire_match(len(rows), _cells(rows), prints[bucket])
+
+
+@pytest.mark.parametrize("change", ["payload", "key", "missing", "extra", "swapped payloads"])
+def test_any_row_not_as_planned_fails_the_wire_match(change: str) -> None:
+    prints = _prints(WRITER_0, WRITER_1)
+    rows = _changed(_rows(ALL, 2), change)
+    assert not wire_match(len(rows), _cells(rows), prints[2])
+
+
+def test_a_writer_of_list_appends_leaves_no_wire_print() -> None:
+    keeper = PrintKeeper(wire=False)
+    keeper.add(WRITER_0)
+    assert all(p.wire is None and p.wire_bytes == 0 for p in keeper.prints())
+    rows = _rows(WRITER_0, 0)
+    assert not wire_match(len(rows), _cells(rows), keeper.prints()[:1])

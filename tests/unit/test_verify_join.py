@@ -102,7 +102,7 @@ class ScanningTable(FakeTable):
 
     digested: int = 0  # rows verification had digested one by one
 
-    def scan_many(self, buckets: Iterator[int], consistency: str) -> Iterator[tuple[int, Any]]:
+    def scan_many(self, buckets: Iterator[int], consistency: str, **_: Any) -> Iterator[tuple[int, Any]]:
         for bucket in buckets:
             try:
                 yield bucket, self.raw(bucket, consistency)

@@ -50,7 +50,7 @@ class ShuffledTable(ScanningTable):
         super().__init__(table.first, table.strong, table.unreadable, table.unreadable_strong)
         self._rng = random.Random(seed)
 
-    def scan_many(self, buckets: Iterable[int], consistency: str) -> Iterator[tuple[int, Any]]:
+    def scan_many(self, buckets: Iterable[int], consistency: str, **_: Any) -> Iterator[tuple[int, Any]]:
         order = list(buckets)
         self._rng.shuffle(order)
         return super().scan_many(iter(order), consistency)
@@ -118,6 +118,8 @@ def test_the_ledger_lists_its_buckets_by_skipping_from_one_to_the_next(tmp_path:
 
 class _RefusingSession:
     """A session whose every request fails before it is sent (as a shut-down session's would)."""
+
+    client_protocol_handler = object()
 
     def __init__(self) -> None:
         self.requests = 0
