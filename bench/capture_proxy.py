@@ -11,6 +11,13 @@
    (3,364 vs 5,169; 3,155 vs 4,662 rows/s) against 0.652 at 5fffb36 in between (2,813 vs 4,313);
    the proxy 67 and 80 µs per row against 86, the client 206/222 (direct 172/200), the node
    113/106 (direct 73/86). The ratio did not move: see the README's performance section.
+   On branch relay3 (answers durable by one journal write, SQLite off the answer path),
+   `python -c "from bench.capture_proxy import throughput; print(throughput(20000,
+   repetitions=5))"` alternating with d18a36c's (load 1.4-3.6): 0.688, 0.720, 0.672, 0.770
+   (proxy 82, 76, 67, 68 µs per row) against 0.736, 0.709, 0.687, 0.686, 0.700 (79, 111, 88, 73,
+   70): medians 0.704 and 0.700, goal (0.8) not met. Same run, `python -m bench.proxy_modes
+   20000 5 --compare DIR` (DIR: d18a36c's astrachaos; load 2.3 -> 2.1): 0.72 against 0.66, proxy
+   56 against 65 µs per row.
 2. The proxy's peak RSS (VmHWM) over N captured writes (goal ≤ 300 MB at 1,000,000).
 3. `verify_capture` of those N writes vs a raw paged scan of the same rows (goal ≥ 0.8), alternating,
    three times each; the 1-minute load average is printed with each part (the machine is shared).
@@ -47,13 +54,16 @@ def _free_port() -> int:
 class _Proxy:
     """`astrachaos proxy` (`--capture DIR` unless None, and `options`) in a subprocess; its peak RSS."""
 
-    def __init__(self, capture: Path | None, options: tuple[str, ...] = ()) -> None:
+    def __init__(self, capture: Path | None, options: tuple[str, ...] = (), cwd: Path | None = None) -> None:
+        """`cwd`: run the astrachaos found there (a checkout of another commit) instead of this one."""
         self.port = _free_port()
         command = [sys.executable, "-m", "astrachaos", "proxy", "--upstream", "127.0.0.1:9042",
                    "--listen", f"127.0.0.1:{self.port}", "--no-api", *options]  # fmt: skip
         if capture is not None:
             command += ["--capture", str(capture)]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd
+        )
         assert self.process.stdout is not None
         for line in self.process.stdout:
             if line.startswith("contact point"):

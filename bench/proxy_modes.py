@@ -5,6 +5,11 @@ ROWS rows straight to the local node and through three proxies started side by s
 (bytes forwarded, nothing read), CQL (frames read, no capture) and `--capture`. The four are
 interleaved in rotating order; printed per mode: the median rows/s, its ratio to direct, and the
 median CPU µs per row of the client, the node and the proxy.
+
+    python -m bench.proxy_modes [ROWS] [REPETITIONS] [--compare DIR]
+
+`--compare DIR` adds a fifth mode, `--capture` run by the astrachaos in DIR (another commit's
+tree, e.g. `git archive d18a36c astrachaos | tar -x -C DIR`): a before/after in the same run.
 """
 
 from __future__ import annotations
@@ -21,14 +26,16 @@ KS = "proxy_bench"
 CONCURRENCY = 64
 
 
-def main(rows: int, repetitions: int) -> None:
-    """Interleave the four modes; print each one's medians."""
+def main(rows: int, repetitions: int, compare: Path | None = None) -> None:
+    """Interleave the modes; print each one's medians."""
     with tempfile.TemporaryDirectory() as tmp:
         proxies = {
             "--tcp": _Proxy(None, ("--tcp",)),
             "CQL": _Proxy(None),
             "--capture": _Proxy(Path(tmp) / "c"),
         }
+        if compare is not None:
+            proxies[f"--capture ({compare})"] = _Proxy(Path(tmp) / "compared", cwd=compare)
         try:
             cluster, direct = _session(9042)
             table = _table(direct)
@@ -41,7 +48,7 @@ def main(rows: int, repetitions: int) -> None:
                 first += 5_000
             modes = list(sessions)
             for rep in range(repetitions):
-                for mode in modes[rep % 4 :] + modes[: rep % 4]:
+                for mode in modes[rep % len(modes) :] + modes[: rep % len(modes)]:
                     proxy = proxies[mode].process.pid if mode in proxies else None
                     rates[mode].append(
                         cpu.measure(mode, proxy, sessions[mode], table, first, rows, CONCURRENCY)
@@ -62,4 +69,10 @@ def main(rows: int, repetitions: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000, int(sys.argv[2]) if len(sys.argv) > 2 else 3)
+    arguments = sys.argv[1:]
+    compared = None
+    if "--compare" in arguments:
+        at = arguments.index("--compare")
+        compared = Path(arguments[at + 1]).resolve()
+        del arguments[at : at + 2]
+    main(int(arguments[0]) if arguments else 20_000, int(arguments[1]) if len(arguments) > 1 else 3, compared)

@@ -2,7 +2,9 @@
 
 Contract shared by the two front doors (`astrachaos proxy --capture DIR` and `astrachaos.chaos()`):
 
-- A capture is a directory holding `capture.sqlite` (see `ledger.py`). Producers open it with
+- A capture is a directory holding `capture.sqlite` (see `ledger.py`; rows are durable in its
+  journal, `journal.py`, before SQLite holds them, and a reader completes the file from a killed
+  producer's journal). Producers open it with
   `CaptureLedger(directory)`, call `sent(CapturedWrite) -> id` when a write leaves for the
   database, `answered(id, Told, error_class, error_message)` when the client is told something,
   `unverifiable(Unverifiable)` for a write whose key cannot be known, and `close()` at the end.

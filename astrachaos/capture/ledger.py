@@ -1,13 +1,17 @@
 """The capture ledger: a crash-safe SQLite file of captured writes, their answers, the unverifiable.
 
-Same durability as a run's ledger (SQLite WAL, `synchronous=NORMAL`): a committed transaction
-survives a kill -9 of the process. Producers (the proxy loop, driver callbacks) only append to a
-queue; one thread commits in batches, many rows per INSERT statement (SQLite releases the GIL once
-per statement, not once per row: the proxy's event loop is not starved while it commits). A
-producer that must not tell its client anything the ledger could lose waits for `flush()`,
-registers `when_durable(...)`, or commits on its own thread with `commit_through(...)` before
-answering (the proxy's loop: cheaper than a hand-over). WAL checkpoints (they fsync) run only on
-the writer thread, over a connection of its own.
+Producers (the proxy loop, driver callbacks) only append rows to a queue. A producer that must not
+tell its client anything the ledger could lose waits for `flush()`, registers `when_durable(...)`,
+or makes its rows durable on its own thread with `commit_through(...)` before answering (the
+proxy's loop: cheaper than a hand-over). Durable means written to the journal (`journal.py`: one
+`write()` of every row queued so far; a kill -9 loses nothing written, as a SQLite WAL commit at
+`synchronous=NORMAL`). The ledger's own thread writes the journal every `commit_interval_s` and
+inserts what it holds into SQLite every `apply_interval_s` (or sooner past `APPLY_ROWS` rows): few
+large transactions, many rows per INSERT statement (SQLite releases the GIL once per statement),
+the journal position applied stored in the same transaction. WAL checkpoints (they fsync) run on
+that thread too, over a connection of its own. `close()` applies everything and deletes the
+journal; a capture whose producer was killed is completed from its journal by the next
+`CaptureLedger` or `CaptureReader` that opens it (`recover`).
 
 Format 2 (see `cells.py`): a write row holds its table (an id into `tables`, which keeps the key
 columns, their types and how many form the partition key), the partition's token, the key as
@@ -18,18 +22,20 @@ by verification's range sums. Format 1 captures (JSON keys) are refused with a c
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import chain
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from astrachaos.capture import journal
 from astrachaos.capture.cells import KeyCodec, serialize
 from astrachaos.capture.keys import TableKeys
 from astrachaos.capture.model import CapturedWrite, Told, Unverifiable, WriteKind
@@ -42,6 +48,8 @@ FILE_NAME = "capture.sqlite"
 SCHEMA_VERSION = 2
 _BUSY_TIMEOUT_MS = 30_000
 CHECKPOINT_INTERVAL_S = 0.5  # the WAL is copied into the file this often (it grows ~3 MB/s at most)
+APPLY_INTERVAL_S = 0.25  # journaled rows go into SQLite this often ...
+APPLY_ROWS = 20_000  # ... or as soon as this many wait
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,6 +68,8 @@ CREATE TABLE IF NOT EXISTS answers (
 CREATE TABLE IF NOT EXISTS unverifiable (
     id INTEGER PRIMARY KEY, reason TEXT NOT NULL, keyspace TEXT, tbl TEXT, statement TEXT NOT NULL,
     connection TEXT NOT NULL, at REAL NOT NULL, fault TEXT);
+CREATE TABLE IF NOT EXISTS journal_applied (
+    id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL, position INTEGER NOT NULL);
 """
 # Built when the producer closes (appends stay in rowid order while capturing, cheap at any size);
 # a capture whose producer was killed is read from a temporary copy that has it.
@@ -72,6 +82,10 @@ _TABLES = (
     ("tables", 6, 50), ("column_sets", 3, 100),
 )  # fmt: skip
 _WRITES, _ANSWERS, _UNVERIFIABLE, _META, _REGISTERED_TABLES, _COLUMN_SETS = range(6)
+_WIDTHS = tuple(columns for _, columns, _ in _TABLES)
+_TOLD = {told: told.value for told in Told}  # plain strings: an enum's .value costs a lookup per row
+_KINDS = {kind: kind.value for kind in WriteKind}
+_APPLIED = "INSERT OR REPLACE INTO journal_applied VALUES (1, ?, ?)"
 
 
 def capture_file(directory: Path) -> Path:
@@ -99,21 +113,25 @@ class CaptureLedger:
         meta: dict[str, str] | None = None,
         *,
         commit_interval_s: float = 0.01,
+        apply_interval_s: float = APPLY_INTERVAL_S,
         max_pending_rows: int = 100_000,
     ) -> None:
         self.path = capture_file(directory)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._producer = journal.ProducerLock(self.path.parent)
+            if not self._producer.take():
+                raise EnvironmentProblem(f"another process is writing the capture at {self.path.parent}")
             self._conn = connect_wal(self.path)
             (version,) = self._conn.execute("PRAGMA user_version").fetchone()
             check_version(self.path, version, allow_new=True)
             self._conn.executescript(f"BEGIN; {_SCHEMA}; COMMIT;")
             self._conn.execute("PRAGMA cache_size = -32768")  # 32 MB: commits stay in memory
-            # Checkpoints (they fsync) run on the writer thread's own connection, never in a commit
-            # made on a producer's thread (`commit_through`, the proxy's event loop).
+            # Checkpoints (they fsync) run on a connection of their own, between the thread's commits.
             self._conn.execute("PRAGMA wal_autocheckpoint = 0")
             self._checkpointer = connect_wal(self.path)
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            generation = _apply_journal(self._conn, self.path.parent) + 1  # an earlier producer's, killed
             (last,) = self._conn.execute("SELECT coalesce(max(id), 0) FROM writes").fetchone()
             self._tables: dict[tuple[str, str], tuple[int, dict[str, str], int | None]] = {
                 (ks, tb): (i, json.loads(types), parts)
@@ -127,22 +145,27 @@ class CaptureLedger:
             }
             if meta:
                 self._conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
-        except (OSError, sqlite3.Error) as error:
+            self._journal = journal.JournalWriter(self.path.parent, generation)
+            self._conn.execute(_APPLIED, (generation, 0))
+        except (OSError, sqlite3.Error, journal.JournalError) as error:
             raise EnvironmentProblem(f"cannot open the capture ledger at {self.path}: {error}") from error
         self._codecs: dict[int, KeyCodec] = {}
         self._next_id = int(last) + 1
         self._interval = commit_interval_s
+        self._apply_interval = apply_interval_s
         self._max_pending = max_pending_rows
-        self._queues: tuple[list[tuple[Any, ...]], ...] = tuple([] for _ in _TABLES)
-        self._pending = 0
+        self._apply_rows = min(APPLY_ROWS, max_pending_rows)
+        self._queues: tuple[list[tuple[Any, ...]], ...] = tuple([] for _ in _TABLES)  # not journaled
+        self._unapplied: tuple[list[tuple[Any, ...]], ...] = tuple([] for _ in _TABLES)  # journaled only
+        self._pending = 0  # rows not in SQLite yet
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
         self._queued_seq = 0  # every appended row takes the next number
-        self._durable_seq = 0  # rows up to this number are committed
+        self._durable_seq = 0  # rows up to this number are journaled
         self._waiters: list[tuple[int, Callable[[], None]]] = []
         self._wake = threading.Event()
-        self._commit_lock = threading.Lock()  # one commit at a time, whichever thread makes it
-        self._checkpointed_at = time.monotonic()
+        self._journal_lock = threading.Lock()  # one journal write at a time, whichever thread makes it
+        self._checkpointed_at = self._applied_at = time.monotonic()
         self._stopping = False
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="capture-ledger", daemon=True)
@@ -182,7 +205,7 @@ class CaptureLedger:
             write_id = self._next_id
             self._next_id += 1
             row = (write_id, table_id, token, key, column_set, digest, fingerprint, write_timestamp,
-                   kind.value, fault, connection, stream, time.time())  # fmt: skip
+                   _KINDS[kind], fault, connection, stream, time.time())  # fmt: skip
             self._append(_WRITES, row)
         return write_id
 
@@ -207,9 +230,18 @@ class CaptureLedger:
         self, write_id: int, told: Told, error_class: str | None = None, error_message: str | None = None
     ) -> int:
         """Record what the client was told about write `write_id`; returns its durability number."""
-        row = (write_id, told.value, error_class, _excerpt(error_message), time.time())
+        row = (write_id, _TOLD[told], error_class, _excerpt(error_message), time.time())
         with self._lock:
             return self._append(_ANSWERS, row)
+
+    def answered_all(self, write_ids: Sequence[int], told: Told) -> int:
+        """`answered(id, told)` for each of `write_ids` (no error); the last durability number."""
+        value, now = _TOLD[told], time.time()
+        with self._lock:
+            number = self._queued_seq
+            for write_id in write_ids:
+                number = self._append(_ANSWERS, (write_id, value, None, None, now))
+        return number
 
     def unverifiable(self, item: Unverifiable) -> None:
         """Count a write whose key cannot be known, with its reason."""
@@ -233,7 +265,8 @@ class CaptureLedger:
         callback()
 
     def commit_through(self, number: int) -> None:
-        """Commit now, on the caller's thread, unless row `number` is committed already.
+        """Make rows through `number` durable now, on the caller's thread (one journal write of
+        every row queued), unless they are already.
 
         For a producer that waits for its rows anyway (the proxy's loop holding a client's answers):
         no hand-over to the writer thread and back. Raises EnvironmentProblem if the ledger failed.
@@ -242,13 +275,13 @@ class CaptureLedger:
         if number <= self._durable_seq:
             return
         try:
-            self._commit()
+            self._write_journal()
         except BaseException as error:
             self._fail(error)
             raise EnvironmentProblem(f"the capture ledger failed: {error}") from error
 
     def flush(self, timeout_s: float = 30.0) -> None:
-        """Wait until everything appended so far is committed."""
+        """Wait until everything appended so far is durable (journaled)."""
         done = threading.Event()
         with self._lock:
             number = self._queued_seq
@@ -258,18 +291,24 @@ class CaptureLedger:
         self._raise_if_failed()
 
     def close(self) -> None:
-        """Commit what is queued, build the read index and close the file (idempotent)."""
+        """Put everything queued into SQLite, delete the journal, build the read index and close the
+        file (idempotent). If the ledger failed, the journal stays for the next reader."""
         if self._stopping:
             return
         self._stopping = True
         self._wake.set()
         self._thread.join()
-        try:
-            self._conn.execute(INDEX)
-        except sqlite3.Error as error:  # verification still reads it, from an indexed copy
-            log.warning("capture index not built: %s", error)
+        self._journal.close()
+        if self._error is None:
+            with contextlib.suppress(OSError):
+                self._journal.path.unlink()
+            try:
+                self._conn.execute(INDEX)
+            except sqlite3.Error as error:  # verification still reads it, from an indexed copy
+                log.warning("capture index not built: %s", error)
         self._conn.close()
         self._checkpointer.close()
+        self._producer.release()
         self._raise_if_failed()
 
     def __enter__(self) -> CaptureLedger:
@@ -312,7 +351,7 @@ class CaptureLedger:
         self._queues[queue].append(row)
         self._pending += 1
         self._queued_seq += 1
-        if self._pending >= 4_000:
+        if self._pending == self._apply_rows:
             self._wake.set()
         return self._queued_seq
 
@@ -328,19 +367,25 @@ class CaptureLedger:
                 self._wake.wait(self._interval)
                 self._wake.clear()
                 stopping = self._stopping
-                self._commit()
+                self._write_journal()
+                now = time.monotonic()
+                due = now - self._applied_at >= self._apply_interval
+                if stopping or due or self._pending >= self._apply_rows:
+                    self._applied_at = now
+                    self._apply()
                 if stopping:
-                    self._commit()
+                    self._write_journal()
+                    self._apply()
                     self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
                     return
-                if time.monotonic() - self._checkpointed_at >= CHECKPOINT_INTERVAL_S:
-                    self._checkpointed_at = time.monotonic()
+                if now - self._checkpointed_at >= CHECKPOINT_INTERVAL_S:
+                    self._checkpointed_at = now
                     self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")  # writers go on
         except BaseException as error:
             self._fail(error)
 
     def _fail(self, error: BaseException) -> None:
-        """The ledger cannot commit: remember why, release every waiter (they raise or see it)."""
+        """The ledger cannot go on: remember why, release every waiter (they raise or see it)."""
         if self._error is None:
             log.error("the capture ledger failed: %s", error)
             self._error = error
@@ -350,26 +395,19 @@ class CaptureLedger:
         for _, callback in waiters:
             callback()
 
-    def _commit(self) -> None:
-        with self._commit_lock:
-            self._commit_locked()
-
-    def _commit_locked(self) -> None:
+    def _write_journal(self) -> None:
+        """Journal every row queued (one write), then release the waiters it makes durable."""
+        with self._journal_lock:
+            with self._lock:
+                batches = self._queues
+                self._queues = tuple([] for _ in _TABLES)
+                number = self._queued_seq
+            if any(batches):
+                self._journal.append(batches)
+                for rows, unapplied in zip(batches, self._unapplied, strict=True):
+                    unapplied += rows
         with self._lock:
-            batches = self._queues
-            self._queues = tuple([] for _ in _TABLES)
-            self._pending = 0
-            number = self._queued_seq
-            self._room.notify_all()
-        if any(batches):
-            self._conn.execute("BEGIN")
-            # Registrations first: a reader never sees a write of a table it cannot decode.
-            for index in (_REGISTERED_TABLES, _COLUMN_SETS, _WRITES, _ANSWERS, _UNVERIFIABLE, _META):
-                if batches[index]:
-                    _insert_all(self._conn, *_TABLES[index], batches[index])
-            self._conn.execute("COMMIT")
-        with self._lock:
-            self._durable_seq = number
+            self._durable_seq = max(self._durable_seq, number)
             ready = [c for n, c in self._waiters if n <= number]
             self._waiters = [(n, c) for n, c in self._waiters if n > number]
         for callback in ready:
@@ -377,6 +415,111 @@ class CaptureLedger:
                 callback()
             except Exception as error:
                 log.warning("capture durability callback failed: %s", error)
+
+    def _apply(self) -> None:
+        """Insert the journaled rows into SQLite (the writer thread), with the journal position they
+        reach; a journal grown past `ROTATE_BYTES` is replaced by the next generation's and deleted."""
+        with self._journal_lock:
+            batches = self._unapplied
+            self._unapplied = tuple([] for _ in _TABLES)
+            applied = (self._journal.generation, self._journal.size)
+            old = None
+            if self._journal.size >= journal.ROTATE_BYTES and not self._stopping:
+                old, self._journal = (
+                    self._journal,
+                    journal.JournalWriter(self.path.parent, self._journal.generation + 1),
+                )
+                applied = (self._journal.generation, 0)
+        count = sum(len(rows) for rows in batches)
+        if count or old is not None:
+            self._conn.execute("BEGIN")
+            _insert_batches(self._conn, batches)
+            self._conn.execute(_APPLIED, applied)
+            self._conn.execute("COMMIT")
+        if old is not None:
+            old.close()
+            old.path.unlink()
+        with self._lock:
+            self._pending -= count
+            self._room.notify_all()
+
+
+def _insert_batches(conn: sqlite3.Connection, batches: Sequence[list[tuple[Any, ...]]]) -> None:
+    """Insert one list of rows per ledger table (inside the caller's transaction)."""
+    # Registrations first: a reader never sees a write of a table it cannot decode.
+    for index in (_REGISTERED_TABLES, _COLUMN_SETS, _WRITES, _ANSWERS, _UNVERIFIABLE, _META):
+        if batches[index]:
+            _insert_all(conn, *_TABLES[index], batches[index])
+
+
+def _apply_journal(conn: sqlite3.Connection, directory: Path) -> int:
+    """Insert into `conn` (a writable ledger) what the journal of `directory` holds beyond what it
+    has, record that, and delete the journal files; the last generation found (0: none)."""
+    pending = journal.unapplied(directory, applied_position(conn), _WIDTHS)
+    found = journal.generations(directory)
+    last = max(found, default=applied_position(conn)[0])
+    conn.execute("BEGIN")
+    for batches in pending:
+        _insert_batches(conn, batches)
+    conn.execute(_APPLIED, (last + 1, 0))
+    conn.execute("COMMIT")
+    for generation in found:
+        journal.journal_path(directory, generation).unlink(missing_ok=True)
+    return last
+
+
+def apply_journal_copy(source: sqlite3.Connection, target: sqlite3.Connection, directory: Path) -> None:
+    """Copy the ledger `source` into `target` with the journal's rows it does not hold yet (its
+    producer may still write: the journal files are read before the copy, so a file deleted
+    meanwhile was applied to what is copied)."""
+    files = {g: journal.journal_path(directory, g).read_bytes() for g in journal.generations(directory)}
+    source.backup(target)
+    generation, offset = applied_position(target)
+    target.execute("BEGIN")
+    for found, data in sorted(files.items()):
+        if found >= generation:
+            for batches in journal.read_records(data, offset if found == generation else 0, _WIDTHS):
+                _insert_batches(target, batches)
+    target.execute("COMMIT")
+
+
+def applied_position(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(generation, byte offset) of the journal through which `conn`'s ledger holds the rows."""
+    try:
+        row = conn.execute("SELECT generation, position FROM journal_applied WHERE id = 1").fetchone()
+    except sqlite3.OperationalError:  # a capture from before the journal
+        return (0, 0)
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def recover(directory: Path) -> bool:
+    """Complete a capture whose producer is gone (killed) from its journal, in place, and index it
+    (the caller checked its format); False (nothing done) while a producer still writes it or the
+    directory cannot be written."""
+    path = capture_file(directory)
+    if not journal.generations(directory):
+        return True
+    try:
+        lock = journal.ProducerLock(Path(directory))
+    except OSError:
+        return False
+    try:
+        if not lock.take():
+            return False
+        conn = connect_wal(path)
+        try:
+            conn.executescript(f"BEGIN; {_SCHEMA}; COMMIT;")
+            _apply_journal(conn, Path(directory))
+            conn.execute(INDEX)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        return True
+    except (OSError, sqlite3.Error) as error:
+        log.warning("cannot complete the capture at %s from its journal: %s", directory, error)
+        return False
+    finally:
+        lock.release()
 
 
 def _insert_all(

@@ -10,8 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from astrachaos.capture import journal
 from astrachaos.capture.cells import KeyCodec, decode
-from astrachaos.capture.ledger import FILE_NAME, INDEX, INDEX_NAME, capture_file, check_version
+from astrachaos.capture.ledger import (
+    FILE_NAME,
+    INDEX,
+    INDEX_NAME,
+    apply_journal_copy,
+    capture_file,
+    check_version,
+    recover,
+)
 from astrachaos.capture.model import Answer, CapturedWrite, StoredWrite, Told, Unverifiable, WriteKind
 from astrachaos.errors import Inconclusive
 from astrachaos.reconcile.schema import Column, cast, encode
@@ -62,19 +71,24 @@ class CaptureReader:
             raise Inconclusive(f"cannot read the capture at {self.path}: {error}") from error
         check_version(self.path, version)
         try:
+            if journal.generations(self.path.parent) and recover(self.path.parent):  # its producer was killed
+                self.conn.close()
+                self.conn = _read_only(self.path)
             indexes = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-            if INDEX_NAME not in indexes:  # its producer was killed, or still runs: index a copy
+            if INDEX_NAME not in indexes or journal.generations(self.path.parent):
+                # Its producer still runs (or was killed, and this directory cannot be written):
+                # read a copy, with the journal's rows SQLite does not hold yet, indexed.
                 self._copy = Path(tempfile.mkdtemp(prefix="astrachaos-capture-")) / FILE_NAME
-                target = sqlite3.connect(self._copy)
+                target = sqlite3.connect(self._copy, isolation_level=None)
                 try:
-                    self.conn.backup(target)
+                    apply_journal_copy(self.conn, target, self.path.parent)
                     target.execute(INDEX)
                 finally:
                     target.close()
                 self.conn.close()
                 self.conn = _read_only(self._copy)
             self.conn.execute("PRAGMA cache_size = -65536")
-        except sqlite3.Error as error:
+        except (sqlite3.Error, journal.JournalError) as error:
             raise Inconclusive(f"cannot read the capture at {self.path}: {error}") from error
 
     def meta(self) -> dict[str, str]:

@@ -115,6 +115,7 @@ class PreparedStatements:
 
     def __init__(self) -> None:
         self._texts: dict[bytes, str] = {}
+        self._system: dict[bytes, str | None] = {}  # prepared id → the system table it reads, if any
         self._lock = threading.Lock()
 
     def learn(self, prepared_id: bytes, text: str) -> None:
@@ -126,6 +127,17 @@ class PreparedStatements:
     def snapshot(self) -> dict[bytes, str]:
         """The texts as of now, to read without the lock (never changed afterwards)."""
         return self._texts
+
+    def system_table(self, prepared_id: bytes) -> str | None:
+        """`system_table` of the statement `prepared_id` stands for (looked at once per id)."""
+        try:
+            return self._system[prepared_id]
+        except KeyError:
+            text = self._texts.get(prepared_id)
+            table = system_table(text)
+            if text is not None:  # an id's text never changes once learnt
+                self._system[prepared_id] = table
+            return table
 
 
 class CqlRelay:
@@ -381,7 +393,7 @@ class CqlRelay:
     def _forward_execute(self, envelope: Envelope, prepared_id: bytes, toxics: bool) -> None:
         """An EXECUTE no policy looks at: note a read of system.local/peers, capture it."""
         if self._topology is not None:
-            table = system_table(self._prepared.snapshot().get(prepared_id))
+            table = self._prepared.system_table(prepared_id)
             if table is not None:
                 self._system[envelope.stream] = table
         if self.capture is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from astrachaos.proxy.compression import CompressionError, deflate_segment, inflate_segment
 
@@ -49,8 +49,12 @@ _CRC24_TABLE = _crc24_table()  # a byte at a time: the bitwise loop cost ~8 µs 
 
 def crc24(value: int, length: int) -> int:
     """CRC24 of the `length` low bytes of `value`, least significant byte first."""
-    crc = CRC24_INIT
     table = _CRC24_TABLE
+    if length == HEADER_LENGTH:  # every uncompressed segment's header: unrolled
+        crc = ((CRC24_INIT << 8) & 0xFFFFFF) ^ table[((CRC24_INIT >> 16) ^ value) & 0xFF]
+        crc = ((crc << 8) & 0xFFFFFF) ^ table[((crc >> 16) ^ (value >> 8)) & 0xFF]
+        return ((crc << 8) & 0xFFFFFF) ^ table[((crc >> 16) ^ (value >> 16)) & 0xFF]
+    crc = CRC24_INIT
     for _ in range(length):
         crc = ((crc << 8) & 0xFFFFFF) ^ table[((crc >> 16) ^ value) & 0xFF]
         value >>= 8
@@ -67,9 +71,9 @@ def crc32(payload: bytes) -> int:
     return zlib.crc32(payload, CRC32_PRIMER)
 
 
-@dataclass(frozen=True)
-class Segment:
-    """One decoded segment: its payload and whether it holds whole envelopes only."""
+class Segment(NamedTuple):
+    """One decoded segment: its payload and whether it holds whole envelopes only (a tuple: made per
+    segment, a frozen dataclass's __init__ cost more than the rest of reading it)."""
 
     payload: bytes
     self_contained: bool

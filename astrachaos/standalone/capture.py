@@ -369,15 +369,16 @@ class ConnectionCapture:
     def response(self, envelope: Envelope, replaced: Envelope | None) -> None:
         """The server's answer on a stream; `replaced`: what the client gets instead (None: nothing)."""
         stream = envelope.stream
-        text = self._preparing.pop(stream, None)
-        if text is not None:
-            self._learn(envelope, text)
-        keyspace = self._using.pop(stream, None)
-        if keyspace is not None and envelope.opcode == Opcode.RESULT:
-            self.keyspace = keyspace
-        unknown = self._unknown.pop(stream, None)
-        if unknown is not None and not _is_rows(envelope):  # no rows back: it was not a read
-            self._unverifiable(Reason.UNKNOWN_PREPARED, None, None, unknown[0], unknown[1])
+        if self._preparing or self._using or self._unknown:  # else the hot path: a write's answer
+            text = self._preparing.pop(stream, None)
+            if text is not None:
+                self._learn(envelope, text)
+            keyspace = self._using.pop(stream, None)
+            if keyspace is not None and envelope.opcode == Opcode.RESULT:
+                self.keyspace = keyspace
+            unknown = self._unknown.pop(stream, None)
+            if unknown is not None and not _is_rows(envelope):  # no rows back: it was not a read
+                self._unverifiable(Reason.UNKNOWN_PREPARED, None, None, unknown[0], unknown[1])
         ids = self._in_flight.pop(stream, None)
         if not ids:
             return
@@ -387,8 +388,7 @@ class ConnectionCapture:
             for write_id in ids:
                 self.mark = self.capture.ledger.answered(write_id, Told.ERROR, error_class, message)
         else:
-            for write_id in ids:
-                self.mark = self.capture.ledger.answered(write_id, Told.RESULT)
+            self.mark = self.capture.ledger.answered_all(ids, Told.RESULT)
 
     def commit_through(self, number: int) -> None:
         """Commit the capture ledger through row `number` now (the proxy's loop, holding answers)."""

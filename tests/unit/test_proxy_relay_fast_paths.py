@@ -122,6 +122,20 @@ def test_a_prepared_read_of_system_local_is_still_looked_at_without_policies() -
     assert counts["local_rewritten"] == 1  # the answer to stream 9 went through the rewriting (once)
 
 
+def test_a_system_local_statement_learnt_after_its_first_execute_is_still_marked() -> None:
+    """The system table of a prepared id is looked up once its text is known, not cached unknown."""
+    prepared = PreparedStatements()
+    relay, counts = _framed_relay(None, prepared=prepared)
+    relay.from_client(encode_segment(_execute(9, b"loc").encode()))  # not learnt yet: unmarked
+    relay.from_server(encode_segment(_void(9).encode()))
+    assert counts["local_rewritten"] == 0
+    prepared.learn(b"loc", "SELECT * FROM system.local WHERE key='local'")
+    for stream in (11, 12):  # marked now, and every time
+        relay.from_client(encode_segment(_execute(stream, b"loc").encode()))
+        relay.from_server(encode_segment(_void(stream).encode()))
+    assert counts["local_rewritten"] == 2
+
+
 def test_policies_see_an_execute_with_its_prepared_text() -> None:
     prepared = PreparedStatements()
     prepared.learn(b"pid", "INSERT INTO ks.t (k, v) VALUES (?, ?)")

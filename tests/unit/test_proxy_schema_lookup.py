@@ -128,3 +128,32 @@ def test_what_passed_unread_reaches_the_capture_while_the_proxy_runs(tmp_path: P
         assert unread == {"connections": 1, "refused": 0, "frames": 0, "requests": 0}
     finally:
         proxy.close()
+
+
+def test_answers_are_recorded_with_a_prepare_pending_or_not(tmp_path: Path) -> None:
+    """A RESULT (recorded in bulk) and an ERROR on write streams, with and without a PREPARE of
+    another stream still awaiting its answer, are what the capture reads back."""
+    from astrachaos.capture import Told
+
+    schema = SchemaCache(lambda: KNOWN)
+    schema.refresh()
+    ledger = CaptureLedger(tmp_path)
+    connection = WriteCapture(ledger, schema).connection("n1", lambda: None)
+    error_body = struct.pack(">i", 0x1100) + struct.pack(">H", 8) + b"too late"
+    connection.request(_insert(1, "known", 1), None, None)
+    connection.response(Envelope(4, True, 0, 1, Opcode.RESULT, struct.pack(">i", 1)), None)
+    prepare = b"SELECT v FROM ks.known WHERE k = ?"
+    connection.request(
+        Envelope(4, False, 0, 9, Opcode.PREPARE, struct.pack(">i", len(prepare)) + prepare), None, None
+    )
+    connection.request(_insert(2, "known", 2), None, None)
+    connection.request(_insert(3, "known", 3), None, None)
+    connection.response(Envelope(4, True, 0, 2, Opcode.RESULT, struct.pack(">i", 1)), None)
+    connection.response(Envelope(4, True, 0, 3, Opcode.ERROR, error_body), None)
+    ledger.commit_through(connection.mark)
+    ledger.close()
+    schema.close()
+    with CaptureReader(tmp_path) as reader:
+        answers = {w.write.key["k"]: w.answer for w in reader.writes("ks", "known")}
+    assert {k: a.told for k, a in answers.items()} == {1: Told.RESULT, 2: Told.RESULT, 3: Told.ERROR}
+    assert (answers[3].error_class, answers[3].error_message) == ("WriteTimeout", "too late")

@@ -1,0 +1,168 @@
+"""The capture ledger's journal: rows made durable by one `write()` before SQLite holds them.
+
+A producer that must not tell its client anything the capture could lose (the proxy's loop
+holding a client's answers) appends the rows queued so far to the journal as one record; the
+ledger's thread later inserts them into SQLite in large transactions, off the hot path, and
+stores in the same transaction how far the journal is applied. A record survives a kill -9 of
+the process once `write()` returned (the page cache holds it), which is the durability SQLite
+gives a WAL commit at `synchronous=NORMAL`; neither survives the machine losing power.
+
+Files, in the capture directory: `capture.journal.<generation>` (a new generation starts when
+one grows past `ROTATE_BYTES`; a file is deleted once SQLite holds all of it) and
+`capture.lock`, locked (flock) by the one producer writing the capture. A record: its payload's
+length and CRC-32 (big-endian, 4 bytes each), then the payload, `marshal` of one list of rows
+per ledger table. A record cut short or failing its CRC ends the journal (a write under way, or
+a process killed inside `write()`: nothing it was told about was acknowledged).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import marshal
+import os
+import struct
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+PREFIX = "capture.journal."
+LOCK_NAME = "capture.lock"
+ROTATE_BYTES = 64 * 1024 * 1024
+_HEADER = struct.Struct(">II")
+
+Batches = tuple[list[tuple[Any, ...]], ...]  # one list of rows per ledger table
+
+
+class JournalError(ValueError):
+    """A journal record that passed its CRC but is not what the ledger writes."""
+
+
+def journal_path(directory: Path, generation: int) -> Path:
+    """The journal file of one generation."""
+    return Path(directory) / f"{PREFIX}{generation}"
+
+
+def generations(directory: Path) -> list[int]:
+    """The generations whose journal files exist, oldest first."""
+    found = []
+    for path in Path(directory).glob(f"{PREFIX}*"):
+        suffix = path.name[len(PREFIX) :]
+        if suffix.isdigit():
+            found.append(int(suffix))
+    return sorted(found)
+
+
+class JournalWriter:
+    """Appends records to one generation's file (one caller at a time: the ledger's lock)."""
+
+    def __init__(self, directory: Path, generation: int) -> None:
+        self.generation = generation
+        self.path = journal_path(directory, generation)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.size = os.fstat(self._fd).st_size
+
+    def append(self, batches: Batches) -> None:
+        """One record holding `batches`, written whole before this returns (OSError if not)."""
+        try:
+            payload = marshal.dumps(batches)
+        except ValueError:  # a subclass of str or int (an enum member) in a row: as plain values
+            plain = tuple([tuple(_plain(v) for v in row) for row in rows] for rows in batches)
+            payload = marshal.dumps(plain)
+        data = memoryview(_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
+        while data:
+            written = os.write(self._fd, data)
+            data = data[written:]
+            self.size += written
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise ValueError(f"cannot journal a {type(value).__name__}")
+
+
+def read_records(data: bytes, start: int, widths: Sequence[int]) -> list[Batches]:
+    """The whole records of a journal file's bytes from offset `start` (a cut or corrupt one ends it).
+
+    `widths`: how many columns each table's rows have (JournalError for a record that disagrees).
+    """
+    records = []
+    at = start
+    while at + _HEADER.size <= len(data):
+        length, crc = _HEADER.unpack_from(data, at)
+        end = at + _HEADER.size + length
+        if end > len(data):
+            break
+        payload = data[at + _HEADER.size : end]
+        if zlib.crc32(payload) != crc:
+            break
+        try:
+            batches = marshal.loads(payload)
+        except (EOFError, ValueError, TypeError) as error:
+            raise JournalError(f"unreadable journal record at byte {at}: {error}") from None
+        _check(batches, widths, at)
+        records.append(batches)
+        at = end
+    return records
+
+
+def _check(batches: Any, widths: Sequence[int], at: int) -> None:
+    plain = (int, float, str, bytes, type(None))
+    if not isinstance(batches, tuple) or len(batches) != len(widths):
+        raise JournalError(f"journal record at byte {at} is not a capture ledger record")
+    for rows, width in zip(batches, widths, strict=True):
+        if not isinstance(rows, list) or not all(
+            isinstance(row, tuple) and len(row) == width and all(isinstance(v, plain) for v in row)
+            for row in rows
+        ):
+            raise JournalError(f"journal record at byte {at} holds rows of the wrong shape")
+
+
+def unapplied(directory: Path, applied: tuple[int, int], widths: Sequence[int]) -> list[Batches]:
+    """Every journal record SQLite does not hold: after offset `applied[1]` of generation
+    `applied[0]`, and all of any later generation (read now, oldest first)."""
+    generation, offset = applied
+    records: list[Batches] = []
+    for found in generations(directory):
+        if found < generation:
+            continue
+        try:
+            data = journal_path(directory, found).read_bytes()
+        except FileNotFoundError:  # applied and deleted meanwhile (its producer still runs)
+            continue
+        records += read_records(data, offset if found == generation else 0, widths)
+    return records
+
+
+class ProducerLock:
+    """`capture.lock`, held by the one producer of a capture for as long as it writes."""
+
+    def __init__(self, directory: Path) -> None:
+        self._fd = os.open(Path(directory) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def take(self) -> bool:
+        """Lock it if no other process holds it; whether it is now held."""
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
