@@ -18,7 +18,7 @@ from astrachaos.driver.session import Connection, connect
 from astrachaos.driver.table import RunTable, drop_table, ensure_table
 from astrachaos.run.runner import resolve_profile, target_table
 from astrachaos.scenario import Scenario
-from astrachaos.verify.partitions import READ_AHEAD
+from astrachaos.verify.reads import READ_AHEAD
 from bench.memory import peak_rss
 from bench.plan import BenchPlan, bench_scenario
 from bench.report import BenchReport, Metric, ceiling_metric, info_metric, ratio_metric

@@ -20,7 +20,7 @@ from astrachaos.driver.session import connect
 from astrachaos.run.saved import open_run
 from astrachaos.verify import connection, partitions
 from astrachaos.verify.connection import verify_run_table
-from astrachaos.verify.partitions import READ_AHEAD
+from astrachaos.verify.reads import READ_AHEAD
 from bench.scan import raw_scan_like_engine
 from bench.writes import NodeCpu
 

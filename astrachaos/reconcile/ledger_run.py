@@ -11,7 +11,8 @@ from astrachaos.events import DriverOutcome
 from astrachaos.ledger.writer import LedgerRecord
 from astrachaos.reconcile.result import Mode, ReconcileResult
 from astrachaos.run.saved import open_run
-from astrachaos.verify.partitions import PartitionReader, StoredRow, reread_levels
+from astrachaos.verify.partitions import reread_levels
+from astrachaos.verify.reads import PartitionReader, StoredRow
 
 log = logging.getLogger(__name__)
 BucketProgress = Callable[[int, int], None]  # (buckets read, buckets in all)
@@ -67,8 +68,7 @@ def reconcile_run(
                     )
     if records == 0:
         raise InvalidScenario(
-            f"{path}: the ledger holds no planned record; a reconcile of nothing would call the "
-            "table equal"
+            f"{path}: the ledger holds no planned record; a reconcile of nothing would call the table equal"
         )
     return ReconcileResult(
         mode=Mode.RUN,

@@ -19,7 +19,8 @@ from astrachaos.driver.table import RunTable
 from astrachaos.errors import EnvironmentProblem, Inconclusive
 from astrachaos.ledger.writer import Ledger
 from astrachaos.scenario import Scenario
-from astrachaos.verify.partitions import PartitionReader, Verification, verify
+from astrachaos.verify.partitions import Verification, verify
+from astrachaos.verify.reads import PartitionReader
 from astrachaos.workload.plan import DIGEST, digest_named
 
 log = logging.getLogger(__name__)

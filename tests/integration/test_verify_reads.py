@@ -15,7 +15,7 @@ from astrachaos.ledger.writer import Ledger
 from astrachaos.run.runner import Runner
 from astrachaos.scenario import Scenario
 from astrachaos.verify.classify import RecordClass
-from astrachaos.verify.partitions import PartitionReader
+from astrachaos.verify.reads import PartitionReader
 from tests.integration.raw import raw_session
 
 pytestmark = pytest.mark.integration
@@ -108,7 +108,7 @@ def test_partitions_as_written_are_matched_by_prints_and_a_tampered_row_is_still
     the partitions that changed behind its back, and finds exactly the records changed there."""
     from astrachaos.run.reverify import reverify
     from astrachaos.run.saved import open_run
-    from astrachaos.verify.partitions import WireRows
+    from astrachaos.verify.reads import WireRows
 
     scenario = Scenario.model_validate(
         {
@@ -167,7 +167,7 @@ def test_partitions_read_as_the_node_sends_them_match_their_wire_prints_and_deco
 ) -> None:
     """The bytes of each partition are exactly the planned rows' bytes as the writers hashed them."""
     from astrachaos.run.saved import open_run
-    from astrachaos.verify.partitions import WireRows
+    from astrachaos.verify.reads import WireRows
     from astrachaos.workload.prints import wire_match
 
     scenario = Scenario.model_validate(

@@ -29,8 +29,9 @@ from astrachaos.ledger.reader import LedgerReader, second_of
 from astrachaos.ledger.writer import Ledger, LedgerRecord
 from astrachaos.scenario import Verify
 from astrachaos.verify.classify import RecordClass, Seen, classify, is_silent
-from astrachaos.verify.partitions import Row as ReadRow
-from astrachaos.verify.partitions import Stored, StoredRow, _stored_rows, verify
+from astrachaos.verify.partitions import verify
+from astrachaos.verify.reads import Row as ReadRow
+from astrachaos.verify.reads import Stored, StoredRow, _stored_rows
 from astrachaos.workload.plan import PlannedRecord, applied_digest, digest_of
 from astrachaos.workload.prints import PrintKeeper
 

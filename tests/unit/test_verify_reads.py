@@ -14,7 +14,8 @@ from astrachaos.events import DriverOutcome, EventBus, Record, RecordsPlanned, W
 from astrachaos.ledger.writer import Ledger
 from astrachaos.scenario import Verify
 from astrachaos.verify.classify import RecordClass
-from astrachaos.verify.partitions import PartitionReader, Verification, _stored, _stored_rows, verify
+from astrachaos.verify.partitions import Verification, verify
+from astrachaos.verify.reads import PartitionReader, _stored, _stored_rows
 from astrachaos.workload.plan import blake2b_digest_of, digest_of
 from tests.unit.test_verify_join import (
     BUCKETS,
@@ -142,7 +143,7 @@ class _RefusingSession:
 def test_a_request_that_cannot_even_be_sent_leaves_its_partition_unread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("astrachaos.verify.partitions.time.sleep", lambda _: None)
+    monkeypatch.setattr("astrachaos.verify.reads.time.sleep", lambda _: None)
     session = _RefusingSession()
     reader = PartitionReader(session, RunTable("ks", "t"), "run-1", page_size=10)
 
