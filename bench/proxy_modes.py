@@ -14,9 +14,9 @@ tree, e.g. `git archive d18a36c astrachaos | tar -x -C DIR`): a before/after in 
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
@@ -69,10 +69,9 @@ def main(rows: int, repetitions: int, compare: Path | None = None) -> None:
 
 
 if __name__ == "__main__":
-    arguments = sys.argv[1:]
-    compared = None
-    if "--compare" in arguments:
-        at = arguments.index("--compare")
-        compared = Path(arguments[at + 1]).resolve()
-        del arguments[at : at + 2]
-    main(int(arguments[0]) if arguments else 20_000, int(arguments[1]) if len(arguments) > 1 else 3, compared)
+    parser = argparse.ArgumentParser(prog="python -m bench.proxy_modes", description=__doc__)
+    parser.add_argument("rows", type=int, nargs="?", default=20_000)
+    parser.add_argument("repetitions", type=int, nargs="?", default=3)
+    parser.add_argument("--compare", type=Path, help="another commit's tree, its proxy as a fifth mode")
+    args = parser.parse_args()
+    main(args.rows, args.repetitions, None if args.compare is None else args.compare.resolve())

@@ -132,19 +132,26 @@ def _check(batches: Any, widths: Sequence[int], at: int) -> None:
             raise JournalError(f"journal record at byte {at} holds rows of the wrong shape")
 
 
-def unapplied(directory: Path, applied: tuple[int, int], widths: Sequence[int]) -> list[Batches]:
-    """Every journal record SQLite does not hold: after offset `applied[1]` of generation
-    `applied[0]`, and all of any later generation (read now, oldest first)."""
+def read_files(directory: Path) -> dict[int, bytes]:
+    """The bytes of each generation's journal file (one applied and deleted meanwhile is skipped:
+    its producer still runs)."""
+    files = {}
+    for found in generations(directory):
+        try:
+            files[found] = journal_path(directory, found).read_bytes()
+        except FileNotFoundError:
+            continue
+    return files
+
+
+def unapplied(files: dict[int, bytes], applied: tuple[int, int], widths: Sequence[int]) -> list[Batches]:
+    """Every record of the journal `files` SQLite does not hold: after offset `applied[1]` of
+    generation `applied[0]`, and all of any later generation, oldest first."""
     generation, offset = applied
     records: list[Batches] = []
-    for found in generations(directory):
-        if found < generation:
-            continue
-        try:
-            data = journal_path(directory, found).read_bytes()
-        except FileNotFoundError:  # applied and deleted meanwhile (its producer still runs)
-            continue
-        records += read_records(data, offset if found == generation else 0, widths)
+    for found, data in sorted(files.items()):
+        if found >= generation:
+            records += read_records(data, offset if found == generation else 0, widths)
     return records
 
 

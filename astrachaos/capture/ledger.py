@@ -455,7 +455,7 @@ def _insert_batches(conn: sqlite3.Connection, batches: Sequence[list[tuple[Any, 
 def _apply_journal(conn: sqlite3.Connection, directory: Path) -> int:
     """Insert into `conn` (a writable ledger) what the journal of `directory` holds beyond what it
     has, record that, and delete the journal files; the last generation found (0: none)."""
-    pending = journal.unapplied(directory, applied_position(conn), _WIDTHS)
+    pending = journal.unapplied(journal.read_files(directory), applied_position(conn), _WIDTHS)
     found = journal.generations(directory)
     last = max(found, default=applied_position(conn)[0])
     conn.execute("BEGIN")
@@ -472,14 +472,11 @@ def apply_journal_copy(source: sqlite3.Connection, target: sqlite3.Connection, d
     """Copy the ledger `source` into `target` with the journal's rows it does not hold yet (its
     producer may still write: the journal files are read before the copy, so a file deleted
     meanwhile was applied to what is copied)."""
-    files = {g: journal.journal_path(directory, g).read_bytes() for g in journal.generations(directory)}
+    files = journal.read_files(directory)
     source.backup(target)
-    generation, offset = applied_position(target)
     target.execute("BEGIN")
-    for found, data in sorted(files.items()):
-        if found >= generation:
-            for batches in journal.read_records(data, offset if found == generation else 0, _WIDTHS):
-                _insert_batches(target, batches)
+    for batches in journal.unapplied(files, applied_position(target), _WIDTHS):
+        _insert_batches(target, batches)
     target.execute("COMMIT")
 
 

@@ -63,7 +63,8 @@ class StoredRow:
 class PartitionReader:
     """Reads whole partitions of the run table at a given consistency, paged, with retries.
 
-    Rows come back as plain tuples (no named tuple per row) and become `Stored` tuples at once;
+    Rows come back as plain tuples (no named tuple per row): `scan` and `read` digest them into
+    `Stored` tuples at once, `scan_many` hands them over as read (or as the node sent them);
     `rows_read` counts every row, from whichever thread read it.
     """
 
