@@ -154,9 +154,15 @@ def verify(
         ledger.reading() as planned_reader,
         _PlannedAhead(planned_reader) as planned,
     ):
-        totals = pool.submit(_acked_totals, ledger, run_started_ns)  # while the partitions are read
-        app_logged = pool.submit(_app_logged_success, ledger)
-        ok = _classify(reader, records, planned, buckets, spec, run_started_ns, sleep, result, taken, totals)
+        kept = records.kept_acked_totals(run_started_ns)  # a quick read, when the ledger's writer kept them
+        totals = (
+            _known(kept) if kept is not None else pool.submit(_counted_acked_totals, ledger, run_started_ns)
+        )
+        app_logged = pool.submit(_app_logged_success, ledger)  # while the partitions are read
+        as_sent = _as_sent(records, kept)
+        ok = _classify(
+            reader, records, planned, buckets, spec, run_started_ns, sleep, result, taken, totals, as_sent
+        )
         acked, result.app_logged_success = totals.result(), app_logged.result()
     result.acknowledged = acked.count
     for record in taken:
@@ -222,9 +228,15 @@ class _PlannedAhead:
         return self._asked.pop(bucket).result()
 
 
-def _acked_totals(ledger: Ledger, run_started_ns: int) -> AckedTotals:
+def _counted_acked_totals(ledger: Ledger, run_started_ns: int) -> AckedTotals:
     with ledger.reading() as records:
-        return records.acked_totals(run_started_ns)
+        return records.counted_acked_totals(run_started_ns)
+
+
+def _known(totals: AckedTotals) -> Future[AckedTotals]:
+    known: Future[AckedTotals] = Future()
+    known.set_result(totals)
+    return known
 
 
 def _app_logged_success(ledger: Ledger) -> int:
@@ -243,6 +255,7 @@ def _classify(
     result: Verification,
     taken: list[LedgerRecord],
     totals: Future[AckedTotals],
+    as_sent: Callable[[int], bool],
 ) -> int:
     """Classify the records that are not `ok` into `result`; return how many are.
 
@@ -258,7 +271,6 @@ def _classify(
     parked_rows = 0
     unread: list[int] = []
     ok = 0
-    as_sent = _as_sent(ledger, run_started_ns)
     reads = _first_reads(reader, _buckets(ledger, buckets, planned_ahead), spec.read_consistency, as_sent)
     for bucket, rows, digested in reads:
         planned = planned_ahead.take(bucket)
@@ -304,7 +316,7 @@ def _classify(
     return ok
 
 
-def _as_sent(ledger: LedgerReader, run_started_ns: int) -> Callable[[int], bool]:
+def _as_sent(ledger: LedgerReader, acked: AckedTotals | None) -> Callable[[int], bool]:
     """Whether to read a bucket as the bytes the node sends.
 
     Yes for a bucket whose every writer left a print of those bytes and whose every record was
@@ -313,9 +325,8 @@ def _as_sent(ledger: LedgerReader, run_started_ns: int) -> Callable[[int], bool]
     not match is decoded afterwards in pure Python, slower than the driver's own decoding; a bucket
     with records not acknowledged rarely matches, so the driver decodes it from the start.
     """
-    printed = ledger.wire_printed_buckets()
-    acked = ledger.kept_acked_totals(run_started_ns) if printed else None
-    if acked is None:
+    printed = ledger.wire_printed_buckets() if acked is not None else {}
+    if acked is None or not printed:
         return lambda bucket: False
     return lambda bucket: bucket in printed and acked.by_bucket[bucket] >= printed[bucket]
 
