@@ -26,6 +26,8 @@ class Checkpoint:
         if resume and path.is_file():
             self._load(dict(header))
             self._file = path.open("a", encoding="utf-8")
+            if path.read_bytes()[-1:] not in (b"", b"\n"):  # a line cut short: the next starts on its own
+                self._file.write("\n")
         else:
             self._file = path.open("w", encoding="utf-8")
             self._append({"kind": "header", **header})
@@ -59,6 +61,18 @@ class Checkpoint:
             self._file.write(text)
             self._file.flush()
             os.fsync(self._file.fileno())
+
+    def ranges_in_file(self) -> int:
+        """How many completed ranges the file holds now (read back: what a resume will find)."""
+        with self._lock:
+            self._file.flush()
+        count = 0
+        for line in self.path.read_text(encoding="utf-8").splitlines()[1:]:
+            try:
+                count += json.loads(line).get("kind") == "range"
+            except json.JSONDecodeError:
+                continue
+        return count
 
     def close(self) -> None:
         """Close the file."""

@@ -138,12 +138,14 @@ def compare_tables(
         todo = [r for r in ranges if r not in done]
         (engine or Threads(options.concurrency)).run(job, todo, record, context)
     except KeyboardInterrupt:
-        # Every range recorded by now is checkpointed; none is recorded after this count (a worker
-        # still finishing one would otherwise add it to the file after the message was made).
+        # No range is recorded after this (a worker still finishing one would otherwise add it to
+        # the file after the message was made). The count is the file's: the interrupt may have
+        # landed in `record` between writing a range and noting it in `done`.
         with recording:
             stopped.set()
+        checkpointed = checkpoint.ranges_in_file()
         raise Interrupted(
-            f"interrupted: {len(done)} of {len(ranges)} token ranges compared and "
+            f"interrupted: {checkpointed} of {len(ranges)} token ranges compared and "
             f"checkpointed in {checkpoint.path}",
             hint="run the same command with --resume to continue from there",
         ) from None
