@@ -196,33 +196,40 @@ def _table(session: Any) -> str:
 def throughput(
     rows: int = 20_000, concurrency: int = 64, repetitions: int = 3, compression: bool | str = False
 ) -> dict[str, Any]:
-    """Median rows/s direct and through the capturing proxy, alternating; their ratio."""
-    direct_rates, proxied_rates = [], []
+    """Median rows/s direct and through two capturing proxies, the package as its wheel ships it
+    (hot path compiled: the ratio of record) and this checkout's pure Python, in rotating order."""
+    from bench.shipped import tree
+
+    rates: dict[str, list[float]] = {"direct": [], "shipped": [], "pure": []}
     with tempfile.TemporaryDirectory() as tmp:
-        proxy = _Proxy(Path(tmp) / "capture")
+        proxies = {"shipped": _Proxy(Path(tmp) / "shipped", cwd=tree()), "pure": _Proxy(Path(tmp) / "pure")}
         try:
             direct_cluster, direct = _session(9042, compression)
             table = _table(direct)
-            proxied_cluster, proxied = _session(proxy.port, compression)
+            clusters = {mode: _session(proxy.port, compression) for mode, proxy in proxies.items()}
+            sessions = {"direct": direct, **{mode: session for mode, (_, session) in clusters.items()}}
             cpu = _Cpu(_node_pid())
+            first, modes = 0, list(rates)
+            for session in sessions.values():  # warm-up: prepares, the node's JIT and caches
+                _write(session, table, first, 5_000, concurrency)
+                first += 5_000
             for rep in range(repetitions):
-                direct_rates.append(
-                    cpu.measure("direct", None, direct, table, 2 * rep * rows, rows, concurrency)
-                )
-                proxied_rates.append(
-                    cpu.measure(
-                        "proxied", proxy.process.pid, proxied, table, (2 * rep + 1) * rows, rows, concurrency
-                    )
-                )
+                for mode in modes[rep % 3 :] + modes[: rep % 3]:
+                    pid = proxies[mode].process.pid if mode in proxies else None
+                    rate = cpu.measure(mode, pid, sessions[mode], table, first, rows, concurrency)
+                    rates[mode].append(rate)
+                    first += rows
             direct.execute(f"DROP TABLE {KS}.{table}")
-            direct_cluster.shutdown()
-            proxied_cluster.shutdown()
+            for cluster, _ in (*clusters.values(), (direct_cluster, None)):
+                cluster.shutdown()
         finally:
-            proxy.stop()
-    d, p = statistics.median(direct_rates), statistics.median(proxied_rates)
+            for proxy in proxies.values():
+                proxy.stop()
+    d, shipped, pure = (statistics.median(rates[mode]) for mode in ("direct", "shipped", "pure"))
     return {
-        "direct_rows_per_s": round(d), "proxied_rows_per_s": round(p), "ratio": round(p / d, 3),
-        "direct_runs": [round(r) for r in direct_rates], "proxied_runs": [round(r) for r in proxied_rates],
+        "direct_rows_per_s": round(d), "proxied_rows_per_s": round(shipped), "ratio": round(shipped / d, 3),
+        "pure_python_rows_per_s": round(pure), "pure_python_ratio": round(pure / d, 3),
+        "runs": {mode: [round(r) for r in measured] for mode, measured in rates.items()},
         "cpu": cpu.medians(), "rows_per_run": rows, "concurrency": concurrency,
         "compression": compression or "none", "load_1m_after": round(os.getloadavg()[0], 1),
     }  # fmt: skip
@@ -234,10 +241,11 @@ def memory_and_verification(total: int = 1_000_000, repetitions: int = 3) -> dic
     from cassandra.query import SimpleStatement
 
     from astrachaos.capture.verify import verify_capture
+    from bench.shipped import tree
 
     with tempfile.TemporaryDirectory() as tmp:
         capture = Path(tmp) / "capture"
-        proxy = _Proxy(capture)
+        proxy = _Proxy(capture, cwd=tree())  # as shipped
         cluster, session = _session(proxy.port)
         try:
             table = _table(session)

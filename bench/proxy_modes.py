@@ -1,14 +1,15 @@
 """`python -m bench.proxy_modes [ROWS] [REPETITIONS]`: what each layer of the proxy costs a client.
 
 The same client (the raw Python driver, `execute_concurrent_with_args` at concurrency 64) writes
-ROWS rows straight to the local node and through three proxies started side by side: `--tcp`
-(bytes forwarded, nothing read), CQL (frames read, no capture) and `--capture`. The four are
-interleaved in rotating order; printed per mode: the median rows/s, its ratio to direct, and the
-median CPU µs per row of the client, the node and the proxy.
+ROWS rows straight to the local node and through four proxies started side by side: `--tcp`
+(bytes forwarded, nothing read), CQL (frames read, no capture) and `--capture`, all run from this
+checkout's source (pure Python), and `--capture` as the wheel ships it (hot path compiled,
+`bench/shipped.py`). The five are interleaved in rotating order; printed per mode: the median
+rows/s, its ratio to direct, and the median CPU µs per row of the client, the node and the proxy.
 
     python -m bench.proxy_modes [ROWS] [REPETITIONS] [--compare DIR]
 
-`--compare DIR` adds a fifth mode, `--capture` run by the astrachaos in DIR (another commit's
+`--compare DIR` adds a sixth mode, `--capture` run by the astrachaos in DIR (another commit's
 tree, e.g. `git archive d18a36c astrachaos | tar -x -C DIR`): a before/after in the same run.
 """
 
@@ -21,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from bench.capture_proxy import _Cpu, _node_pid, _Proxy, _session, _table, _write
+from bench.shipped import tree
 
 KS = "proxy_bench"
 CONCURRENCY = 64
@@ -33,6 +35,7 @@ def main(rows: int, repetitions: int, compare: Path | None = None) -> None:
             "--tcp": _Proxy(None, ("--tcp",)),
             "CQL": _Proxy(None),
             "--capture": _Proxy(Path(tmp) / "c"),
+            "--capture, as shipped": _Proxy(Path(tmp) / "shipped", cwd=tree()),
         }
         if compare is not None:
             proxies[f"--capture ({compare})"] = _Proxy(Path(tmp) / "compared", cwd=compare)

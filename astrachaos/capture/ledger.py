@@ -168,8 +168,8 @@ class CaptureLedger:
         self._checkpointed_at = self._applied_at = time.monotonic()
         self._stopping = False
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="capture-ledger", daemon=True)
-        self._thread.start()
+        self._writer_thread = threading.Thread(target=self._run, name="capture-ledger", daemon=True)
+        self._writer_thread.start()
 
     # -- producers (any thread) ---------------------------------------------------------------
 
@@ -297,7 +297,7 @@ class CaptureLedger:
             return
         self._stopping = True
         self._wake.set()
-        self._thread.join()
+        self._writer_thread.join()
         self._journal.close()
         if self._error is None:
             with contextlib.suppress(OSError):

@@ -55,6 +55,7 @@ def proxy(
     import threading
 
     from astrachaos.cli.console import stdout
+    from astrachaos.proxy import hot_path
     from astrachaos.standalone.api import ControlApi
     from astrachaos.standalone.service import (
         SchemaSession,
@@ -94,6 +95,8 @@ def proxy(
             stdout.print(f"listening {host}:{port} -> {node[0]}:{node[1]}", soft_wrap=True)
         if tcp:
             stdout.print("mode: tcp (bytes forwarded unread: network faults only)", soft_wrap=True)
+        else:
+            stdout.print(f"hot path: {hot_path()}", soft_wrap=True)
         first = next(iter(service.routes.values()))
         stdout.print(f"contact point: {first[0]}:{first[1]}", soft_wrap=True)
         if control is not None:

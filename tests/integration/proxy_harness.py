@@ -12,7 +12,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -22,11 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.shipped import astrachaos
+
 HERE = Path(__file__).parent
 JAVA_SOURCE = HERE / "java_client"
 CACHE = Path(os.environ.get("ASTRACHAOS_CACHE", Path.home() / ".cache" / "astrachaos"))
 JAVA_HOME = "/usr/lib/jvm/java-17-openjdk-amd64"
-ASTRACHAOS = [sys.executable, "-m", "astrachaos"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -118,7 +118,7 @@ class RunningProxy:
 
     def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`astrachaos proxy ctl ARGS --api API`."""
-        return subprocess.run([*ASTRACHAOS, "proxy", "ctl", *args, "--api", self.api],
+        return subprocess.run([*astrachaos(), "proxy", "ctl", *args, "--api", self.api],
                               capture_output=True, text=True, timeout=30)  # fmt: skip
 
     def interrupt(self) -> int:
@@ -132,7 +132,7 @@ def running_proxy(args: Sequence[str], listen_host: str = "127.0.0.1") -> Iterat
     """Start `astrachaos proxy ARGS` on free ports and wait until it prints its contact point."""
     listen_port, api_port = free_port(listen_host), free_port()
     api = f"127.0.0.1:{api_port}"
-    command = [*ASTRACHAOS, "proxy", *args, "--listen", f"{listen_host}:{listen_port}", "--api", api]
+    command = [*astrachaos(), "proxy", *args, "--listen", f"{listen_host}:{listen_port}", "--api", api]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
     lines: list[str] = []

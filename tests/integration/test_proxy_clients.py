@@ -26,7 +26,7 @@ from cassandra.query import SimpleStatement
 
 from astrachaos.local import LocalCluster
 from tests.integration.proxy_harness import (
-    ASTRACHAOS,
+    astrachaos,
     java_client,
     listening,
     node_client,
@@ -91,7 +91,7 @@ def _logged_keys(app_log: Path) -> set[tuple[str, int]]:
 
 def _verify(capture: Path, out: Path, app_log: Path, table: str) -> tuple[int, dict[str, Any]]:
     verify = subprocess.run(
-        [*ASTRACHAOS, "verify", "--capture", str(capture), "--out", str(out), "--app-log", str(app_log),
+        [*astrachaos(), "verify", "--capture", str(capture), "--out", str(out), "--app-log", str(app_log),
          "--match", "msg=stored", "--table", f"{KS}.{table}", "--key", "id,seq", "--settle-s", "0.5"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -192,7 +192,7 @@ def test_java_uploader_through_the_proxy_every_class_matches_a_raw_read(session:
     assert all("overloaded-10" in (r["fault"] or "") for r in refused)
     timed_out = [r for r in result["records"] if r["error"] and r["error"].startswith("WriteTimeout")]
     assert timed_out and all("timeout-20" in (r["fault"] or "") for r in timed_out)
-    report = subprocess.run([*ASTRACHAOS, "report", str(out)], capture_output=True, text=True, timeout=60)
+    report = subprocess.run([*astrachaos(), "report", str(out)], capture_output=True, text=True, timeout=60)
     assert report.returncode == 0 and (out / "summary.md").is_file()
 
 

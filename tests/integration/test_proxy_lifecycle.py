@@ -4,6 +4,7 @@ exits (faults rolled back, nothing listening), and upstream nodes taken from a p
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -17,7 +18,7 @@ from cassandra.cluster import Cluster
 from cassandra.policies import RoundRobinPolicy
 
 from astrachaos.local import LocalCluster
-from tests.integration.proxy_harness import ASTRACHAOS, free_port, listening, running_proxy
+from tests.integration.proxy_harness import astrachaos, free_port, listening, running_proxy
 
 LATENCY = {"label": "slow", "name": "network", "params": {"toxic": "latency", "latency_ms": 50}}
 
@@ -74,7 +75,7 @@ def test_duration_stops_the_proxy_with_exit_0(local_cluster: LocalCluster, tmp_p
     faults.write_text(yaml.safe_dump({"injectors": [LATENCY]}))
     port, api = free_port(), free_port()
     done = subprocess.run(
-        [*ASTRACHAOS, "proxy", "--upstream", "127.0.0.1:9042", "--faults", str(faults), "--duration", "1",
+        [*astrachaos(), "proxy", "--upstream", "127.0.0.1:9042", "--faults", str(faults), "--duration", "1",
          "--listen", f"127.0.0.1:{port}", "--api", f"127.0.0.1:{api}"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -94,4 +95,12 @@ def test_profile_gives_the_upstream_nodes(local_cluster: LocalCluster) -> None:
             assert cluster.connect().execute("SELECT release_version FROM system.local").one() is not None
         finally:
             cluster.shutdown()
+        assert proxy.interrupt() == 130
+
+
+def test_the_proxy_under_test_is_the_one_users_get(local_cluster: LocalCluster) -> None:
+    """The proxy tests run the wheel's compiled hot path (the checkout's source: ASTRACHAOS_TEST_SOURCE=1)."""
+    expected = "pure Python" if os.environ.get("ASTRACHAOS_TEST_SOURCE") else "compiled (mypyc)"
+    with running_proxy(["--upstream", "127.0.0.1:9042"]) as proxy:
+        assert f"hot path: {expected}\n" in proxy.output, proxy.output
         assert proxy.interrupt() == 130

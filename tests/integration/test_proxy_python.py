@@ -19,7 +19,7 @@ from cassandra.query import BatchStatement
 
 from astrachaos.capture import CaptureReader
 from astrachaos.local import LocalCluster
-from tests.integration.proxy_harness import ASTRACHAOS, listening, running_proxy
+from tests.integration.proxy_harness import astrachaos, listening, running_proxy
 from tests.integration.raw import raw_session
 
 KS = "proxy_python"
@@ -65,7 +65,7 @@ def test_prepared_batches_updates_deletes_are_captured_literals_are_unverifiable
         session.execute("SELECT now() FROM system.local")  # reads are not captured
         cluster.shutdown()
         assert proxy.interrupt() == 130
-    verify = subprocess.run([*ASTRACHAOS, "verify", "--capture", str(capture), "--out", str(out)],
+    verify = subprocess.run([*astrachaos(), "verify", "--capture", str(capture), "--out", str(out)],
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert verify.returncode == 0, verify.stdout + verify.stderr
     result = json.loads((out / "result.json").read_text())
@@ -123,7 +123,7 @@ def test_a_compressed_client_is_read_faulted_and_captured_with_nothing_unread(
     assert stats["compressed_connections"].get(compression, 0) >= 1
     assert stats["not_followed"] == {"connections": 0, "refused": 0, "frames": 0, "requests": 0}
     assert stats["injected"] == {"overloaded": 5}
-    verify = subprocess.run([*ASTRACHAOS, "verify", "--capture", str(capture), "--out", str(out)],
+    verify = subprocess.run([*astrachaos(), "verify", "--capture", str(capture), "--out", str(out)],
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert verify.returncode == 0, verify.stdout + verify.stderr
     result = json.loads((out / "result.json").read_text())
@@ -149,7 +149,7 @@ def test_a_table_created_mid_run_is_looked_up_and_its_writes_keyed(direct: Any, 
         cluster.shutdown()
         assert proxy.interrupt() == 130
     assert stats["capture"].get("schema_lookups_waited", 0) >= 1
-    verify = subprocess.run([*ASTRACHAOS, "verify", "--capture", str(capture), "--out", str(out)],
+    verify = subprocess.run([*astrachaos(), "verify", "--capture", str(capture), "--out", str(out)],
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert verify.returncode == 0, verify.stdout + verify.stderr
     result = json.loads((out / "result.json").read_text())

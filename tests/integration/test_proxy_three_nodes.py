@@ -18,7 +18,7 @@ from cassandra.query import SimpleStatement
 
 from astrachaos.local import LocalCluster
 from tests.integration.proxy_harness import (
-    ASTRACHAOS,
+    astrachaos,
     java_client,
     run_java_uploader,
     running_proxy,
@@ -88,7 +88,7 @@ def test_every_connection_goes_through_the_proxy_and_a_killed_node_loses_nothing
             assert proxy.interrupt() == 130
         assert stats["topology"].get("peer_rows_dropped", 0) == 0, stats
         verify = subprocess.run(
-            [*ASTRACHAOS, "verify", "--capture", str(capture), "--out", str(out), "--profile", "local3",
+            [*astrachaos(), "verify", "--capture", str(capture), "--out", str(out), "--profile", "local3",
              "--app-log", str(app_log), "--match", "msg=stored", "--table", f"{KS}.{TABLE}",
              "--key", "id,seq"],
             capture_output=True, text=True, timeout=600,

@@ -1,16 +1,16 @@
 """The wheel is the product: built from a clean copy, installed in a fresh venv, run from nowhere.
 
-One module-scoped build: `python -m build` (isolated, as pipx or a release job would) writes the
-sdist and the wheel into a temporary directory from a copy of the files git tracks, so nothing is
-written into the checkout. The wheel goes into a venv without the checkout on any path, and every
-command runs from an empty directory: only what the wheel carries can answer.
+One build per session (`shipped.py`: `python -m build`, isolated, as pipx or a release job would,
+from a copy of the files git tracks, so nothing is written into the checkout). The wheel goes
+into a venv without the checkout on any path, and every command runs from an empty directory:
+only what the wheel carries can answer. The wheel carries the proxy's hot path compiled.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -24,13 +24,14 @@ from typing import Any
 import pytest
 
 import astrachaos
+from tests.integration import shipped
 
 pytestmark = pytest.mark.integration
 
-CHECKOUT = Path(__file__).resolve().parents[2]
+CHECKOUT = shipped.CHECKOUT
 SHIPPED = sorted(p.stem for p in (CHECKOUT / "astrachaos" / "scenarios").glob("*.yaml"))
-# Scratch directories whose changes during a test session are not the build's doing.
-_CACHES = ("__pycache__", ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache", "runs/")
+# Modules setup.py compiles (a sample: the relay's framing, its policy hook, the capture's two ends).
+COMPILED = ("proxy/cql", "proxy/interception", "standalone/capture", "capture/ledger")
 
 
 @dataclass(frozen=True)
@@ -59,60 +60,32 @@ class Installed:
         )
 
 
-def _tree_state() -> list[str]:
-    listing = subprocess.run(
-        ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
-        cwd=CHECKOUT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    return sorted(line for line in listing if not any(cache in line for cache in _CACHES))
-
-
-def _copy_clean_tree(target: Path) -> None:
-    """The files git would commit (tracked and not ignored), symbolic links kept as links."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=CHECKOUT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in sorted(set(filter(None, listed.split("\0")))):
-        source = CHECKOUT / name
-        if not os.path.lexists(source):
-            continue  # deleted in the working tree, not yet committed
-        (target / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target / name, follow_symlinks=False)
-
-
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     root = tmp_path_factory.mktemp("wheel")
-    seconds: dict[str, float] = {}
-    before = _tree_state()
-
-    began = time.monotonic()
-    _copy_clean_tree(root / "src")
-    build = subprocess.run(
-        [sys.executable, "-m", "build", "--outdir", str(root / "dist"), str(root / "src")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    seconds["build"] = time.monotonic() - began
-    assert build.returncode == 0, build.stdout + build.stderr
-    assert _tree_state() == before, "the build wrote into the source tree"
+    built = shipped.build()  # shared with the proxy tests (they run the same wheel, unpacked)
+    assert built.returncode == 0, built.output
+    assert not built.wrote_into_checkout, "the build wrote into the source tree"
+    seconds = {"build": built.seconds}
 
     began = time.monotonic()
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     # The test venv's pip installs into the new venv (no pip bootstrap there); its cache is
     # reused, and skipping byte-compilation halves the time (plotly alone is thousands of files).
-    wheel = next((root / "dist").glob("astrachaos-*.whl"))
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-         "--quiet", "--no-compile", "--disable-pip-version-check", str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--quiet",
+            "--no-compile",
+            "--disable-pip-version-check",
+            str(built.wheel),
+        ],
         capture_output=True,
         text=True,
         timeout=900,
@@ -121,7 +94,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     assert install.returncode == 0, install.stdout + install.stderr
     empty = root / "empty"
     empty.mkdir()
-    yield Installed(root / "dist", build.stdout + build.stderr, venv / "bin", empty, seconds)
+    yield Installed(built.dist, built.output, venv / "bin", empty, seconds)
     print(f"wheel test: build {seconds['build']:.1f} s, install {seconds['install']:.1f} s")
 
 
@@ -133,8 +106,8 @@ def test_the_build_makes_a_wheel_and_an_sdist_without_warnings(installed: Instal
     names = zipfile.ZipFile(wheel).namelist()
     for scenario in SHIPPED:
         assert f"astrachaos/scenarios/{scenario}.yaml" in names
-    for shipped in ("profiles/local.yaml", "profiles/local3.yaml", "suites/comprehensive.yaml"):
-        assert f"astrachaos/{shipped}" in names
+    for resource in ("profiles/local.yaml", "profiles/local3.yaml", "suites/comprehensive.yaml"):
+        assert f"astrachaos/{resource}" in names
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
     sdist = next(installed.dist.glob("*.tar.gz"))
     with tarfile.open(sdist) as archive:
@@ -173,9 +146,7 @@ def test_the_local3_profile_ships_with_the_wheel(installed: Installed) -> None:
     assert settings["contact_points"]["source"] == "built-in local3"
 
 
-def test_a_short_queue_overflow_run_reports_the_silent_loss(
-    installed: Installed, local_cluster: Any
-) -> None:
+def test_a_short_queue_overflow_run_reports_the_silent_loss(installed: Installed, local_cluster: Any) -> None:
     out = installed.empty.parent / "run"
     done = installed.cli(
         "run", "queue-overflow", "--set", "workload.records=3000", "--out", str(out), timeout=300
@@ -187,3 +158,51 @@ def test_a_short_queue_overflow_run_reports_the_silent_loss(
     assert "RequestThrottlingError" in done.stdout  # piped: not cut at 80 columns
     silent_keys = [r for r in result["records"] if r["silent"]]
     assert len(silent_keys) == result["counts"]["silent"]
+
+
+def test_the_wheel_carries_the_proxys_hot_path_compiled_and_its_source(installed: Installed) -> None:
+    names = zipfile.ZipFile(next(installed.dist.glob("*.whl"))).namelist()
+    for module in COMPILED:
+        assert any(n.startswith(f"astrachaos/{module}.cpython-") and n.endswith(".so") for n in names), module
+        assert f"astrachaos/{module}.py" in names  # what runs where compiling is impossible
+
+
+def test_the_installed_proxy_captures_through_its_compiled_hot_path(
+    installed: Installed, local_cluster: Any, tmp_path: Path
+) -> None:
+    from cassandra.cluster import Cluster
+    from cassandra.policies import RoundRobinPolicy
+
+    from tests.integration.proxy_harness import free_port
+
+    port, capture, out = free_port(), tmp_path / "capture", tmp_path / "verdict"
+    proxy = subprocess.Popen(
+        [str(installed.bin / "astrachaos"), "proxy", "--upstream", "127.0.0.1:9042", "--listen",
+         f"127.0.0.1:{port}", "--no-api", "--capture", str(capture)],
+        cwd=installed.empty, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proxy.stdout is not None
+    banner = []
+    for line in proxy.stdout:
+        banner.append(line)
+        if line.startswith("contact point"):
+            break
+    assert "hot path: compiled (mypyc)\n" in banner, "".join(banner)
+    cluster = Cluster(["127.0.0.1"], port=port, load_balancing_policy=RoundRobinPolicy())
+    try:
+        session = cluster.connect()
+        session.execute("CREATE KEYSPACE IF NOT EXISTS wheel_proxy WITH replication = "
+                        "{'class': 'SimpleStrategy', 'replication_factor': 1}")  # fmt: skip
+        session.execute("DROP TABLE IF EXISTS wheel_proxy.t")
+        session.execute("CREATE TABLE wheel_proxy.t (k int, c int, v text, PRIMARY KEY (k, c))")
+        insert = session.prepare("INSERT INTO wheel_proxy.t (k, c, v) VALUES (?, ?, ?)")
+        for i in range(500):
+            session.execute(insert, (i % 7, i, f"value {i}"))
+    finally:
+        cluster.shutdown()
+    proxy.send_signal(signal.SIGINT)
+    assert proxy.wait(timeout=60) == 130
+    done = installed.cli("verify", "--capture", str(capture), "--out", str(out), timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    counts = json.loads((out / "result.json").read_text())["counts"]
+    assert counts["captured"] == counts["ok"] == counts["told_success"] == 500
