@@ -23,7 +23,7 @@ import marshal
 import os
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,10 @@ def read_records(data: bytes, start: int, widths: Sequence[int]) -> list[Batches
 
     `widths`: how many columns each table's rows have (JournalError for a record that disagrees).
     """
-    records = []
+    return list(_records_in(data, start, widths))
+
+
+def _records_in(data: bytes, start: int, widths: Sequence[int]) -> Iterator[Batches]:
     at = start
     while at + _HEADER.size <= len(data):
         length, crc = _HEADER.unpack_from(data, at)
@@ -115,9 +118,34 @@ def read_records(data: bytes, start: int, widths: Sequence[int]) -> list[Batches
         except (EOFError, ValueError, TypeError) as error:
             raise JournalError(f"unreadable journal record at byte {at}: {error}") from None
         _check(batches, widths, at)
-        records.append(batches)
+        yield batches
         at = end
-    return records
+
+
+def iter_records(path: Path, start: int, end: int, widths: Sequence[int]) -> Iterator[tuple[Batches, int]]:
+    """The whole records of journal file `path` from offset `start` up to `end`, one at a time, each
+    with the offset after it (read as they come: a long journal is never held in memory at once).
+    A record cut short or failing its CRC ends them, as in `read_records`."""
+    with open(path, "rb") as file:
+        file.seek(start)
+        at = start
+        while at + _HEADER.size <= end:
+            header = file.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                return
+            length, crc = _HEADER.unpack(header)
+            if at + _HEADER.size + length > end:
+                return
+            payload = file.read(length)
+            if len(payload) < length or zlib.crc32(payload) != crc:
+                return
+            try:
+                batches = marshal.loads(payload)
+            except (EOFError, ValueError, TypeError) as error:
+                raise JournalError(f"unreadable journal record at byte {at} of {path}: {error}") from None
+            _check(batches, widths, at)
+            at += _HEADER.size + length
+            yield batches, at
 
 
 def _check(batches: Any, widths: Sequence[int], at: int) -> None:
@@ -144,15 +172,13 @@ def read_files(directory: Path) -> dict[int, bytes]:
     return files
 
 
-def unapplied(files: dict[int, bytes], applied: tuple[int, int], widths: Sequence[int]) -> list[Batches]:
-    """Every record of the journal `files` SQLite does not hold: after offset `applied[1]` of
-    generation `applied[0]`, and all of any later generation, oldest first."""
+def unapplied(files: dict[int, bytes], applied: tuple[int, int], widths: Sequence[int]) -> Iterator[Batches]:
+    """Every record of the journal `files` SQLite does not hold, one at a time: after offset
+    `applied[1]` of generation `applied[0]`, and all of any later generation, oldest first."""
     generation, offset = applied
-    records: list[Batches] = []
     for found, data in sorted(files.items()):
         if found >= generation:
-            records += read_records(data, offset if found == generation else 0, widths)
-    return records
+            yield from _records_in(data, offset if found == generation else 0, widths)
 
 
 class ProducerLock:

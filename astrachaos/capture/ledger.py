@@ -5,10 +5,13 @@ tell its client anything the ledger could lose waits for `flush()`, registers `w
 or makes its rows durable on its own thread with `commit_through(...)` before answering (the
 proxy's loop: cheaper than a hand-over). Durable means written to the journal (`journal.py`: one
 `write()` of every row queued so far; a kill -9 loses nothing written, as a SQLite WAL commit at
-`synchronous=NORMAL`). The ledger's own thread writes the journal every `commit_interval_s` and
-inserts what it holds into SQLite every `apply_interval_s` (or sooner past `APPLY_ROWS` rows): few
-large transactions, many rows per INSERT statement (SQLite releases the GIL once per statement),
-the journal position applied stored in the same transaction. WAL checkpoints (they fsync) run on
+`synchronous=NORMAL`). The ledger's own thread writes the journal every `commit_interval_s`, and
+puts the journaled rows into SQLite, read back from the journal file, once no row has been
+appended for `idle_s` (or once `APPLY_BYTES` of journal wait, and at close): while a client
+writes, its proxy only journals, and SQLite gets the rows in its pauses. Large transactions,
+many rows per INSERT statement (SQLite releases the GIL once per statement), the journal
+position applied stored in the same transaction; an application under way stops between
+transactions as soon as rows are appended again. WAL checkpoints (they fsync) run on
 that thread too, over a connection of its own. `close()` applies everything and deletes the
 journal; a capture whose producer was killed is completed from its journal by the next
 `CaptureLedger` or `CaptureReader` that opens it (`recover`).
@@ -48,8 +51,10 @@ FILE_NAME = "capture.sqlite"
 SCHEMA_VERSION = 2
 _BUSY_TIMEOUT_MS = 30_000
 CHECKPOINT_INTERVAL_S = 0.5  # the WAL is copied into the file this often (it grows ~3 MB/s at most)
-APPLY_INTERVAL_S = 0.25  # journaled rows go into SQLite this often ...
-APPLY_ROWS = 20_000  # ... or as soon as this many wait
+IDLE_S = 0.25  # journaled rows go into SQLite once no row has been appended for this long ...
+APPLY_BYTES = 256 * 1024 * 1024  # ... or once this much journal waits, even while rows come
+JOURNAL_ROWS = 20_000  # the thread journals as soon as this many rows are queued
+TRANSACTION_ROWS = 50_000  # rows put into SQLite per transaction (about)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -113,7 +118,7 @@ class CaptureLedger:
         meta: dict[str, str] | None = None,
         *,
         commit_interval_s: float = 0.01,
-        apply_interval_s: float = APPLY_INTERVAL_S,
+        idle_s: float = IDLE_S,
         max_pending_rows: int = 100_000,
     ) -> None:
         self.path = capture_file(directory)
@@ -152,12 +157,12 @@ class CaptureLedger:
         self._codecs: dict[int, KeyCodec] = {}
         self._next_id = int(last) + 1
         self._interval = commit_interval_s
-        self._apply_interval = apply_interval_s
+        self._idle_s = idle_s
         self._max_pending = max_pending_rows
-        self._apply_rows = min(APPLY_ROWS, max_pending_rows)
+        self._journal_rows = min(JOURNAL_ROWS, max_pending_rows)
         self._queues: tuple[list[tuple[Any, ...]], ...] = tuple([] for _ in _TABLES)  # not journaled
-        self._unapplied: tuple[list[tuple[Any, ...]], ...] = tuple([] for _ in _TABLES)  # journaled only
-        self._pending = 0  # rows not in SQLite yet
+        self._pending = 0  # rows not journaled yet
+        self._applied = (generation, 0)  # the journal position SQLite holds the rows through
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
         self._queued_seq = 0  # every appended row takes the next number
@@ -165,7 +170,7 @@ class CaptureLedger:
         self._waiters: list[tuple[int, Callable[[], None]]] = []
         self._wake = threading.Event()
         self._journal_lock = threading.Lock()  # one journal write at a time, whichever thread makes it
-        self._checkpointed_at = self._applied_at = time.monotonic()
+        self._checkpoint_due = False  # rows went into SQLite since the last WAL checkpoint
         self._stopping = False
         self._error: BaseException | None = None
         self._writer_thread = threading.Thread(target=self._run, name="capture-ledger", daemon=True)
@@ -351,7 +356,7 @@ class CaptureLedger:
         self._queues[queue].append(row)
         self._pending += 1
         self._queued_seq += 1
-        if self._pending == self._apply_rows:
+        if self._pending == self._journal_rows:
             self._wake.set()
         return self._queued_seq
 
@@ -363,24 +368,24 @@ class CaptureLedger:
 
     def _run(self) -> None:
         try:
+            seen, active_at = -1, time.monotonic()
             while True:
                 self._wake.wait(self._interval)
                 self._wake.clear()
                 stopping = self._stopping
                 self._write_journal()
                 now = time.monotonic()
-                due = now - self._applied_at >= self._apply_interval
-                if stopping or due or self._pending >= self._apply_rows:
-                    self._applied_at = now
-                    self._apply()
+                if self._queued_seq != seen:
+                    seen, active_at = self._queued_seq, now
                 if stopping:
-                    self._write_journal()
-                    self._apply()
+                    self._apply(stop_when_busy=False)
                     self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
                     return
-                if now - self._checkpointed_at >= CHECKPOINT_INTERVAL_S:
-                    self._checkpointed_at = now
-                    self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")  # writers go on
+                if now - active_at >= self._idle_s or self._backlog() >= APPLY_BYTES:
+                    self._apply(stop_when_busy=True)  # busy: one transaction per wake-up
+                    if self._checkpoint_due:  # (it fsyncs) on a connection of its own: writers go on
+                        self._checkpoint_due = False
+                        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except BaseException as error:
             self._fail(error)
 
@@ -404,9 +409,9 @@ class CaptureLedger:
                 number = self._queued_seq
             if any(batches):
                 self._journal.append(batches)
-                for rows, unapplied in zip(batches, self._unapplied, strict=True):
-                    unapplied += rows
         with self._lock:
+            self._pending -= sum(len(rows) for rows in batches)
+            self._room.notify_all()
             self._durable_seq = max(self._durable_seq, number)
             ready = [c for n, c in self._waiters if n <= number]
             self._waiters = [(n, c) for n, c in self._waiters if n > number]
@@ -416,32 +421,69 @@ class CaptureLedger:
             except Exception as error:
                 log.warning("capture durability callback failed: %s", error)
 
-    def _apply(self) -> None:
-        """Insert the journaled rows into SQLite (the writer thread), with the journal position they
-        reach; a journal grown past `ROTATE_BYTES` is replaced by the next generation's and deleted."""
+    def _backlog(self) -> int:
+        """Bytes of journal SQLite does not hold yet (about: earlier generations count whole)."""
+        generation, offset = self._applied
+        return self._journal.size - offset + (self._journal.generation - generation) * journal.ROTATE_BYTES
+
+    def _apply(self, *, stop_when_busy: bool) -> None:
+        """Put the journaled rows into SQLite (the writer thread), reading them back from the
+        journal, each transaction with the journal position it reaches; `stop_when_busy`: stop
+        between transactions once rows are appended again (the rest waits for the next pause). A
+        journal grown past `ROTATE_BYTES` is replaced by the next generation's and, once applied,
+        deleted."""
         with self._journal_lock:
-            batches = self._unapplied
-            self._unapplied = tuple([] for _ in _TABLES)
-            applied = (self._journal.generation, self._journal.size)
-            old = None
-            if self._journal.size >= journal.ROTATE_BYTES and not self._stopping:
-                old, self._journal = (
-                    self._journal,
-                    journal.JournalWriter(self.path.parent, self._journal.generation + 1),
-                )
-                applied = (self._journal.generation, 0)
-        count = sum(len(rows) for rows in batches)
-        if count or old is not None:
-            self._conn.execute("BEGIN")
-            _insert_batches(self._conn, batches)
-            self._conn.execute(_APPLIED, applied)
-            self._conn.execute("COMMIT")
-        if old is not None:
-            old.close()
-            old.path.unlink()
-        with self._lock:
-            self._pending -= count
-            self._room.notify_all()
+            current = self._journal
+            end = (current.generation, current.size)
+            if current.size >= journal.ROTATE_BYTES and not self._stopping:
+                self._journal = journal.JournalWriter(self.path.parent, current.generation + 1)
+                current.close()
+        started = self._queued_seq
+        while self._applied < end:
+            generation, offset = self._applied
+            path = journal.journal_path(self.path.parent, generation)
+            size = end[1] if generation == end[0] else path.stat().st_size
+            if offset < size and not self._apply_file(generation, offset, size, started, stop_when_busy):
+                return
+            if generation == end[0]:
+                break
+            self._set_applied((generation + 1, 0))  # that generation is all in SQLite
+            path.unlink(missing_ok=True)
+        if end[0] < self._journal.generation:  # rotated: the replaced generation is applied
+            self._set_applied((self._journal.generation, 0))
+            journal.journal_path(self.path.parent, end[0]).unlink(missing_ok=True)
+
+    def _apply_file(
+        self, generation: int, offset: int, size: int, started: int, stop_when_busy: bool
+    ) -> bool:
+        """Apply one generation's records from `offset` to `size`; False: stopped, rows came."""
+        path = journal.journal_path(self.path.parent, generation)
+        batches: tuple[list[tuple[Any, ...]], ...] = tuple([] for _ in _TABLES)
+        rows, at = 0, offset
+        for record, after in journal.iter_records(path, offset, size, _WIDTHS):
+            for into, read in zip(batches, record, strict=True):
+                into += read
+            rows += sum(len(read) for read in record)
+            at = after
+            if rows >= TRANSACTION_ROWS:
+                self._commit(batches, (generation, at))
+                batches, rows = tuple([] for _ in _TABLES), 0
+                if stop_when_busy and self._queued_seq != started:
+                    return False
+        if rows or at != offset:
+            self._commit(batches, (generation, at))
+        if at < size:  # a record cut short in the middle: the journal cannot be read past it
+            raise journal.JournalError(f"journal {path} is unreadable past byte {at} of {size}")
+        return True
+
+    def _commit(self, batches: Sequence[list[tuple[Any, ...]]], position: tuple[int, int]) -> None:
+        _insert_committed(self._conn, batches, position)
+        self._applied = position
+        self._checkpoint_due = True
+
+    def _set_applied(self, position: tuple[int, int]) -> None:
+        self._conn.execute(_APPLIED, position)  # autocommit: one statement
+        self._applied = position
 
 
 def _insert_batches(conn: sqlite3.Connection, batches: Sequence[list[tuple[Any, ...]]]) -> None:
@@ -454,18 +496,41 @@ def _insert_batches(conn: sqlite3.Connection, batches: Sequence[list[tuple[Any, 
 
 def _apply_journal(conn: sqlite3.Connection, directory: Path) -> int:
     """Insert into `conn` (a writable ledger) what the journal of `directory` holds beyond what it
-    has, record that, and delete the journal files; the last generation found (0: none)."""
-    pending = journal.unapplied(journal.read_files(directory), applied_position(conn), _WIDTHS)
+    has, record that, and delete the journal files; the last generation found (0: none). Read a
+    record at a time, committed every `TRANSACTION_ROWS` rows (a killed proxy's journal can be
+    large)."""
+    applied_generation, applied_offset = applied_position(conn)
     found = journal.generations(directory)
-    last = max(found, default=applied_position(conn)[0])
-    conn.execute("BEGIN")
-    for batches in pending:
-        _insert_batches(conn, batches)
+    for generation in found:
+        if generation < applied_generation:
+            continue
+        path = journal.journal_path(directory, generation)
+        start = applied_offset if generation == applied_generation else 0
+        batches: tuple[list[tuple[Any, ...]], ...] = tuple([] for _ in _TABLES)
+        rows = 0
+        for record, after in journal.iter_records(path, start, path.stat().st_size, _WIDTHS):
+            for into, read in zip(batches, record, strict=True):
+                into += read
+            rows += sum(len(read) for read in record)
+            if rows >= TRANSACTION_ROWS:
+                _insert_committed(conn, batches, (generation, after))
+                batches, rows = tuple([] for _ in _TABLES), 0
+        _insert_committed(conn, batches, (generation + 1, 0))
+    last = max(found, default=applied_generation)
     conn.execute(_APPLIED, (last + 1, 0))
-    conn.execute("COMMIT")
     for generation in found:
         journal.journal_path(directory, generation).unlink(missing_ok=True)
     return last
+
+
+def _insert_committed(
+    conn: sqlite3.Connection, batches: Sequence[list[tuple[Any, ...]]], position: tuple[int, int]
+) -> None:
+    """`batches` inserted with the journal position they reach, in one transaction."""
+    conn.execute("BEGIN")
+    _insert_batches(conn, batches)
+    conn.execute(_APPLIED, position)
+    conn.execute("COMMIT")
 
 
 def apply_journal_copy(source: sqlite3.Connection, target: sqlite3.Connection, directory: Path) -> None:
@@ -475,7 +540,7 @@ def apply_journal_copy(source: sqlite3.Connection, target: sqlite3.Connection, d
     files = journal.read_files(directory)
     source.backup(target)
     target.execute("BEGIN")
-    for batches in journal.unapplied(files, applied_position(target), _WIDTHS):
+    for batches in journal.unapplied(files, applied_position(target), _WIDTHS):  # one at a time
         _insert_batches(target, batches)
     target.execute("COMMIT")
 

@@ -141,7 +141,7 @@ class StandaloneProxy:
         self._ticker = threading.Thread(target=self._tick, name="proxy-faults", daemon=True)
 
     def _open_capture(self, directory: Path, session: Any) -> None:
-        from astrachaos.capture.ledger import APPLY_INTERVAL_S, CaptureLedger
+        from astrachaos.capture.ledger import IDLE_S, CaptureLedger
         from astrachaos.standalone.capture import SchemaCache, WriteCapture
 
         if session is None:
@@ -157,9 +157,10 @@ class StandaloneProxy:
         schema = SchemaCache(fetch)
         schema.refresh()
         # The loop makes what it answers durable itself (`commit_through`): the ledger's thread
-        # needs to wake only to put the journal into SQLite.
+        # wakes only to journal requests not answered yet and, in the client's pauses, to put the
+        # journal into SQLite.
         self.ledger = CaptureLedger(directory, {"proxy": json.dumps(self._proxy_meta())},
-                                    commit_interval_s=APPLY_INTERVAL_S)  # fmt: skip
+                                    commit_interval_s=IDLE_S)  # fmt: skip
         self.capture = WriteCapture(self.ledger, schema)
 
     # -- lifecycle ---------------------------------------------------------------------------

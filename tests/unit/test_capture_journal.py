@@ -22,6 +22,7 @@ from astrachaos.capture import (
     WriteKind,
     journal,
 )
+from astrachaos.capture import ledger as ledger_module
 from astrachaos.capture.ledger import INDEX_NAME, capture_file
 from astrachaos.errors import EnvironmentProblem
 from tests.unit.test_capture_ledger import _CHILD_COMMITTING, _killed_once_durable
@@ -68,7 +69,7 @@ def test_enum_members_in_a_row_are_journaled_as_plain_values(tmp_path: Path) -> 
 def test_answers_made_durable_on_the_producer_thread_are_in_the_journal_before_sqlite(tmp_path: Path) -> None:
     """`commit_through` writes the journal only; the thread puts the rows into SQLite later; a reader
     of the live capture sees them from the journal; `close` applies them all and deletes it."""
-    with CaptureLedger(tmp_path, commit_interval_s=3600, apply_interval_s=3600) as ledger:
+    with CaptureLedger(tmp_path, commit_interval_s=3600, idle_s=3600) as ledger:
         for n in range(100):
             mark = ledger.answered(ledger.sent(_write(n)), Told.RESULT)
         ledger.unverifiable(Unverifiable("literals", "ks", "t", "INSERT ...", "c"))
@@ -90,7 +91,7 @@ def test_the_journal_is_applied_by_the_writer_thread_and_replaced_when_large(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(journal, "ROTATE_BYTES", 2_000)
-    with CaptureLedger(tmp_path, commit_interval_s=0.01, apply_interval_s=0.01) as ledger:
+    with CaptureLedger(tmp_path, commit_interval_s=0.01, idle_s=0.01) as ledger:
         for n in range(300):
             ledger.commit_through(ledger.answered(ledger.sent(_write(n)), Told.RESULT))
         deadline = time.monotonic() + 30
@@ -124,7 +125,7 @@ def test_a_new_producer_completes_a_killed_ones_journal_and_goes_on(tmp_path: Pa
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     assert journal.generations(tmp_path)
-    with CaptureLedger(tmp_path, commit_interval_s=3600, apply_interval_s=3600) as ledger:
+    with CaptureLedger(tmp_path, commit_interval_s=3600, idle_s=3600) as ledger:
         assert not journal.generations(tmp_path)[:-1]  # the killed producer's files: applied, deleted
         assert _sql_count(tmp_path, "answers") >= committed
         ledger.commit_through(ledger.answered(ledger.sent(_write(-1)), Told.RESULT))
@@ -140,3 +141,37 @@ def test_a_second_producer_of_the_same_capture_is_refused(tmp_path: Path) -> Non
     with CaptureLedger(tmp_path), pytest.raises(EnvironmentProblem, match="another process"):
         CaptureLedger(tmp_path)
     CaptureLedger(tmp_path).close()  # free again once the first closed
+
+
+def test_sqlite_gets_the_rows_in_the_producers_pauses_and_at_close(tmp_path: Path) -> None:
+    """While rows keep coming only the journal is written; once they pause, SQLite gets them all."""
+    with CaptureLedger(tmp_path, commit_interval_s=0.01, idle_s=0.3) as ledger:
+        began, n = time.monotonic(), 0
+        while time.monotonic() - began < 0.8:  # busy: a row every millisecond or so
+            ledger.commit_through(ledger.answered(ledger.sent(_write(n)), Told.RESULT))
+            n += 1
+            time.sleep(0.001)
+        assert _sql_count(tmp_path, "answers") == 0
+        deadline = time.monotonic() + 30
+        while _sql_count(tmp_path, "answers") < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _sql_count(tmp_path, "answers") == _sql_count(tmp_path) == n
+        for m in range(n, n + 50):  # and what comes after the pause, at close
+            ledger.sent(_write(m))
+    assert _sql_count(tmp_path) == n + 50
+    assert not journal.generations(tmp_path)
+
+
+def test_a_backlog_past_apply_bytes_goes_into_sqlite_even_while_rows_come(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ledger_module, "APPLY_BYTES", 5_000)
+    monkeypatch.setattr(ledger_module, "TRANSACTION_ROWS", 20)
+    with CaptureLedger(tmp_path, commit_interval_s=0.01, idle_s=3600) as ledger:
+        deadline, n = time.monotonic() + 30, 0
+        while _sql_count(tmp_path) == 0 and time.monotonic() < deadline:
+            ledger.commit_through(ledger.answered(ledger.sent(_write(n)), Told.RESULT))
+            n += 1
+            time.sleep(0.001)
+        assert 0 < _sql_count(tmp_path) <= n  # applied while busy, a transaction at a time
+    assert _sql_count(tmp_path) == n
