@@ -113,12 +113,7 @@ def _records_in(data: bytes, start: int, widths: Sequence[int]) -> Iterator[Batc
         payload = data[at + _HEADER.size : end]
         if zlib.crc32(payload) != crc:
             break
-        try:
-            batches = marshal.loads(payload)
-        except (EOFError, ValueError, TypeError) as error:
-            raise JournalError(f"unreadable journal record at byte {at}: {error}") from None
-        _check(batches, widths, at)
-        yield batches
+        yield _decode(payload, widths, at, "")
         at = end
 
 
@@ -139,13 +134,19 @@ def iter_records(path: Path, start: int, end: int, widths: Sequence[int]) -> Ite
             payload = file.read(length)
             if len(payload) < length or zlib.crc32(payload) != crc:
                 return
-            try:
-                batches = marshal.loads(payload)
-            except (EOFError, ValueError, TypeError) as error:
-                raise JournalError(f"unreadable journal record at byte {at} of {path}: {error}") from None
-            _check(batches, widths, at)
+            batches = _decode(payload, widths, at, f" of {path}")
             at += _HEADER.size + length
             yield batches, at
+
+
+def _decode(payload: bytes, widths: Sequence[int], at: int, where: str) -> Batches:
+    """One record's rows (JournalError if they are not what the ledger writes)."""
+    try:
+        batches = marshal.loads(payload)
+    except (EOFError, ValueError, TypeError) as error:
+        raise JournalError(f"unreadable journal record at byte {at}{where}: {error}") from None
+    _check(batches, widths, at)
+    return batches  # type: ignore[no-any-return]
 
 
 def _check(batches: Any, widths: Sequence[int], at: int) -> None:
