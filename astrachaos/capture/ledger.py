@@ -381,7 +381,7 @@ class CaptureLedger:
                     self._apply(stop_when_busy=False)
                     self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
                     return
-                if now - active_at >= self._idle_s or self._backlog() >= APPLY_BYTES:
+                if now - active_at >= self._idle_s or self.backlog_bytes() >= APPLY_BYTES:
                     self._apply(stop_when_busy=True)  # busy: one transaction per wake-up
                     if self._checkpoint_due:  # (it fsyncs) on a connection of its own: writers go on
                         self._checkpoint_due = False
@@ -421,8 +421,9 @@ class CaptureLedger:
             except Exception as error:
                 log.warning("capture durability callback failed: %s", error)
 
-    def _backlog(self) -> int:
-        """Bytes of journal SQLite does not hold yet (about: earlier generations count whole)."""
+    def backlog_bytes(self) -> int:
+        """Bytes of journal SQLite does not hold yet, what `close` will apply (about: earlier
+        generations count whole)."""
         generation, offset = self._applied
         return self._journal.size - offset + (self._journal.generation - generation) * journal.ROTATE_BYTES
 

@@ -119,12 +119,18 @@ def proxy(
 def _shutdown(control: Any, service: Any, schema: Any) -> None:
     import signal
 
+    from astrachaos.cli.console import stderr
+
     # A second Ctrl-C must not cut the rollback short.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         if control is not None:
             control.close()
         if service is not None:
+            backlog = service.capture_backlog_bytes()
+            if backlog >= 16_000_000:  # seconds of work: say why the exit waits
+                stderr.print(f"capture: {backlog / 1e6:,.0f} MB of journaled writes go into capture.sqlite "
+                             "before the proxy exits (faults are rolled back first)")  # fmt: skip
             service.close()
         if schema is not None:
             schema.close()

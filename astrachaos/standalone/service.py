@@ -173,6 +173,10 @@ class StandaloneProxy:
             raise EnvironmentProblem(f"the proxy cannot listen: {error}") from None
         self._ticker.start()
 
+    def capture_backlog_bytes(self) -> int:
+        """Bytes of the capture's journal its SQLite file does not hold yet (0: no capture)."""
+        return 0 if self.ledger is None else self.ledger.backlog_bytes()
+
     def close(self) -> None:
         """Roll every fault back, stop listening, close connections, close the capture (idempotent)."""
         self._stop.set()

@@ -152,10 +152,12 @@ def test_sqlite_gets_the_rows_in_the_producers_pauses_and_at_close(tmp_path: Pat
             n += 1
             time.sleep(0.001)
         assert _sql_count(tmp_path, "answers") == 0
+        assert ledger.backlog_bytes() > 0  # what close would apply now
         deadline = time.monotonic() + 30
         while _sql_count(tmp_path, "answers") < n and time.monotonic() < deadline:
             time.sleep(0.02)
         assert _sql_count(tmp_path, "answers") == _sql_count(tmp_path) == n
+        assert ledger.backlog_bytes() == 0
         for m in range(n, n + 50):  # and what comes after the pause, at close
             ledger.sent(_write(m))
     assert _sql_count(tmp_path) == n + 50
