@@ -32,7 +32,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 from pathlib import Path
 from types import TracebackType
@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 FILE_NAME = "capture.sqlite"
 SCHEMA_VERSION = 2
 _BUSY_TIMEOUT_MS = 30_000
-CHECKPOINT_INTERVAL_S = 0.5  # the WAL is copied into the file this often (it grows ~3 MB/s at most)
 IDLE_S = 0.25  # journaled rows go into SQLite once no row has been appended for this long ...
 APPLY_BYTES = 256 * 1024 * 1024  # ... or once this much journal waits, even while rows come
 JOURNAL_ROWS = 20_000  # the thread journals as soon as this many rows are queued
@@ -459,28 +458,15 @@ class CaptureLedger:
     ) -> bool:
         """Apply one generation's records from `offset` to `size`; False: stopped, rows came."""
         path = journal.journal_path(self.path.parent, generation)
-        batches: tuple[list[tuple[Any, ...]], ...] = tuple([] for _ in _TABLES)
-        rows, at = 0, offset
-        for record, after in journal.iter_records(path, offset, size, _WIDTHS):
-            for into, read in zip(batches, record, strict=True):
-                into += read
-            rows += sum(len(read) for read in record)
-            at = after
-            if rows >= TRANSACTION_ROWS:
-                self._commit(batches, (generation, at))
-                batches, rows = tuple([] for _ in _TABLES), 0
-                if stop_when_busy and self._queued_seq != started:
-                    return False
-        if rows or at != offset:
-            self._commit(batches, (generation, at))
-        if at < size:  # a record cut short in the middle: the journal cannot be read past it
-            raise journal.JournalError(f"journal {path} is unreadable past byte {at} of {size}")
+        for batches, position in _transactions(path, generation, offset, size):
+            _insert_committed(self._conn, batches, position)
+            self._applied = position
+            self._checkpoint_due = True
+            if stop_when_busy and self._queued_seq != started and position[1] < size:
+                return False
+        if self._applied[1] < size:  # a record cut short in the middle: it cannot be read past
+            raise journal.JournalError(f"journal {path} is unreadable past byte {self._applied[1]} of {size}")
         return True
-
-    def _commit(self, batches: Sequence[list[tuple[Any, ...]]], position: tuple[int, int]) -> None:
-        _insert_committed(self._conn, batches, position)
-        self._applied = position
-        self._checkpoint_due = True
 
     def _set_applied(self, position: tuple[int, int]) -> None:
         self._conn.execute(_APPLIED, position)  # autocommit: one statement
@@ -507,21 +493,32 @@ def _apply_journal(conn: sqlite3.Connection, directory: Path) -> int:
             continue
         path = journal.journal_path(directory, generation)
         start = applied_offset if generation == applied_generation else 0
-        batches: tuple[list[tuple[Any, ...]], ...] = tuple([] for _ in _TABLES)
-        rows = 0
-        for record, after in journal.iter_records(path, start, path.stat().st_size, _WIDTHS):
-            for into, read in zip(batches, record, strict=True):
-                into += read
-            rows += sum(len(read) for read in record)
-            if rows >= TRANSACTION_ROWS:
-                _insert_committed(conn, batches, (generation, after))
-                batches, rows = tuple([] for _ in _TABLES), 0
-        _insert_committed(conn, batches, (generation + 1, 0))
+        for batches, position in _transactions(path, generation, start, path.stat().st_size):
+            _insert_committed(conn, batches, position)
     last = max(found, default=applied_generation)
     conn.execute(_APPLIED, (last + 1, 0))
     for generation in found:
         journal.journal_path(directory, generation).unlink(missing_ok=True)
     return last
+
+
+def _transactions(
+    path: Path, generation: int, start: int, end: int
+) -> Iterator[tuple[tuple[list[tuple[Any, ...]], ...], tuple[int, int]]]:
+    """The records of one journal file from `start` to `end`, gathered into transactions of about
+    `TRANSACTION_ROWS` rows, each with the journal position after it (read a record at a time: a
+    large journal is never held in memory at once)."""
+    batches: tuple[list[tuple[Any, ...]], ...] = tuple([] for _ in _TABLES)
+    rows = 0
+    for record, after in journal.iter_records(path, start, end, _WIDTHS):
+        for into, read in zip(batches, record, strict=True):
+            into += read
+        rows += sum(len(read) for read in record)
+        if rows >= TRANSACTION_ROWS:
+            yield batches, (generation, after)
+            batches, rows = tuple([] for _ in _TABLES), 0
+    if rows:
+        yield batches, (generation, after)
 
 
 def _insert_committed(

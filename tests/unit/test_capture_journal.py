@@ -114,7 +114,10 @@ def test_a_killed_producers_capture_is_completed_in_place_by_the_next_reader(tmp
         assert db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (INDEX_NAME,)).fetchone()
 
 
-def test_a_new_producer_completes_a_killed_ones_journal_and_goes_on(tmp_path: Path) -> None:
+def test_a_new_producer_completes_a_killed_ones_journal_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ledger_module, "TRANSACTION_ROWS", 100)  # recovery in many transactions
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD_COMMITTING, str(tmp_path)], stdout=subprocess.PIPE, text=True
     )
