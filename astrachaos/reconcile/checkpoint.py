@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +24,20 @@ class Checkpoint:
         self.completed: dict[TokenRange, dict[str, Any]] = {}
         self._lock = threading.Lock()
         if resume and path.is_file():
-            self._load(dict(header))
+            cut_short = self._load(dict(header))
             self._file = path.open("a", encoding="utf-8")
-            if path.read_bytes()[-1:] not in (b"", b"\n"):  # a line cut short: the next starts on its own
+            if cut_short:  # the last line ends mid-way: the next starts on its own
                 self._file.write("\n")
         else:
             self._file = path.open("w", encoding="utf-8")
             self._append({"kind": "header", **header})
 
-    def _load(self, header: dict[str, JsonValue]) -> None:
-        lines = self.path.read_text(encoding="utf-8").splitlines()
+    def _load(self, header: dict[str, JsonValue]) -> bool:
+        """Read the completed ranges; whether the file's last line was cut short."""
+        text = self.path.read_text(encoding="utf-8")
+        lines = text.splitlines()
         if not lines:
-            return
+            return False
         found = json.loads(lines[0])
         found.pop("kind", None)
         if found != json.loads(json.dumps(header)):
@@ -43,13 +45,10 @@ class Checkpoint:
                 f"{self.path} was written for another comparison ({found}); cannot --resume it",
                 hint="use another --out directory, or drop --resume to start over",
             )
-        for line in lines[1:]:
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by a crash: that range runs again
-                continue
+        for entry in _ranges(lines):
             start, end = entry["range"]
             self.completed[TokenRange(start, end)] = entry
+        return not text.endswith("\n")
 
     def record(self, token_range: TokenRange, findings: Mapping[str, Any]) -> None:
         """Durably mark `token_range` as done, with everything found in it."""
@@ -64,17 +63,19 @@ class Checkpoint:
 
     def ranges_in_file(self) -> int:
         """How many completed ranges the file holds now (read back: what a resume will find)."""
-        with self._lock:
-            self._file.flush()
-        count = 0
-        for line in self.path.read_text(encoding="utf-8").splitlines()[1:]:
-            try:
-                count += json.loads(line).get("kind") == "range"
-            except json.JSONDecodeError:
-                continue
-        return count
+        return sum(1 for _ in _ranges(self.path.read_text(encoding="utf-8").splitlines()))
 
     def close(self) -> None:
         """Close the file."""
         with self._lock:
             self._file.close()
+
+
+def _ranges(lines: list[str]) -> Iterator[dict[str, Any]]:
+    """The range entries of a checkpoint's lines (after the header); a line cut short by a crash is
+    skipped (that range runs again)."""
+    for line in lines[1:]:
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            continue
