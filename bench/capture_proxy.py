@@ -55,7 +55,8 @@ class _Proxy:
     """`astrachaos proxy` (`--capture DIR` unless None, and `options`) in a subprocess; its peak RSS."""
 
     def __init__(self, capture: Path | None, options: tuple[str, ...] = (), cwd: Path | None = None) -> None:
-        """`cwd`: run the astrachaos found there (a checkout of another commit) instead of this one."""
+        """`cwd`: run the astrachaos found there (the unpacked wheel, another commit's tree) instead
+        of this checkout's."""
         self.port = _free_port()
         command = [sys.executable, "-m", "astrachaos", "proxy", "--upstream", "127.0.0.1:9042",
                    "--listen", f"127.0.0.1:{self.port}", "--no-api", *options]  # fmt: skip

@@ -128,12 +128,21 @@ class RunningProxy:
 
 
 @contextmanager
-def running_proxy(args: Sequence[str], listen_host: str = "127.0.0.1") -> Iterator[RunningProxy]:
-    """Start `astrachaos proxy ARGS` on free ports and wait until it prints its contact point."""
+def running_proxy(
+    args: Sequence[str],
+    listen_host: str = "127.0.0.1",
+    program: Sequence[str] | None = None,
+    cwd: Path | None = None,
+) -> Iterator[RunningProxy]:
+    """Start `astrachaos proxy ARGS` on free ports and wait until it prints its control API.
+
+    `program`: the astrachaos to run (default `astrachaos()`: as shipped), from `cwd`.
+    """
     listen_port, api_port = free_port(listen_host), free_port()
     api = f"127.0.0.1:{api_port}"
-    command = [*astrachaos(), "proxy", *args, "--listen", f"{listen_host}:{listen_port}", "--api", api]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    command = [*(program or astrachaos()), "proxy", *args, "--listen", f"{listen_host}:{listen_port}",
+               "--api", api]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
     assert process.stdout is not None
     lines: list[str] = []
     listen: list[tuple[str, int]] = []

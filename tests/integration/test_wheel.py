@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tarfile
@@ -74,22 +73,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     # The test venv's pip installs into the new venv (no pip bootstrap there); its cache is
     # reused, and skipping byte-compilation halves the time (plotly alone is thousands of files).
     install = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(venv / "bin" / "python"),
-            "install",
-            "--quiet",
-            "--no-compile",
-            "--disable-pip-version-check",
-            str(built.wheel),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
+         "--quiet", "--no-compile", "--disable-pip-version-check", str(built.wheel)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
     seconds["install"] = time.monotonic() - began
     assert install.returncode == 0, install.stdout + install.stderr
     empty = root / "empty"
@@ -173,35 +160,26 @@ def test_the_installed_proxy_captures_through_its_compiled_hot_path(
     from cassandra.cluster import Cluster
     from cassandra.policies import RoundRobinPolicy
 
-    from tests.integration.proxy_harness import free_port
+    from tests.integration.proxy_harness import running_proxy
 
-    port, capture, out = free_port(), tmp_path / "capture", tmp_path / "verdict"
-    proxy = subprocess.Popen(
-        [str(installed.bin / "astrachaos"), "proxy", "--upstream", "127.0.0.1:9042", "--listen",
-         f"127.0.0.1:{port}", "--no-api", "--capture", str(capture)],
-        cwd=installed.empty, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    assert proxy.stdout is not None
-    banner = []
-    for line in proxy.stdout:
-        banner.append(line)
-        if line.startswith("contact point"):
-            break
-    assert "hot path: compiled (mypyc)\n" in banner, "".join(banner)
-    cluster = Cluster(["127.0.0.1"], port=port, load_balancing_policy=RoundRobinPolicy())
-    try:
-        session = cluster.connect()
-        session.execute("CREATE KEYSPACE IF NOT EXISTS wheel_proxy WITH replication = "
-                        "{'class': 'SimpleStrategy', 'replication_factor': 1}")  # fmt: skip
-        session.execute("DROP TABLE IF EXISTS wheel_proxy.t")
-        session.execute("CREATE TABLE wheel_proxy.t (k int, c int, v text, PRIMARY KEY (k, c))")
-        insert = session.prepare("INSERT INTO wheel_proxy.t (k, c, v) VALUES (?, ?, ?)")
-        for i in range(500):
-            session.execute(insert, (i % 7, i, f"value {i}"))
-    finally:
-        cluster.shutdown()
-    proxy.send_signal(signal.SIGINT)
-    assert proxy.wait(timeout=60) == 130
+    capture, out = tmp_path / "capture", tmp_path / "verdict"
+    args = ["--upstream", "127.0.0.1:9042", "--capture", str(capture)]
+    with running_proxy(args, program=[str(installed.bin / "astrachaos")], cwd=installed.empty) as proxy:
+        assert "hot path: compiled (mypyc)\n" in proxy.output, proxy.output
+        host, port = proxy.listen[0]
+        cluster = Cluster([host], port=port, load_balancing_policy=RoundRobinPolicy())
+        try:
+            session = cluster.connect()
+            session.execute("CREATE KEYSPACE IF NOT EXISTS wheel_proxy WITH replication = "
+                            "{'class': 'SimpleStrategy', 'replication_factor': 1}")  # fmt: skip
+            session.execute("DROP TABLE IF EXISTS wheel_proxy.t")
+            session.execute("CREATE TABLE wheel_proxy.t (k int, c int, v text, PRIMARY KEY (k, c))")
+            insert = session.prepare("INSERT INTO wheel_proxy.t (k, c, v) VALUES (?, ?, ?)")
+            for i in range(500):
+                session.execute(insert, (i % 7, i, f"value {i}"))
+        finally:
+            cluster.shutdown()
+        assert proxy.interrupt() == 130
     done = installed.cli("verify", "--capture", str(capture), "--out", str(out), timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     counts = json.loads((out / "result.json").read_text())["counts"]
