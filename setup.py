@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HOT_PATH = [
@@ -45,7 +45,7 @@ def _warn(message: str) -> None:
     print(f"astrachaos build: {message}; the wheel holds pure Python (it runs, slower)", file=sys.stderr)
 
 
-def _compiled_modules() -> list:  # type: ignore[type-arg]
+def _compiled_modules() -> list[Extension]:
     if os.environ.get("ASTRACHAOS_PURE_PYTHON"):
         return []
     try:
@@ -69,8 +69,7 @@ class OptionalBuildExt(build_ext):
         except Exception as error:
             _warn(f"the C compiler failed ({error})")
             for extension in self.extensions:
-                for built in (self.get_ext_fullpath(extension.name),):
-                    Path(built).unlink(missing_ok=True)
+                Path(self.get_ext_fullpath(extension.name)).unlink(missing_ok=True)
 
 
 setup(ext_modules=_compiled_modules(), cmdclass={"build_ext": OptionalBuildExt})

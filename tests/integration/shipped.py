@@ -52,7 +52,7 @@ def _tree_state() -> list[str]:
     return sorted(line for line in listing if not any(cache in line for cache in _CACHES))
 
 
-def _copy_clean_tree(target: Path) -> None:
+def copy_clean_tree(target: Path) -> None:
     """The files git would commit (tracked and not ignored), symbolic links kept as links."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
@@ -81,7 +81,7 @@ def build() -> Build:
     root = _scratch()
     before = _tree_state()
     began = time.monotonic()
-    _copy_clean_tree(root / "src")
+    copy_clean_tree(root / "src")
     done = subprocess.run(
         [sys.executable, "-m", "build", "--outdir", str(root / "dist"), str(root / "src")],
         capture_output=True,

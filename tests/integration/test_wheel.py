@@ -184,3 +184,26 @@ def test_the_installed_proxy_captures_through_its_compiled_hot_path(
     assert done.returncode == 0, done.stdout + done.stderr
     counts = json.loads((out / "result.json").read_text())["counts"]
     assert counts["captured"] == counts["ok"] == counts["told_success"] == 500
+
+
+def test_without_a_c_compiler_the_wheel_holds_pure_python_that_runs(tmp_path: Path) -> None:
+    """setup.py's fallback: the compiler fails (CC=/bin/false), the build still succeeds, ships
+    no extension module, and the proxy's modules import and run as pure Python."""
+    shipped.copy_clean_tree(tmp_path / "src")
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--verbose",
+         "--wheel-dir", str(tmp_path / "dist"), str(tmp_path / "src")],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "CC": "/bin/false"},
+    )  # fmt: skip
+    assert build.returncode == 0, build.stdout + build.stderr
+    assert "astrachaos build: the C compiler failed" in build.stdout + build.stderr
+    wheel = next((tmp_path / "dist").glob("astrachaos-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        assert not [n for n in archive.namelist() if n.endswith(".so")]
+        archive.extractall(tmp_path / "unpacked")
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); from astrachaos.proxy import hot_path, cql; "
+             "print(hot_path(), cql.__file__)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-P", "-c", probe, str(tmp_path / "unpacked")],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"pure Python {tmp_path / 'unpacked' / 'astrachaos' / 'proxy' / 'cql.py'}"
