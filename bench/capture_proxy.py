@@ -226,7 +226,7 @@ def throughput(
                 _write(session, table, first, 5_000, concurrency)
                 first += 5_000
             for rep in range(repetitions):
-                for mode in modes[rep % 3 :] + modes[: rep % 3]:
+                for mode in modes[rep % len(modes) :] + modes[: rep % len(modes)]:
                     pid = proxies[mode].process.pid if mode in proxies else None
                     rate = cpu.measure(mode, pid, sessions[mode], table, first, rows, concurrency)
                     rates[mode].append(rate)

@@ -438,6 +438,7 @@ class CaptureLedger:
             if current.size >= journal.ROTATE_BYTES and not self._stopping:
                 self._journal = journal.JournalWriter(self.path.parent, current.generation + 1)
                 current.close()
+                end = (current.generation + 1, 0)  # the replaced generation is applied whole
         started = self._queued_seq
         while self._applied < end:
             generation, offset = self._applied
@@ -449,9 +450,6 @@ class CaptureLedger:
                 break
             self._set_applied((generation + 1, 0))  # that generation is all in SQLite
             path.unlink(missing_ok=True)
-        if end[0] < self._journal.generation:  # rotated: the replaced generation is applied
-            self._set_applied((self._journal.generation, 0))
-            journal.journal_path(self.path.parent, end[0]).unlink(missing_ok=True)
 
     def _apply_file(
         self, generation: int, offset: int, size: int, started: int, stop_when_busy: bool
