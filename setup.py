@@ -32,6 +32,8 @@ HOT_PATH = [
     "astrachaos/capture/cells.py",
     "astrachaos/capture/journal.py",
     "astrachaos/capture/ledger.py",
+    "astrachaos/capture/tape.py",
+    "astrachaos/standalone/taped.py",
 ]
 # mypy reads no config file here (the project's names a plugin the build environment lacks); the
 # third-party modules the hot path imports have no stubs there, and the modules of ours it imports

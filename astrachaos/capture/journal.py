@@ -65,20 +65,29 @@ class JournalWriter:
 
     def append(self, batches: Batches) -> None:
         """One record holding `batches`, written whole before this returns (OSError if not)."""
-        try:
-            payload = marshal.dumps(batches)
-        except ValueError:  # a subclass of str or int (an enum member) in a row: as plain values
-            plain = tuple([tuple(_plain(v) for v in row) for row in rows] for rows in batches)
-            payload = marshal.dumps(plain)
-        data = memoryview(_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
-        while data:
-            written = os.write(self._fd, data)
-            data = data[written:]
-            self.size += written
+        self.size += write_all(self._fd, encode_record(batches))
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self._fd)
+
+
+def encode_record(batches: Batches) -> bytes:
+    """One record's bytes: length, CRC-32, then `marshal` of `batches`."""
+    try:
+        payload = marshal.dumps(batches)
+    except ValueError:  # a subclass of str or int (an enum member) in a row: as plain values
+        plain = tuple([tuple(_plain(v) for v in row) for row in rows] for rows in batches)
+        payload = marshal.dumps(plain)
+    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def write_all(fd: int, data: bytes) -> int:
+    """Write all of `data` to `fd` (OSError if not); how many bytes that was."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    return len(data)
 
 
 def _plain(value: Any) -> Any:

@@ -137,6 +137,7 @@ class CaptureLedger:
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             generation = _apply_journal(self._conn, self.path.parent) + 1  # an earlier producer's, killed
             (last,) = self._conn.execute("SELECT coalesce(max(id), 0) FROM writes").fetchone()
+            (unverifiable,) = self._conn.execute("SELECT coalesce(max(id), 0) FROM unverifiable").fetchone()
             self._tables: dict[tuple[str, str], tuple[int, dict[str, str], int | None]] = {
                 (ks, tb): (i, json.loads(types), parts)
                 for i, ks, tb, types, parts in self._conn.execute(
@@ -155,6 +156,8 @@ class CaptureLedger:
             raise EnvironmentProblem(f"cannot open the capture ledger at {self.path}: {error}") from error
         self._codecs: dict[int, KeyCodec] = {}
         self._next_id = int(last) + 1
+        self._next_unverifiable_id = int(unverifiable) + 1
+        self.clock: Callable[[], float] = time.time  # when a row is recorded (a replay gives its own)
         self._interval = commit_interval_s
         self._idle_s = idle_s
         self._max_pending = max_pending_rows
@@ -209,7 +212,7 @@ class CaptureLedger:
             write_id = self._next_id
             self._next_id += 1
             row = (write_id, table_id, token, key, column_set, digest, fingerprint, write_timestamp,
-                   _KINDS[kind], fault, connection, stream, time.time())  # fmt: skip
+                   _KINDS[kind], fault, connection, stream, self.clock())  # fmt: skip
             self._append(_WRITES, row)
         return write_id
 
@@ -234,13 +237,13 @@ class CaptureLedger:
         self, write_id: int, told: Told, error_class: str | None = None, error_message: str | None = None
     ) -> int:
         """Record what the client was told about write `write_id`; returns its durability number."""
-        row = (write_id, _TOLD[told], error_class, _excerpt(error_message), time.time())
+        row = (write_id, _TOLD[told], error_class, _excerpt(error_message), self.clock())
         with self._lock:
             return self._append(_ANSWERS, row)
 
     def answered_all(self, write_ids: Sequence[int], told: Told) -> int:
         """`answered(id, told)` for each of `write_ids` (no error); the last durability number."""
-        value, now = _TOLD[told], time.time()
+        value, now = _TOLD[told], self.clock()
         with self._lock:
             number = self._queued_seq
             for write_id in write_ids:
@@ -249,10 +252,29 @@ class CaptureLedger:
 
     def unverifiable(self, item: Unverifiable) -> None:
         """Count a write whose key cannot be known, with its reason."""
-        row = (None, item.reason, item.keyspace, item.table, _excerpt(item.statement) or "", item.connection,
-               item.at or time.time(), item.fault)  # fmt: skip
         with self._lock:
+            at = item.at or self.clock()
+            row = (self._next_unverifiable_id, item.reason, item.keyspace, item.table,
+                   _excerpt(item.statement) or "", item.connection, at, item.fault)  # fmt: skip
+            self._next_unverifiable_id += 1
             self._append(_UNVERIFIABLE, row)
+
+    def next_ids(self) -> tuple[int, int]:
+        """The ids the next write and the next unverifiable row opened with (where a tape starts)."""
+        return self._next_id, self._next_unverifiable_id
+
+    def forget_from(self, write_id: int, unverifiable_id: int) -> None:
+        """Delete the writes (with their answers) and unverifiable rows from these ids on, to record
+        them again (a tape replayed from its start). Only before anything is appended."""
+        with self._lock:
+            if self._queued_seq:
+                raise EnvironmentProblem("the capture ledger cannot forget rows once it appended some")
+            self._conn.execute("BEGIN")
+            self._conn.execute("DELETE FROM answers WHERE write_id >= ?", (write_id,))
+            self._conn.execute("DELETE FROM writes WHERE id >= ?", (write_id,))
+            self._conn.execute("DELETE FROM unverifiable WHERE id >= ?", (unverifiable_id,))
+            self._conn.execute("COMMIT")
+            self._next_id, self._next_unverifiable_id = write_id, unverifiable_id
 
     def set_meta(self, name: str, value: str) -> None:
         """Store a piece of metadata (injectors, upstream, counters) with the next commit."""

@@ -18,10 +18,12 @@ QUORUM), as run verification does. Classes are in `WriteClass`; `judge.py` decid
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,7 +132,7 @@ def verify_capture(
     started = time.monotonic()
     session = session_or_factory if hasattr(session_or_factory, "execute") else session_or_factory()
     tally = Tally()
-    with CaptureReader(directory) as reader:
+    with _completed(directory, session) as readable, CaptureReader(readable) as reader:
         raw = RawSession(session)
         meta = reader.meta()
         entries = {(e.keyspace, e.table): e for e in reader.table_entries()}
@@ -177,6 +179,22 @@ def verify_capture(
     if out is not None:
         write_result(result, out)
     return result
+
+
+@contextlib.contextmanager
+def _completed(directory: Path, session: Any) -> Iterator[Path]:
+    """The capture to read: a proxy's tape, if it left one, replayed first (`standalone/taped.py`:
+    decoding what a proxy saw is the proxy's)."""
+    from astrachaos.capture.tape import tape_path
+
+    if not tape_path(directory).is_file():
+        yield directory
+        return
+    from astrachaos.standalone.capture import schema_of
+    from astrachaos.standalone.taped import complete_capture
+
+    with complete_capture(directory, schema_of(session)) as readable:
+        yield readable
 
 
 def write_result(result: CaptureResult, out: Path) -> Path:

@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from astrachaos.capture.cells import driver_type as driver_type  # re-exported: it lived here
 from astrachaos.capture.keys import Reason, TableKeys, is_system_keyspace, table_keys_from_rows
@@ -56,6 +57,18 @@ SchemaRows = Callable[[], Sequence[tuple[str, str, str, str, int, str]]]
 
 TableName = tuple[str, str]
 RETRY_MISSING_S = 1.0  # a table still unknown after a read is looked up again at most this often
+
+
+def schema_of(session: Any) -> SchemaRows:
+    """What a `SchemaCache` reads, over a driver `session`: every column of every table."""
+
+    def fetch() -> list[tuple[str, str, str, str, int, str]]:
+        rows = session.execute(
+            "SELECT keyspace_name, table_name, column_name, kind, position, type FROM system_schema.columns"
+        )
+        return [tuple(r) for r in rows]
+
+    return fetch
 
 
 class SchemaCache:
@@ -169,6 +182,20 @@ class ConnectionCapture:
 
     async def prepare(self, envelopes: Sequence[Envelope]) -> None:
         """Before `envelopes` are relayed: wait (off the loop) for the schema of the tables they write."""
+        tables, schema = self._tables_written(envelopes), self.capture.schema
+        while (reading := schema.lookup(tables)) is not None:
+            self.capture.counts["schema_lookups_waited"] += 1
+            await asyncio.wrap_future(reading)
+
+    def wait_for_schema(self, envelopes: Sequence[Envelope]) -> None:
+        """`prepare`, blocking the calling thread (a tape's reader: no loop waits for it)."""
+        tables, schema = self._tables_written(envelopes), self.capture.schema
+        while (reading := schema.lookup(tables)) is not None:
+            self.capture.counts["schema_lookups_waited"] += 1
+            reading.result()
+
+    def _tables_written(self, envelopes: Sequence[Envelope]) -> set[TableName]:
+        """The tables `envelopes` write whose plans are not made for the schema known now."""
         tables: set[TableName] = set()
         for envelope in envelopes:
             if envelope.opcode not in (Opcode.QUERY, Opcode.EXECUTE, Opcode.BATCH):
@@ -180,10 +207,7 @@ class ConnectionCapture:
                 target = self._target(request, statement)  # type: ignore[arg-type]
                 if target is not None:
                     tables.add(target)
-        schema = self.capture.schema
-        while (reading := schema.lookup(tables)) is not None:
-            self.capture.counts["schema_lookups_waited"] += 1
-            await asyncio.wrap_future(reading)
+        return tables
 
     def ready(self, envelopes: Sequence[Envelope]) -> bool:
         """Whether `prepare` would have nothing to wait for: no writes, or EXECUTEs already planned."""
@@ -360,7 +384,7 @@ class ConnectionCapture:
         """Count the write as unverifiable; None (it has no ledger id)."""
         self.capture.counts["unverifiable"] += 1
         self.capture.ledger.unverifiable(
-            Unverifiable(reason.value, keyspace, table, text, self.name, time.time(), fault)
+            Unverifiable(reason.value, keyspace, table, text, self.name, self.capture.ledger.clock(), fault)
         )
         return None
 

@@ -142,26 +142,23 @@ class StandaloneProxy:
 
     def _open_capture(self, directory: Path, session: Any) -> None:
         from astrachaos.capture.ledger import IDLE_S, CaptureLedger
-        from astrachaos.standalone.capture import SchemaCache, WriteCapture
+        from astrachaos.capture.tape import tape_path
+        from astrachaos.standalone.capture import SchemaCache, WriteCapture, schema_of
+        from astrachaos.standalone.taped import TapedCapture, replay_left_tape
 
         if session is None:
             raise UsageProblem("--capture needs a session to read system_schema")
 
-        def fetch() -> list[tuple[str, str, str, str, int, str]]:
-            rows = session.execute(
-                "SELECT keyspace_name, table_name, column_name, kind, position, type"
-                " FROM system_schema.columns"
-            )
-            return [tuple(r) for r in rows]
-
-        schema = SchemaCache(fetch)
+        schema = SchemaCache(schema_of(session))
         schema.refresh()
-        # The loop makes what it answers durable itself (`commit_through`): the ledger's thread
-        # wakes only to journal requests not answered yet and, in the client's pauses, to put the
-        # journal into SQLite.
+        # The loop only puts what its relays saw on the capture's tape (`taped.py`); the tape is
+        # replayed into the ledger in the client's pauses, and the ledger's thread puts what it
+        # journals into SQLite in the pauses after that.
         self.ledger = CaptureLedger(directory, {"proxy": json.dumps(self._proxy_meta())},
                                     commit_interval_s=IDLE_S)  # fmt: skip
-        self.capture = WriteCapture(self.ledger, schema)
+        if replay_left_tape(self.ledger, schema, tape_path(directory)):  # its proxy was killed
+            self.ledger.flush()  # journaled: the tape can start again
+        self.capture = TapedCapture(WriteCapture(self.ledger, schema), directory)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -175,7 +172,7 @@ class StandaloneProxy:
 
     def capture_backlog_bytes(self) -> int:
         """Bytes of the capture's journal its SQLite file does not hold yet (0: no capture)."""
-        return 0 if self.ledger is None else self.ledger.backlog_bytes()
+        return 0 if self.capture is None else int(self.capture.backlog_bytes())
 
     def close(self) -> None:
         """Roll every fault back, stop listening, close connections, close the capture (idempotent)."""
@@ -191,11 +188,13 @@ class StandaloneProxy:
                 failed.append(f"{label}: {error}")
         self.proxies.close()
         if self.ledger is not None:
+            self.capture.close()  # the tape replayed whole
             self.ledger.set_meta("proxy", json.dumps(self._proxy_meta()))
             self.ledger.set_meta("injectors", json.dumps(self.injector_summaries()))
             self.ledger.set_meta("stats", json.dumps(self.stats()))
             self.ledger.close()
             self.ledger = None
+            self.capture.tape.path.unlink(missing_ok=True)  # all of it is in SQLite now
         if self.capture is not None:
             self.capture.schema.close()
         if failed:

@@ -19,6 +19,8 @@ from cassandra.query import BatchStatement
 
 from astrachaos.capture import CaptureReader
 from astrachaos.local import LocalCluster
+from astrachaos.standalone.capture import schema_of
+from astrachaos.standalone.taped import complete_capture
 from tests.integration.proxy_harness import astrachaos, listening, running_proxy
 from tests.integration.raw import raw_session
 
@@ -179,7 +181,11 @@ def test_kill_9_of_the_proxy_loses_no_answer_a_client_got(direct: Any, tmp_path:
             cluster.shutdown()
         proxy.process.wait(timeout=30)
     assert len(acknowledged) >= 300
-    with CaptureReader(capture):  # completes the capture from its journal (the proxy was killed)
+    # What `astrachaos verify` does first: the tape the killed proxy left is replayed in place.
+    assert (capture / "capture.tape").is_file()
+    with complete_capture(capture, schema_of(direct)) as completed:
+        assert completed == capture and not (capture / "capture.tape").exists()
+    with CaptureReader(capture):  # completes the capture from the ledger's journal
         pass
     with sqlite3.connect(capture / "capture.sqlite") as db:
         # capture format 2: the key is the serialized cells, int k (4 bytes) then text c
