@@ -220,8 +220,8 @@ class TapeReplay:
         self._lock = threading.Lock()  # one replay at a time: the thread's, or `stop`'s
         self._stopping = threading.Event()
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="capture-tape", daemon=True)
-        self._thread.start()
+        self._replay_thread = threading.Thread(target=self._run, name="capture-tape", daemon=True)
+        self._replay_thread.start()
 
     def _run(self) -> None:
         seen, active_at = -1, time.monotonic()
@@ -254,7 +254,7 @@ class TapeReplay:
     def stop(self) -> None:
         """Stop the thread and replay what is left (the writer is closed)."""
         self._stopping.set()
-        self._thread.join()
+        self._replay_thread.join()
         if self.error is not None:
             raise EnvironmentProblem(f"the capture tape could not be replayed: {self.error}")
         self._replay_to(self.writer.size)
