@@ -122,6 +122,19 @@ def _node_pid(port: int = 9042) -> int | None:
     return None
 
 
+def _settle(pid: int, timeout_s: float = 300.0) -> float:
+    """Wait until process `pid` is quiet (a capture replays its tape and fills SQLite once its client
+    pauses: not while the next mode is measured); the CPU seconds it spent meanwhile."""
+    began = last = _cpu_s(pid)
+    quiet, deadline = 0, time.monotonic() + timeout_s
+    while quiet < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = _cpu_s(pid)
+        quiet = quiet + 1 if now - last < 0.005 else 0
+        last = now
+    return last - began
+
+
 class _Cpu:
     """CPU µs per row of the client (this process), the node and a proxy over each timed run, by mode."""
 
@@ -148,6 +161,8 @@ class _Cpu:
             self.runs.setdefault(mode, {}).setdefault(name, []).append(
                 (_cpu_s(pid) - before[name]) * 1e6 / rows
             )
+        if proxy_pid is not None:  # its capture is replayed and put into SQLite in the pause after
+            self.runs[mode].setdefault("proxy-after", []).append(_settle(proxy_pid) * 1e6 / rows)
         return rate
 
     def medians(self) -> dict[str, dict[str, float]]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ class TapeWriter:
         self.mark = 0  # rows appended so far: the number a row's answer waits for
         self.durable = 0  # rows written so far
         self.size = 0  # bytes written so far
+        self.written_at = time.monotonic()  # when rows were last written: a reader waits for a pause
         self.add((START, first_write_id, first_unverifiable_id) + (None,) * (WIDTH - 3))
         self.commit_through(self.mark)
 
@@ -65,6 +67,7 @@ class TapeWriter:
             mark = self.mark
             if rows:
                 self.size += journal.write_all(self._fd, journal.encode_record((rows,)))
+                self.written_at = time.monotonic()
             self.durable = mark
 
     def close(self) -> None:

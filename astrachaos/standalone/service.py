@@ -369,6 +369,7 @@ class StandaloneProxy:
             "not_followed": self.not_followed(),
             "compressed_connections": self._compressed_connections(),
             "capture": capture,
+            "capture_backlog_bytes": self.capture_backlog_bytes(),
             "uptime_s": round(time.monotonic() - self._started, 1),
         }
 

@@ -40,6 +40,7 @@ REQUEST, ANSWER, DROPPED, CLOSED, OPENED = "request", "answer", "dropped", "clos
 KEPT = (Opcode.QUERY, Opcode.EXECUTE, Opcode.BATCH, Opcode.PREPARE)  # what the capture reads
 _PREFIXED = Flag.TRACING | Flag.WARNING | Flag.CUSTOM_PAYLOAD
 SLICE_ROWS = 50_000  # rows replayed per wake-up while the tape grows past APPLY_BYTES
+WAKE_S = 0.05  # how often the replay looks for a pause
 
 
 class TapedCapture:
@@ -224,29 +225,30 @@ class TapeReplay:
         self._replay_thread.start()
 
     def _run(self) -> None:
-        seen, active_at = -1, time.monotonic()
+        writer, committed_at = self.writer, time.monotonic()
         try:
-            while not self._stopping.wait(self._idle_s):
-                mark, now = self.writer.mark, time.monotonic()
-                self.writer.commit_through(mark)  # requests still unanswered: a kill -9 keeps them
-                if mark != seen:
-                    seen, active_at = mark, now
-                if now - active_at >= self._idle_s:
-                    self._replay_to(self.writer.size, busy_from=mark)
-                elif self.writer.size - self.position >= APPLY_BYTES:
-                    self._replay_to(self.writer.size, rows=SLICE_ROWS)
+            while not self._stopping.wait(WAKE_S):
+                if time.monotonic() - committed_at >= self._idle_s:  # requests still unanswered:
+                    writer.commit_through(writer.mark)  # written, so a kill -9 keeps them
+                    committed_at = time.monotonic()
+                if self.position >= writer.size:
+                    continue
+                if time.monotonic() - writer.written_at >= self._idle_s:  # the clients paused
+                    self._replay_to(writer.size, busy_from=writer.size)
+                elif writer.size - self.position >= APPLY_BYTES:
+                    self._replay_to(writer.size, rows=SLICE_ROWS)
         except BaseException as error:
             self.error = error
             log.error("the capture tape cannot be replayed: %s", error)
 
     def _replay_to(self, end: int, *, busy_from: int | None = None, rows: int | None = None) -> None:
-        """Replay up to byte `end`: stop once rows come after `busy_from`, or after about `rows`."""
+        """Replay up to byte `end`: stop once the tape grows past `busy_from`, or after about `rows`."""
         with self._lock:
             done = 0
             for found, at in tape.rows(self.writer.path, self.position, end):
                 self._replayer.replay(found)
                 self.position, done = at, done + len(found)
-                if busy_from is not None and self.writer.mark != busy_from:
+                if busy_from is not None and self.writer.size != busy_from:  # the clients are back
                     return
                 if rows is not None and done >= rows:
                     return

@@ -185,6 +185,6 @@ def test_a_killed_proxys_tape_is_replayed_once_over_what_it_had_recorded(tmp_pat
     with CaptureReader(tmp_path) as reader:
         found = list(reader.writes("ks", "kv"))
     keys = [w.write.key["k"] for w in found]
-    assert sorted(keys) == list(range(200)) + [1000], "each write once: the replay replaced what was there"
+    assert sorted(keys) == [*range(200), 1000], "each write once: the replay replaced what was there"
     told = {w.write.key["k"]: w.answer.told.value for w in found}
     assert told[1000] == "no_answer" and all(told[k] == "result" for k in range(200))
