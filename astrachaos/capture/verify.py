@@ -18,12 +18,10 @@ QUORUM), as run verification does. Classes are in `WriteClass`; `judge.py` decid
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,12 +125,17 @@ def verify_capture(
     settle_s: float = 1.0,
     read_consistency: str = "LOCAL_QUORUM",
     concurrency: int = 64,
+    source: Path | None = None,
 ) -> CaptureResult:
-    """Classify every captured write of `directory` against the database; write OUT/result.json."""
+    """Classify every captured write of `directory` against the database; write OUT/result.json.
+
+    A proxy's capture is read through `standalone.taped.complete_capture` (its tape replayed,
+    maybe into a copy): `source` is then the capture as the user named it.
+    """
     started = time.monotonic()
     session = session_or_factory if hasattr(session_or_factory, "execute") else session_or_factory()
     tally = Tally()
-    with _completed(directory, session) as readable, CaptureReader(readable) as reader:
+    with CaptureReader(directory) as reader:
         raw = RawSession(session)
         meta = reader.meta()
         entries = {(e.keyspace, e.table): e for e in reader.table_entries()}
@@ -165,7 +168,7 @@ def verify_capture(
     if claims is None:
         del tally.counts[WriteClass.NEVER_SENT.value]
     result = CaptureResult(
-        capture=str(directory),
+        capture=str(source or directory),
         counts=dict(tally.counts),
         records=tuple(tally.records),
         injectors=_json_list(meta.get("injectors")),
@@ -179,22 +182,6 @@ def verify_capture(
     if out is not None:
         write_result(result, out)
     return result
-
-
-@contextlib.contextmanager
-def _completed(directory: Path, session: Any) -> Iterator[Path]:
-    """The capture to read: a proxy's tape, if it left one, replayed first (`standalone/taped.py`:
-    decoding what a proxy saw is the proxy's)."""
-    from astrachaos.capture.tape import tape_path
-
-    if not tape_path(directory).is_file():
-        yield directory
-        return
-    from astrachaos.standalone.capture import schema_of
-    from astrachaos.standalone.taped import complete_capture
-
-    with complete_capture(directory, schema_of(session)) as readable:
-        yield readable
 
 
 def write_result(result: CaptureResult, out: Path) -> Path:

@@ -21,6 +21,8 @@ def verify_capture_command(
     from astrachaos.config.settings import load_profile
     from astrachaos.driver.session import connect
     from astrachaos.reports.capture import render_capture_console
+    from astrachaos.standalone.capture import schema_of
+    from astrachaos.standalone.taped import complete_capture
 
     if out is None:
         raise UsageProblem("--capture needs --out OUT (the directory for result.json)")
@@ -35,8 +37,11 @@ def verify_capture_command(
         if not dot:
             raise UsageProblem(f"--table {table!r} is not KS.TABLE")
         claims = Claims(source, key_spec(source, key, key_path, key_regex, match), keyspace, name)
-    with connect(load_profile(profile).profile) as connection:
-        result = verify_capture(capture, connection.session, claims, out, settle_s=settle_s)
+    with (
+        connect(load_profile(profile).profile) as connection,
+        complete_capture(capture, schema_of(connection.session)) as readable,  # a proxy's tape replayed
+    ):
+        result = verify_capture(readable, connection.session, claims, out, settle_s=settle_s, source=capture)
     stdout.print(render_capture_console(result.to_json()))
     stdout.print(f"[dim]result: {out / 'result.json'}[/]")
     raise typer.Exit(int(result.exit_code))
