@@ -86,7 +86,8 @@ def write_all(fd: int, data: bytes) -> int:
     """Write all of `data` to `fd` (OSError if not); how many bytes that was."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        written = os.write(fd, view)  # (not inside the slice: compiled, mypyc evaluated it twice)
+        view = view[written:]
     return len(data)
 
 

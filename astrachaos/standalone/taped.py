@@ -186,7 +186,9 @@ class Replayer:
 
     def _replay(self, row: tape.Row) -> None:
         kind, number, version, flags, stream, opcode, body, fault, refused, at = row[:10]
-        self._at = at
+        if kind == tape.START:  # the ids the tape's rows begin at: for a replay from the start
+            return
+        self._at = float(at)
         if kind == OPENED:
             self._connections[number] = ConnectionCapture(self.capture, body.decode(), lambda: None)
             return
