@@ -5,7 +5,7 @@ stream dropped, a connection closed) goes onto the capture tape as it came (the 
 fields and body, the faults in force, the time) and is written in one `write()` before the client
 hears what it explains (`capture/tape.py`). Nothing is decoded on the loop. `TapeReplay`, on a
 thread of its own, replays the tape through the capture proper (`capture.py`: keys from prepared
-metadata and system_schema, digests, the ledger) once no row was added for `IDLE_S`, while
+metadata and system_schema, digests, the ledger) once no row was written for `PAUSE_S`, while
 `APPLY_BYTES` or more wait (a slice per wake-up), and at close, with the times the tape recorded.
 
 A tape left by a killed proxy is replayed from its start, over the rows it had put in the ledger,
@@ -41,6 +41,9 @@ KEPT = (Opcode.QUERY, Opcode.EXECUTE, Opcode.BATCH, Opcode.PREPARE)  # what the 
 _PREFIXED = Flag.TRACING | Flag.WARNING | Flag.CUSTOM_PAYLOAD
 SLICE_ROWS = 50_000  # rows replayed per wake-up while the tape grows past APPLY_BYTES
 WAKE_S = 0.05  # how often the replay looks for a pause
+# A pause: no tape row written for this long. Longer than the ledger's IDLE_S: a replay started in a
+# hiccup of the client (a node's GC pause) takes the CPU the client wants back when it goes on.
+PAUSE_S = 1.0
 
 
 class TapedCapture:
@@ -215,7 +218,7 @@ class Replayer:
 class TapeReplay:
     """Replays a live tape behind its writer, on a thread of its own (see the module's docstring)."""
 
-    def __init__(self, capture: WriteCapture, writer: tape.TapeWriter, *, idle_s: float = IDLE_S) -> None:
+    def __init__(self, capture: WriteCapture, writer: tape.TapeWriter, *, idle_s: float = PAUSE_S) -> None:
         self.writer = writer
         self.position = 0  # tape bytes replayed
         self._replayer = Replayer(capture)
@@ -230,7 +233,7 @@ class TapeReplay:
         writer, committed_at = self.writer, time.monotonic()
         try:
             while not self._stopping.wait(WAKE_S):
-                if time.monotonic() - committed_at >= self._idle_s:  # requests still unanswered:
+                if time.monotonic() - committed_at >= IDLE_S:  # requests still unanswered:
                     writer.commit_through(writer.mark)  # written, so a kill -9 keeps them
                     committed_at = time.monotonic()
                 if self.position >= writer.size:
