@@ -30,7 +30,8 @@ pytestmark = pytest.mark.integration
 CHECKOUT = shipped.CHECKOUT
 SHIPPED = sorted(p.stem for p in (CHECKOUT / "astrachaos" / "scenarios").glob("*.yaml"))
 # Modules setup.py compiles (a sample: the relay's framing, its policy hook, the capture's two ends).
-COMPILED = ("proxy/cql", "proxy/interception", "standalone/capture", "capture/ledger")
+COMPILED = ("proxy/cql", "proxy/interception", "standalone/capture", "standalone/taped", "capture/ledger",
+            "capture/tape")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -207,3 +208,31 @@ def test_without_a_c_compiler_the_wheel_holds_pure_python_that_runs(tmp_path: Pa
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"pure Python {tmp_path / 'unpacked' / 'astrachaos' / 'proxy' / 'cql.py'}"
+
+
+COMPILED_UNIT_TESTS = [
+    "tests/unit/test_capture_tape.py", "tests/unit/test_capture_journal.py",
+    "tests/unit/test_capture_ledger.py", "tests/unit/test_proxy_schema_lookup.py",
+]  # fmt: skip
+
+
+def test_the_capture_unit_tests_pass_against_the_compiled_modules() -> None:
+    """The unit tests run the source; these run again with the wheel's compiled modules imported
+    instead (mypyc has compiled working Python into code that wrote every journal record twice)."""
+    tree = shipped.unpacked()
+    probe = (
+        "import astrachaos.standalone.taped as t, astrachaos.capture.journal as j; "
+        "print(t.__file__, j.__file__)"
+    )
+    imported = subprocess.run(
+        [sys.executable, "-P", "-c", probe], capture_output=True, text=True, timeout=60, check=True,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+    )  # fmt: skip
+    assert all(path.endswith(".so") for path in imported.stdout.split()), imported.stdout
+    done = subprocess.run(
+        [sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--import-mode=append",
+         "--rootdir", str(CHECKOUT), *COMPILED_UNIT_TESTS],
+        capture_output=True, text=True, cwd=CHECKOUT, timeout=600,
+        env={**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{CHECKOUT}"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]

@@ -7,6 +7,7 @@ by a killed proxy must be replayed once, over what the proxy had already put in 
 
 from __future__ import annotations
 
+import os
 import signal
 import struct
 import subprocess
@@ -140,9 +141,9 @@ def writer_start(write_id: int, unverifiable_id: int) -> tuple[object, ...]:
 
 
 PRODUCER = """
-import struct, sys, time
+import os, struct, sys, time
 from pathlib import Path
-sys.path.insert(0, sys.argv[2])
+sys.path[:0] = sys.argv[2].split(os.pathsep)  # the test's own: the package it tests, then the checkout
 from tests.unit.test_capture_tape import KNOWN, _insert, _void
 from astrachaos.capture import CaptureLedger
 from astrachaos.standalone.capture import SchemaCache, WriteCapture
@@ -170,10 +171,10 @@ time.sleep(600)
 
 
 def test_a_killed_proxys_tape_is_replayed_once_over_what_it_had_recorded(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[2]
-    producer = subprocess.Popen(
-        [sys.executable, "-c", PRODUCER, str(tmp_path), str(root)], stdout=subprocess.PIPE, text=True
-    )
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join([p for p in sys.path if p] + [root])
+    command = [sys.executable, "-c", PRODUCER, str(tmp_path), path]
+    producer = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert producer.stdout is not None and producer.stdout.readline().strip() == "ready"
     finally:
