@@ -7,6 +7,7 @@ Maven resolves the driver's jars there and javac compiles the class there; later
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,6 +122,15 @@ class RunningProxy:
         """`astrachaos proxy ctl ARGS --api API`."""
         return subprocess.run([*astrachaos(), "proxy", "ctl", *args, "--api", self.api],
                               capture_output=True, text=True, timeout=30)  # fmt: skip
+
+    def replayed_stats(self, timeout_s: float = 60.0) -> dict[str, Any]:
+        """`ctl stats` once the capture has caught up (its tape replayed: the clients paused)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            stats: dict[str, Any] = json.loads(self.ctl("stats").stdout)
+            if stats.get("capture_backlog_bytes", 0) == 0 or time.monotonic() > deadline:
+                return stats
+            time.sleep(0.2)
 
     def interrupt(self) -> int:
         """Ctrl-C; returns the exit code once the proxy has rolled back and exited."""

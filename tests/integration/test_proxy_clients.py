@@ -172,7 +172,7 @@ def test_java_uploader_through_the_proxy_every_class_matches_a_raw_read(session:
         assert [f["label"] for f in listed] == ["timeout-20"]
         output, _ = uploader.communicate(timeout=180)
         assert uploader.returncode == 0, output
-        stats = json.loads(proxy.ctl("stats").stdout)
+        stats = proxy.replayed_stats()
         assert proxy.interrupt() == 130, "".join(proxy.output)
         for host_port in proxy.listen:
             assert not listening(*host_port), f"{host_port} still listening after Ctrl-C"
@@ -229,7 +229,7 @@ def test_the_java_driver_with_lz4_is_read_and_captured_completely(
                                      compression="lz4", protocol=protocol)  # fmt: skip
         output, _ = uploader.communicate(timeout=180)
         assert uploader.returncode == 0, output
-        stats = json.loads(proxy.ctl("stats").stdout)
+        stats = proxy.replayed_stats()
         assert proxy.interrupt() == 130
     assert stats["compressed_connections"].get("lz4", 0) >= 1, stats
     assert stats["not_followed"] == {"connections": 0, "refused": 0, "frames": 0, "requests": 0}
@@ -256,7 +256,7 @@ def test_the_node_driver_through_the_proxy_every_class_matches_a_raw_read(
         writer = run_node_uploader(home, host, port, KS, table, 300, app_log)
         output, _ = writer.communicate(timeout=180)
         assert writer.returncode == 0, output
-        stats = json.loads(proxy.ctl("stats").stdout)
+        stats = proxy.replayed_stats()
         assert proxy.interrupt() == 130
     stopped = json.loads(app_log.read_text().splitlines()[-1])
     assert stopped["hosts"] == [f"{host}:{port}"]  # the driver knows the node by its proxy address only
@@ -301,7 +301,7 @@ def test_cqlsh_copy_from_through_the_proxy_every_class_matches_a_raw_read(
             capture_output=True, text=True, timeout=300, cwd=tmp_path,
         )  # fmt: skip
         assert "rows imported" in copy.stdout + copy.stderr, copy.stdout + copy.stderr
-        stats = json.loads(proxy.ctl("stats").stdout)
+        stats = proxy.replayed_stats()
         assert proxy.interrupt() == 130
     assert stats["capture"].get("writes_seen", 0) >= 300, stats
     code, result = _verify(capture, out, app_log, table)

@@ -117,7 +117,7 @@ def test_a_compressed_client_is_read_faulted_and_captured_with_nothing_unread(
             session.execute(insert, (base + i, "z", value))
         connection = next(iter(session.get_pools())).borrow_connection(timeout=5)[0]
         negotiated = connection._compression_type if hasattr(connection, "_compression_type") else None
-        stats = json.loads(proxy.ctl("stats").stdout)
+        stats = proxy.replayed_stats()
         cluster.shutdown()
         assert proxy.interrupt() == 130
     assert refused == 5
@@ -147,7 +147,7 @@ def test_a_table_created_mid_run_is_looked_up_and_its_writes_keyed(direct: Any, 
         session.execute(f"CREATE TABLE {KS}.{table} (k int PRIMARY KEY, v text)")  # after the proxy started
         session.execute(session.prepare(f"INSERT INTO {KS}.{table} (k, v) VALUES (?, ?)"), (1, "a"))
         session.execute(session.prepare(f"UPDATE {KS}.{table} SET v = ? WHERE k = ?"), ("b", 2))
-        stats = json.loads(proxy.ctl("stats").stdout)
+        stats = proxy.replayed_stats()
         cluster.shutdown()
         assert proxy.interrupt() == 130
     assert stats["capture"].get("schema_lookups_waited", 0) >= 1
