@@ -40,6 +40,30 @@ def _literal(stream: int) -> Envelope:
     return Envelope(4, False, 0, stream, Opcode.QUERY, struct.pack(">i", len(text)) + text + b"\x00\x01\x00")
 
 
+def _string(text: str) -> bytes:
+    return struct.pack(">H", len(text)) + text.encode()
+
+
+def _prepare(stream: int, text: str) -> Envelope:
+    return Envelope(4, False, 0, stream, Opcode.PREPARE, struct.pack(">i", len(text)) + text.encode())
+
+
+def _prepared(stream: int, prepared_id: bytes) -> Envelope:
+    """RESULT Prepared of INSERT INTO ks.kv (k, v) VALUES (?, ?): k int (the partition key), v text."""
+    body = struct.pack(">iH", 0x0004, len(prepared_id)) + prepared_id
+    body += struct.pack(">iiiH", 0x0001, 2, 1, 0) + _string("ks") + _string("kv")
+    body += _string("k") + struct.pack(">H", 0x0009) + _string("v") + struct.pack(">H", 0x000D)
+    body += struct.pack(">ii", 0x0004, 0)  # result metadata: none
+    return Envelope(4, True, 0, stream, Opcode.RESULT, body)
+
+
+def _execute(stream: int, prepared_id: bytes, key: int) -> Envelope:
+    values = [struct.pack(">i", key), b"executed"]
+    body = struct.pack(">H", len(prepared_id)) + prepared_id + struct.pack(">HBH", 1, 0x01, len(values))
+    body += b"".join(struct.pack(">i", len(v)) + v for v in values)
+    return Envelope(4, False, 0, stream, Opcode.EXECUTE, body)
+
+
 def _void(stream: int) -> Envelope:
     return Envelope(4, True, 0, stream, Opcode.RESULT, struct.pack(">i", 1))
 
@@ -63,6 +87,11 @@ class Schema:
 def _feed(capture: WriteCapture | TapedCapture) -> None:
     """One connection's calls: every kind of answer, a refusal, a drop, a table the schema lacks."""
     connection = capture.connection("n1", lambda: None)
+    connection.request(_prepare(9, "INSERT INTO ks.kv (k, v) VALUES (?, ?)"), None, None)
+    connection.response(_prepared(9, b"pid1"), None)
+    for stream, key in ((10, 11), (11, 12)):  # the proxy's hot path: EXECUTE of a prepared write
+        connection.request(_execute(stream, b"pid1", key), None, None)
+        connection.response(_void(stream), None)
     connection.request(_insert(1, 1), None, None)
     connection.response(_void(1), None)
     connection.request(_insert(2, 2), "timeouts", None)
@@ -114,6 +143,7 @@ def test_a_taped_capture_records_what_decoding_on_the_loop_records(tmp_path: Pat
     assert ("kv", 3, "overload", "error", "Overloaded") in writes
     assert ("kv", 4, "replace", "error", "WriteTimeout") in writes
     assert ("later", 70, None, "result", None) in writes  # its table was read by the replay
+    assert ("kv", 11, None, "result", None) in writes and ("kv", 12, None, "result", None) in writes
     assert unverifiable == [(Reason.LITERALS.value, "ks", "kv", None)]
     with CaptureReader(tmp_path / "taped") as reader:
         sent = [w.write.sent_at for w in reader.writes("ks", "kv")]
