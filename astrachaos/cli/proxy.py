@@ -129,7 +129,7 @@ def _shutdown(control: Any, service: Any, schema: Any) -> None:
         if service is not None:
             backlog = service.capture_backlog_bytes()
             if backlog >= 16_000_000:  # seconds of work: say why the exit waits
-                stderr.print(f"capture: {backlog / 1e6:,.0f} MB of journaled writes go into capture.sqlite "
+                stderr.print(f"capture: {backlog / 1e6:,.0f} MB of captured writes go into capture.sqlite "
                              "before the proxy exits (faults are rolled back first)")  # fmt: skip
             service.close()
         if schema is not None:
