@@ -86,8 +86,7 @@ def rows(path: Path, start: int, end: int) -> Iterator[tuple[list[Row], int]]:
 
 def start_of(path: Path) -> tuple[int, int]:
     """The ledger ids the tape's writes and unverifiable rows begin at (JournalError if unreadable)."""
-    for found, _ in rows(path, 0, path.stat().st_size):
-        if found and found[0][0] == START:
-            return int(found[0][1]), int(found[0][2])
-        break
-    raise journal.JournalError(f"{path} does not begin with its start row")
+    first, _ = next(rows(path, 0, path.stat().st_size), ([], 0))
+    if not first or first[0][0] != START:
+        raise journal.JournalError(f"{path} does not begin with its start row")
+    return int(first[0][1]), int(first[0][2])

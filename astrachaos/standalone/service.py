@@ -171,7 +171,8 @@ class StandaloneProxy:
         self._ticker.start()
 
     def capture_backlog_bytes(self) -> int:
-        """Bytes of the capture's journal its SQLite file does not hold yet (0: no capture)."""
+        """Bytes of captured writes capture.sqlite does not hold yet: tape not replayed, journal
+        not applied (0: no capture)."""
         return 0 if self.capture is None else int(self.capture.backlog_bytes())
 
     def close(self) -> None:

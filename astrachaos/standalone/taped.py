@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import sqlite3
 import struct
 import tempfile
 import threading
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from astrachaos.capture import journal, tape
-from astrachaos.capture.ledger import APPLY_BYTES, IDLE_S, CaptureLedger, capture_file
+from astrachaos.capture.ledger import APPLY_BYTES, IDLE_S, CaptureLedger, apply_journal_copy, capture_file
 from astrachaos.errors import EnvironmentProblem
 from astrachaos.proxy.cql import Envelope, Flag, FrameError, Opcode, response_body
 from astrachaos.standalone.capture import ConnectionCapture, SchemaCache, SchemaRows, WriteCapture
@@ -126,14 +127,9 @@ class TapedConnection:
         flags, body = envelope.flags, envelope.body
         if envelope.opcode == Opcode.RESULT and asked != Opcode.PREPARE:
             flags, body = 0, _result_kind(envelope)
-        row: tape.Row
-        if replaced is None:
-            row = (ANSWER, self.number, envelope.version, flags, envelope.stream, envelope.opcode, body,
-                   None, None, time.time(), None, None, None)  # fmt: skip
-        else:
-            row = (ANSWER, self.number, envelope.version, flags, envelope.stream, envelope.opcode, body,
-                   None, None, time.time(), replaced.opcode, replaced.flags, replaced.body)  # fmt: skip
-        self.mark = self.tape.add(row)
+        instead = (None, None, None) if replaced is None else (replaced.opcode, replaced.flags, replaced.body)
+        self.mark = self.tape.add((ANSWER, self.number, envelope.version, flags, envelope.stream,
+                                   envelope.opcode, body, None, None, time.time(), *instead))  # fmt: skip
 
     def dropped(self, stream: int) -> None:
         """The server's answer on `stream` was swallowed: the client is told nothing."""
@@ -289,19 +285,19 @@ def complete_capture(directory: Path, fetch: SchemaRows) -> Iterator[Path]:
     if not path.is_file():
         yield directory
         return
+    probe = journal.ProducerLock(directory)
+    producer_gone = probe.take()
+    probe.release()
     schema = SchemaCache(fetch)
-    lock = journal.ProducerLock(directory)
     try:
-        if lock.take():
-            lock.release()
+        if producer_gone:
             _replay_into(directory, schema, path)
+            path.unlink()  # all of it is in capture.sqlite now
             yield directory
             return
         copy = Path(tempfile.mkdtemp(prefix="astrachaos-capture-"))
         try:
-            for found in sorted(directory.glob(f"{journal.PREFIX}*")):
-                shutil.copy2(found, copy / found.name)
-            _copy_database(capture_file(directory), capture_file(copy))
+            _copy_ledger(directory, copy)
             _replay_into(copy, schema, path)
             yield copy
         finally:
@@ -316,17 +312,14 @@ def _replay_into(directory: Path, schema: SchemaCache, path: Path) -> None:
         replay_left_tape(ledger, schema, path)
     finally:
         ledger.close()
-    if path.parent == directory:
-        path.unlink(missing_ok=True)
 
 
-def _copy_database(source: Path, target: Path) -> None:
-    import sqlite3
-
-    reading = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    writing = sqlite3.connect(target)
+def _copy_ledger(directory: Path, copy: Path) -> None:
+    """The ledger of `directory` (SQLite and the journal it does not hold yet) as `copy`'s."""
+    source = sqlite3.connect(f"file:{capture_file(directory)}?mode=ro", uri=True)
+    target = sqlite3.connect(capture_file(copy), isolation_level=None)
     try:
-        reading.backup(writing)
+        apply_journal_copy(source, target, directory)
     finally:
-        reading.close()
-        writing.close()
+        source.close()
+        target.close()

@@ -207,15 +207,22 @@ def test_a_killed_proxys_tape_is_replayed_once_over_what_it_had_recorded(tmp_pat
     producer = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert producer.stdout is not None and producer.stdout.readline().strip() == "ready"
+        with complete_capture(tmp_path, lambda: KNOWN) as completed:  # its producer still runs: a copy
+            assert completed != tmp_path
+            assert _writes_told(completed) == EXPECTED
+        assert (tmp_path / "capture.tape").is_file()  # the producer's own files stay as they were
     finally:
         producer.send_signal(signal.SIGKILL)
         producer.wait(30)
     with complete_capture(tmp_path, lambda: KNOWN) as completed:
         assert completed == tmp_path
     assert not (tmp_path / "capture.tape").exists()
-    with CaptureReader(tmp_path) as reader:
-        found = list(reader.writes("ks", "kv"))
-    keys = [w.write.key["k"] for w in found]
-    assert sorted(keys) == [*range(200), 1000], "each write once: the replay replaced what was there"
-    told = {w.write.key["k"]: w.answer.told.value for w in found}
-    assert told[1000] == "no_answer" and all(told[k] == "result" for k in range(200))
+    assert _writes_told(tmp_path) == EXPECTED, "each write once: the replay replaced what was there"
+
+
+EXPECTED = sorted([(k, "result") for k in range(200)] + [(1000, "no_answer")])
+
+
+def _writes_told(directory: Path) -> list[tuple[int, str]]:
+    with CaptureReader(directory) as reader:
+        return sorted((w.write.key["k"], w.answer.told.value) for w in reader.writes("ks", "kv"))
